@@ -1,0 +1,72 @@
+"""Per-task facts shared by every stage (collection, CDT, safe optimisation, evaluation).
+
+Numbers come from the PLS paper (Tables 4-6, App. K) and OSRL/DSRL defaults; where the paper is silent
+the choice is ours and says so. Everything else in pls_core looks tasks up here instead of hard-coding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    task_id: str
+    episode_len: int
+    # Velocity tasks can end early (unhealthy); navigation tasks only time out.
+    can_terminate: bool
+    # DSRL datasets cover episode cost 0..max_cost; our collection aims at the same range.
+    max_cost: float
+    # CDT Pareto-frontier relabelling (OSRL cdt_configs): polynomial degree, reward ceiling, allowed drop.
+    relabel_deg: int
+    relabel_max_reward: float
+    relabel_max_rew_decrease: float
+    # Safe seed box Z0 for PLS, (R_low, R_high) x (G_low, G_high), raw returns (paper Tables 5-6).
+    seed_reward_range: tuple[float, float]
+    seed_cost_range: tuple[float, float] = (0.0, 5.0)
+    # Reward GP kernel (lengthscale, outputscale): paper App. K; cost GP is (5.0, 1.0) for every task.
+    reward_kernel: tuple[float, float] = (100.0, 100.0)
+    thresholds: tuple[float, ...] = (20.0, 40.0)
+    extra: dict = field(default_factory=dict)
+
+
+_VELOCITY = dict(episode_len=1000, can_terminate=True, max_cost=250.0, relabel_deg=1)
+
+TASKS: dict[str, TaskSpec] = {
+    spec.task_id: spec
+    for spec in (
+        # Paper prints the HalfCheetah seed range as [200, 2300]; we read it as the typo it most likely is
+        # and keep the conservative [2000, 2300] only where the dataset supports it (see derive_seed_box).
+        TaskSpec("SafetyHalfCheetahVelocity-v1", **{**_VELOCITY, "can_terminate": False},
+                 relabel_max_reward=3000.0, relabel_max_rew_decrease=500.0,
+                 seed_reward_range=(2000.0, 2300.0)),
+        TaskSpec("SafetyHopperVelocity-v1", **_VELOCITY, relabel_max_reward=2000.0,
+                 relabel_max_rew_decrease=300.0, seed_reward_range=(1200.0, 1500.0)),
+        TaskSpec("SafetyWalker2dVelocity-v1", **{**_VELOCITY, "max_cost": 300.0},
+                 relabel_max_reward=3600.0, relabel_max_rew_decrease=800.0,
+                 seed_reward_range=(2000.0, 2400.0)),
+        TaskSpec("SafetyAntVelocity-v1", **_VELOCITY, relabel_max_reward=3000.0,
+                 relabel_max_rew_decrease=500.0, seed_reward_range=(2000.0, 2300.0)),
+        TaskSpec("SafetySwimmerVelocity-v1", **{**_VELOCITY, "can_terminate": False, "max_cost": 200.0},
+                 relabel_max_reward=250.0, relabel_max_rew_decrease=50.0,
+                 seed_reward_range=(100.0, 120.0)),
+        # Safety-Gymnasium's CarCircle1 (not Bullet's CarCircle): 500 steps, DSRL max cost 250.
+        TaskSpec("SafetyCarCircle1-v0", episode_len=500, can_terminate=False, max_cost=250.0,
+                 relabel_deg=4, relabel_max_reward=30.0, relabel_max_rew_decrease=5.0,
+                 seed_reward_range=(10.0, 12.0), reward_kernel=(5.0, 1.0)),
+        TaskSpec("SafetyPointGoal1-v0", episode_len=1000, can_terminate=False, max_cost=100.0,
+                 relabel_deg=1, relabel_max_reward=35.0, relabel_max_rew_decrease=5.0,
+                 seed_reward_range=(10.0, 12.0), reward_kernel=(5.0, 1.0)),
+    )
+}
+
+DEFAULT_TASK = "SafetyHalfCheetahVelocity-v1"
+
+
+def get_task(task_id: str) -> TaskSpec:
+    """Look a task up, with an error that lists what is known."""
+    try:
+        return TASKS[task_id]
+    except KeyError:
+        known = ", ".join(sorted(TASKS))
+        raise KeyError(f"unknown task {task_id!r}; known tasks: {known}") from None
