@@ -1,0 +1,61 @@
+# pls: `make demo` runs the main job, `make test` runs the tests. Both set up .venv first (idempotent).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_SYS ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+STAMPS := $(VENV)/.stamps
+BUILD := build
+export AMENT_PREFIX_PATH := $(abspath $(VENV))
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: help setup demo test lint clean-setup
+
+help:
+	@echo "make demo   - set up, then run PLS end to end in the MuJoCo sim through the ROS 2 node graph"
+	@echo "make test   - set up, then run the test suite (DDS confined to this machine)"
+	@echo "make setup  - only create/refresh .venv: pinned deps, safety-gymnasium, pls_interfaces messages"
+	@echo "make lint   - ruff"
+
+setup: $(STAMPS)/msgs $(STAMPS)/pls
+
+$(STAMPS)/venv:
+	$(PYTHON_SYS) -m venv $(VENV)
+	mkdir -p $(STAMPS) && touch $@
+
+# torch is pinned in requirements/base.txt to the CPU build on local disk; never let pip pick another.
+$(STAMPS)/deps: $(STAMPS)/venv requirements/base.txt
+	$(PIP) install -r requirements/base.txt
+	# safety-gymnasium 1.0.0 pins pygame 2.1.0 (no cp311 wheel) and mujoco 2.3.3: install without its pins;
+	# pls_core.compat.safety_gymnasium makes it run on Python 3.11 / mujoco 3 / numpy 2.
+	$(PIP) install --no-deps -r requirements/no-deps.txt
+	$(PY) scripts/fix_ros_cmake_exports.py
+	touch $@
+
+$(STAMPS)/msgs: $(STAMPS)/deps $(wildcard msg/*.msg) pls_interfaces/CMakeLists.txt pls_interfaces/package.xml
+	rm -rf $(BUILD)/pls_interfaces
+	cmake -S pls_interfaces -B $(BUILD)/pls_interfaces -DCMAKE_PREFIX_PATH=$(abspath $(VENV)) \
+	  -DCMAKE_INSTALL_PREFIX=$(abspath $(VENV)) -DPython3_EXECUTABLE=$(abspath $(PY)) -DBUILD_TESTING=OFF \
+	  > $(BUILD)/pls_interfaces.configure.log || { cat $(BUILD)/pls_interfaces.configure.log; exit 1; }
+	cmake --build $(BUILD)/pls_interfaces -j2 > $(BUILD)/pls_interfaces.build.log || { tail -50 $(BUILD)/pls_interfaces.build.log; exit 1; }
+	cmake --install $(BUILD)/pls_interfaces > /dev/null
+	$(PY) -c "from pls_interfaces.msg import TargetReturn, EpisodeResult, SupervisorStatus"
+	touch $@
+
+$(STAMPS)/pls: $(STAMPS)/deps setup.py setup.cfg
+	$(PIP) install --no-deps --no-build-isolation -e .
+	touch $@
+
+test: setup
+	scripts/netns-run $(PY) -m pytest test -q -p no:cacheprovider
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+demo: setup
+	$(VENV)/bin/pls demo
+
+clean-setup:
+	rm -rf $(VENV) $(BUILD)

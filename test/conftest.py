@@ -1,0 +1,29 @@
+"""Test-wide safety for ROS: every test talks DDS on localhost only, in a domain of its own.
+
+`make test` runs the whole session inside a loopback-only network namespace (scripts/netns-run) where the
+machine allows it; these settings hold on top of that, and on their own where it does not.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pls_ros.dds import local_dds_environment, unique_domain_id
+
+REPO = Path(__file__).resolve().parent.parent
+ROS_LOG_ROOT = REPO / "build" / "ros_log"
+
+# The test process itself (for in-process rclpy) gets the same treatment as the children it starts.
+os.environ.update(local_dds_environment(log_dir=ROS_LOG_ROOT / "pytest"))
+
+
+@pytest.fixture
+def ros_env(request) -> dict[str, str]:
+    """Environment for ROS child processes of one test: fresh domain id, log dir inside the build tree."""
+    domain = unique_domain_id()
+    env = local_dds_environment(domain_id=domain, log_dir=ROS_LOG_ROOT / request.node.name)
+    os.environ["ROS_DOMAIN_ID"] = str(domain)  # in-process rclpy in this test joins the same domain
+    return env
