@@ -1,0 +1,369 @@
+"""The one description of pls's ROS 2 node graphs, shared by the launch files and the pip-only launcher.
+
+`launch/sim.launch.py`, `launch/robot.launch.py` (for `ros2 launch` on a ROS 2 install) and
+`pls_ros.launcher` (for `pls sim` / `pls robot` with pip only) all build their node list, launch arguments,
+parameter overrides and remappings from the data below, so the two ways of starting pls cannot drift apart.
+Plain data and small functions only: nothing here imports `launch`, `launch_ros` or rclpy.
+
+A graph is:
+  * nodes: ROS node name, console-script executable (lib/pls_ros/<executable> under colcon), Python module
+    (`python -m <module>` for the pip launcher), parameter file in the config folder, and whether the whole
+    graph stops when the node exits;
+  * arguments: launch arguments (`name:=value`), each landing on one or more (node, parameter) pairs; the
+    default is the value in that node's parameter file unless the argument gives its own;
+  * remappings: our topic -> the topic named by an argument (robot graph: the robot driver's topics),
+    applied to every node of the graph.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+PACKAGE = "pls_ros"
+PARAMS_KEY = "ros__parameters"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Topics (names, types, QoS): used by `pls echo`, the progress monitor, the benchmark and the docs.
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    type: str  # "pkg/msg/Name"
+    qos: str  # name of the QoS profile in pls_ros.qos that the publisher uses
+    publisher: str  # who publishes it (node name, or "robot driver")
+    description: str
+
+
+OBSERVATION = "/pls/observation"
+ACTION = "/pls/action"
+EPISODE_RESULT = "/pls/episode_result"
+TARGET_RETURN = "/pls/target_return"
+SUPERVISOR_STATUS = "/pls/supervisor_status"
+POLICY_STATUS = "/pls/policy_status"
+
+TOPICS: dict[str, Topic] = {
+    t.name: t
+    for t in (
+        Topic(OBSERVATION, "pls_interfaces/msg/Observation", "CONTROL_QOS", "pls_sim / robot driver",
+              "one control-step observation with the reward and cost of the step that led to it"),
+        Topic(ACTION, "pls_interfaces/msg/Action", "CONTROL_QOS", "pls_policy",
+              "the action answering one observation (or the fallback action)"),
+        Topic(EPISODE_RESULT, "pls_interfaces/msg/EpisodeResult", "EPISODE_RESULT_QOS",
+              "pls_sim / robot driver",
+              "reward and cost return of each finished episode, and the target it ran with"),
+        Topic(TARGET_RETURN, "pls_interfaces/msg/TargetReturn", "TARGET_RETURN_QOS", "pls_supervisor",
+              "the next verified-safe target z = (R, G); latched, so late joiners get the current one"),
+        Topic(SUPERVISOR_STATUS, "pls_interfaces/msg/SupervisorStatus", "SUPERVISOR_STATUS_QOS",
+              "pls_supervisor",
+              "iteration, phase, safe-set size and best safe target of the safe optimiser"),
+        Topic(POLICY_STATUS, "pls_interfaces/msg/PolicyStatus", "POLICY_STATUS_QOS", "pls_policy",
+              "policy node health: state, latency percentiles, deadline overruns, fallbacks"),
+    )
+}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Graph description.
+@dataclass(frozen=True)
+class Param:
+    """Where a launch argument lands: parameter `name` of node `node`, typed as `type`."""
+
+    node: str
+    name: str
+    type: type = str
+
+
+@dataclass(frozen=True)
+class Argument:
+    name: str
+    description: str
+    targets: tuple[Param, ...] = ()
+    # None: the default is the value of the first target in its node's parameter file.
+    default: str | None = None
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Remap:
+    """Topic `topic` is renamed to the value of launch argument `argument` in every node of the graph."""
+
+    topic: str
+    argument: str
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str  # ROS node name (and the key of its parameter file)
+    executable: str  # console script, installed to lib/pls_ros/ by colcon (launch_ros looks there)
+    module: str  # `python -m <module>` for the pip-only launcher
+    params_file: str  # file name in the config folder
+    required: bool = True  # the whole graph stops when this node exits
+
+
+@dataclass(frozen=True)
+class Graph:
+    name: str
+    description: str
+    nodes: tuple[NodeSpec, ...]
+    arguments: tuple[Argument, ...]
+    remappings: tuple[Remap, ...] = field(default=())
+
+    def node(self, name: str) -> NodeSpec:
+        for spec in self.nodes:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"graph {self.name!r} has no node {name!r}")
+
+    def argument(self, name: str) -> Argument:
+        for arg in self.arguments:
+            if arg.name == name:
+                return arg
+        known = ", ".join(a.name for a in self.arguments)
+        raise KeyError(f"graph {self.name!r} has no argument {name!r}; arguments: {known}")
+
+
+SIM_NODE = NodeSpec("pls_sim", "sim_node", "pls_ros.sim_node", "sim.yaml")
+POLICY_NODE = NodeSpec("pls_policy", "policy_node", "pls_ros.policy_node", "policy.yaml")
+SUPERVISOR_NODE = NodeSpec("pls_supervisor", "supervisor_node", "pls_ros.supervisor_node", "supervisor.yaml")
+
+_SIM, _POL, _SUP = SIM_NODE.name, POLICY_NODE.name, SUPERVISOR_NODE.name
+
+# Arguments both graphs share (the policy and the supervisor run in both).
+_TASK_TARGETS = (Param(_POL, "task_id"), Param(_SUP, "task_id"))
+_COMMON = (
+    Argument("model", "ONNX policy file; empty: the model shipped for the task",
+             (Param(_POL, "model_path"),)),
+    Argument("threshold", "safety threshold b on the episode cost return",
+             (Param(_SUP, "threshold", float),)),
+    Argument("config", "optimiser config YAML for the supervisor; empty: the task's defaults",
+             (Param(_SUP, "optimizer_config"),)),
+    Argument("episodes_per_evaluation", "episodes averaged per target evaluation (the paper's varpi)",
+             (Param(_SUP, "episodes_per_evaluation", int),)),
+    Argument("store_path", "where the supervisor persists its observations (resume after restart)",
+             (Param(_SUP, "store_path"),)),
+)
+
+SIM = Graph(
+    name="sim",
+    description="PLS in MuJoCo: simulated robot (pls_sim), frozen policy (pls_policy), "
+                "safe BO (pls_supervisor)",
+    nodes=(SIM_NODE, POLICY_NODE, SUPERVISOR_NODE),
+    arguments=(
+        Argument("task", "Safety-Gymnasium task id", (Param(_SIM, "task_id"), *_TASK_TARGETS)),
+        *_COMMON,
+        Argument("mode", "lockstep: the sim waits for each action; realtime: the sim steps at control rate",
+                 (Param(_SIM, "mode"),), choices=("lockstep", "realtime")),
+        Argument("control_rate_hz", "control rate of the sim and the policy",
+                 (Param(_SIM, "control_rate_hz", float), Param(_POL, "control_rate_hz", float))),
+        Argument("max_episodes", "stop the sim (and with it the graph) after this many episodes; 0: never",
+                 (Param(_SIM, "max_episodes", int),)),
+        Argument("seed", "sim seed", (Param(_SIM, "seed", int),)),
+    ),
+)
+
+ROBOT = Graph(
+    name="robot",
+    description="PLS on a real robot: the robot's driver replaces pls_sim through the remapped topics",
+    nodes=(POLICY_NODE, SUPERVISOR_NODE),
+    arguments=(
+        Argument("task", "task id the model was trained for", _TASK_TARGETS),
+        *_COMMON,
+        Argument("control_rate_hz", "policy control rate", (Param(_POL, "control_rate_hz", float),)),
+        Argument("trigger", "observation: answer every observation; timer: act at control rate on the latest",
+                 (Param(_POL, "trigger"),), choices=("observation", "timer")),
+        Argument("observation_topic", "driver topic carrying pls_interfaces/Observation",
+                 default="/robot/pls/observation"),
+        Argument("action_topic", "driver topic consuming pls_interfaces/Action",
+                 default="/robot/pls/action"),
+        Argument("episode_result_topic", "driver topic carrying pls_interfaces/EpisodeResult",
+                 default="/robot/pls/episode_result"),
+    ),
+    remappings=(
+        Remap(OBSERVATION, "observation_topic"),
+        Remap(ACTION, "action_topic"),
+        Remap(EPISODE_RESULT, "episode_result_topic"),
+    ),
+)
+
+GRAPHS: dict[str, Graph] = {g.name: g for g in (SIM, ROBOT)}
+
+
+def get_graph(name: str) -> Graph:
+    try:
+        return GRAPHS[name]
+    except KeyError:
+        raise KeyError(f"unknown graph {name!r}; graphs: {', '.join(GRAPHS)}") from None
+
+
+def node_parameter_arguments(graph: Graph, node: str) -> list[tuple[Param, str]]:
+    """(parameter, argument name) for every launch argument that lands on `node`."""
+    return [(p, arg.name) for arg in graph.arguments for p in arg.targets if p.node == node]
+
+
+def node_remappings(graph: Graph, node: str) -> list[tuple[str, str]]:
+    """(our topic, argument name) pairs for `node` (every remap applies to every node of the graph)."""
+    graph.node(node)
+    return [(r.topic, r.argument) for r in graph.remappings]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Parameter files and values.
+def config_dir() -> Path:
+    """The folder of sim.yaml/policy.yaml/supervisor.yaml.
+
+    A source checkout (or editable install) uses <repo>/config; an installed package uses
+    <prefix>/share/pls_ros/config (pip data_files or colcon), found via sys.prefix or the ament index.
+    """
+    candidates = [Path(__file__).resolve().parent.parent / "config",
+                  Path(sys.prefix) / "share" / PACKAGE / "config"]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.append(Path(get_package_share_directory(PACKAGE)) / "config")
+    except Exception:  # not on a ROS install / not in the ament index
+        pass
+    for path in candidates:
+        if (path / SIM_NODE.params_file).is_file():
+            return path
+    raise FileNotFoundError("pls_ros parameter files not found; looked in " + ", ".join(map(str, candidates)))
+
+
+def read_params(path: str | Path, node: str) -> dict:
+    """The `ros__parameters` of `node` in a ROS 2 parameter file (also under `/**` or `/<node>`)."""
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    for key in (node, f"/{node}", "/**", "**"):
+        section = data.get(key)
+        if isinstance(section, dict) and PARAMS_KEY in section:
+            return dict(section[PARAMS_KEY] or {})
+    return {}
+
+
+def format_value(value: object) -> str:
+    """A parameter value as a launch-argument string (what `name:=value` would say)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    return str(value)
+
+
+def coerce(value: str, kind: type) -> object:
+    """A launch-argument string as the typed parameter value (as launch_ros ParameterValue would)."""
+    if kind is str:
+        return value
+    if kind is bool:
+        low = value.strip().lower()
+        if low in ("true", "1", "yes", "on"):
+            return True
+        if low in ("false", "0", "no", "off"):
+            return False
+        raise ValueError(f"not a boolean: {value!r}")
+    if kind is int:
+        return int(value)
+    if kind is float:
+        return float(value)
+    raise TypeError(f"unsupported parameter type {kind!r}")
+
+
+def yaml_scalar(value: object) -> str:
+    """A typed value in the YAML form `--ros-args -p name:=<yaml>` parses back to the same type."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = repr(value)
+        return text if any(c in text for c in ".eEn") else text + ".0"
+    return json.dumps(str(value))  # a JSON string is a YAML string: quotes keep "1.0"/"" as strings
+
+
+def argument_defaults(graph: Graph, config: str | Path | None = None) -> dict[str, str]:
+    """Default value of every launch argument, as a string (parameter-file value unless the graph says)."""
+    folder = Path(config) if config is not None else config_dir()
+    params = {spec.name: read_params(folder / spec.params_file, spec.name) for spec in graph.nodes}
+    defaults = {}
+    for arg in graph.arguments:
+        if arg.default is not None:
+            defaults[arg.name] = arg.default
+            continue
+        first = arg.targets[0]
+        if first.name not in params[first.node]:
+            raise KeyError(f"argument {arg.name!r}: parameter {first.name!r} missing from "
+                           f"{graph.node(first.node).params_file} ({first.node})")
+        defaults[arg.name] = format_value(params[first.node][first.name])
+    return defaults
+
+
+@dataclass(frozen=True)
+class ResolvedNode:
+    """One node ready to start: the same thing a launch_ros Node action describes."""
+
+    spec: NodeSpec
+    params_file: Path
+    overrides: dict[str, object]
+    remappings: list[tuple[str, str]]
+
+    def ros_args(self) -> list[str]:
+        """`--ros-args ...` for this node: name, parameter file, typed overrides, remappings."""
+        args = ["--ros-args", "-r", f"__node:={self.spec.name}", "--params-file", str(self.params_file)]
+        for name, value in self.overrides.items():
+            args += ["-p", f"{name}:={yaml_scalar(value)}"]
+        for src, dst in self.remappings:
+            args += ["-r", f"{src}:={dst}"]
+        return args
+
+    def command(self, python: str | None = None) -> list[str]:
+        return [python or sys.executable, "-m", self.spec.module, *self.ros_args()]
+
+
+def resolve(graph: Graph, values: Mapping[str, str] | None = None, config: str | Path | None = None,
+            extra_params: Iterable[tuple[str, str, object]] = ()) -> list[ResolvedNode]:
+    """Bind argument values (strings, as `name:=value`; missing ones take their defaults) to the graph.
+
+    Every argument becomes an explicit override on its target parameters, exactly as the launch files pass
+    `LaunchConfiguration`s; `extra_params` are further (node, parameter, value) overrides.
+    """
+    folder = Path(config) if config is not None else config_dir()
+    values = dict(values or {})
+    for name in values:
+        graph.argument(name)  # unknown argument -> KeyError listing the known ones
+    bound = {**argument_defaults(graph, folder), **values}
+    for arg in graph.arguments:
+        if arg.choices and bound[arg.name] not in arg.choices:
+            raise ValueError(f"argument {arg.name}:={bound[arg.name]!r}: "
+                             f"choose one of {', '.join(arg.choices)}")
+    resolved = []
+    for spec in graph.nodes:
+        overrides: dict[str, object] = {}
+        for param, arg_name in node_parameter_arguments(graph, spec.name):
+            try:
+                overrides[param.name] = coerce(bound[arg_name], param.type)
+            except ValueError as exc:
+                raise ValueError(f"argument {arg_name}:={bound[arg_name]!r}: {exc}") from None
+        for node, name, value in extra_params:
+            if node == spec.name:
+                overrides[name] = value
+        remaps = [(topic, bound[arg_name]) for topic, arg_name in node_remappings(graph, spec.name)]
+        resolved.append(ResolvedNode(spec, folder / spec.params_file, overrides, remaps))
+    unknown = {node for node, _, _ in extra_params} - {s.name for s in graph.nodes}
+    if unknown:
+        raise KeyError(f"graph {graph.name!r} has no node(s) {', '.join(sorted(unknown))}")
+    return resolved
+
+
+def topic_in_graph(graph: Graph, topic: str, values: Mapping[str, str] | None = None,
+                   config: str | Path | None = None) -> str:
+    """The name `topic` actually has in the running graph (after the graph's remappings)."""
+    if not graph.remappings:
+        return topic
+    bound = {**argument_defaults(graph, config), **dict(values or {})}
+    for remap in graph.remappings:
+        if remap.topic == topic:
+            return bound[remap.argument]
+    return topic
