@@ -1,0 +1,146 @@
+"""Behaviour policies: train them once with stable-baselines3, keep them (small .zip + manifest.json) in
+the repository, and load them for rollouts, so a dataset can be regenerated without retraining."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from pls_core.collect.recipes import BehaviourRecipe, CollectionRecipe
+
+MANIFEST = "manifest.json"
+
+
+def behaviour_dir(root: Path, task_id: str) -> Path:
+    return Path(root) / task_id
+
+
+def _limit_threads() -> None:
+    """Two rollout/training processes share two cores; torch's own pool would oversubscribe them."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def evaluate_policy(model, task_id: str, episodes: int, seed: int) -> dict:
+    """Mean raw reward, cost and length of deterministic episodes: the manifest's record of what it does."""
+    from pls_core.envs import make_env
+
+    env = make_env(task_id)
+    rewards, costs, lengths = [], [], []
+    for k in range(episodes):
+        obs, _ = env.reset(seed=seed + k)
+        total_r = total_c = 0.0
+        steps = 0
+        done = False
+        while not done:
+            action, _ = model.predict(obs, deterministic=True)
+            obs, r, c, terminated, truncated, _ = env.step(action)
+            total_r, total_c, steps = total_r + float(r), total_c + float(c), steps + 1
+            done = terminated or truncated
+        rewards.append(total_r)
+        costs.append(total_c)
+        lengths.append(steps)
+    env.close()
+    return {
+        "reward": float(np.mean(rewards)), "cost": float(np.mean(costs)), "length": float(np.mean(lengths)),
+    }
+
+
+def train_policy(task_id: str, recipe: BehaviourRecipe, seed: int, out_dir: Path, progress: bool) -> dict:
+    """Train one SAC policy on r - lambda*c, save it as <out_dir>/<name>.zip, return its manifest entry."""
+    _limit_threads()
+    from stable_baselines3 import SAC
+    from stable_baselines3.common.monitor import Monitor
+
+    from pls_core.collect.wrappers import CostPenaltyEnv
+    from pls_core.envs import make_env
+
+    env = Monitor(CostPenaltyEnv(make_env(task_id, seed=seed), recipe.cost_penalty))
+    model = SAC(
+        "MlpPolicy",
+        env,
+        policy_kwargs={"net_arch": list(recipe.net_arch)},
+        learning_starts=recipe.learning_starts,
+        seed=seed,
+        device="cpu",
+        verbose=0,
+    )
+    start = time.perf_counter()
+    model.learn(total_timesteps=recipe.timesteps, progress_bar=progress)
+    train_seconds = time.perf_counter() - start
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save(out_dir / f"{recipe.name}.zip")
+    return {
+        **asdict(recipe),
+        "file": f"{recipe.name}.zip",
+        "algo": "SAC",
+        "seed": seed,
+        "train_seconds": round(train_seconds, 1),
+        "evaluation": evaluate_policy(model, task_id, episodes=3, seed=10_000 + seed),
+    }
+
+
+def read_manifest(folder: Path) -> dict:
+    path = Path(folder) / MANIFEST
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _write_manifest(folder: Path, manifest: dict) -> None:
+    (Path(folder) / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def ensure_policies(
+    recipe: CollectionRecipe, root: Path, seed: int, retrain: bool = False, workers: int = 2,
+    progress: bool = True, timestep_scale: float = 1.0, command: str = "",
+) -> Path:
+    """Train the task's behaviour policies that are missing (all of them with `retrain`), in parallel.
+
+    `timestep_scale` shrinks the training budget (tests); the manifest records the steps actually used.
+    """
+    folder = behaviour_dir(root, recipe.task_id)
+    manifest = read_manifest(folder)
+    entries = manifest.get("policies", {})
+    wanted = [recipe.fast, recipe.safe]
+    saved = {name: folder / e["file"] for name, e in entries.items()}
+    missing = [r for r in wanted if retrain or r.name not in saved or not saved[r.name].exists()]
+    if not missing:
+        return folder
+    scaled = [
+        BehaviourRecipe(r.name, r.cost_penalty, max(1, int(r.timesteps * timestep_scale)), r.net_arch,
+                        min(r.learning_starts, max(1, int(r.timesteps * timestep_scale) // 2)))
+        for r in missing
+    ]
+    seeds = {r.name: seed + i for i, r in enumerate(wanted)}
+    n_procs = max(1, min(workers, len(scaled)))
+    with ProcessPoolExecutor(max_workers=n_procs, mp_context=get_context("spawn")) as pool:
+        futures = [
+            pool.submit(train_policy, recipe.task_id, r, seeds[r.name], folder, progress and i == 0)
+            for i, r in enumerate(scaled)
+        ]
+        for r, future in zip(scaled, futures, strict=True):
+            entries[r.name] = future.result()
+    from pls_core import __version__
+
+    manifest = {
+        "task_id": recipe.task_id,
+        "command": command,
+        "pls_version": __version__,
+        "policies": entries,
+    }
+    _write_manifest(folder, manifest)
+    return folder
+
+
+def load_policies(folder: Path) -> dict:
+    """name -> SAC model, from a folder written by ensure_policies."""
+    from stable_baselines3 import SAC
+
+    entries = read_manifest(folder).get("policies", {})
+    return {name: SAC.load(Path(folder) / e["file"], device="cpu") for name, e in entries.items()}

@@ -1,0 +1,81 @@
+"""Per-task collection recipes: which behaviour policies to train and how to perturb their rollouts.
+
+DSRL covered the (cost, reward) plane with a long TRPO-Lagrangian cost-limit curriculum (~30 M steps per
+task). We get the same coverage far cheaper: a few SAC policies trained with fixed cost penalties
+r - lambda*c (an unconstrained "fast" one and a cautious "safe" one), then per-episode mixing and
+perturbations of their actions (pls_core.collect.episodes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pls_core.tasks import get_task
+
+
+@dataclass(frozen=True)
+class BehaviourRecipe:
+    """One stable-baselines3 SAC policy trained on r - cost_penalty * c."""
+
+    name: str
+    cost_penalty: float
+    timesteps: int
+    net_arch: tuple[int, ...] = (128, 128)
+    learning_starts: int = 5_000
+
+
+@dataclass(frozen=True)
+class CollectionRecipe:
+    task_id: str
+    fast: BehaviourRecipe
+    safe: BehaviourRecipe
+    # Raw episodes rolled out before the grid filter keeps an even spread of them.
+    episodes: int
+    # Largest per-segment probability of acting with the fast policy; sets how far the cost range reaches.
+    max_fast_share: float
+
+
+_VELOCITY_SAFE_PENALTY = 5.0  # above (top speed - threshold): crossing the limit never pays off
+
+RECIPES: dict[str, CollectionRecipe] = {
+    r.task_id: r
+    for r in (
+        CollectionRecipe(
+            "SafetyHalfCheetahVelocity-v1",
+            fast=BehaviourRecipe("fast", 0.0, 100_000),
+            safe=BehaviourRecipe("safe", _VELOCITY_SAFE_PENALTY, 120_000),
+            episodes=1500,
+            max_fast_share=0.5,
+        ),
+        CollectionRecipe(
+            "SafetyHopperVelocity-v1",
+            fast=BehaviourRecipe("fast", 0.0, 100_000),
+            safe=BehaviourRecipe("safe", _VELOCITY_SAFE_PENALTY, 120_000),
+            episodes=1500,
+            max_fast_share=0.6,
+        ),
+        CollectionRecipe(
+            "SafetyWalker2dVelocity-v1",
+            fast=BehaviourRecipe("fast", 0.0, 100_000),
+            safe=BehaviourRecipe("safe", _VELOCITY_SAFE_PENALTY, 120_000),
+            episodes=1500,
+            max_fast_share=0.6,
+        ),
+        CollectionRecipe(
+            "SafetyCarCircle1-v0",
+            fast=BehaviourRecipe("fast", 0.0, 60_000),
+            safe=BehaviourRecipe("safe", 1.0, 60_000),
+            episodes=600,
+            max_fast_share=1.0,
+        ),
+    )
+}
+
+
+def get_recipe(task_id: str) -> CollectionRecipe:
+    get_task(task_id)  # unknown ids fail with the list of known tasks
+    try:
+        return RECIPES[task_id]
+    except KeyError:
+        known = ", ".join(sorted(RECIPES))
+        raise KeyError(f"no collection recipe for {task_id!r}; tasks with one: {known}") from None

@@ -1,0 +1,54 @@
+"""`pls collect`: generate an offline dataset for one task from saved (or freshly trained) behaviour
+policies."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pls_core.tasks import DEFAULT_TASK
+
+Opt = typer.Option
+
+
+def collect(
+    out: Annotated[Path, Opt(help="HDF5 file to write (DSRL layout).")],
+    task: Annotated[str, Opt(help="Safety-Gymnasium task id.")] = DEFAULT_TASK,
+    seed: Annotated[int, Opt(help="Seeds behaviour training, episode plans and the grid filter.")] = 0,
+    episodes: Annotated[int | None, Opt(help="Raw episodes before grid filtering.")] = None,
+    workers: Annotated[int, Opt(help="Worker processes for training and rollouts.")] = 2,
+    retrain: Annotated[bool, Opt(help="Train behaviour policies even if saved ones exist.")] = False,
+    behaviour_dir: Annotated[Path | None, Opt(help="Saved behaviour policies' root.")] = None,
+    episode_len: Annotated[int | None, Opt(help="Cut episodes at this many steps.")] = None,
+    cost_bins: Annotated[int, Opt(help="Grid filter cells along cost (0..task max cost).")] = 50,
+    reward_bins: Annotated[int, Opt(help="Grid filter cells along reward.")] = 50,
+    per_cell: Annotated[int, Opt(help="Episodes kept per grid cell.")] = 2,
+    train_scale: Annotated[float, Opt(help="Scale the behaviour training budget (smoke tests).")] = 1.0,
+    quiet: Annotated[bool, Opt(help="No progress bars.")] = False,
+) -> None:
+    """Behaviour policies of graded safety -> perturbed rollouts -> (cost, reward) grid filter -> HDF5."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import logging
+
+    from pls_core.collect.pipeline import DEFAULT_BEHAVIOUR_ROOT, GridSpec, collect_dataset
+    from pls_core.dataset import dataset_summary
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    ds = collect_dataset(
+        task, out, seed=seed, episodes=episodes, workers=workers, retrain=retrain,
+        behaviour_root=behaviour_dir or DEFAULT_BEHAVIOUR_ROOT,
+        grid=GridSpec(cost_bins, reward_bins, per_cell), episode_len=episode_len, timestep_scale=train_scale,
+        command=shlex.join(["pls", *sys.argv[1:]]), progress=not quiet,
+    )
+    report = {**dataset_summary(ds), "timings_s": ds.attrs["timings"], "out": str(out)}
+    typer.echo(json.dumps(report, indent=2))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("collect")(collect)
