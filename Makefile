@@ -35,7 +35,7 @@ $(STAMPS)/deps: $(STAMPS)/venv requirements/base.txt
 	touch $@
 
 $(STAMPS)/msgs: $(STAMPS)/deps $(wildcard msg/*.msg) pls_interfaces/CMakeLists.txt pls_interfaces/package.xml
-	rm -rf $(BUILD)/pls_interfaces
+	rm -rf $(BUILD)/pls_interfaces && mkdir -p $(BUILD)
 	cmake -S pls_interfaces -B $(BUILD)/pls_interfaces -DCMAKE_PREFIX_PATH=$(abspath $(VENV)) \
 	  -DCMAKE_INSTALL_PREFIX=$(abspath $(VENV)) -DPython3_EXECUTABLE=$(abspath $(PY)) -DBUILD_TESTING=OFF \
 	  > $(BUILD)/pls_interfaces.configure.log || { cat $(BUILD)/pls_interfaces.configure.log; exit 1; }
