@@ -1,0 +1,114 @@
+"""CDT hyperparameters: one dataclass, three named presets.
+
+`paper` is the PLS paper's Table 4 plus OSRL's CDT defaults (a GPU job: about 0.7 M parameters, batch 2048,
+100k steps). `cpu` is the shipped default, sized to reach the acceptance quality on 2 CPU cores in under 45
+minutes. `tiny` exists for tests and finishes in seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass
+class CDTConfig:
+    # Architecture: pre-LN causal transformer, 4 tokens per step (return-to-go, cost-to-go, state, action).
+    embed_dim: int = 128
+    num_layers: int = 3
+    num_heads: int = 8
+    context_len: int = 10
+    dropout: float = 0.1  # attention, residual and embedding dropout alike (OSRL)
+    log_std_bounds: tuple[float, float] = (-5.0, 2.0)
+
+    # Optimisation (AdamW with linear warm-up, grad-norm clipping).
+    batch_size: int = 2048
+    steps: int = 100_000
+    learning_rate: float = 1e-4
+    weight_decay: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 500
+    grad_clip: float = 0.25
+
+    # Loss: -(log-likelihood + alpha * entropy) + cost_loss_weight * per-step cost NLL; alpha tuned SAC-style.
+    init_temperature: float = 0.1
+    temperature_lr: float = 1e-4
+    cost_loss_weight: float = 0.02
+
+    # Return conditioning: the network sees reward_scale * R and (cost_offset - G).
+    reward_scale: float = 0.1
+    cost_offset: float = 50.0
+
+    # Data: trajectories drawn with weight max(cost_sample_floor, cost_sample_offset - episode cost);
+    # augment_percent of extra trajectories come from Pareto-frontier relabelling.
+    cost_sample: bool = True
+    cost_sample_offset: float = 70.0
+    cost_sample_floor: float = 1.0
+    augment_percent: float = 0.2
+
+    # Bookkeeping.
+    num_threads: int = 2  # torch intra-op threads on CPU
+    log_every: int = 100
+    checkpoint_every: int = 1000
+    eval_every: int = 2500
+    eval_episodes: int = 2  # per target, batched
+    eval_costs: tuple[float, ...] = (20.0, 40.0, 80.0)  # G targets; R is the dataset's best episode return
+
+    def replace(self, **changes) -> CDTConfig:
+        """A copy with some fields changed; unknown names are an error, not a silent no-op."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ValueError(f"unknown CDT config field(s) {unknown}; known: {sorted(known)}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> CDTConfig:
+        tuples = {f.name for f in dataclasses.fields(cls) if str(f.type).startswith("tuple")}
+        return cls(**{k: tuple(v) if k in tuples else v for k, v in values.items()})
+
+
+# Fields that shape the network: a resumed run may change anything else (steps, learning rate, logging).
+ARCHITECTURE_FIELDS = ("embed_dim", "num_layers", "num_heads", "context_len")
+
+PRESETS: dict[str, CDTConfig] = {
+    "paper": CDTConfig(),
+    "cpu": CDTConfig(
+        embed_dim=64,
+        num_layers=2,
+        num_heads=4,
+        batch_size=128,
+        steps=6000,
+        learning_rate=6e-4,
+        temperature_lr=1e-3,
+        warmup_steps=300,
+        checkpoint_every=500,
+        eval_every=1000,
+        log_every=50,
+    ),
+    "tiny": CDTConfig(
+        embed_dim=16,
+        num_layers=1,
+        num_heads=2,
+        context_len=4,
+        batch_size=16,
+        steps=30,
+        learning_rate=1e-3,
+        warmup_steps=5,
+        num_threads=1,
+        log_every=10,
+        checkpoint_every=10,
+        eval_every=0,
+        eval_episodes=1,
+    ),
+}
+
+
+def preset(name: str) -> CDTConfig:
+    try:
+        return dataclasses.replace(PRESETS[name])
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None

@@ -1,0 +1,94 @@
+"""Training windows for the CDT, drawn the way the policy sees them at deployment.
+
+A window ends at a uniformly drawn step of a trajectory and holds the K steps up to it; near the episode
+start it is left-padded (padding_mask True, zeros in the slots), exactly like the runtime's context buffer.
+Trajectories are drawn with a cost-dependent weight and include Pareto-relabelled copies (relabel.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pls_core.cdt.relabel import pareto_relabel
+
+
+def reverse_cumsum(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Undiscounted return-to-go of every step: sum of the values from that step to its episode's end."""
+    togo = np.empty(len(values), dtype=np.float64)
+    for start, length in zip(starts, lengths, strict=True):
+        togo[start : start + length] = np.cumsum(values[start : start + length][::-1])[::-1]
+    return togo
+
+
+class SequenceSampler:
+    def __init__(self, dataset, config, task, rng: np.random.Generator):
+        slices = dataset.episode_slices()
+        self.context_len = config.context_len
+        self.starts = np.array([s.start for s in slices], dtype=np.int64)
+        self.lengths = np.array([s.stop - s.start for s in slices], dtype=np.int64)
+        self.observations = np.asarray(dataset.observations, dtype=np.float32)
+        self.actions = np.asarray(dataset.actions, dtype=np.float32)
+        self.costs = np.asarray(dataset.costs, dtype=np.float64)
+        self.returns_to_go = reverse_cumsum(
+            np.asarray(dataset.rewards, dtype=np.float64), self.starts, self.lengths
+        )
+        self.costs_to_go = reverse_cumsum(self.costs, self.starts, self.lengths)
+        self.reward_returns = self.returns_to_go[self.starts]
+        self.cost_returns = self.costs_to_go[self.starts]
+
+        # Entries = real trajectories followed by relabelled ones (a source episode plus shifted targets).
+        n_episodes = len(slices)
+        relabels = pareto_relabel(
+            self.cost_returns,
+            self.reward_returns,
+            int(round(config.augment_percent * n_episodes)),
+            deg=task.relabel_deg,
+            max_reward=task.relabel_max_reward,
+            max_rew_decrease=task.relabel_max_rew_decrease,
+            rng=rng,
+        )
+        sources = np.array([r.source for r in relabels], dtype=np.int64)
+        self.entry_episode = np.concatenate([np.arange(n_episodes), sources])
+        self.entry_reward_shift = np.concatenate(
+            [np.zeros(n_episodes), [r.reward for r in relabels] - self.reward_returns[sources]]
+        )
+        self.entry_cost_shift = np.concatenate(
+            [np.zeros(n_episodes), [r.cost for r in relabels] - self.cost_returns[sources]]
+        )
+        self.num_relabelled = len(relabels)
+
+        entry_cost = self.cost_returns[self.entry_episode] + self.entry_cost_shift
+        if config.cost_sample:
+            weights = np.maximum(config.cost_sample_floor, config.cost_sample_offset - entry_cost)
+        else:
+            weights = np.ones(len(entry_cost))
+        self.entry_probability = weights / weights.sum()
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """A batch of left-padded windows: model inputs plus the per-step cost labels (cost > 0)."""
+        entries = rng.choice(len(self.entry_episode), size=batch_size, p=self.entry_probability)
+        episodes = self.entry_episode[entries]
+        starts = self.starts[episodes][:, None]
+        last = starts[:, 0] + (rng.random(batch_size) * self.lengths[episodes]).astype(np.int64)
+        index = last[:, None] + np.arange(1 - self.context_len, 1)
+        pad = index < starts
+        index = np.where(pad, starts, index)
+        real = ~pad
+
+        return {
+            "states": self.observations[index] * real[..., None],
+            "actions": self.actions[index] * real[..., None],
+            "returns_to_go": (
+                (self.returns_to_go[index] + self.entry_reward_shift[entries, None]) * real
+            ).astype(np.float32),
+            "costs_to_go": ((self.costs_to_go[index] + self.entry_cost_shift[entries, None]) * real).astype(
+                np.float32
+            ),
+            "timesteps": (index - starts) * real,
+            "padding_mask": pad,
+            "cost_labels": ((self.costs[index] > 0) & real).astype(np.int64),
+        }
+
+    def observation_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std of the observations (std floored so constant features do not blow up)."""
+        return self.observations.mean(0), np.maximum(self.observations.std(0), 1e-3)

@@ -1,0 +1,38 @@
+"""`pls export`: a training checkpoint -> ONNX policy with its contract in the metadata."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def export(
+    checkpoint: Annotated[
+        Path, typer.Option(exists=True, dir_okay=False, help="checkpoint.pt of `pls train`.")
+    ],
+    out: Annotated[Path, typer.Option(help="Where to write the .onnx file.")],
+) -> None:
+    """Export a CDT checkpoint to ONNX (fixed context, padding mask) and check parity with torch."""
+    from rich.console import Console
+
+    from pls_core.export import PARITY_TOLERANCE, ExportError, export_checkpoint
+    from pls_core.runtime import ModelContract
+
+    console = Console()
+    try:
+        worst = export_checkpoint(checkpoint, out)
+    except ExportError as exc:
+        console.print(f"[bold red]export failed:[/] {exc}")
+        raise typer.Exit(code=1) from None
+    contract = ModelContract.from_onnx(out)
+    console.print(
+        f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB): {contract.task_id}, "
+        f"obs {contract.obs_dim}, act {contract.act_dim}, context {contract.context_len}; "
+        f"max |onnxruntime - torch| = {worst:.1e} (limit {PARITY_TOLERANCE:g})"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(export)

@@ -1,0 +1,188 @@
+"""How well does a policy follow its targets? Actual vs target returns over a grid z = (R, G).
+
+This is the measurement behind the paper's Figure 2 (CDT's actual cost can sit above or far below the
+requested G) and the reason PLS tunes z online. Output: a table (terminal and markdown), heatmaps of the
+actual reward and cost returns over the grid, and the raw per-episode results as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pls_core.normalise import normalised_cost, normalised_reward
+from pls_core.rollout import EpisodeResult, run_episodes
+
+
+@dataclass(frozen=True)
+class TargetSummary:
+    target_reward: float
+    target_cost: float
+    episodes: int
+    reward_mean: float
+    reward_std: float
+    cost_mean: float
+    cost_std: float
+    normalised_reward: float
+    normalised_cost: float
+
+
+def evaluate_grid(
+    model_path,
+    rewards,
+    costs,
+    episodes: int,
+    threshold: float,
+    *,
+    reward_range=None,
+    seed: int = 0,
+    num_envs: int = 32,
+) -> tuple[list[TargetSummary], list[EpisodeResult]]:
+    """Roll the policy out at every (R, G) in rewards x costs; normalise with reward_range (min, max).
+
+    reward_range defaults to the dataset statistics stored in the model's contract.
+    """
+    from pls_core.runtime import PolicyRunner
+
+    targets = [(float(r), float(g)) for r in rewards for g in costs]
+    runner = PolicyRunner(model_path, num_envs=max(1, min(num_envs, len(targets) * episodes)))
+    if reward_range is None:
+        stats = runner.contract.dataset_stats
+        reward_range = (stats["reward_return_min"], stats["reward_return_max"])
+    results = run_episodes(runner, runner.contract.task_id, targets, episodes, seed=seed)
+    return summarise(results, targets, reward_range, threshold), results
+
+
+def summarise(results: list[EpisodeResult], targets, reward_range, threshold: float) -> list[TargetSummary]:
+    summaries = []
+    for target_reward, target_cost in targets:
+        mine = [r for r in results if (r.target_reward, r.target_cost) == (target_reward, target_cost)]
+        reward = np.array([r.reward_return for r in mine])
+        cost = np.array([r.cost_return for r in mine])
+        summaries.append(
+            TargetSummary(
+                target_reward,
+                target_cost,
+                len(mine),
+                float(reward.mean()),
+                float(reward.std()),
+                float(cost.mean()),
+                float(cost.std()),
+                float(normalised_reward(reward.mean(), *reward_range)),
+                float(normalised_cost(cost.mean(), threshold)),
+            )
+        )
+    return summaries
+
+
+COLUMNS = (
+    "target R",
+    "target G",
+    "episodes",
+    "reward (mean ± sd)",
+    "cost (mean ± sd)",
+    "norm. reward",
+    "norm. cost",
+)
+
+
+def _rows(summaries: list[TargetSummary]) -> list[tuple[str, ...]]:
+    return [
+        (
+            f"{s.target_reward:.0f}",
+            f"{s.target_cost:.0f}",
+            str(s.episodes),
+            f"{s.reward_mean:.1f} ± {s.reward_std:.1f}",
+            f"{s.cost_mean:.1f} ± {s.cost_std:.1f}",
+            f"{s.normalised_reward:.3f}",
+            f"{s.normalised_cost:.2f}",
+        )
+        for s in summaries
+    ]
+
+
+def markdown_table(summaries: list[TargetSummary]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(row) + " |" for row in _rows(summaries)]
+    return "\n".join(lines) + "\n"
+
+
+def rich_table(summaries: list[TargetSummary], title: str):
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in COLUMNS:
+        table.add_column(column, justify="right")
+    for row in _rows(summaries):
+        table.add_row(*row)
+    return table
+
+
+def plot_heatmaps(summaries: list[TargetSummary], threshold: float, out_path, title: str = "") -> Path:
+    """Actual reward and cost returns over the (G, R) target grid, each cell annotated."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rewards = sorted({s.target_reward for s in summaries})
+    costs = sorted({s.target_cost for s in summaries})
+    cell = {(s.target_reward, s.target_cost): s for s in summaries}
+    fig, axes = plt.subplots(1, 2, figsize=(4 + 1.2 * len(costs) * 2, 2 + 0.6 * len(rewards)), squeeze=False)
+    for ax, (name, key, cmap) in zip(
+        axes[0],
+        (("actual reward return", "reward_mean", "viridis"), ("actual cost return", "cost_mean", "magma")),
+        strict=True,
+    ):
+        grid = np.array([[getattr(cell[(r, g)], key) for g in costs] for r in rewards])
+        image = ax.imshow(grid, origin="lower", aspect="auto", cmap=cmap)
+        for (i, j), value in np.ndenumerate(grid):
+            ax.text(j, i, f"{value:.0f}", ha="center", va="center", color="white", fontsize=8)
+        ax.set_xticks(range(len(costs)), [f"{g:g}" for g in costs])
+        ax.set_yticks(range(len(rewards)), [f"{r:g}" for r in rewards])
+        ax.set_xlabel("target cost return G")
+        ax.set_ylabel("target reward return R")
+        ax.set_title(name if key == "reward_mean" else f"{name} (threshold b = {threshold:g})")
+        fig.colorbar(image, ax=ax)
+    fig.suptitle(title)
+    fig.tight_layout()
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=120)
+    plt.close(fig)
+    return out_path
+
+
+def write_report(
+    out_dir,
+    summaries: list[TargetSummary],
+    results: list[EpisodeResult],
+    threshold: float,
+    title: str,
+    provenance: dict,
+) -> dict[str, Path]:
+    """results.json (everything), table.md and heatmaps.png in out_dir."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "json": out_dir / "results.json",
+        "markdown": out_dir / "table.md",
+        "heatmaps": out_dir / "heatmaps.png",
+    }
+    paths["json"].write_text(
+        json.dumps(
+            {
+                **provenance,
+                "threshold": threshold,
+                "summaries": [asdict(s) for s in summaries],
+                "episodes": [asdict(r) for r in results],
+            },
+            indent=2,
+        )
+    )
+    paths["markdown"].write_text(f"## {title}\n\n" + markdown_table(summaries))
+    plot_heatmaps(summaries, threshold, paths["heatmaps"], title)
+    return paths
