@@ -1,0 +1,103 @@
+"""Converting between pls messages and pls_core values (numpy arrays, EpisodeRecord, Decision, Phase).
+
+Kept in one place so that field-by-field mapping is written (and tested) once. Imports only
+pls_core.safeopt.records, which is free of numpy/torch at import time.
+"""
+
+from __future__ import annotations
+
+import array
+import math
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from pls_interfaces.msg import EpisodeResult, SupervisorStatus, TargetReturn
+
+from pls_core.safeopt.records import Decision, EpisodeRecord, Phase
+
+# The message constants and the optimiser's Phase codes must agree; checked at import.
+_MSG_PHASES = (TargetReturn.PHASE_SEED, TargetReturn.PHASE_SAFE_EXPLORATION,
+               TargetReturn.PHASE_REWARD_MAXIMISATION, TargetReturn.PHASE_OPERATION)
+assert tuple(p.code for p in Phase) == _MSG_PHASES
+assert Phase.OPERATION.code == SupervisorStatus.PHASE_OPERATION
+
+
+def float32_array(values) -> array.array:
+    """A float32[] message field value from any array-like (fast path: no per-element checks)."""
+    return array.array("f", np.ascontiguousarray(values, dtype=np.float32).ravel().tobytes())
+
+
+def from_float32_field(field) -> np.ndarray:
+    """A float32[] message field as a float32 numpy vector (a copy: messages may be reused)."""
+    if isinstance(field, array.array):
+        return np.frombuffer(field, dtype=np.float32).copy()
+    return np.asarray(field, dtype=np.float32)
+
+
+def stamp_ns(stamp: Time) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def time_msg(ns: int) -> Time:
+    return Time(sec=int(ns // 1_000_000_000), nanosec=int(ns % 1_000_000_000))
+
+
+def target_of(decision: Decision) -> tuple[float, float]:
+    return float(decision.target[0]), float(decision.target[1])
+
+
+def episode_key(msg: EpisodeResult) -> str:
+    """Identity of one published episode result: robot-side episode index plus its publication stamp.
+
+    The index alone repeats when the robot side restarts; the stamp tells those apart, and a result that
+    DDS delivers twice (history replay after a supervisor restart) has the same key both times.
+    """
+    return f"{msg.episode}@{stamp_ns(msg.header.stamp)}"
+
+
+def episode_record(msg: EpisodeResult, episode: int | None = None) -> EpisodeRecord:
+    """The optimiser's record of an EpisodeResult (`episode` overrides the message's index)."""
+    return EpisodeRecord(
+        target=(float(msg.target_reward_return), float(msg.target_cost_return)),
+        reward_return=float(msg.reward_return),
+        cost_return=float(msg.cost_return),
+        length=int(msg.length),
+        terminated=bool(msg.terminated),
+        truncated=bool(msg.truncated),
+        episode=int(msg.episode) if episode is None else int(episode),
+        reason=str(msg.reason),
+    )
+
+
+def target_return_msg(decision: Decision, stamp: Time) -> TargetReturn:
+    msg = TargetReturn()
+    msg.header.stamp = stamp
+    msg.reward_return, msg.cost_return = target_of(decision)
+    msg.iteration = int(decision.iteration)
+    msg.phase = int(decision.phase.code)
+    msg.reward_lower, msg.reward_upper = (float(v) for v in decision.reward_bounds)
+    msg.cost_lower, msg.cost_upper = (float(v) for v in decision.cost_bounds)
+    return msg
+
+
+def supervisor_status_msg(decision: Decision, stamp: Time, *, episodes_at_current_target: int,
+                          episodes_per_evaluation: int, message: str) -> SupervisorStatus:
+    msg = SupervisorStatus()
+    msg.header.stamp = stamp
+    msg.iteration = int(decision.iteration)
+    msg.phase = int(decision.phase.code)
+    msg.num_observations = int(decision.num_observations)
+    msg.safe_set_size = int(decision.safe_set_size)
+    msg.candidate_set_size = int(decision.candidate_set_size)
+    msg.best_reward_return, msg.best_cost_return = (float(v) for v in decision.best_target)
+    msg.best_predicted_reward = float(decision.best_predicted_reward)
+    msg.best_predicted_cost_upper = float(decision.best_cost_upper)
+    msg.threshold = float(decision.threshold)
+    msg.episodes_at_current_target = int(episodes_at_current_target)
+    msg.episodes_per_evaluation = int(episodes_per_evaluation)
+    msg.message = message
+    return msg
+
+
+def is_finite(*values: float) -> bool:
+    return all(math.isfinite(v) for v in values)

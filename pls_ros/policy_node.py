@@ -1,0 +1,348 @@
+"""pls_policy: the frozen return-conditioned policy (ONNX, via pls_core.runtime.PolicyRunner) at control rate.
+
+* Start: loads the model, compares its contract with `expected_task_id/obs_dim/act_dim` and refuses to
+  start (exit 2, one error line naming the mismatch and the fix) when they differ.
+* Targets: follows the latest TargetReturn, applied when an episode starts (step 0), never mid-episode.
+  Without a target, or after joining an episode in the middle, it answers with the fallback action.
+* Trigger: `timer` publishes one action per tick of `control_rate_hz` (the newest observation's answer,
+  held while no newer one arrives); `observation` answers each observation at once (lockstep sim).
+* Watchdog: an observation that is stale (received, or stamped, more than `stale_after_periods` control
+  periods ago), has the wrong length or holds NaN/inf yields `fallback_action` with fallback=True and the
+  reason in the Action; the reason is logged (throttled).
+* Health: PolicyStatus about once per second (state, latency p50/p99 from observation received to action
+  published, deadline overruns, fallback count); a warning when inference alone exceeds the period.
+* SIGTERM/SIGINT: publishes the fallback action once, then exits 0.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from pls_interfaces.msg import Action, Observation, PolicyStatus, TargetReturn
+from rclpy.duration import Duration
+from rclpy.node import Node
+
+from pls_core.tasks import DEFAULT_TASK
+from pls_ros import qos
+from pls_ros.conversions import float32_array, from_float32_field, stamp_ns
+from pls_ros.params import ParamSpec, declare_parameters
+from pls_ros.paths import resolve_existing
+from pls_ros.spin import StartupError, run_node
+
+NODE_NAME = "pls_policy"
+DEFAULT_MODEL = f"pls_core/models/{DEFAULT_TASK}/policy.onnx"
+
+PARAMS = (
+    ParamSpec("model_path", "str", DEFAULT_MODEL, "exported ONNX policy; a relative path is looked up in the "
+              "working directory, the pls_ros share directory, then next to the pls_core package"),
+    ParamSpec("expected_task_id", "str", DEFAULT_TASK, "refuse a model trained for another task; empty = "
+              "accept any"),
+    ParamSpec("expected_obs_dim", "int", 17, "refuse a model with another observation size; 0 = no check",
+              0, 100000),
+    ParamSpec("expected_act_dim", "int", 6, "refuse a model with another action size; 0 = no check",
+              0, 100000),
+    ParamSpec("trigger", "str", "timer", "timer: one action per control period; observation: answer each "
+              "observation immediately (lockstep)", choices=("timer", "observation")),
+    ParamSpec("control_rate_hz", "float", 20.0, "control rate [Hz]: timer rate, watchdog rate and the "
+              "deadline for inference", 1.0, 1000.0),
+    ParamSpec("stale_after_periods", "float", 3.0, "an observation older than this many control periods is "
+              "stale: the fallback action is published instead", 0.5, 1000.0),
+    ParamSpec("check_stamp_age", "bool", True, "also judge staleness by the observation's header stamp "
+              "(needs clocks synchronised with the robot); receipt age is always checked"),
+    ParamSpec("fallback_action", "float_list", [], "safe action published on stale/invalid observations, "
+              "without a target and at shutdown; empty = zeros; must lie within the model's bounds",
+              -1e6, 1e6),
+    ParamSpec("status_period_s", "float", 1.0, "PolicyStatus publication period [s]", 0.05, 3600.0),
+)
+
+
+class PolicyNode(Node):
+    def __init__(self):
+        super().__init__(NODE_NAME)
+        self.p = p = declare_parameters(self, PARAMS)
+        from pls_core.runtime import ContractError, ModelContract, PolicyRunner
+
+        self.ContractError = ContractError
+        try:
+            path = resolve_existing(p["model_path"], "model_path")
+        except FileNotFoundError as exc:
+            raise StartupError(f"{exc}. Fix: set model_path to an ONNX file written by `pls export`") \
+                from None
+        self.contract: ModelContract = ModelContract.from_onnx(path)
+        self._check_contract(path)
+        self.runner = PolicyRunner(path, num_envs=1, intra_op_threads=1)
+        c = self.contract
+        fallback = np.asarray(p["fallback_action"] or [0.0] * c.act_dim, dtype=np.float32)
+        if fallback.shape != (c.act_dim,):
+            raise StartupError(f"fallback_action has {fallback.size} entries but the model's actions have "
+                               f"{c.act_dim}; set fallback_action to {c.act_dim} numbers, or [] for zeros")
+        low, high = np.asarray(c.act_low) - 1e-6, np.asarray(c.act_high) + 1e-6
+        if np.any(fallback < low) or np.any(fallback > high):
+            raise StartupError(f"fallback_action {fallback.tolist()} lies outside the model's action bounds "
+                               f"[{list(c.act_low)}, {list(c.act_high)}]; choose a safe action inside them")
+        self.fallback = fallback
+        self._warm_up()
+
+        self.period_ns = int(1e9 / p["control_rate_hz"])
+        self.stale_ns = int(p["stale_after_periods"] * self.period_ns)
+        self.target: tuple[float, float] | None = None  # latest verified-safe target from the supervisor
+        self.target_iteration = -1
+        self.episode: int | None = None  # episode the runner is in; None = not following one
+        self.episode_target = (math.nan, math.nan)
+        self.step = -1  # last step acted on in `episode`
+        self.accounted = -1  # last step whose reward/cost is in pending_* (or already recorded)
+        self.acted = False  # runner.act() awaits its record()
+        self.pending_reward = self.pending_cost = 0.0  # rewards/costs received but not yet recorded
+        self.pending: tuple[Observation, int] | None = None  # newest unprocessed observation (timer mode)
+        self.last_obs: tuple[Observation, int] | None = None  # newest observation seen, with receipt time
+        self.last_action: Action | None = None
+        self.ticks = self.overruns = self.fallback_count = self.skipped = 0
+        self.last_fallback_reason = ""
+        self.latencies_ms: list[float] = []
+
+        self.action_pub = self.create_publisher(Action, qos.ACTION_TOPIC, qos.CONTROL_QOS)
+        self.status_pub = self.create_publisher(PolicyStatus, qos.POLICY_STATUS_TOPIC, qos.POLICY_STATUS_QOS)
+        self.create_subscription(Observation, qos.OBSERVATION_TOPIC, self.on_observation, qos.CONTROL_QOS)
+        self.create_subscription(TargetReturn, qos.TARGET_RETURN_TOPIC, self.on_target, qos.TARGET_RETURN_QOS)
+        self.create_timer(1.0 / p["control_rate_hz"], self.on_tick)
+        self.create_timer(p["status_period_s"], self.publish_status)
+        self.get_logger().info(
+            f"model {path} (task {c.task_id}, obs {c.obs_dim}, act {c.act_dim}, context {c.context_len}); "
+            f"trigger {p['trigger']} at {p['control_rate_hz']:g} Hz, stale after "
+            f"{p['stale_after_periods']:g} periods; waiting for a target on {qos.TARGET_RETURN_TOPIC}")
+
+    # --- start-up -------------------------------------------------------------------------------------
+
+    def _check_contract(self, path) -> None:
+        c, p = self.contract, self.p
+        problems = []
+        if p["expected_task_id"] and c.task_id != p["expected_task_id"]:
+            problems.append(f"it was trained for task {c.task_id!r} but expected_task_id is "
+                            f"{p['expected_task_id']!r}")
+        for name, have in (("obs_dim", c.obs_dim), ("act_dim", c.act_dim)):
+            want = p[f"expected_{name}"]
+            if want and have != want:
+                problems.append(f"its {name} is {have} but expected_{name} is {want}")
+        if problems:
+            raise StartupError(
+                f"model contract mismatch for {path}: {'; '.join(problems)}. Fix: set model_path to a model "
+                f"exported for this robot, or correct the expected_* parameters (config/policy.yaml) if the "
+                f"robot really is {c.task_id!r} with obs_dim {c.obs_dim} and act_dim {c.act_dim}")
+
+    def _warm_up(self) -> None:
+        """First ORT runs allocate; do them before the first real observation, then forget them."""
+        zeros = np.zeros(self.contract.obs_dim, dtype=np.float32)
+        self.runner.reset((0.0, 0.0))
+        for _ in range(3):
+            self.runner.act(zeros)
+            self.runner.record(0.0, 0.0)
+
+    # --- inputs ---------------------------------------------------------------------------------------
+
+    def now_ns(self) -> int:
+        return time.monotonic_ns()
+
+    def on_target(self, msg: TargetReturn) -> None:
+        target = (float(msg.reward_return), float(msg.cost_return))
+        if not all(math.isfinite(v) for v in target):
+            self.get_logger().error(f"ignoring a non-finite target {target}")
+            return
+        if target != self.target:
+            self.get_logger().info(f"target (R={target[0]:.2f}, G={target[1]:.2f}) from iteration "
+                                   f"{msg.iteration}; applied from the next episode start")
+        self.target, self.target_iteration = target, int(msg.iteration)
+
+    def on_observation(self, msg: Observation) -> None:
+        received = self.now_ns()
+        if self.p["trigger"] == "observation":
+            self.ticks += 1
+            self.process(msg, received)
+            self._account(received)
+        else:
+            if self.pending is not None:
+                self._accumulate(self.pending[0])
+                self.skipped += 1
+                self.get_logger().warn(
+                    f"{self.skipped} observations skipped so far: they arrive faster than control_rate_hz "
+                    f"({self.p['control_rate_hz']:g} Hz)", throttle_duration_sec=10.0)
+            self.pending = (msg, received)
+        self.last_obs = (msg, received)
+
+    def on_tick(self) -> None:
+        start = self.now_ns()
+        if self.p["trigger"] == "timer":
+            self.ticks += 1
+            if self.pending is not None:
+                msg, received = self.pending
+                self.pending = None
+                self.process(msg, received)
+            elif self.last_obs is not None:
+                self.hold(start)
+            self._account(start)
+        elif self.last_obs is not None and start - self.last_obs[1] > self.stale_ns:
+            self.hold(start)  # observation trigger: only the watchdog runs here
+
+    def _account(self, start_ns: int) -> None:
+        if self.now_ns() - start_ns > self.period_ns:
+            self.overruns += 1
+
+    # --- the policy step ------------------------------------------------------------------------------
+
+    def _accumulate(self, msg: Observation) -> None:
+        """Count the reward/cost an observation reports for its episode (also when it is not acted on)."""
+        if self.episode is not None and msg.episode == self.episode and msg.step > self.accounted:
+            self.accounted = msg.step
+            if math.isfinite(msg.reward) and math.isfinite(msg.cost):
+                self.pending_reward += msg.reward
+                self.pending_cost += msg.cost
+            else:
+                self.get_logger().error(f"observation {msg.episode}/{msg.step} reports a non-finite reward "
+                                        "or cost; not counted", throttle_duration_sec=5.0)
+
+    def process(self, msg: Observation, received: int) -> None:
+        same_episode = self.episode is not None and msg.episode == self.episode
+        if same_episode and msg.step == self.step and self.last_action is not None:
+            self.republish(received)  # the same observation again (lockstep retry): same answer
+            return
+        if same_episode and 0 < msg.step < self.step:
+            return  # out of date
+        if msg.step == 0:
+            self.start_episode(msg)  # also when the robot side restarted and counts episodes from 0 again
+        elif msg.episode != self.episode:
+            self.episode = None
+        self._accumulate(msg)
+        if self.episode is None:
+            reason = ("no target return received yet" if self.target is None else
+                      f"joined episode {msg.episode} at step {msg.step}; the policy starts at the next "
+                      "episode")
+            self.publish_fallback(msg.episode, msg.step, reason, received)
+            return
+        reason = self._stale_reason(msg, received)
+        obs = from_float32_field(msg.observation)
+        if not reason:
+            try:
+                self.contract.check_observation(obs)
+            except self.ContractError as exc:
+                reason = str(exc)
+        if reason:
+            self.publish_fallback(msg.episode, msg.step, reason, received)
+            return
+        if self.acted:
+            self.runner.record(self.pending_reward, self.pending_cost)
+            self.pending_reward = self.pending_cost = 0.0
+        start = time.perf_counter()
+        action = self.runner.act(obs)
+        infer_s = time.perf_counter() - start
+        self.acted, self.step = True, msg.step
+        if infer_s * 1e9 > self.period_ns:
+            self.get_logger().warn(f"inference took {infer_s * 1e3:.1f} ms, more than the control period "
+                                   f"{self.period_ns / 1e6:.1f} ms", throttle_duration_sec=5.0)
+        if not np.all(np.isfinite(action)):
+            self.publish_fallback(msg.episode, msg.step, "the model returned NaN/inf", received)
+            return
+        self.publish_action(msg.episode, msg.step, action, "", received)
+
+    def start_episode(self, msg: Observation) -> None:
+        if self.target is None:
+            self.episode = None
+            return
+        self.runner.reset(self.target)
+        self.episode, self.episode_target, self.step, self.acted = msg.episode, self.target, -1, False
+        self.accounted = 0
+        self.pending_reward = self.pending_cost = 0.0
+
+    def _stale_reason(self, msg: Observation, received: int) -> str:
+        limit = f"more than {self.p['stale_after_periods']:g} control periods"
+        age = self.now_ns() - received
+        if age > self.stale_ns:
+            return f"stale observation: received {age / 1e6:.1f} ms ago ({limit})"
+        if self.p["check_stamp_age"] and (msg.header.stamp.sec or msg.header.stamp.nanosec):
+            age = self.get_clock().now().nanoseconds - stamp_ns(msg.header.stamp)
+            if age > self.stale_ns:
+                return f"stale observation: stamped {age / 1e6:.1f} ms ago ({limit})"
+        return ""
+
+    def hold(self, now: int) -> None:
+        """No new observation this tick: repeat the last answer while fresh, else fall back."""
+        msg, received = self.last_obs
+        age = now - received
+        if age > self.stale_ns:
+            self.publish_fallback(msg.episode, msg.step, f"stale observation: none for {age / 1e6:.1f} ms "
+                                  f"(more than {self.p['stale_after_periods']:g} control periods)", None)
+        elif self.last_action is not None:
+            self.republish(None)
+
+    # --- outputs --------------------------------------------------------------------------------------
+
+    def publish_action(self, episode: int, step: int, action, reason: str, received: int | None,
+                       fallback: bool = False) -> None:
+        out = Action()
+        out.header.stamp = self.get_clock().now().to_msg()
+        out.episode, out.step = int(episode), int(step)
+        out.action = float32_array(action)
+        target = self.episode_target if episode == self.episode else (math.nan, math.nan)
+        out.target_reward_return, out.target_cost_return = target
+        out.fallback, out.reason = fallback, reason
+        self.action_pub.publish(out)
+        self.last_action = out
+        if received is not None:
+            self.latencies_ms.append((self.now_ns() - received) / 1e6)
+
+    def publish_fallback(self, episode: int, step: int, reason: str, received: int | None) -> None:
+        self.fallback_count += 1
+        self.last_fallback_reason = reason
+        self.get_logger().warn(f"fallback action: {reason}", throttle_duration_sec=2.0)
+        self.publish_action(episode, step, self.fallback, reason, received, fallback=True)
+
+    def republish(self, received: int | None) -> None:
+        out = self.last_action
+        out.header.stamp = self.get_clock().now().to_msg()
+        if out.fallback:
+            self.fallback_count += 1
+        self.action_pub.publish(out)
+        if received is not None:
+            self.latencies_ms.append((self.now_ns() - received) / 1e6)
+
+    def state(self) -> str:
+        if self.target is None:
+            return "waiting_for_target"
+        if self.last_action is None:
+            return "waiting_for_observation"
+        return "fallback" if self.last_action.fallback else "running"
+
+    def publish_status(self) -> None:
+        msg = PolicyStatus()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.state = self.state()
+        msg.task_id = self.contract.task_id
+        msg.target_reward_return, msg.target_cost_return = self.episode_target
+        if self.latencies_ms:
+            p50, p99 = np.percentile(self.latencies_ms, [50, 99])
+            msg.latency_p50_ms, msg.latency_p99_ms = float(p50), float(p99)
+        else:
+            msg.latency_p50_ms = msg.latency_p99_ms = math.nan
+        msg.ticks, msg.deadline_overruns = self.ticks, self.overruns
+        msg.fallback_actions, msg.last_fallback_reason = self.fallback_count, self.last_fallback_reason
+        self.status_pub.publish(msg)
+        self.get_logger().info(
+            f"{msg.state}: latency p50 {msg.latency_p50_ms:.2f} ms, p99 {msg.latency_p99_ms:.2f} ms, ticks "
+            f"{self.ticks}, overruns {self.overruns}, fallbacks {self.fallback_count}",
+            throttle_duration_sec=30.0)
+        self.latencies_ms = []
+
+    def on_shutdown(self, reason: str) -> None:
+        episode, step = (self.last_obs[0].episode, self.last_obs[0].step) if self.last_obs else (0, 0)
+        self.publish_fallback(episode, step, f"policy node stopping ({reason})", None)
+        self.publish_status()
+        self.action_pub.wait_for_all_acked(Duration(seconds=1.0))
+        self.get_logger().info(f"stopped ({reason}); published the fallback action")
+
+
+def main(args=None) -> None:
+    raise SystemExit(run_node(PolicyNode, NODE_NAME, args))
+
+
+if __name__ == "__main__":
+    main()

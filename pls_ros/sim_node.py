@@ -1,0 +1,336 @@
+"""pls_sim: a Safety-Gymnasium task in MuJoCo standing in for the robot.
+
+Publishes one Observation per control step (episode, step, and the reward and cost of the step that led
+to it), applies the policy's Actions, and publishes an EpisodeResult when an episode ends. The target
+(R, G) in the result is the one the episode's policy actions carried, so the supervisor can tell results
+for its current target from stale ones.
+
+Modes (parameter `mode`):
+* lockstep: the sim advances as soon as the action answering the current (episode, step) arrives, as fast
+  as the loop allows (experiments). An episode starts only once the policy answers step 0 with a policy
+  action (not a fallback): a policy without a target yet holds the sim instead of wasting episodes. If no
+  answer comes within `lockstep_retry_s` the observation is published again.
+* realtime: a timer at `control_rate_hz` steps the sim with the latest action of the current episode;
+  with none, or one older than `action_timeout_periods`, it applies `fallback_action` (zeros by default).
+
+An episode with more than `max_fallback_steps` steps not driven by the policy is reported with a reason
+starting "aborted:", which the supervisor does not learn from.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pls_interfaces.msg import Action, EpisodeResult, Observation
+from rclpy.duration import Duration
+from rclpy.node import Node
+
+from pls_core.tasks import DEFAULT_TASK, TASKS
+from pls_ros import qos
+from pls_ros.conversions import float32_array, from_float32_field
+from pls_ros.params import ParamSpec, declare_parameters
+from pls_ros.spin import StartupError, run_node
+
+NODE_NAME = "pls_sim"
+
+PARAMS = (
+    ParamSpec("task_id", "str", DEFAULT_TASK, "Safety-Gymnasium task to simulate",
+              choices=tuple(sorted(TASKS))),
+    ParamSpec("seed", "int", 0, "episode e is reset with seed + e (reproducible initial states)",
+              0, 2**31 - 1),
+    ParamSpec("mode", "str", "lockstep", "lockstep: advance when the action for the current step arrives, "
+              "as fast as possible; realtime: step at control_rate_hz with the latest action",
+              choices=("lockstep", "realtime")),
+    ParamSpec("control_rate_hz", "float", 20.0, "realtime mode step rate [Hz] (HalfCheetah's simulated dt "
+              "is 0.05 s, so 20 Hz is wall-clock real time); unused in lockstep", 1.0, 1000.0),
+    ParamSpec("max_episodes", "int", 0, "stop cleanly (exit 0) after this many episodes; 0 = unlimited",
+              0, 10**9),
+    ParamSpec("fallback_action", "float_list", [], "action applied when no valid policy action is available "
+              "(realtime); empty = zeros", -1e6, 1e6),
+    ParamSpec("action_timeout_periods", "float", 3.0, "realtime: an action older than this many control "
+              "periods is not applied (fallback instead)", 0.5, 1000.0),
+    ParamSpec("lockstep_retry_s", "float", 0.5, "lockstep: publish the observation again when no action "
+              "answers it within this time [s]", 0.05, 60.0),
+    ParamSpec("max_fallback_steps", "int", 5, "episodes with more steps than this not driven by a policy "
+              "action are reported as 'aborted: ...'", 0, 10**6),
+    ParamSpec("record_video_dir", "str", "", "write rendered frames (MUJOCO_GL=egl) under this folder, one "
+              "subfolder per recorded episode; empty = no rendering"),
+    ParamSpec("video_format", "str", "png", "png: one PNG per rendered frame; mp4: one video per episode "
+              "(needs imageio-ffmpeg)", choices=("png", "mp4")),
+    ParamSpec("render_every_n_steps", "int", 5, "render one frame every N steps of a recorded episode",
+              1, 10**6),
+    ParamSpec("record_every_n_episodes", "int", 1, "record episodes 0, N, 2N, ...", 1, 10**6),
+)
+
+
+@dataclass
+class Episode:
+    """Book-keeping of the running episode."""
+
+    index: int
+    step: int = 0
+    reward_return: float = 0.0
+    cost_return: float = 0.0
+    fallback_steps: int = 0
+    last_fallback_reason: str = ""
+    targets: list = field(default_factory=list)  # distinct (R, G) carried by this episode's policy actions
+    started: bool = False  # lockstep: step 0 has been answered by a policy action
+    frames: object | None = None  # FrameWriter while recording
+
+
+class FrameWriter:
+    """Streams rendered frames of one episode to disk (PNG files or an mp4), never holding them in memory."""
+
+    def __init__(self, folder: Path, fmt: str, fps: float):
+        import imageio.v2 as imageio
+
+        self._imageio = imageio
+        self.folder = folder
+        self.count = 0
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = imageio.get_writer(str(folder) + ".mp4", fps=fps) if fmt == "mp4" else None
+        if self._writer is None:
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def add(self, frame: np.ndarray, step: int) -> None:
+        if self._writer is not None:
+            self._writer.append_data(frame)
+        else:
+            self._imageio.imwrite(self.folder / f"step_{step:05d}.png", frame)
+        self.count += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+class SimNode(Node):
+    def __init__(self):
+        super().__init__(NODE_NAME)
+        self.p = declare_parameters(self, PARAMS)
+        from pls_core.envs import make_env
+
+        self.recording = bool(self.p["record_video_dir"])
+        if self.recording and self.p["video_format"] == "mp4":
+            try:
+                import imageio_ffmpeg  # noqa: F401
+            except ImportError:
+                raise StartupError("video_format 'mp4' needs the imageio-ffmpeg package, which is not "
+                                   "installed; use video_format:=png or install imageio-ffmpeg") from None
+        self.env = make_env(self.p["task_id"], render_mode="rgb_array" if self.recording else None)
+        space = self.env.action_space
+        self.act_low, self.act_high = np.asarray(space.low, np.float64), np.asarray(space.high, np.float64)
+        self.act_dim = int(np.prod(space.shape))
+        fallback = self.p["fallback_action"] or [0.0] * self.act_dim
+        if len(fallback) != self.act_dim:
+            raise StartupError(f"fallback_action has {len(fallback)} entries but {self.p['task_id']} takes "
+                               f"{self.act_dim}; set fallback_action to {self.act_dim} numbers or [] for "
+                               "zeros")
+        self.fallback = np.clip(np.asarray(fallback, np.float64), self.act_low, self.act_high)
+        self.sim_dt = float(getattr(self.env.unwrapped, "dt", 1.0 / self.p["control_rate_hz"]))
+
+        self.obs_pub = self.create_publisher(Observation, qos.OBSERVATION_TOPIC, qos.CONTROL_QOS)
+        self.result_pub = self.create_publisher(EpisodeResult, qos.EPISODE_RESULT_TOPIC,
+                                                qos.EPISODE_RESULT_QOS)
+        self.create_subscription(Action, qos.ACTION_TOPIC, self.on_action, qos.ACTION_SUBSCRIPTION_QOS)
+
+        self.done = False
+        self.episodes_finished = 0
+        self.episode: Episode | None = None
+        self.obs: np.ndarray | None = None
+        self.last_action: Action | None = None
+        self.last_action_ns = 0
+        self.last_publish_ns = 0
+        self.period_ns = int(1e9 / self.p["control_rate_hz"])
+        self.lockstep = self.p["mode"] == "lockstep"
+        if self.lockstep:
+            # Checks discovery and retries at 20 Hz; the step itself runs in on_action.
+            self.create_timer(0.05, self.lockstep_watch)
+        else:
+            self.create_timer(1.0 / self.p["control_rate_hz"], self.realtime_tick)
+        self.get_logger().info(
+            f"{self.p['task_id']} in {self.p['mode']} mode"
+            + ("" if self.lockstep else f" at {self.p['control_rate_hz']:g} Hz")
+            + f", act_dim {self.act_dim}, max_episodes {self.p['max_episodes'] or 'unlimited'}"
+            + (f", recording to {self.p['record_video_dir']}" if self.recording else ""))
+
+    # --- episode life cycle ---------------------------------------------------------------------------
+
+    def now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    def start_episode(self) -> None:
+        index = self.episodes_finished
+        obs, _info = self.env.reset(seed=self.p["seed"] + index)
+        self.episode = Episode(index=index)
+        self.obs = np.asarray(obs, dtype=np.float32)
+        if self.recording and index % self.p["record_every_n_episodes"] == 0:
+            folder = Path(self.p["record_video_dir"]) / f"episode_{index:05d}"
+            fps = 1.0 / (self.sim_dt * self.p["render_every_n_steps"])
+            self.episode.frames = FrameWriter(folder, self.p["video_format"], fps)
+            self.render(0)
+        self.publish_observation(0.0, 0.0)
+
+    def publish_observation(self, reward: float, cost: float) -> None:
+        msg = Observation()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self.p["task_id"]
+        msg.episode = self.episode.index
+        msg.step = self.episode.step
+        msg.observation = float32_array(self.obs)
+        msg.reward = float(reward)
+        msg.cost = float(cost)
+        self.last_obs_msg = msg
+        self.obs_pub.publish(msg)
+        self.last_publish_ns = self.now_ns()
+
+    def render(self, step: int) -> None:
+        frames = self.episode.frames
+        if frames is not None and step % self.p["render_every_n_steps"] == 0:
+            frames.add(self.env.render(), step)
+
+    def step(self, action: np.ndarray, msg: Action | None, fallback_reason: str) -> None:
+        """Apply one action; msg is the policy's Action it came from (None: the sim's own fallback)."""
+        ep = self.episode
+        if msg is None or msg.fallback:
+            ep.fallback_steps += 1
+            ep.last_fallback_reason = fallback_reason or (msg.reason if msg is not None else "")
+        if msg is not None and not msg.fallback:
+            target = (float(msg.target_reward_return), float(msg.target_cost_return))
+            if target not in ep.targets:
+                ep.targets.append(target)
+        obs, reward, cost, terminated, truncated, _info = self.env.step(action.astype(np.float32))
+        ep.step += 1
+        ep.reward_return += float(reward)
+        ep.cost_return += float(cost)
+        self.obs = np.asarray(obs, dtype=np.float32)
+        self.render(ep.step)
+        if terminated or truncated:
+            self.finish_episode(bool(terminated), bool(truncated))
+            if not self.done:
+                self.start_episode()
+        else:
+            self.publish_observation(float(reward), float(cost))
+
+    def finish_episode(self, terminated: bool, truncated: bool) -> None:
+        ep = self.episode
+        reason = "terminated" if terminated else "time_limit"
+        target = ep.targets[0] if ep.targets else (math.nan, math.nan)
+        if not ep.targets:
+            reason = f"aborted: no policy action in {ep.step} steps ({ep.last_fallback_reason or 'none'})"
+        elif len(ep.targets) > 1:
+            reason = f"aborted: the target changed mid-episode ({ep.targets})"
+        elif ep.fallback_steps > self.p["max_fallback_steps"]:
+            reason = (f"aborted: {ep.fallback_steps} of {ep.step} steps were not driven by the policy "
+                      f"(last: {ep.last_fallback_reason})")
+        msg = EpisodeResult()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self.p["task_id"]
+        msg.episode = ep.index
+        msg.target_reward_return, msg.target_cost_return = target
+        msg.reward_return = ep.reward_return
+        msg.cost_return = ep.cost_return
+        msg.length = ep.step
+        msg.terminated = terminated
+        msg.truncated = truncated
+        msg.reason = reason
+        self.result_pub.publish(msg)
+        if ep.frames is not None:
+            ep.frames.close()
+        self.get_logger().info(
+            f"episode {ep.index}: reward {ep.reward_return:.1f}, cost {ep.cost_return:.1f}, "
+            f"length {ep.step}, target ({target[0]:.1f}, {target[1]:.1f}), {reason}")
+        self.episodes_finished += 1
+        if self.p["max_episodes"] and self.episodes_finished >= self.p["max_episodes"]:
+            self.get_logger().info(f"finished {self.episodes_finished} episodes (max_episodes); stopping")
+            self.done = True
+
+    # --- actions --------------------------------------------------------------------------------------
+
+    def check_action(self, msg: Action) -> tuple[np.ndarray | None, str]:
+        action = from_float32_field(msg.action)
+        if action.shape != (self.act_dim,):
+            return None, f"action has {action.size} entries, the task takes {self.act_dim}"
+        if not np.all(np.isfinite(action)):
+            return None, "action has NaN/inf"
+        return np.clip(action.astype(np.float64), self.act_low, self.act_high), ""
+
+    def on_action(self, msg: Action) -> None:
+        self.last_action, self.last_action_ns = msg, self.now_ns()
+        ep = self.episode
+        if not self.lockstep or self.done or ep is None:
+            return
+        if msg.episode != ep.index or msg.step != ep.step:
+            return  # an answer to an observation we are no longer at (e.g. a duplicate after a retry)
+        action, problem = self.check_action(msg)
+        if ep.step == 0 and not ep.started:
+            if msg.fallback or action is None:
+                self.get_logger().info(
+                    f"episode {ep.index} waits for a policy action at step 0 (got: "
+                    f"{problem or msg.reason or 'fallback'})", throttle_duration_sec=5.0)
+                return  # lockstep_watch publishes step 0 again after lockstep_retry_s
+            ep.started = True
+        if action is None:
+            self.get_logger().warn(f"invalid action for step {ep.step}: {problem}; applying fallback",
+                                   throttle_duration_sec=2.0)
+            self.step(self.fallback, None, problem)
+        else:
+            self.step(action, msg, "")
+
+    def lockstep_watch(self) -> None:
+        if self.done:
+            return
+        if self.obs_pub.get_subscription_count() == 0:
+            self.get_logger().info("waiting for a policy to subscribe to observations",
+                                   throttle_duration_sec=10.0)
+            return
+        if self.episode is None:
+            self.start_episode()
+        elif self.now_ns() - self.last_publish_ns > self.p["lockstep_retry_s"] * 1e9:
+            self.last_obs_msg.header.stamp = self.get_clock().now().to_msg()
+            self.obs_pub.publish(self.last_obs_msg)
+            self.last_publish_ns = self.now_ns()
+
+    def realtime_tick(self) -> None:
+        if self.done:
+            return
+        if self.episode is None:
+            self.start_episode()
+            return
+        msg, reason = self.last_action, ""
+        if msg is None:
+            reason = "no action received yet"
+        elif msg.episode != self.episode.index:
+            reason = f"latest action is for episode {msg.episode}, not {self.episode.index}"
+        elif self.now_ns() - self.last_action_ns > self.p["action_timeout_periods"] * self.period_ns:
+            reason = f"latest action is older than {self.p['action_timeout_periods']:g} periods"
+        action = None
+        if not reason:
+            action, reason = self.check_action(msg)
+        if action is None:
+            self.step(self.fallback, None, reason)
+        else:
+            self.step(action, msg, "")
+
+    def on_shutdown(self, reason: str) -> None:
+        ep = self.episode
+        if ep is not None and not self.done and ep.step > 0:
+            self.get_logger().info(f"stopping ({reason}) in episode {ep.index} at step {ep.step}; "
+                                   "no result is published for an unfinished episode")
+        if ep is not None and ep.frames is not None:
+            ep.frames.close()
+        # Results are TRANSIENT_LOCAL: give subscribers a moment to acknowledge the last ones.
+        self.result_pub.wait_for_all_acked(Duration(seconds=2.0))
+        self.env.close()
+        self.get_logger().info(f"stopped ({reason}) after {self.episodes_finished} episodes")
+
+
+def main(args=None) -> None:
+    raise SystemExit(run_node(SimNode, NODE_NAME, args))
+
+
+if __name__ == "__main__":
+    main()
