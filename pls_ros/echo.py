@@ -125,7 +125,7 @@ def echo(topic: str, *, msg_type: str | None = None, count: int = 0, timeout_s: 
         if topic not in G.TOPICS and not (reliability and durability):
             # A topic pls does not know: learn its type (unless given) and its publishers' QoS. With --type,
             # look only briefly, then subscribe with default QoS as ros2cli does.
-            look_until = time.monotonic() + 1.0 if type_name else deadline
+            look_until = time.monotonic() + 2.0 if type_name else deadline
             while True:
                 types = dict(node.get_topic_names_and_types()).get(topic)
                 qos_choice = _choose_qos_from_publishers(node, topic)
