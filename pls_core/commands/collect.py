@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +16,20 @@ from pls_core.tasks import DEFAULT_TASK
 Opt = typer.Option
 
 
+def _command_line(params: dict) -> str:
+    """The invocation as a full `pls collect` command (every option spelled out), for the file's attrs."""
+    words = ["pls", "collect"]
+    for name, value in params.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            words.append(flag if value else f"--no-{flag[2:]}")
+        elif value is not None:
+            words += [flag, str(value)]
+    return shlex.join(words)
+
+
 def collect(
+    ctx: typer.Context,
     out: Annotated[Path, Opt(help="HDF5 file to write (DSRL layout).")],
     task: Annotated[str, Opt(help="Safety-Gymnasium task id.")] = DEFAULT_TASK,
     seed: Annotated[int, Opt(help="Seeds behaviour training, episode plans and the grid filter.")] = 0,
@@ -44,7 +56,7 @@ def collect(
         task, out, seed=seed, episodes=episodes, workers=workers, retrain=retrain,
         behaviour_root=behaviour_dir or DEFAULT_BEHAVIOUR_ROOT,
         grid=GridSpec(cost_bins, reward_bins, per_cell), episode_len=episode_len, timestep_scale=train_scale,
-        command=shlex.join(["pls", *sys.argv[1:]]), progress=not quiet,
+        command=_command_line(ctx.params), progress=not quiet,
     )
     report = {**dataset_summary(ds), "timings_s": ds.attrs["timings"], "out": str(out)}
     typer.echo(json.dumps(report, indent=2))
