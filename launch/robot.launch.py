@@ -23,7 +23,7 @@ GRAPH = graph.ROBOT
 
 
 def generate_launch_description() -> LaunchDescription:
-    config = Path(get_package_share_directory(graph.PACKAGE)) / "config"
+    config = Path(get_package_share_directory(graph.PACKAGE)) / graph.CONFIG_FOLDER
     defaults = graph.argument_defaults(GRAPH, config)
     actions = []
     for arg in GRAPH.arguments:

@@ -18,6 +18,7 @@ A graph is:
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from pathlib import Path
 import yaml
 
 PACKAGE = "pls_ros"
+CONFIG_FOLDER = "config"  # share/pls_ros/config when installed, <repo>/config in a checkout
 PARAMS_KEY = "ros__parameters"
 
 
@@ -135,7 +137,7 @@ SUPERVISOR_NODE = NodeSpec("pls_supervisor", "supervisor_node", "pls_ros.supervi
 _SIM, _POL, _SUP = SIM_NODE.name, POLICY_NODE.name, SUPERVISOR_NODE.name
 
 # Arguments both graphs share (the policy and the supervisor run in both).
-_TASK_TARGETS = (Param(_POL, "task_id"), Param(_SUP, "task_id"))
+_TASK_TARGETS = (Param(_POL, "expected_task_id"), Param(_SUP, "task_id"))
 _COMMON = (
     Argument("model", "ONNX policy file; empty: the model shipped for the task",
              (Param(_POL, "model_path"),)),
@@ -159,8 +161,11 @@ SIM = Graph(
         *_COMMON,
         Argument("mode", "lockstep: the sim waits for each action; realtime: the sim steps at control rate",
                  (Param(_SIM, "mode"),), choices=("lockstep", "realtime")),
-        Argument("control_rate_hz", "control rate of the sim and the policy",
+        Argument("control_rate_hz", "control rate of the sim (realtime mode) and the policy",
                  (Param(_SIM, "control_rate_hz", float), Param(_POL, "control_rate_hz", float))),
+        # The policy answers each observation at once: lockstep needs it; in realtime it is the quickest.
+        Argument("trigger", "observation: answer every observation; timer: act at control rate on the latest",
+                 (Param(_POL, "trigger"),), default="observation", choices=("observation", "timer")),
         Argument("max_episodes", "stop the sim (and with it the graph) after this many episodes; 0: never",
                  (Param(_SIM, "max_episodes", int),)),
         Argument("seed", "sim seed", (Param(_SIM, "seed", int),)),
@@ -220,12 +225,12 @@ def config_dir() -> Path:
     A source checkout (or editable install) uses <repo>/config; an installed package uses
     <prefix>/share/pls_ros/config (pip data_files or colcon), found via sys.prefix or the ament index.
     """
-    candidates = [Path(__file__).resolve().parent.parent / "config",
-                  Path(sys.prefix) / "share" / PACKAGE / "config"]
+    candidates = [Path(__file__).resolve().parent.parent / CONFIG_FOLDER,
+                  Path(sys.prefix) / "share" / PACKAGE / CONFIG_FOLDER]
     try:
         from ament_index_python.packages import get_package_share_directory
 
-        candidates.append(Path(get_package_share_directory(PACKAGE)) / "config")
+        candidates.append(Path(get_package_share_directory(PACKAGE)) / CONFIG_FOLDER)
     except Exception:  # not on a ROS install / not in the ament index
         pass
     for path in candidates:
@@ -278,8 +283,16 @@ def yaml_scalar(value: object) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        text = repr(value)
-        return text if any(c in text for c in ".eEn") else text + ".0"
+        if math.isnan(value):
+            return ".nan"
+        if math.isinf(value):
+            return ".inf" if value > 0 else "-.inf"
+        mantissa, _, exponent = repr(value).partition("e")  # YAML 1.1 floats need a dot and a signed exponent
+        if "." not in mantissa:
+            mantissa += ".0"
+        if exponent and exponent[0] not in "+-":
+            exponent = "+" + exponent
+        return mantissa + ("e" + exponent if exponent else "")
     return json.dumps(str(value))  # a JSON string is a YAML string: quotes keep "1.0"/"" as strings
 
 

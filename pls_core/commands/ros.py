@@ -89,6 +89,7 @@ def sim(
     threshold: float = typer.Option(None, help="safety threshold b on the episode cost return"),
     config: str = typer.Option(None, help="optimiser config YAML for the supervisor"),
     mode: str = typer.Option(None, help="lockstep | realtime"),
+    trigger: str = typer.Option(None, help="policy trigger: observation (default here) | timer"),
     max_episodes: int = typer.Option(None, help="stop after this many episodes (0: never)"),
     episodes_per_evaluation: int = typer.Option(None, help="episodes per target evaluation (varpi)"),
     control_rate_hz: float = typer.Option(None, help="control rate of the sim and the policy"),
@@ -103,7 +104,7 @@ def sim(
 
     Launch-style arguments work too: `pls sim task:=SafetyHopperVelocity-v1 threshold:=25`.
     """
-    options = dict(task=task, model=model, threshold=threshold, config=config, mode=mode,
+    options = dict(task=task, model=model, threshold=threshold, config=config, mode=mode, trigger=trigger,
                    max_episodes=max_episodes, episodes_per_evaluation=episodes_per_evaluation,
                    control_rate_hz=control_rate_hz, seed=seed, store_path=store_path)
     _run_graph("sim", ctx, options, param, domain_id, progress, dry_run)
