@@ -181,7 +181,8 @@ class PolicyRunner:
         obs = obs.reshape(1, -1) if single else obs
         if obs.shape[0] != self.num_envs:
             raise ContractError(
-                f"got {obs.shape[0]} observations for {self.num_envs} envs; pass one row per env"
+                f"observation shape {obs.shape}: {obs.shape[0]} rows for {self.num_envs} envs; "
+                "pass one row per env"
             )
         if np.isnan(self._targets).any():
             raise ContractError("act() before reset(): call reset(targets) to set (R, G) for every env first")

@@ -72,7 +72,8 @@ def pareto_relabel(
 
     Costs of the targets span the dataset's cost range evenly; each reward is uniform between the frontier
     (+min_reward) and `max_reward`. A target goes to a trajectory with cost <= its G and reward >= its
-    R - max_rew_decrease, chosen with probability ~ 1 / (distance + beta) in normalised (cost, reward).
+    R - max_rew_decrease, chosen with probability ~ 1 / (distance + beta) in normalised (cost, reward); a
+    target that no trajectory can serve is dropped, so fewer than `n_targets` may come back.
     """
     costs = np.asarray(cost_returns, dtype=np.float64)
     rewards = np.asarray(reward_returns, dtype=np.float64)

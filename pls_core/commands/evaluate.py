@@ -61,7 +61,7 @@ def evaluate(
     report = write_report(
         out or model.parent / f"eval_{model.stem}", summaries, results, threshold, title, provenance
     )
-    console.print("report: " + ", ".join(str(p) for p in report.values()))
+    typer.echo("report: " + ", ".join(str(p) for p in report.values()))
 
 
 def register(app: typer.Typer) -> None:

@@ -15,19 +15,16 @@ def export(
     out: Annotated[Path, typer.Option(help="Where to write the .onnx file.")],
 ) -> None:
     """Export a CDT checkpoint to ONNX (fixed context, padding mask) and check parity with torch."""
-    from rich.console import Console
-
     from pls_core.export import PARITY_TOLERANCE, ExportError, export_checkpoint
     from pls_core.runtime import ModelContract
 
-    console = Console()
     try:
         worst = export_checkpoint(checkpoint, out)
     except ExportError as exc:
-        console.print(f"[bold red]export failed:[/] {exc}")
+        typer.echo(f"export failed: {exc}", err=True)
         raise typer.Exit(code=1) from None
     contract = ModelContract.from_onnx(out)
-    console.print(
+    typer.echo(
         f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB): {contract.task_id}, "
         f"obs {contract.obs_dim}, act {contract.act_dim}, context {contract.context_len}; "
         f"max |onnxruntime - torch| = {worst:.1e} (limit {PARITY_TOLERANCE:g})"

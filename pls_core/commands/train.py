@@ -37,12 +37,9 @@ def train(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Train a Constrained Decision Transformer on an offline dataset."""
-    from rich.console import Console
-
     from pls_core.cdt.trainer import TrainingDiverged
     from pls_core.cdt.trainer import train as run_training
 
-    console = Console()
     try:
         result = run_training(
             dataset,
@@ -56,13 +53,13 @@ def train(
             progress=progress,
         )
     except (TrainingDiverged, ValueError) as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from None
-    console.print(
+    typer.echo(
         f"trained to step {result.step} in {result.wall_time_s / 60:.1f} min of training time; "
         f"checkpoint: {result.checkpoint}"
     )
-    console.print(f"next: pls export --checkpoint {result.checkpoint} --out {Path(out) / 'policy.onnx'}")
+    typer.echo(f"next: pls export --checkpoint {result.checkpoint} --out {Path(out) / 'policy.onnx'}")
 
 
 def register(app: typer.Typer) -> None:

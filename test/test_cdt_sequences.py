@@ -1,0 +1,99 @@
+"""Training windows and CDT's data tricks: returns-to-go, left padding, cost weighting, Pareto relabelling."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pls_core.cdt.presets import preset
+from pls_core.cdt.relabel import pareto_indices, pareto_relabel
+from pls_core.cdt.sequences import SequenceSampler
+from pls_core.dataset import OfflineDataset
+from pls_core.tasks import get_task
+
+TASK = get_task("SafetyHalfCheetahVelocity-v1")
+
+
+def synthetic_dataset(lengths=(5, 7, 6), cost_per_step=(0.0, 1.0, 3.0)) -> OfflineDataset:
+    """Episodes whose observation is (episode, step), reward 1 per step, a fixed cost per step."""
+    obs = np.concatenate([np.stack([np.full(n, e), np.arange(n)], 1) for e, n in enumerate(lengths)])
+    costs = np.concatenate([np.full(n, c) for n, c in zip(lengths, cost_per_step, strict=True)])
+    ends = np.cumsum(lengths) - 1
+    timeouts = np.zeros(len(obs), dtype=bool)
+    timeouts[ends] = True
+    return OfflineDataset(
+        observations=obs,
+        next_observations=obs,
+        actions=obs[:, :1] * 0.1,
+        rewards=np.ones(len(obs)),
+        costs=costs,
+        terminals=np.zeros(len(obs), dtype=bool),
+        timeouts=timeouts,
+        attrs={"task_id": TASK.task_id},
+    )
+
+
+def test_windows_are_left_padded_and_carry_raw_returns_to_go():
+    config = preset("tiny").replace(context_len=4, augment_percent=0.0, cost_sample=False)
+    sampler = SequenceSampler(synthetic_dataset(), config, TASK, rng=np.random.default_rng(0))
+    batch = sampler.sample(256, np.random.default_rng(1))
+    lengths = {0: 5, 1: 7, 2: 6}
+    cost_per_step = {0: 0.0, 1: 1.0, 2: 3.0}
+    for i in range(256):
+        real = ~batch["padding_mask"][i]
+        episode = int(batch["states"][i, -1, 0])
+        steps = batch["states"][i, real, 1].astype(int)
+        last = steps[-1]
+        assert real.sum() == min(4, last + 1)  # padding only where the episode had not started
+        assert not batch["padding_mask"][i, -1] and np.all(np.diff(real.astype(int)) >= 0)
+        np.testing.assert_array_equal(batch["timesteps"][i, real], steps)
+        np.testing.assert_allclose(batch["returns_to_go"][i, real], lengths[episode] - steps)
+        np.testing.assert_allclose(
+            batch["costs_to_go"][i, real], cost_per_step[episode] * (lengths[episode] - steps)
+        )
+        assert np.all(batch["cost_labels"][i, real] == (cost_per_step[episode] > 0))
+        assert np.all(batch["states"][i, ~real] == 0) and np.all(batch["returns_to_go"][i, ~real] == 0)
+
+
+def test_cost_weighting_favours_cheap_trajectories():
+    dataset = synthetic_dataset(lengths=(10, 10, 10), cost_per_step=(0.0, 3.0, 9.0))  # costs 0, 30, 90
+    config = preset("tiny").replace(augment_percent=0.0, cost_sample_offset=70.0, cost_sample_floor=1.0)
+    probability = SequenceSampler(dataset, config, TASK, rng=np.random.default_rng(0)).entry_probability
+    np.testing.assert_allclose(probability, np.array([70.0, 40.0, 1.0]) / 111.0)
+
+
+def test_pareto_front_keeps_only_non_dominated_points():
+    costs = np.array([0.0, 10.0, 10.0, 20.0, 30.0, 5.0])
+    rewards = np.array([100.0, 300.0, 200.0, 250.0, 500.0, 90.0])
+    assert sorted(pareto_indices(costs, rewards).tolist()) == [0, 1, 4]
+
+
+def test_relabelled_targets_sit_above_the_frontier_on_cheap_good_sources():
+    rng = np.random.default_rng(0)
+    costs = rng.uniform(0, 100, size=300)
+    rewards = 1000 + 10 * costs + rng.normal(0, 50, size=300)
+    relabels = pareto_relabel(costs, rewards, 60, deg=1, max_reward=3000.0, max_rew_decrease=500.0, rng=rng)
+    assert (
+        len(relabels) >= 20
+    )  # targets more than max_rew_decrease above every cheap-enough source are skipped
+    for r in relabels:
+        assert costs[r.source] <= r.cost + 1e-9
+        assert rewards[r.source] >= r.reward - 500.0
+        assert r.reward <= 3000.0
+    # Targets ask for more than typical data at that cost: above the mean trend on average.
+    assert np.mean([r.reward - (1000 + 10 * r.cost) for r in relabels]) > 0
+
+
+def test_relabelled_entries_shift_returns_to_the_target():
+    dataset = synthetic_dataset(lengths=(8, 8, 8, 8), cost_per_step=(0.0, 1.0, 2.0, 3.0))
+    config = preset("tiny").replace(augment_percent=1.0, cost_sample=False)
+    sampler = SequenceSampler(dataset, config, TASK, rng=np.random.default_rng(0))
+    assert sampler.num_relabelled > 0
+    relabelled = np.arange(4, len(sampler.entry_episode))
+    start_reward = (
+        sampler.reward_returns[sampler.entry_episode[relabelled]] + sampler.entry_reward_shift[relabelled]
+    )
+    start_cost = (
+        sampler.cost_returns[sampler.entry_episode[relabelled]] + sampler.entry_cost_shift[relabelled]
+    )
+    assert np.all(start_cost >= sampler.cost_returns[sampler.entry_episode[relabelled]])
+    assert np.all(start_reward <= TASK.relabel_max_reward)

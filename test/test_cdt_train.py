@@ -1,0 +1,78 @@
+"""Training loop: learning happens, seeds reproduce, resume continues exactly, divergence is caught."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+from test_cdt_support import tiny_artifacts
+
+from pls_core.cdt.trainer import TrainingDiverged, train
+
+
+def weights(checkpoint):
+    return torch.load(checkpoint, map_location="cpu", weights_only=False)["model"]
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
+def test_tiny_training_raises_the_likelihood_of_dataset_actions(tmp_path):
+    result = train(tiny_artifacts().dataset, tmp_path, preset_name="tiny", steps=120, progress=False)
+    with (tmp_path / "progress.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["step"]) for r in rows] == list(range(10, 121, 10))
+    assert float(rows[-1]["log_likelihood"]) > float(rows[0]["log_likelihood"]) + 1.0
+    assert result.step == 120 and (tmp_path / "tb").is_dir() and (tmp_path / "config.json").exists()
+
+
+def test_same_seed_same_weights_and_resume_continues_exactly(tmp_path):
+    dataset = tiny_artifacts().dataset
+    straight = train(dataset, tmp_path / "straight", preset_name="tiny", seed=3, steps=20, progress=False)
+    train(dataset, tmp_path / "resumed", preset_name="tiny", seed=3, steps=10, progress=False)
+    resumed = train(dataset, tmp_path / "resumed", preset_name="tiny", steps=20, resume=True, progress=False)
+    assert resumed.step == 20
+    assert_same_weights(weights(straight.checkpoint), weights(resumed.checkpoint))
+    other_seed = train(dataset, tmp_path / "other", preset_name="tiny", seed=4, steps=20, progress=False)
+    assert not torch.equal(
+        weights(other_seed.checkpoint)["action_mean.weight"],
+        weights(straight.checkpoint)["action_mean.weight"],
+    )
+
+
+def test_divergence_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
+    dataset = tiny_artifacts().dataset
+    good = train(dataset, tmp_path, preset_name="tiny", steps=10, progress=False)
+    good_weights = weights(good.checkpoint)
+    with pytest.raises(TrainingDiverged, match=r"diverged at step 1[1-9].*last good checkpoint .*step 10"):
+        train(
+            dataset,
+            tmp_path,
+            preset_name="tiny",
+            steps=30,
+            resume=True,
+            progress=False,
+            overrides={"learning_rate": 1e30},
+        )
+    saved = torch.load(good.checkpoint, map_location="cpu", weights_only=False)
+    assert saved["step"] == 10
+    assert_same_weights(good_weights, saved["model"])
+
+
+def test_resume_refuses_a_different_network_shape(tmp_path):
+    dataset = tiny_artifacts().dataset
+    train(dataset, tmp_path, preset_name="tiny", steps=5, progress=False)
+    with pytest.raises(ValueError, match="embed_dim"):
+        train(
+            dataset,
+            tmp_path,
+            preset_name="tiny",
+            steps=10,
+            resume=True,
+            progress=False,
+            overrides={"embed_dim": 32},
+        )

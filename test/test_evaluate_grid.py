@@ -1,0 +1,115 @@
+"""Rollouts and the evaluation report: reproducible episodes, batching-independent, DSRL scores, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from test_cdt_support import tiny_artifacts
+
+from pls_core.evaluate import evaluate_grid, markdown_table, write_report
+from pls_core.normalise import normalised_cost, normalised_reward
+from pls_core.rollout import run_episodes
+from pls_core.runtime import PolicyRunner
+
+TASK = "SafetyHalfCheetahVelocity-v1"
+
+
+def test_dsrl_normalisation():
+    assert normalised_reward(1500.0, 500.0, 2500.0) == pytest.approx(0.5)
+    assert normalised_cost(30.0, 20.0) == pytest.approx(1.5)
+    assert normalised_cost(0.0, 0.0) == pytest.approx(1.0)  # b = 0: DSRL adds 1 to both sides
+    assert normalised_cost(2.0, 0.0) == pytest.approx(3.0)
+    with pytest.raises(ValueError):
+        normalised_reward(1.0, 5.0, 5.0)
+
+
+def test_episodes_are_reproducible_and_do_not_depend_on_batching():
+    targets = [(300.0, 0.0), (300.0, 40.0)]
+    one_at_a_time = run_episodes(PolicyRunner(tiny_artifacts().onnx, num_envs=1), TASK, targets, 2, seed=5)
+    batched = run_episodes(PolicyRunner(tiny_artifacts().onnx, num_envs=3), TASK, targets, 2, seed=5)
+    assert [(r.target_reward, r.target_cost, r.seed) for r in batched] == [
+        (300.0, 0.0, 5),
+        (300.0, 0.0, 6),
+        (300.0, 40.0, 7),
+        (300.0, 40.0, 8),
+    ]
+    for a, b in zip(one_at_a_time, batched, strict=True):
+        assert a.length == b.length == 1000
+        assert a.reward_return == pytest.approx(b.reward_return, abs=1e-3)
+        assert a.cost_return == pytest.approx(b.cost_return, abs=1e-6)
+    assert len({round(r.reward_return, 3) for r in batched}) > 1  # different seeds, different episodes
+
+
+def test_grid_report_summarises_every_target(tmp_path):
+    summaries, results = evaluate_grid(
+        tiny_artifacts().onnx, [100.0, 300.0], [0.0, 20.0], 1, 20.0, reward_range=(-500.0, 500.0), num_envs=4
+    )
+    assert len(summaries) == 4 and len(results) == 4
+    for s in summaries:
+        assert s.normalised_reward == pytest.approx((s.reward_mean + 500.0) / 1000.0)
+        assert s.normalised_cost == pytest.approx(s.cost_mean / 20.0)
+    paths = write_report(tmp_path, summaries, results, 20.0, "tiny", {"model": "tiny"})
+    assert markdown_table(summaries).count("\n") == 2 + 4
+    assert json.loads(paths["json"].read_text())["threshold"] == 20.0
+    assert paths["heatmaps"].stat().st_size > 1000
+
+
+def test_cli_train_export_evaluate_end_to_end(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    dataset = str(tiny_artifacts().dataset)
+
+    def pls(*args):
+        done = subprocess.run(
+            [sys.executable, "-m", "pls_core.cli", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    pls(
+        "train",
+        "--dataset",
+        dataset,
+        "--out",
+        str(tmp_path / "run"),
+        "--preset",
+        "tiny",
+        "--steps",
+        "12",
+        "--no-progress",
+        "--set",
+        "eval_every=12",
+    )
+    assert (tmp_path / "run" / "eval.csv").read_text().count("\n") == 1 + 3  # header + 3 eval targets
+    out = pls(
+        "export", "--checkpoint", str(tmp_path / "run" / "checkpoint.pt"), "--out", str(tmp_path / "p.onnx")
+    )
+    assert "max |onnxruntime - torch|" in out
+    pls(
+        "evaluate",
+        "--model",
+        str(tmp_path / "p.onnx"),
+        "--dataset",
+        dataset,
+        "--rewards",
+        "200",
+        "--costs",
+        "0,20",
+        "--episodes",
+        "1",
+        "--threshold",
+        "20",
+        "--out",
+        str(tmp_path / "report"),
+    )
+    report = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert [s["target_cost"] for s in report["summaries"]] == [0.0, 20.0]
+    assert np.isfinite(report["summaries"][0]["normalised_reward"])
