@@ -46,17 +46,19 @@ def target_of(decision: Decision) -> tuple[float, float]:
     return float(decision.target[0]), float(decision.target[1])
 
 
-def episode_key(msg: EpisodeResult) -> str:
-    """Identity of one published episode result: robot-side episode index plus its publication stamp.
+def episode_id(msg: EpisodeResult) -> int:
+    """Identity of one published episode result: its header stamp in nanoseconds.
 
-    The index alone repeats when the robot side restarts; the stamp tells those apart, and a result that
-    DDS delivers twice (history replay after a supervisor restart) has the same key both times.
+    The robot-side episode index repeats when the robot side restarts; the stamp does not, and a result
+    that DDS delivers again (history replay to a restarted supervisor) carries the same stamp. 0 means the
+    publisher did not stamp the result.
     """
-    return f"{msg.episode}@{stamp_ns(msg.header.stamp)}"
+    return stamp_ns(msg.header.stamp)
 
 
-def episode_record(msg: EpisodeResult, episode: int | None = None) -> EpisodeRecord:
-    """The optimiser's record of an EpisodeResult (`episode` overrides the message's index)."""
+def episode_record(msg: EpisodeResult) -> EpisodeRecord:
+    """The optimiser's record of an EpisodeResult; `episode` is `episode_id(msg)`, the robot-side index is
+    kept in `reason`."""
     return EpisodeRecord(
         target=(float(msg.target_reward_return), float(msg.target_cost_return)),
         reward_return=float(msg.reward_return),
@@ -64,8 +66,8 @@ def episode_record(msg: EpisodeResult, episode: int | None = None) -> EpisodeRec
         length=int(msg.length),
         terminated=bool(msg.terminated),
         truncated=bool(msg.truncated),
-        episode=int(msg.episode) if episode is None else int(episode),
-        reason=str(msg.reason),
+        episode=episode_id(msg),
+        reason=f"{msg.reason} [robot episode {msg.episode}]",
     )
 
 

@@ -32,19 +32,27 @@ from pls_ros.paths import resolve_existing
 from pls_ros.spin import StartupError, run_node
 
 NODE_NAME = "pls_policy"
-DEFAULT_MODEL = f"pls_core/models/{DEFAULT_TASK}/policy.onnx"
+
+
+def shipped_model(task_id: str) -> str:
+    return f"pls_core/models/{task_id}/policy.onnx"
+
+
+DEFAULT_MODEL = shipped_model(DEFAULT_TASK)
 
 PARAMS = (
-    ParamSpec("model_path", "str", DEFAULT_MODEL, "exported ONNX policy; a relative path is looked up in the "
-              "working directory, the pls_ros share directory, then next to the pls_core package"),
+    ParamSpec("model_path", "str", DEFAULT_MODEL, "exported ONNX policy; empty = the model shipped for "
+              "expected_task_id; a relative path is looked up in the working directory, the pls_ros share "
+              "directory, then next to the pls_core package"),
     ParamSpec("expected_task_id", "str", DEFAULT_TASK, "refuse a model trained for another task; empty = "
               "accept any"),
     ParamSpec("expected_obs_dim", "int", 17, "refuse a model with another observation size; 0 = no check",
               0, 100000),
     ParamSpec("expected_act_dim", "int", 6, "refuse a model with another action size; 0 = no check",
               0, 100000),
-    ParamSpec("trigger", "str", "timer", "timer: one action per control period; observation: answer each "
-              "observation immediately (lockstep)", choices=("timer", "observation")),
+    ParamSpec("trigger", "str", "observation", "observation: answer each observation at once (needed by the "
+              "lockstep sim, quickest in realtime); timer: act once per control period on the newest "
+              "observation", choices=("observation", "timer")),
     ParamSpec("control_rate_hz", "float", 20.0, "control rate [Hz]: timer rate, watchdog rate and the "
               "deadline for inference", 1.0, 1000.0),
     ParamSpec("stale_after_periods", "float", 3.0, "an observation older than this many control periods is "
@@ -65,8 +73,12 @@ class PolicyNode(Node):
         from pls_core.runtime import ContractError, ModelContract, PolicyRunner
 
         self.ContractError = ContractError
+        model = p["model_path"] or (shipped_model(p["expected_task_id"]) if p["expected_task_id"] else "")
+        if not model:
+            raise StartupError("model_path is empty and so is expected_task_id; set model_path to an ONNX "
+                               "file, or expected_task_id to use the model shipped for that task")
         try:
-            path = resolve_existing(p["model_path"], "model_path")
+            path = resolve_existing(model, "model_path")
         except FileNotFoundError as exc:
             raise StartupError(f"{exc}. Fix: set model_path to an ONNX file written by `pls export`") \
                 from None
@@ -164,7 +176,7 @@ class PolicyNode(Node):
             if self.pending is not None:
                 self._accumulate(self.pending[0])
                 self.skipped += 1
-                self.get_logger().warn(
+                self.get_logger().warning(
                     f"{self.skipped} observations skipped so far: they arrive faster than control_rate_hz "
                     f"({self.p['control_rate_hz']:g} Hz)", throttle_duration_sec=10.0)
             self.pending = (msg, received)
@@ -237,7 +249,7 @@ class PolicyNode(Node):
         infer_s = time.perf_counter() - start
         self.acted, self.step = True, msg.step
         if infer_s * 1e9 > self.period_ns:
-            self.get_logger().warn(f"inference took {infer_s * 1e3:.1f} ms, more than the control period "
+            self.get_logger().warning(f"inference took {infer_s * 1e3:.1f} ms, more than the control period "
                                    f"{self.period_ns / 1e6:.1f} ms", throttle_duration_sec=5.0)
         if not np.all(np.isfinite(action)):
             self.publish_fallback(msg.episode, msg.step, "the model returned NaN/inf", received)
@@ -293,7 +305,7 @@ class PolicyNode(Node):
     def publish_fallback(self, episode: int, step: int, reason: str, received: int | None) -> None:
         self.fallback_count += 1
         self.last_fallback_reason = reason
-        self.get_logger().warn(f"fallback action: {reason}", throttle_duration_sec=2.0)
+        self.get_logger().warning(f"fallback action: {reason}", throttle_duration_sec=2.0)
         self.publish_action(episode, step, self.fallback, reason, received, fallback=True)
 
     def republish(self, received: int | None) -> None:

@@ -274,7 +274,7 @@ class SimNode(Node):
                 return  # lockstep_watch publishes step 0 again after lockstep_retry_s
             ep.started = True
         if action is None:
-            self.get_logger().warn(f"invalid action for step {ep.step}: {problem}; applying fallback",
+            self.get_logger().warning(f"invalid action for step {ep.step}: {problem}; applying fallback",
                                    throttle_duration_sec=2.0)
             self.step(self.fallback, None, problem)
         else:

@@ -1,0 +1,225 @@
+"""pls_supervisor: tunes the policy's target returns z = (R, G) by safe Bayesian optimisation.
+
+* Counts EpisodeResults at the current target; after `episodes_per_evaluation` of them the optimiser
+  updates and the node publishes the next TargetReturn (RELIABLE + TRANSIENT_LOCAL: latched).
+* Only verified-safe targets are ever published (cost upper confidence bound <= threshold). When
+  anything is wrong (an optimiser exception, a decision that is not verified safe) the node keeps the last
+  verified safe target and says why in SupervisorStatus.message; a rejected result (stale target,
+  non-finite, aborted episode) is logged and reported there too.
+* Everything goes through the optimiser's SQLite store (`store_path`). After a crash the node rebuilds
+  the optimiser from it, republishes the same current target, and drops re-delivered results it already
+  stored: results are identified by their header stamp (ns), which stays the same when DDS replays the
+  robot side's TRANSIENT_LOCAL history, and differs between episodes even when the robot side restarts
+  and counts episodes from 0 again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+
+from pls_interfaces.msg import EpisodeResult, SupervisorStatus, TargetReturn
+from rclpy.duration import Duration
+from rclpy.node import Node
+
+from pls_core.tasks import DEFAULT_TASK, TASKS
+from pls_ros import qos
+from pls_ros.conversions import episode_id, episode_record, supervisor_status_msg, target_return_msg
+from pls_ros.params import ParamSpec, declare_parameters
+from pls_ros.paths import resolve_existing, resolve_output
+from pls_ros.spin import StartupError, run_node
+
+NODE_NAME = "pls_supervisor"
+
+PARAMS = (
+    ParamSpec("task_id", "str", DEFAULT_TASK, "task the policy runs; must match the optimizer_config's "
+              "`task` when that is set", choices=tuple(sorted(TASKS))),
+    ParamSpec("optimizer_config", "str", "config/optimizer.yaml", "optimiser settings (flat YAML of "
+              "pls_core.safeopt.OptimizerConfig keys); empty = the task's defaults "
+              "(OptimizerConfig.for_task); relative paths are looked up in the working directory, the "
+              "pls_ros share directory, then the repository"),
+    ParamSpec("store_path", "str", "runs/supervisor/pls_store.sqlite", "SQLite log of the run; the node "
+              "resumes from it when it exists (relative to the working directory)"),
+    ParamSpec("threshold", "float", 0.0, "override: safety threshold b on the episode cost return; 0 = "
+              "the optimizer_config value", 0.0, 1e9),
+    ParamSpec("episodes_per_evaluation", "int", 0, "override: episodes averaged per target evaluation "
+              "(the paper's varpi); 0 = the optimizer_config value", 0, 100000),
+    ParamSpec("method", "str", "", "override: pls | fixed | gp_ucb | random; empty = the optimizer_config "
+              "value", choices=("", "pls", "fixed", "gp_ucb", "random")),
+    ParamSpec("seed", "int", -1, "override: optimiser random seed; -1 = the optimizer_config value",
+              -1, 2**31 - 1),
+    ParamSpec("status_period_s", "float", 1.0, "SupervisorStatus period [s]; it is also published on every "
+              "change", 0.05, 3600.0),
+)
+
+
+class SupervisorNode(Node):
+    def __init__(self):
+        super().__init__(NODE_NAME)
+        self.p = p = declare_parameters(self, PARAMS)
+        from pls_core.safeopt import OptimizerConfig, build_optimizer
+        from pls_core.safeopt.errors import InvalidEpisodeError, StaleEpisodeError
+
+        self.InvalidEpisodeError, self.StaleEpisodeError = InvalidEpisodeError, StaleEpisodeError
+        overrides = {k: p[k] for k, unset in (("threshold", 0.0), ("episodes_per_evaluation", 0),
+                                               ("method", ""), ("seed", -1)) if p[k] != unset}
+        if p["optimizer_config"]:
+            try:
+                config_path = resolve_existing(p["optimizer_config"], "optimizer_config")
+            except FileNotFoundError as exc:
+                raise StartupError(f"{exc}. Fix: set optimizer_config to a YAML of optimiser settings, or to "
+                                   "an empty string for the task's defaults") from None
+            config = OptimizerConfig.from_yaml(config_path, **overrides)  # OptimizerConfigError names the key
+        else:
+            config_path = f"defaults for {p['task_id']}"
+            config = OptimizerConfig.for_task(p["task_id"], **overrides)
+        if config.task and config.task != p["task_id"]:
+            raise StartupError(f"{config_path} is for task {config.task!r} but task_id is {p['task_id']!r}; "
+                               "use the optimiser config of the task the policy runs, or fix task_id")
+        self.store_path = resolve_output(p["store_path"])
+        try:
+            self.optimizer = build_optimizer(config, self.store_path)
+        except Exception as exc:  # StoreMismatchError, a damaged or locked file: refuse to guess
+            raise StartupError(f"cannot resume from {self.store_path}: {exc}") from None
+        self.known = self._stored_episode_ids()
+        self.published = None  # the Decision whose target is on /pls/target_return
+        self.message = ""
+        self.duplicates = 0
+
+        self.target_pub = self.create_publisher(TargetReturn, qos.TARGET_RETURN_TOPIC, qos.TARGET_RETURN_QOS)
+        self.status_pub = self.create_publisher(SupervisorStatus, qos.SUPERVISOR_STATUS_TOPIC,
+                                                qos.SUPERVISOR_STATUS_QOS)
+        self.create_subscription(EpisodeResult, qos.EPISODE_RESULT_TOPIC, self.on_result,
+                                 qos.EPISODE_RESULT_QOS)
+        self.create_timer(p["status_period_s"], self.publish_status)
+
+        status = self.optimizer.status()
+        resumed = status["episodes_total"] > 0 or status["episodes_rejected"] > 0
+        self.get_logger().info(
+            f"{'resumed from' if resumed else 'new run in'} {self.store_path}: method {config.method}, "
+            f"threshold {config.threshold:g}, {config.episodes_per_evaluation} episodes per evaluation, "
+            f"iteration {status['iteration']}, {status['episodes_total']} episodes stored")
+        self.follow(self.optimizer.current, "resumed" if resumed else "start")
+
+    def _stored_episode_ids(self) -> set[int]:
+        """Ids (header stamps) of the results already in the store, accepted or rejected."""
+        ids: set[int] = set()
+        try:
+            with sqlite3.connect(f"file:{self.store_path}?mode=ro", uri=True) as db:
+                ids.update(row[0] for row in db.execute("SELECT episode FROM episodes") if row[0] is not None)
+                for (body,) in db.execute("SELECT body FROM rejections"):
+                    episode = json.loads(body).get("episode")
+                    if isinstance(episode, int):
+                        ids.add(episode)
+        except (sqlite3.Error, ValueError, AttributeError) as exc:
+            self.get_logger().warning(f"could not list stored episodes ({exc}); re-delivered results will be "
+                                      "rejected by the optimiser as duplicates instead")
+        return ids
+
+    # --- targets --------------------------------------------------------------------------------------
+
+    def last_verified(self):
+        for decision in reversed(self.optimizer.history):
+            if decision.verified_safe and all(math.isfinite(v) for v in decision.target):
+                return decision
+        return None
+
+    def follow(self, decision, why: str) -> None:
+        """Publish `decision`'s target if it is verified safe; otherwise hold the last verified one."""
+        if decision.verified_safe and all(math.isfinite(v) for v in decision.target):
+            self.publish_target(decision, why)
+            return
+        held = self.published or self.last_verified()
+        self.message = (f"iteration {decision.iteration}: target {decision.target} is not verified safe "
+                        f"(cost upper bound {decision.cost_bounds[1]:.3g} > threshold "
+                        f"{decision.threshold:g}); "
+                        + (f"holding {held.target}" if held else "no verified safe target to publish"))
+        self.get_logger().error(self.message)
+        if held is not None and held is not self.published:
+            self.publish_target(held, "holding the last verified safe target")
+        self.publish_status()
+
+    def publish_target(self, decision, why: str) -> None:
+        assert decision.verified_safe, "only verified safe targets are published"
+        self.target_pub.publish(target_return_msg(decision, self.get_clock().now().to_msg()))
+        self.published = decision
+        self.get_logger().info(
+            f"target R={decision.target[0]:.2f} G={decision.target[1]:.2f} (iteration {decision.iteration}, "
+            f"{decision.phase.value}, cost upper {decision.cost_bounds[1]:.3g} <= {decision.threshold:g}; "
+            f"{why})")
+        self.publish_status()
+
+    # --- results --------------------------------------------------------------------------------------
+
+    def on_result(self, msg: EpisodeResult) -> None:
+        key = episode_id(msg)
+        label = f"episode {msg.episode} (stamp {key})"
+        if key == 0:
+            self.reject(f"{label} has no header stamp; the robot side must stamp EpisodeResults (the stamp "
+                        "identifies a result when it is delivered again)")
+            return
+        if key in self.known:
+            self.duplicates += 1
+            self.get_logger().debug(f"{label} is already stored; ignored")
+            return
+        self.known.add(key)
+        if msg.reason.startswith("aborted"):
+            self.reject(f"{label} not used: {msg.reason}")
+            return
+        record = episode_record(msg)
+        try:
+            decision = self.optimizer.report_episode(record)
+        except self.StaleEpisodeError as exc:
+            self.reject(f"{label} ignored: {exc}", error=False)
+            return
+        except self.InvalidEpisodeError as exc:
+            self.reject(f"{label} rejected: {exc}")
+            return
+        except Exception as exc:  # numerical or invariant failure inside the optimiser
+            self.message = (f"optimiser error on {label}: {exc!r}; holding the last verified safe target "
+                            f"{self.published.target if self.published else None}")
+            self.get_logger().error(self.message)
+            self.publish_status()
+            return
+        status = self.optimizer.status()
+        self.get_logger().info(
+            f"{label}: reward {msg.reward_return:.1f}, cost {msg.cost_return:.1f} at target "
+            f"({msg.target_reward_return:.1f}, {msg.target_cost_return:.1f}); "
+            f"{status['episodes_at_target']}/{status['episodes_per_evaluation']} at this target")
+        if decision is None:
+            self.publish_status()
+            return
+        self.message = decision.note or f"iteration {decision.iteration}: {decision.phase.value}"
+        self.follow(decision, "new evaluation")
+
+    def reject(self, message: str, error: bool = True) -> None:
+        self.message = message
+        if error:
+            self.get_logger().warning(message)
+        else:
+            self.get_logger().info(message)
+        self.publish_status()
+
+    # --- status ---------------------------------------------------------------------------------------
+
+    def publish_status(self) -> None:
+        status = self.optimizer.status()
+        msg = supervisor_status_msg(
+            self.optimizer.current, self.get_clock().now().to_msg(),
+            episodes_at_current_target=status["episodes_at_target"],
+            episodes_per_evaluation=status["episodes_per_evaluation"], message=self.message)
+        self.status_pub.publish(msg)
+
+    def on_shutdown(self, reason: str) -> None:
+        self.publish_status()
+        self.status_pub.wait_for_all_acked(Duration(seconds=1.0))
+        self.get_logger().info(f"stopped ({reason}); state is in {self.store_path}")
+
+
+def main(args=None) -> None:
+    raise SystemExit(run_node(SupervisorNode, NODE_NAME, args))
+
+
+if __name__ == "__main__":
+    main()
