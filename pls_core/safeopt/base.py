@@ -1,0 +1,247 @@
+"""The optimiser interface and the episode bookkeeping every method shares.
+
+A method only chooses targets (`_choose`); this class validates and persists episodes, averages each
+target's `episodes_per_evaluation` episodes into one observation, updates the confidence model, keeps the
+last target on a GP numerical failure, and builds the `Decision` record. Randomness is drawn from
+`rng(stream)`, seeded by (seed, iteration, stream), so a run replayed from its episodes repeats itself.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from pls_core.safeopt.confidence import ConfidenceModel
+from pls_core.safeopt.config import OptimizerConfig
+from pls_core.safeopt.errors import (
+    GPNumericalError,
+    InvalidEpisodeError,
+    SafetyInvariantError,
+    StaleEpisodeError,
+)
+from pls_core.safeopt.grid import MATCH_FRACTION_OF_STEP, TargetGrid
+from pls_core.safeopt.records import Decision, EpisodeRecord, Phase
+from pls_core.safeopt.store import OptimizerStore
+
+TIE_RELATIVE_TOLERANCE = 1e-9  # values this close (relative to the best) count as ties
+STREAM_PROPOSAL, STREAM_BEST, STREAM_RANDOM_SEARCH = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A method's pick: the target, the phase it came from and the size of the set it was chosen from."""
+
+    target: tuple[float, float]
+    phase: Phase
+    candidate_set_size: int
+
+
+class TargetOptimizer(ABC):
+    """Chooses target returns z = (R, G) between episodes. Use `build_optimizer` to make one."""
+
+    method: ClassVar[str]
+
+    def __init__(self, config: OptimizerConfig) -> None:
+        self.config = config
+        self.grid = TargetGrid.from_config(config)
+        self.model = ConfidenceModel(config, self.grid)
+        self.history: list[Decision] = []  # every decision, in order; history[-1] is current
+        self.evaluations: list[tuple[tuple[float, float], float, float]] = []  # (target, mean R, mean G)
+        self._store: OptimizerStore | None = None
+        self._episodes_here: list[EpisodeRecord] = []
+        self._episode_ids: set[int] = set()
+        self._episodes_total = 0
+        self._rejected = 0
+        self._last_rejection = ""
+        self._gp_failures = 0
+        self._last_gp_error = ""
+        self.history.append(self._decide(""))
+
+    # --- the public interface -------------------------------------------------------------------------
+
+    @property
+    def current(self) -> Decision:
+        """The target to run now."""
+        return self.history[-1]
+
+    @property
+    def iteration(self) -> int:
+        return self.current.iteration
+
+    def report_episode(self, rec: EpisodeRecord) -> Decision | None:
+        """Validate and record one episode; after `episodes_per_evaluation` episodes at the current target,
+        update the GPs and return the new decision, else None.
+
+        Raises InvalidEpisodeError (StaleEpisodeError for a target other than `current.target`) and
+        records nothing but the rejection.
+        """
+        try:
+            rec = self._validated(rec)
+        except InvalidEpisodeError as exc:
+            self._rejected += 1
+            self._last_rejection = str(exc)
+            if self._store is not None:
+                body = rec.to_dict() if isinstance(rec, EpisodeRecord) else {"value": repr(rec)}
+                self._store.add_rejection(self.iteration, body, str(exc))
+            raise
+        if self._store is not None:
+            self._store.add_episode(self.iteration, rec)
+        decision = self._accept(rec)
+        if decision is not None and self._store is not None:
+            self._store.add_decision(decision)
+        return decision
+
+    def status(self) -> dict[str, Any]:
+        """A flat summary for logs and the SupervisorStatus message."""
+        d = self.current
+        status = {
+            "method": self.method, "phase": d.phase.value, "phase_code": d.phase.code,
+            "iteration": d.iteration,
+            "target": list(d.target), "verified_safe": d.verified_safe, "threshold": d.threshold,
+            "episodes_at_target": len(self._episodes_here),
+            "episodes_per_evaluation": self.config.episodes_per_evaluation,
+            "episodes_total": self._episodes_total, "episodes_rejected": self._rejected,
+            "last_rejection": self._last_rejection, "num_observations": d.num_observations,
+            "safe_set_size": d.safe_set_size, "candidate_set_size": d.candidate_set_size,
+            "grid_size": self.grid.size, "best_target": list(d.best_target),
+            "best_predicted_reward": d.best_predicted_reward, "best_cost_upper": d.best_cost_upper,
+            "reward_bounds": list(d.reward_bounds), "cost_bounds": list(d.cost_bounds),
+            "gp_failures": self._gp_failures, "last_gp_error": self._last_gp_error,
+            "confidence_conflicts": self.model.conflicts, "note": d.note,
+            "store": str(self._store.path) if self._store is not None else None,
+        }
+        r_min, r_max = self.config.dataset_reward_min, self.config.dataset_reward_max
+        if r_min is not None and r_max is not None and r_max > r_min:
+            status["best_predicted_reward_normalised"] = (d.best_predicted_reward - r_min) / (r_max - r_min)
+        return status
+
+    # --- for subclasses -------------------------------------------------------------------------------
+
+    @abstractmethod
+    def _choose(self) -> Choice:
+        """The next target, given `self.model`, `self.history` and `self.evaluations`."""
+
+    def _check_choice(self, choice: Choice) -> None:
+        """Invariants every proposal meets; methods add their own (PLS: inside the safe set)."""
+        if len(choice.target) != 2 or not all(math.isfinite(v) for v in choice.target):
+            raise SafetyInvariantError(f"{self.method} proposed a non-finite target {choice.target}")
+
+    def rng(self, stream: int) -> np.random.Generator:
+        """Randomness for the decision being made now: a function of (seed, iteration, stream) only."""
+        return np.random.default_rng([self.config.seed, len(self.history), stream])
+
+    def pick(self, indices: np.ndarray, scores: np.ndarray, stream: int = STREAM_PROPOSAL) -> int:
+        """The index with the highest score; ties (within TIE_RELATIVE_TOLERANCE) broken at random."""
+        best = scores.max()
+        tied = np.sort(indices[np.abs(scores - best) <= TIE_RELATIVE_TOLERANCE * max(1.0, abs(best))])
+        return int(tied[0]) if len(tied) == 1 else int(self.rng(stream).choice(tied))
+
+    def best_safe_index(self) -> int:
+        """Operation choice: highest reward lower bound inside the safe set."""
+        safe = np.flatnonzero(self.model.safe)
+        lower, _ = self.model.reward_bounds()
+        return self.pick(safe, lower[safe], STREAM_BEST)
+
+    # --- internals ------------------------------------------------------------------------------------
+
+    def _accept(self, rec: EpisodeRecord) -> Decision | None:
+        """Count a validated episode; on the last one of an evaluation, update and decide."""
+        self._episodes_here.append(rec)
+        self._episodes_total += 1
+        if rec.episode is not None:
+            self._episode_ids.add(rec.episode)
+        if len(self._episodes_here) < self.config.episodes_per_evaluation:
+            return None
+        target = self.current.target
+        reward = math.fsum(e.reward_return for e in self._episodes_here) / len(self._episodes_here)
+        cost = math.fsum(e.cost_return for e in self._episodes_here) / len(self._episodes_here)
+        self._episodes_here = []
+        self.evaluations.append((target, reward, cost))
+        note = ""
+        try:
+            self.model.observe(target, reward, cost)
+        except GPNumericalError as exc:
+            self._gp_failures += 1
+            self._last_gp_error = str(exc)
+            note = f"GP numerical failure ({exc}); kept the last verified safe target"
+        self.history.append(self._decide(note))
+        return self.current
+
+    def _decide(self, note: str) -> Decision:
+        if note:  # GP failure: the model did not change, so the last target is as safe as it was
+            last = self.current
+            choice = Choice(last.target, last.phase, last.candidate_set_size)
+        else:
+            choice = self._choose()
+        self._check_choice(choice)
+        model = self.model
+        reward_bounds, cost_bounds = model.bounds_at(choice.target)
+        best = self.best_safe_index()
+        return Decision(
+            iteration=len(self.history), phase=choice.phase, target=choice.target,
+            reward_bounds=reward_bounds, cost_bounds=cost_bounds, safe_set_size=int(model.safe.sum()),
+            candidate_set_size=choice.candidate_set_size, num_observations=model.num_observations,
+            best_target=self.grid.target(best), best_predicted_reward=float(model.reward_mean()[best]),
+            best_cost_upper=float(model.cost_upper[best]), threshold=self.config.threshold,
+            verified_safe=bool(cost_bounds[1] <= self.config.threshold), note=note)
+
+    def _validated(self, rec: EpisodeRecord) -> EpisodeRecord:
+        if not isinstance(rec, EpisodeRecord):
+            raise InvalidEpisodeError(f"expected an EpisodeRecord, got {type(rec).__name__}; build one with "
+                                      "EpisodeRecord(target, reward_return, cost_return, length, ...)")
+        try:
+            target = (float(rec.target[0]), float(rec.target[1]))
+            if len(rec.target) != 2:
+                raise ValueError
+        except (TypeError, ValueError, IndexError):
+            raise InvalidEpisodeError(f"target must be a pair (R, G) of numbers, got {rec.target!r}") \
+                from None
+        current = self.current.target
+        steps = self.grid.steps
+        if any(not math.isfinite(t) or abs(t - c) > MATCH_FRACTION_OF_STEP * s
+               for t, c, s in zip(target, current, steps, strict=True)):
+            raise StaleEpisodeError(
+                f"episode ran with target {target} but the current target is {current} (iteration "
+                f"{self.iteration}); it was discarded. Start every episode with optimizer.current.target and "
+                "report it before starting the next one")
+        values = {}
+        for name in ("reward_return", "cost_return"):
+            value = getattr(rec, name)
+            if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+                raise InvalidEpisodeError(f"{name} must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise InvalidEpisodeError(f"{name} is {value}: the episode's return is not finite; it was "
+                                          "discarded. Check the environment and policy output for NaN/inf")
+            values[name] = float(value)
+        length = rec.length
+        if isinstance(length, bool) or not isinstance(length, int | np.integer) or length < 1:
+            raise InvalidEpisodeError(f"length must be an integer >= 1, got {length!r}")
+        h = self.config.max_episode_length
+        if h is not None and length > h:
+            raise InvalidEpisodeError(f"length {length} exceeds max_episode_length {h}; report one episode "
+                                      "per record, or raise max_episode_length in the optimizer config")
+        c_lo, c_hi = self.config.cost_return_limits[0], self.config.cost_return_ceiling
+        if not c_lo <= values["cost_return"] <= c_hi:
+            raise InvalidEpisodeError(f"cost_return {values['cost_return']} is outside [{c_lo}, {c_hi}] "
+                                      "(cost_return_limits / episode length); report the raw, undiscounted "
+                                      "episode cost, or fix cost_return_limits")
+        r_lo, r_hi = self.config.reward_return_limits
+        if (r_lo is not None and values["reward_return"] < r_lo) or \
+                (r_hi is not None and values["reward_return"] > r_hi):
+            raise InvalidEpisodeError(f"reward_return {values['reward_return']} is outside "
+                                      f"reward_return_limits [{r_lo}, {r_hi}]; report the raw, undiscounted "
+                                      "return, or widen the limits")
+        if rec.episode is not None:
+            if isinstance(rec.episode, bool) or not isinstance(rec.episode, int | np.integer):
+                raise InvalidEpisodeError(f"episode must be an integer or None, got {rec.episode!r}")
+            if int(rec.episode) in self._episode_ids:
+                raise InvalidEpisodeError(f"episode {rec.episode} was already recorded; each episode is "
+                                          "reported once (after a restart, continue from "
+                                          "status()['episodes_total'])")
+        return EpisodeRecord(current, values["reward_return"], values["cost_return"], int(length),
+                             bool(rec.terminated), bool(rec.truncated),
+                             None if rec.episode is None else int(rec.episode), str(rec.reason))

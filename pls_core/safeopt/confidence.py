@@ -1,0 +1,138 @@
+"""What every method knows about the grid: the two GPs, the monotone cost intervals, the safe set.
+
+Confidence intervals (pls-method.md §3.2), all in raw return units:
+    Omega_N(z) = m(z) + s * [mean_{N-1}(z) -+ alpha_N sd_{N-1}(z)]      (m: prior mean, s: output scale)
+    Lambda_N(z) = Lambda_{N-1}(z) intersected with Omega_N(z)          (cost only; monotone)
+    Lambda_0(z) = [c_min, b] on seeds Z0,  [c_min, c_max] elsewhere    (c_min, c_max: valid cost returns)
+N counts observations + 1, so the first decision uses alpha_1 and the prior.
+
+An empty intersection means the data contradict the confidence model at z (the <= Delta failure event,
+or a misspecified kernel). Then a non-seed point restarts from the current interval Omega_N (it may
+leave the safe set: we never keep believing a point is safe against the data), while a seed point
+keeps its upper bound (Assumption 7 says Z0 is safe); both are counted in `conflicts`.
+The reward interval is the current Omega_N, not intersected (the paper does not intersect it, and it
+is only used for choosing, never for safety).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pls_core.safeopt.config import OptimizerConfig
+from pls_core.safeopt.gp import GridGP, srinivas_alpha
+from pls_core.safeopt.grid import TargetGrid
+from pls_core.safeopt.safe_set import fake_observation_expanders, lipschitz_expanders, lipschitz_safe_set
+
+
+class ConfidenceModel:
+    def __init__(self, config: OptimizerConfig, grid: TargetGrid) -> None:
+        self.config, self.grid = config, grid
+        points = grid.points
+        self.threshold = config.threshold
+        self.reward_scale = config.reward_output_scale
+        self.cost_scale = config.effective_cost_output_scale
+        zeros = np.zeros(grid.size)
+        self.reward_prior_mean = points[:, 0].copy() if config.reward_prior_mean == "target" else zeros.copy()
+        self.cost_prior_mean = points[:, 1].copy() if config.cost_prior_mean == "target" else zeros.copy()
+        self.reward_gp = GridGP(points, config.reward_lengthscale, config.reward_outputscale,
+                                config.reward_noise_variance / self.reward_scale ** 2)
+        self.cost_gp = GridGP(points, config.cost_lengthscale, config.cost_outputscale,
+                              config.cost_noise_variance / self.cost_scale ** 2)
+        self.cost_lower = np.full(grid.size, float(config.cost_return_limits[0]))
+        self.cost_upper = np.where(grid.seed_mask, self.threshold, config.cost_return_ceiling)
+        self.safe = grid.seed_mask.copy()
+        self.conflicts = 0
+        self._intersect_cost_intervals()
+
+    # --- updates --------------------------------------------------------------------------------------
+
+    @property
+    def num_observations(self) -> int:
+        return self.reward_gp.num_observations
+
+    def observe(self, target: tuple[float, float], reward: float, cost: float) -> None:
+        """Add one evaluation (mean returns at `target`) to both GPs, then tighten the cost intervals.
+
+        Atomic: on GPNumericalError neither GP nor any interval changes.
+        """
+        r_prior, g_prior = self._prior_at(target)
+        reward_state = self.reward_gp.prepare_observation(target, (reward - r_prior) / self.reward_scale)
+        cost_state = self.cost_gp.prepare_observation(target, (cost - g_prior) / self.cost_scale)
+        if self.config.fit_hyperparameters:
+            reward_state = self.reward_gp.prepare_fit(reward_state, self.config.fit_iterations)
+            cost_state = self.cost_gp.prepare_fit(cost_state, self.config.fit_iterations)
+        self.reward_gp.commit(reward_state)
+        self.cost_gp.commit(cost_state)
+        self._intersect_cost_intervals()
+
+    def _intersect_cost_intervals(self) -> None:
+        omega_lo, omega_hi = self.cost_omega()
+        lower = np.maximum(self.cost_lower, omega_lo)
+        upper = np.minimum(self.cost_upper, omega_hi)
+        empty = lower > upper
+        seeds = self.grid.seed_mask
+        lower = np.where(empty & ~seeds, omega_lo, lower)
+        upper = np.where(empty & ~seeds, omega_hi, upper)
+        lower = np.where(empty & seeds, upper, lower)
+        self.conflicts += int(empty.sum())
+        self.cost_lower, self.cost_upper = lower, upper
+        if self.config.lipschitz:
+            self.safe = lipschitz_safe_set(self.grid.points, upper, self.safe, self.threshold,
+                                           self.config.lipschitz)
+        else:
+            self.safe = upper <= self.threshold
+
+    # --- bounds (raw units) ---------------------------------------------------------------------------
+
+    @property
+    def alpha(self) -> float:
+        return srinivas_alpha(self.grid.size, self.num_observations + 1, self.config.delta)
+
+    def reward_mean(self) -> np.ndarray:
+        return self.reward_prior_mean + self.reward_scale * self.reward_gp.mean
+
+    def reward_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        half = self.alpha * self.reward_scale * np.sqrt(self.reward_gp.variance)
+        mean = self.reward_mean()
+        return mean - half, mean + half
+
+    def cost_mean(self) -> np.ndarray:
+        return self.cost_prior_mean + self.cost_scale * self.cost_gp.mean
+
+    def cost_omega(self) -> tuple[np.ndarray, np.ndarray]:
+        half = self.alpha * self.cost_scale * np.sqrt(self.cost_gp.variance)
+        mean = self.cost_mean()
+        return mean - half, mean + half
+
+    def cost_width(self) -> np.ndarray:
+        return self.cost_upper - self.cost_lower
+
+    def bounds_at(self, target: tuple[float, float]) -> tuple[tuple[float, float], tuple[float, float]]:
+        """(reward interval, cost interval) at any target; grid points use the monotone cost interval."""
+        index = self.grid.index_of(target)
+        if index is not None:
+            r_lo, r_hi = self.reward_bounds()
+            return (float(r_lo[index]), float(r_hi[index])), \
+                (float(self.cost_lower[index]), float(self.cost_upper[index]))
+        r_prior, g_prior = self._prior_at(target)
+        (r_mean,), (r_var,) = self.reward_gp.posterior_at(np.array([target]))
+        (g_mean,), (g_var,) = self.cost_gp.posterior_at(np.array([target]))
+        r_half = self.alpha * self.reward_scale * np.sqrt(r_var)
+        g_half = self.alpha * self.cost_scale * np.sqrt(g_var)
+        r_mid, g_mid = r_prior + self.reward_scale * r_mean, g_prior + self.cost_scale * g_mean
+        return (float(r_mid - r_half), float(r_mid + r_half)), (float(g_mid - g_half), float(g_mid + g_half))
+
+    def _prior_at(self, target: tuple[float, float]) -> tuple[float, float]:
+        r = target[0] if self.config.reward_prior_mean == "target" else 0.0
+        g = target[1] if self.config.cost_prior_mean == "target" else 0.0
+        return float(r), float(g)
+
+    # --- expanders ------------------------------------------------------------------------------------
+
+    def expanders(self, candidates: np.ndarray) -> np.ndarray:
+        """For each candidate grid index (all safe): could sampling it grow the safe set?"""
+        if self.config.lipschitz:
+            return lipschitz_expanders(self.grid.points, self.cost_lower, self.safe, self.threshold,
+                                       self.config.lipschitz, candidates)
+        return fake_observation_expanders(self.cost_gp, self.cost_prior_mean, self.cost_scale,
+                                          self.cost_lower, self.safe, self.threshold, self.alpha, candidates)

@@ -1,0 +1,282 @@
+"""Optimiser settings: one flat, validated dataclass, loadable from a dict or YAML, derivable from a task.
+
+Every key is documented on `OptimizerConfig`; config/optimizer.yaml carries the defaults for
+SafetyHalfCheetahVelocity-v1. Units: R, G, returns, threshold, zeta, noise are raw (unnormalised) returns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pls_core.safeopt.errors import OptimizerConfigError
+
+METHODS = ("pls", "fixed", "gp_ucb", "random")
+PRIOR_MEANS = ("target", "zero")
+
+
+@dataclass
+class OptimizerConfig:
+    """Settings of the online target-return optimiser.
+
+    Choices where the paper is silent (pls-method.md §3), each overridable:
+
+    * Output scaling. The cost GP models cost / `cost_output_scale` (default: the threshold b). The
+      paper's cost variance 1 is only meaningful on a normalised scale: with cost / b the threshold is 1
+      and the prior standard deviation equals b, so no point is safe on prior belief alone (only Z0 is).
+      The reward GP models reward / `reward_output_scale` (default 1, raw returns): the paper's reward
+      variance 100 and lengthscale 100 are sized for raw velocity-task returns in the thousands.
+    * Prior mean. "target" (default) centres each GP on the commanded return (R for reward, G for cost),
+      the leading term of the paper's Theorem 1 (J(pi_z) = z + GP term + small bias); the kernel then
+      describes the return-conditioned policy's deviation from its command. "zero" is the plain
+      zero-mean GP of SafeOpt.
+    * Noise. `*_noise_variance` is the variance, in raw units squared, of one evaluation (the mean of
+      `episodes_per_evaluation` episodes), i.e. per-episode variance / episodes_per_evaluation.
+      Defaults assume per-episode standard deviations of about 22 (reward) and 4.5 (cost) at 20 episodes.
+    * Kernels. A lengthscale is one number (isotropic) or [l_R, l_G] (one per axis; the paper does not
+      say which it used). Hyperparameters are fixed unless `fit_hyperparameters` is true (then the
+      marginal likelihood is maximised after every evaluation, starting from these values; the safety
+      guarantee assumes fixed, well-specified kernels, so fitting is off by default).
+    * Delta (failure probability) 0.05 and zeta (stage-1 tolerance on the cost width u - l, raw cost
+      units) default to 0.5 * threshold when unset: the paper states neither.
+    """
+
+    threshold: float  # b: largest acceptable expected cost return
+    reward_range: tuple[float, float]  # grid bounds on target reward R
+    cost_range: tuple[float, float]  # grid bounds on target cost G
+    seed_reward_range: tuple[float, float]  # Z0: every grid point inside this box is a known-safe seed
+    seed_cost_range: tuple[float, float]
+    method: str = "pls"  # pls | fixed | gp_ucb | random
+    grid_resolution: tuple[int, int] = (21, 41)  # number of grid points along R and along G
+    delta: float = 0.05  # failure probability in alpha_N = sqrt(2 log(|Z| N^2 pi^2 / (6 delta)))
+    zeta: float | None = None  # stage 1 ends when every expander's cost width is <= zeta; None: 0.5 * b
+    lipschitz: float | None = None  # L (raw cost per raw target unit); None or 0: GP-based expanders
+    episodes_per_evaluation: int = 20  # varpi: episodes averaged into one GP observation
+    max_exploration_iterations: int = 30  # cap on stage 1 evaluations (seed evaluation included)
+    max_maximisation_iterations: int = 20  # cap on stage 2 evaluations
+    seed: int = 0  # tie-breaking and random-search RNG: derived from (seed, iteration)
+    reward_lengthscale: float | tuple[float, float] = 100.0
+    reward_outputscale: float = 100.0
+    cost_lengthscale: float | tuple[float, float] = 5.0
+    cost_outputscale: float = 1.0
+    reward_noise_variance: float = 25.0
+    cost_noise_variance: float = 1.0
+    reward_output_scale: float = 1.0
+    cost_output_scale: float | None = None  # None: the threshold b
+    reward_prior_mean: str = "target"  # target | zero
+    cost_prior_mean: str = "target"
+    fit_hyperparameters: bool = False
+    fit_iterations: int = 50  # Adam steps per fit when fit_hyperparameters is true
+    max_episode_length: int | None = None  # H: episodes longer than this are rejected
+    cost_return_limits: tuple[float, float | None] = (0.0, None)  # valid costs; None: H (cost <= 1 per step)
+    reward_return_limits: tuple[float | None, float | None] = (None, None)  # valid reward returns
+    dataset_reward_min: float | None = None  # for normalised reporting (paper metric)
+    dataset_reward_max: float | None = None  # fixed baseline's R (OSRL's CDT evaluation); also reporting
+    task: str | None = None  # informational
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes, stored, never interpreted
+
+    def __post_init__(self) -> None:
+        self._coerce()
+        self._validate()
+
+    # --- derived values -------------------------------------------------------------------------------
+
+    @property
+    def effective_zeta(self) -> float:
+        return 0.5 * self.threshold if self.zeta is None else self.zeta
+
+    @property
+    def effective_cost_output_scale(self) -> float:
+        return self.threshold if self.cost_output_scale is None else self.cost_output_scale
+
+    @property
+    def cost_return_ceiling(self) -> float:
+        """Largest possible cost return: the configured limit, else H (per-step cost <= 1), else inf."""
+        if self.cost_return_limits[1] is not None:
+            return float(self.cost_return_limits[1])
+        return float(self.max_episode_length) if self.max_episode_length is not None else math.inf
+
+    # --- construction ---------------------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> OptimizerConfig:
+        if not isinstance(d, dict):
+            raise OptimizerConfigError(f"optimizer config must be a mapping, got {type(d).__name__}")
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = [k for k in d if k not in known]
+        if unknown:
+            hints = []
+            for key in unknown:
+                close = difflib.get_close_matches(key, known, n=1)
+                hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            raise OptimizerConfigError(f"unknown optimizer config key(s): {', '.join(hints)}; valid keys: "
+                                       f"{', '.join(known)}")
+        required = [f.name for f in dataclasses.fields(cls)
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        missing = [k for k in required if k not in d]
+        if missing:
+            raise OptimizerConfigError(f"optimizer config is missing required key(s): {', '.join(missing)}; "
+                                       "set them, or build the config with OptimizerConfig.for_task(...)")
+        try:
+            return cls(**d)
+        except TypeError as exc:
+            raise OptimizerConfigError(f"invalid optimizer config: {exc}") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> OptimizerConfig:
+        """Load a flat YAML mapping; `overrides` replace keys (e.g. threshold=40)."""
+        import yaml
+
+        text = Path(path).read_text()
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise OptimizerConfigError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise OptimizerConfigError(f"{path}: expected a mapping of optimizer keys at the top level")
+        try:
+            return cls.from_dict({**data, **overrides})
+        except OptimizerConfigError as exc:
+            raise OptimizerConfigError(f"{path}: {exc}") from None
+
+    @classmethod
+    def for_task(cls, task_id: str, threshold: float | None = None, *,
+                 dataset_reward_min: float | None = None, dataset_reward_max: float | None = None,
+                 dataset_cost_max: float | None = None,
+                 **overrides: Any) -> OptimizerConfig:
+        """Fill grid, seed box, kernels and limits from pls_core.tasks and optional dataset statistics.
+
+        Grid: R from the low end of the paper's seed range up to the highest return the model was trained
+        to reach (max of the task's relabelling ceiling and the dataset's max return); G from 0 to
+        min(2b, dataset max cost). Resolution: half a reward lengthscale along R, 1 cost unit along G.
+        The cost kernel is read as anisotropic: the paper's lengthscale 5 along G, the reward lengthscale
+        along R, because cost varies with the commanded reward on the reward's scale, and an isotropic 5
+        would make the cost GP unable to extend the safe set along R at all on any practical grid.
+        """
+        from pls_core.tasks import get_task
+
+        spec = get_task(task_id)
+        b = float(threshold if threshold is not None else spec.thresholds[0])
+        reward_ls, reward_var = spec.reward_kernel
+        r_lo = float(spec.seed_reward_range[0])
+        r_hi = max(float(spec.seed_reward_range[1]), float(spec.relabel_max_reward),
+                   float(dataset_reward_max) if dataset_reward_max is not None else -math.inf)
+        cost_cap = float(dataset_cost_max) if dataset_cost_max is not None else float(spec.max_cost)
+        g_hi = max(min(2.0 * b, cost_cap), float(spec.seed_cost_range[1]))
+        resolution = (int(round((r_hi - r_lo) / (0.5 * reward_ls))) + 1, int(round(g_hi)) + 1)
+        base: dict[str, Any] = dict(
+            task=task_id, threshold=b, reward_range=(r_lo, r_hi), cost_range=(0.0, g_hi),
+            seed_reward_range=tuple(spec.seed_reward_range), seed_cost_range=tuple(spec.seed_cost_range),
+            grid_resolution=(max(resolution[0], 2), max(resolution[1], 2)),
+            reward_lengthscale=reward_ls, reward_outputscale=reward_var, cost_lengthscale=(reward_ls, 5.0),
+            max_episode_length=spec.episode_len, cost_return_limits=(0.0, float(spec.episode_len)),
+            dataset_reward_min=dataset_reward_min, dataset_reward_max=dataset_reward_max)
+        return cls.from_dict({**base, **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (tuples become lists); `from_dict(to_dict())` round-trips."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def replace(self, **changes: Any) -> OptimizerConfig:
+        return OptimizerConfig.from_dict({**self.to_dict(), **changes})
+
+    # --- validation -----------------------------------------------------------------------------------
+
+    def _coerce(self) -> None:
+        for name in ("reward_range", "cost_range", "seed_reward_range", "seed_cost_range",
+                     "cost_return_limits", "reward_return_limits", "grid_resolution"):
+            value = getattr(self, name)
+            if not isinstance(value, list | tuple) or len(value) != 2:
+                raise OptimizerConfigError(f"{name} must be a pair [low, high], got {value!r}")
+            setattr(self, name, tuple(value))
+        for name in ("reward_lengthscale", "cost_lengthscale"):
+            value = getattr(self, name)
+            if isinstance(value, list | tuple):
+                if len(value) != 2:
+                    raise OptimizerConfigError(f"{name} must be one number or [l_R, l_G], got {value!r}")
+                setattr(self, name, (float(value[0]), float(value[1])))
+        if isinstance(self.grid_resolution[0], float) or isinstance(self.grid_resolution[1], float):
+            if not all(float(v).is_integer() for v in self.grid_resolution):
+                raise OptimizerConfigError(f"grid_resolution must be two integers, got "
+                                           f"{self.grid_resolution!r}")
+            self.grid_resolution = (int(self.grid_resolution[0]), int(self.grid_resolution[1]))
+
+    def _validate(self) -> None:
+        def positive(name: str, value: Any) -> None:
+            if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value) \
+                    or value <= 0:
+                raise OptimizerConfigError(f"{name} must be a finite number > 0, got {value!r}")
+
+        def interval(name: str, pair: tuple, allow_none: bool = False, allow_point: bool = False) -> None:
+            for v in pair:
+                if v is None and allow_none:
+                    continue
+                if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v):
+                    raise OptimizerConfigError(f"{name} must hold finite numbers, got {pair!r}")
+            if None not in pair and (pair[0] > pair[1] or (pair[0] == pair[1] and not allow_point)):
+                raise OptimizerConfigError(f"{name} must be [low, high] with low < high, got {pair!r}")
+
+        if self.method not in METHODS:
+            raise OptimizerConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        positive("threshold", self.threshold)
+        for name in ("reward_range", "cost_range"):
+            interval(name, getattr(self, name))
+        for name in ("seed_reward_range", "seed_cost_range"):
+            interval(name, getattr(self, name), allow_point=True)
+        interval("cost_return_limits", self.cost_return_limits, allow_none=True)
+        interval("reward_return_limits", self.reward_return_limits, allow_none=True)
+        if self.cost_return_limits[0] is None:
+            raise OptimizerConfigError("cost_return_limits[0] must be a number (0 for Safety-Gymnasium)")
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 2 for n in self.grid_resolution):
+            raise OptimizerConfigError(f"grid_resolution must be two integers >= 2, got "
+                                       f"{self.grid_resolution!r}")
+        if not (isinstance(self.delta, int | float) and 0.0 < self.delta < 1.0):
+            raise OptimizerConfigError(f"delta must be in (0, 1), got {self.delta!r}")
+        if self.zeta is not None:
+            positive("zeta", self.zeta)
+        if self.lipschitz is not None and (not isinstance(self.lipschitz, int | float) or self.lipschitz < 0
+                                           or not math.isfinite(self.lipschitz)):
+            raise OptimizerConfigError(f"lipschitz must be a finite number >= 0 or null, got "
+                                       f"{self.lipschitz!r}")
+        for name in ("episodes_per_evaluation", "fit_iterations"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise OptimizerConfigError(f"{name} must be an integer >= 1, got {value!r}")
+        for name in ("max_exploration_iterations", "max_maximisation_iterations", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise OptimizerConfigError(f"{name} must be an integer >= 0, got {value!r}")
+        for name in ("reward_lengthscale", "cost_lengthscale"):
+            value = getattr(self, name)
+            for v in value if isinstance(value, tuple) else (value,):
+                positive(name, v)
+        for name in ("reward_outputscale", "cost_outputscale", "reward_output_scale"):
+            positive(name, getattr(self, name))
+        if self.cost_output_scale is not None:
+            positive("cost_output_scale", self.cost_output_scale)
+        for name in ("reward_noise_variance", "cost_noise_variance"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise OptimizerConfigError(f"{name} must be a finite number >= 0 (0: noiseless), "
+                                           f"got {value!r}")
+        for name in ("reward_prior_mean", "cost_prior_mean"):
+            if getattr(self, name) not in PRIOR_MEANS:
+                raise OptimizerConfigError(f"{name} must be one of {', '.join(PRIOR_MEANS)}, "
+                                           f"got {getattr(self, name)!r}")
+        if self.max_episode_length is not None and (not isinstance(self.max_episode_length, int)
+                                                    or self.max_episode_length < 1):
+            raise OptimizerConfigError(f"max_episode_length must be an integer >= 1 or null, "
+                                       f"got {self.max_episode_length!r}")
+        if not isinstance(self.fit_hyperparameters, bool):
+            raise OptimizerConfigError("fit_hyperparameters must be true or false")
+        s_lo, s_hi = self.seed_reward_range
+        g_lo, g_hi = self.seed_cost_range
+        if s_lo < self.reward_range[0] or s_hi > self.reward_range[1] or g_lo < self.cost_range[0] \
+                or g_hi > self.cost_range[1]:
+            raise OptimizerConfigError("the seed box (seed_reward_range x seed_cost_range) must lie inside "
+                                       "the grid (reward_range x cost_range); widen the grid or shrink it")

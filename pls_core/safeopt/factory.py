@@ -1,0 +1,66 @@
+"""`build_optimizer`: the one constructor callers use; it also resumes from an existing store.
+
+Resuming replays the stored episodes through a fresh optimiser (the state is a deterministic function of
+configuration and episodes) and checks that the replay reproduces every stored decision exactly, so a
+process killed at any point continues with the proposal an uninterrupted run would have made.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pls_core.safeopt.base import TargetOptimizer
+from pls_core.safeopt.baselines import FixedTargetOptimizer, GPUCBOptimizer, RandomSearchOptimizer
+from pls_core.safeopt.config import OptimizerConfig
+from pls_core.safeopt.errors import StoreMismatchError
+from pls_core.safeopt.pls import PLSOptimizer
+from pls_core.safeopt.store import OptimizerStore
+
+OPTIMIZERS: dict[str, type[TargetOptimizer]] = {
+    cls.method: cls for cls in (PLSOptimizer, FixedTargetOptimizer, GPUCBOptimizer, RandomSearchOptimizer)}
+
+
+def build_optimizer(config: OptimizerConfig, store_path: str | Path | None = None) -> TargetOptimizer:
+    """A new optimiser, or the one recorded in `store_path` brought back to where it stopped."""
+    optimizer = OPTIMIZERS[config.method](config)
+    if store_path is None:
+        return optimizer
+    store = OptimizerStore(store_path)
+    stored_config = store.config()
+    if stored_config is None:
+        store.save_config(config.to_dict())
+    elif stored_config != config.to_dict():
+        changed = sorted(k for k in set(stored_config) | set(config.to_dict())
+                         if stored_config.get(k) != config.to_dict().get(k))
+        store.close()
+        raise StoreMismatchError(f"{store_path} was written with a different optimizer config (keys "
+                                 f"differ: {', '.join(changed)}); resume with the same config, or use a new "
+                                 "store path")
+    replay(optimizer, store)
+    optimizer._store = store
+    return optimizer
+
+
+def replay(optimizer: TargetOptimizer, store: OptimizerStore) -> None:
+    """Feed the stored episodes to `optimizer` (no writes), check them against the stored decisions, and
+    store any decision the log is missing (a kill between an episode write and its decision write)."""
+    stored = store.decisions()
+    for iteration, rec in store.episodes():
+        if iteration != optimizer.iteration:
+            raise StoreMismatchError(f"{store.path}: an episode of iteration {iteration} arrived while the "
+                                     f"replay is at iteration {optimizer.iteration}; the store is not from "
+                                     "this config")
+        optimizer._accept(optimizer._validated(rec))
+    optimizer._rejected = store.rejection_count()
+    replayed = optimizer.history
+    for old, new in zip(stored, replayed, strict=False):
+        if old != new:
+            raise StoreMismatchError(f"{store.path}: replay gives a different decision at iteration "
+                                     f"{old.iteration} (stored target {old.target}, replayed {new.target}); "
+                                     "the store was written by a different code version or config. Use a "
+                                     "new store path")
+    if len(stored) > len(replayed):
+        raise StoreMismatchError(f"{store.path}: holds {len(stored)} decisions but its episodes replay to "
+                                 f"{len(replayed)}; the store is damaged. Use a new store path")
+    for decision in replayed[len(stored):]:
+        store.add_decision(decision)

@@ -1,0 +1,250 @@
+"""Exact GP regression over the candidate grid, in float64, with GPyTorch's RBF kernel and likelihood.
+
+Why not call GPyTorch's predictive distribution every iteration: its exact prediction re-solves against
+every grid point, O(N^2 |Z|) per update (seconds for N=400, |Z|=10^4 on one core). Here the posterior over
+the whole grid is kept exactly and extended by one Cholesky row per observation, O(N |Z|):
+
+    L_N = chol(K_XX + noise I),  W = L_N^-1 K_XZ,  a = L_N^-1 y
+    mean(Z) = W^T a,  var(Z) = k(z, z) - colsum(W * W),  cov(C, U) = K_CU - W_C^T W_U
+
+GPyTorch supplies the kernel (`ScaleKernel(RBFKernel)` with one lengthscale per axis), the likelihood and
+the optional marginal-likelihood fit; `reference_model()` returns the equivalent `gpytorch.models.ExactGP`,
+which the tests compare against (and against the textbook closed form).
+The GP works in its own output units: callers transform raw returns (see confidence.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import gpytorch
+import numpy as np
+import torch
+
+from pls_core.safeopt.errors import GPNumericalError
+
+DTYPE = torch.float64
+# A posterior variance below -NEGATIVE_VARIANCE_TOLERANCE * outputscale is a numerical failure, not rounding.
+NEGATIVE_VARIANCE_TOLERANCE = 1e-9
+
+
+class _ExactModel(gpytorch.models.ExactGP):
+    """Zero-mean exact GP; used for hyperparameter fitting and as the reference posterior."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, likelihood: gpytorch.likelihoods.Likelihood,
+                 kernel: gpytorch.kernels.Kernel) -> None:
+        super().__init__(x, y, likelihood)
+        self.mean_module = gpytorch.means.ZeroMean()
+        self.covar_module = kernel
+
+    def forward(self, x: torch.Tensor) -> gpytorch.distributions.MultivariateNormal:
+        return gpytorch.distributions.MultivariateNormal(self.mean_module(x), self.covar_module(x))
+
+
+def make_kernel(lengthscale: float | tuple[float, float], outputscale: float) -> gpytorch.kernels.ScaleKernel:
+    kernel = gpytorch.kernels.ScaleKernel(gpytorch.kernels.RBFKernel(ard_num_dims=2)).to(DTYPE)
+    scales = lengthscale if isinstance(lengthscale, tuple) else (lengthscale, lengthscale)
+    kernel.base_kernel.lengthscale = torch.tensor([scales], dtype=DTYPE)
+    kernel.outputscale = torch.tensor(outputscale, dtype=DTYPE)
+    return kernel
+
+
+@dataclass
+class _Factor:
+    """Everything that changes when an observation is added; swapped in whole, so updates are atomic."""
+
+    x: torch.Tensor  # (N, 2) inputs
+    y: torch.Tensor  # (N,) outputs (GP units)
+    chol: torch.Tensor  # (N, N) lower Cholesky factor of K_XX + noise I
+    w: torch.Tensor  # (N, |Z|) L^-1 K_XZ
+    a: torch.Tensor  # (N,) L^-1 y
+    mean: torch.Tensor  # (|Z|,) posterior mean on the grid
+    var: torch.Tensor  # (|Z|,) posterior variance on the grid
+
+
+@dataclass(frozen=True)
+class GPState:
+    """A kernel and the posterior it gives; produced by `prepare_*`, applied by `commit`."""
+
+    kernel: gpytorch.kernels.ScaleKernel
+    factor: _Factor
+
+
+class GridGP:
+    """An exact GP whose posterior over a fixed set of grid points is always up to date."""
+
+    def __init__(self, grid_points: np.ndarray, lengthscale: float | tuple[float, float], outputscale: float,
+                 noise_variance: float) -> None:
+        self._grid = torch.as_tensor(np.asarray(grid_points), dtype=DTYPE)
+        self.kernel = make_kernel(lengthscale, outputscale)
+        self.noise_variance = float(noise_variance)
+        n = self._grid.shape[0]
+        with torch.no_grad():
+            prior_var = self.kernel(self._grid[:1]).to_dense()[0, 0].expand(n).clone()
+        self._factor = _Factor(torch.empty(0, 2, dtype=DTYPE), torch.empty(0, dtype=DTYPE),
+                               torch.empty(0, 0, dtype=DTYPE), torch.empty(0, n, dtype=DTYPE),
+                               torch.empty(0, dtype=DTYPE), torch.zeros(n, dtype=DTYPE), prior_var)
+
+    # --- state ----------------------------------------------------------------------------------------
+
+    @property
+    def num_observations(self) -> int:
+        return int(self._factor.y.shape[0])
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self._factor.mean.numpy().copy()
+
+    @property
+    def variance(self) -> np.ndarray:
+        return self._factor.var.numpy().copy()
+
+    @property
+    def train_inputs(self) -> np.ndarray:
+        return self._factor.x.numpy().copy()
+
+    @property
+    def train_targets(self) -> np.ndarray:
+        return self._factor.y.numpy().copy()
+
+    @property
+    def outputscale(self) -> float:
+        return float(self.kernel.outputscale.detach())
+
+    @property
+    def lengthscale(self) -> tuple[float, float]:
+        ls = self.kernel.base_kernel.lengthscale.detach().reshape(-1)
+        return float(ls[0]), float(ls[1])
+
+    # --- updates --------------------------------------------------------------------------------------
+
+    def add_observation(self, x: tuple[float, float], y: float) -> None:
+        """Condition on one more noisy observation y at x (any point, on the grid or not).
+
+        Raises GPNumericalError (state unchanged) on a non-positive Cholesky pivot or non-finite results,
+        e.g. a repeated input with zero noise.
+        """
+        self.commit(self.prepare_observation(x, y))
+
+    def prepare_observation(self, x: tuple[float, float], y: float) -> GPState:
+        """The state after adding (x, y), without applying it: lets a caller update two GPs atomically."""
+        f = self._factor
+        xt = torch.tensor([x], dtype=DTYPE)
+        with torch.no_grad():
+            k_x_grid = self.kernel(xt, self._grid).to_dense()[0]
+            k_x_train = self.kernel(xt, f.x).to_dense()[0] if f.x.shape[0] else torch.empty(0, dtype=DTYPE)
+            k_xx = self.kernel(xt).to_dense()[0, 0]
+        l_row = torch.linalg.solve_triangular(f.chol, k_x_train[:, None], upper=False)[:, 0] \
+            if f.x.shape[0] else k_x_train
+        pivot_sq = k_xx + self.noise_variance - l_row @ l_row
+        if not bool(torch.isfinite(pivot_sq)) or float(pivot_sq) <= 0.0:
+            raise GPNumericalError(f"Cholesky pivot {float(pivot_sq):.3g} <= 0 when adding x={x} "
+                                   f"(repeated input with zero noise?); raise the noise variance")
+        pivot = torch.sqrt(pivot_sq)
+        w_row = (k_x_grid - l_row @ f.w) / pivot
+        a_new = (float(y) - l_row @ f.a) / pivot
+        n = f.chol.shape[0]
+        chol = torch.zeros(n + 1, n + 1, dtype=DTYPE)
+        chol[:n, :n] = f.chol
+        chol[n, :n] = l_row
+        chol[n, n] = pivot
+        new = _Factor(torch.cat([f.x, xt]), torch.cat([f.y, torch.tensor([float(y)], dtype=DTYPE)]), chol,
+                      torch.cat([f.w, w_row[None]]), torch.cat([f.a, a_new.reshape(1)]),
+                      f.mean + w_row * a_new, f.var - w_row * w_row)
+        return GPState(self.kernel, self._checked(new, self.kernel))
+
+    def prepare_fit(self, state: GPState, iterations: int, learning_rate: float = 0.05) -> GPState:
+        """`state` after maximising the exact marginal likelihood over lengthscales and outputscale (noise
+        stays fixed), starting from its kernel; returned unchanged with fewer than 3 observations."""
+        f = state.factor
+        if f.x.shape[0] < 3:
+            return state
+        model = self._exact_model(state.kernel, f.x, f.y)
+        model.train()
+        model.likelihood.train()
+        optimizer = torch.optim.Adam(model.covar_module.parameters(), lr=learning_rate)
+        mll = gpytorch.mlls.ExactMarginalLogLikelihood(model.likelihood, model)
+        for _ in range(iterations):
+            optimizer.zero_grad()
+            loss = -mll(model(f.x), f.y)
+            loss.backward()
+            optimizer.step()
+        kernel = model.covar_module
+        if not all(bool(torch.isfinite(p.detach()).all()) for p in kernel.parameters()):
+            raise GPNumericalError("hyperparameter fit diverged (non-finite kernel parameters); "
+                                   "set fit_hyperparameters: false or change the initial kernel values")
+        return GPState(kernel, self._factorise(kernel, f.x, f.y))
+
+    def commit(self, state: GPState) -> None:
+        self.kernel, self._factor = state.kernel, state.factor
+
+    def set_data(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Recompute the posterior from scratch."""
+        xt = torch.as_tensor(np.asarray(x, dtype=float).reshape(-1, 2), dtype=DTYPE)
+        yt = torch.as_tensor(np.asarray(y, dtype=float).reshape(-1), dtype=DTYPE)
+        self._factor = self._factorise(self.kernel, xt, yt)
+
+    def _factorise(self, kernel: gpytorch.kernels.Kernel, xt: torch.Tensor, yt: torch.Tensor) -> _Factor:
+        n = self._grid.shape[0]
+        with torch.no_grad():
+            k_train = kernel(xt).to_dense() + self.noise_variance * torch.eye(len(yt), dtype=DTYPE)
+            chol, info = torch.linalg.cholesky_ex(k_train)
+            if int(info) != 0:
+                raise GPNumericalError(f"K_XX + noise I is not positive definite (pivot {int(info)}); "
+                                       "raise the noise variance")
+            w = torch.linalg.solve_triangular(chol, kernel(xt, self._grid).to_dense(), upper=False)
+            a = torch.linalg.solve_triangular(chol, yt[:, None], upper=False)[:, 0]
+            prior_var = kernel(self._grid[:1]).to_dense()[0, 0].expand(n)
+        return self._checked(_Factor(xt, yt, chol, w, a, w.T @ a, prior_var - (w * w).sum(0)), kernel)
+
+    def _checked(self, f: _Factor, kernel: gpytorch.kernels.ScaleKernel) -> _Factor:
+        if not (bool(torch.isfinite(f.mean).all()) and bool(torch.isfinite(f.var).all())):
+            raise GPNumericalError("GP posterior has non-finite values; check the observations and kernel")
+        outputscale = float(kernel.outputscale.detach())
+        if float(f.var.min()) < -NEGATIVE_VARIANCE_TOLERANCE * outputscale:
+            raise GPNumericalError(f"GP posterior variance {float(f.var.min()):.3g} < 0: the factorisation "
+                                   "lost precision; raise the noise variance")
+        f.var = f.var.clamp_min(0.0)
+        return f
+
+    # --- queries --------------------------------------------------------------------------------------
+
+    def covariance(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Posterior covariance between grid points `rows` and `cols` (index arrays)."""
+        f = self._factor
+        r, c = torch.as_tensor(rows, dtype=torch.long), torch.as_tensor(cols, dtype=torch.long)
+        with torch.no_grad():
+            prior = self.kernel(self._grid[r], self._grid[c]).to_dense()
+        return (prior - f.w[:, r].T @ f.w[:, c]).numpy()
+
+    def posterior_at(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and variance at arbitrary points (m, 2)."""
+        f = self._factor
+        pt = torch.as_tensor(np.asarray(points, dtype=float).reshape(-1, 2), dtype=DTYPE)
+        with torch.no_grad():
+            prior_var = torch.diagonal(self.kernel(pt).to_dense())
+            if f.x.shape[0] == 0:
+                return np.zeros(len(pt)), prior_var.numpy().copy()
+            v = torch.linalg.solve_triangular(f.chol, self.kernel(f.x, pt).to_dense(), upper=False)
+        return (v.T @ f.a).numpy(), (prior_var - (v * v).sum(0)).clamp_min(0.0).numpy()
+
+    def reference_model(self) -> _ExactModel:
+        """A GPyTorch ExactGP with this GP's kernel, noise and data, in eval mode (noise must be > 0)."""
+        model = self._exact_model(self.kernel, self._factor.x, self._factor.y)
+        model.eval()
+        model.likelihood.eval()
+        return model
+
+    def _exact_model(self, kernel: gpytorch.kernels.Kernel, x: torch.Tensor, y: torch.Tensor) -> _ExactModel:
+        likelihood = gpytorch.likelihoods.GaussianLikelihood(
+            noise_constraint=gpytorch.constraints.GreaterThan(1e-12)).to(DTYPE)
+        likelihood.noise = torch.tensor(max(self.noise_variance, 2e-12), dtype=DTYPE)
+        likelihood.raw_noise.requires_grad_(False)
+        return _ExactModel(x, y, likelihood, copy.deepcopy(kernel)).to(DTYPE)
+
+
+def srinivas_alpha(grid_size: int, n: int, delta: float) -> float:
+    """alpha_n = sqrt(2 log(|Z| n^2 pi^2 / (6 delta))): Srinivas et al. 2010, Lemma 5.1 (paper eq. 8)."""
+    return math.sqrt(2.0 * math.log(grid_size * n * n * math.pi ** 2 / (6.0 * delta)))
