@@ -110,6 +110,10 @@ class GridGP:
         return self._factor.y.numpy().copy()
 
     @property
+    def state(self) -> GPState:
+        return GPState(self.kernel, self._factor)
+
+    @property
     def outputscale(self) -> float:
         return float(self.kernel.outputscale.detach())
 

@@ -53,35 +53,40 @@ def lipschitz_expanders(points: np.ndarray, lower: np.ndarray, safe: np.ndarray,
 
 
 def fake_observation_expanders(cost_gp: GridGP, prior_mean: np.ndarray, output_scale: float,
-                               lower: np.ndarray, safe: np.ndarray, threshold: float,
-                               alpha: float, candidates: np.ndarray) -> np.ndarray:
+                               lower: np.ndarray, safe: np.ndarray, threshold: float, alpha: float,
+                               candidates: np.ndarray) -> np.ndarray:
     """For each candidate index: would observing y = l(z) there make some unsafe z' safe?
 
-    All quantities in raw cost units except the GP's own (mean, var, cov). Unsafe points whose current
-    GP lower bound already exceeds b are skipped: one more observation can lower the upper bound at z'
-    at most to the current lower bound (|cov| <= sd(z) sd(z') and |l(z) - mean(z)| <= alpha sd(z)), so
-    skipping them changes no answer.
+    Unsafe points whose current GP lower bound already exceeds b are skipped: one more observation can
+    lower the upper bound at z' at most to the current lower bound (|cov| <= sd(z) sd(z') and
+    |l(z) - mean(z)| <= alpha sd(z)), so skipping them changes no answer.
     """
     if len(candidates) == 0:
         return np.zeros(0, dtype=bool)
-    mean, var = cost_gp.mean, cost_gp.variance
-    gp_lower = prior_mean + output_scale * (mean - alpha * np.sqrt(var))
+    gp_lower = prior_mean + output_scale * (cost_gp.mean - alpha * np.sqrt(cost_gp.variance))
     targets = np.flatnonzero(~safe & (gp_lower <= threshold))
-    if len(targets) == 0:
-        return np.zeros(len(candidates), dtype=bool)
-    fake_y = (lower[candidates] - prior_mean[candidates]) / output_scale  # GP units
-    gain = (fake_y - mean[candidates]) / (var[candidates] + cost_gp.noise_variance)
-    shrink = 1.0 / (var[candidates] + cost_gp.noise_variance)
     result = np.zeros(len(candidates), dtype=bool)
+    if len(targets) == 0:
+        return result
     step = max(1, CHUNK_ELEMENTS // len(targets))
     for start in range(0, len(candidates), step):
-        block = slice(start, start + step)
-        cov = cost_gp.covariance(candidates[block], targets)
-        new_mean = mean[targets][None, :] + cov * gain[block, None]
-        new_var = np.maximum(var[targets][None, :] - cov * cov * shrink[block, None], 0.0)
-        new_upper = prior_mean[targets][None, :] + output_scale * (new_mean + alpha * np.sqrt(new_var))
-        result[block] = (new_upper <= threshold).any(axis=1)
+        block = candidates[start:start + step]
+        upper = fantasy_upper_bounds(cost_gp, prior_mean, output_scale, lower[block], alpha, block, targets)
+        result[start:start + step] = (upper <= threshold).any(axis=1)
     return result
+
+
+def fantasy_upper_bounds(gp: GridGP, prior_mean: np.ndarray, output_scale: float, fake_y: np.ndarray,
+                         alpha: float, candidates: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """(len(candidates), len(targets)) upper bounds m + s (mean' + alpha sd') at `targets` after adding one
+    observation of raw value fake_y[i] at candidates[i] (each candidate separately), by rank-1 update."""
+    mean, var = gp.mean, gp.variance
+    y = (np.asarray(fake_y) - prior_mean[candidates]) / output_scale
+    denominator = var[candidates] + gp.noise_variance
+    cov = gp.covariance(candidates, targets)
+    new_mean = mean[targets][None, :] + cov * ((y - mean[candidates]) / denominator)[:, None]
+    new_var = np.maximum(var[targets][None, :] - cov * cov / denominator[:, None], 0.0)
+    return prior_mean[targets][None, :] + output_scale * (new_mean + alpha * np.sqrt(new_var))
 
 
 def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
