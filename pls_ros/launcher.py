@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -116,7 +117,7 @@ class Launcher:
                                       name=f"out-{node.spec.name}", daemon=True)
             reader.start()
             self.running.append(Running(node, proc, reader))
-            self.say(f"started {node.spec.name} (pid {proc.pid}): {' '.join(cmd[1:])}")
+            self.say(f"started {node.spec.name} (pid {proc.pid}): {shlex.join(cmd[1:])}")
 
     def stop(self, first_signal: int = signal.SIGINT) -> None:
         """Signal every live node, then escalate SIGINT -> SIGTERM -> SIGKILL on those that linger."""
@@ -282,7 +283,7 @@ def launch(graph: G.Graph, values: Mapping[str, str] | None = None, *, extra_par
     env = dict(env) if env is not None else local_dds_environment()
     if dry_run:
         for node in nodes:
-            printer("pls", " ".join(node.command()))
+            printer("pls", shlex.join(node.command()))
         return 0
     discovery = env.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "default")
     printer("pls", f"graph {graph.name}: {', '.join(n.spec.name for n in nodes)} | "
