@@ -1,0 +1,106 @@
+"""Configuration loading and validation, the shipped YAML, task derivation and the record types."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pls_core.safeopt import (
+    Decision,
+    EpisodeRecord,
+    OptimizerConfig,
+    OptimizerConfigError,
+    Phase,
+    build_optimizer,
+)
+from pls_core.safeopt.grid import TargetGrid
+from pls_core.safeopt.synthetic import synthetic_config
+
+YAML = Path(__file__).resolve().parent.parent / "config" / "optimizer.yaml"
+
+
+def test_shipped_yaml_loads_and_builds_a_pls_optimizer():
+    config = OptimizerConfig.from_yaml(YAML)
+    assert (config.task, config.method, config.threshold) == ("SafetyHalfCheetahVelocity-v1", "pls", 20.0)
+    assert config.cost_lengthscale == (100.0, 5.0) and config.reward_lengthscale == 100.0
+    optimizer = build_optimizer(config)
+    assert optimizer.current.phase is Phase.SEED and optimizer.current.verified_safe
+    r, g = optimizer.current.target
+    assert 2000.0 <= r <= 2300.0 and 0.0 <= g <= 5.0
+
+
+def test_yaml_overrides_and_matches_task_derivation():
+    from_yaml = OptimizerConfig.from_yaml(YAML, threshold=40.0)
+    assert from_yaml.threshold == 40.0
+    derived = OptimizerConfig.for_task("SafetyHalfCheetahVelocity-v1", 20.0, dataset_reward_max=2806.93)
+    shipped = OptimizerConfig.from_yaml(YAML)
+    for key in ("reward_range", "cost_range", "grid_resolution", "seed_reward_range", "seed_cost_range",
+                "cost_lengthscale", "reward_outputscale", "max_episode_length"):
+        assert getattr(derived, key) == getattr(shipped, key), key
+
+
+def test_unknown_key_is_named_with_a_suggestion(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(YAML.read_text() + "\nepisodes_per_evalution: 5\n")
+    expected = r"episodes_per_evalution.*did you mean 'episodes_per_evaluation'"
+    with pytest.raises(OptimizerConfigError, match=expected):
+        OptimizerConfig.from_yaml(path)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"delta": 1.5}, "delta must be in"),
+    ({"grid_resolution": [1, 5]}, "grid_resolution"),
+    ({"seed_reward_range": [90.0, 150.0]}, "seed box"),
+    ({"method": "safeopt"}, "method must be one of"),
+    ({"cost_noise_variance": -1.0}, "cost_noise_variance"),
+    ({"reward_lengthscale": [1.0, 2.0, 3.0]}, "reward_lengthscale"),
+    ({"cost_prior_mean": "mean"}, "cost_prior_mean"),
+    ({"threshold": float("nan")}, "threshold"),
+])
+def test_invalid_values_are_rejected_with_the_key_named(change, message):
+    with pytest.raises(OptimizerConfigError, match=message):
+        synthetic_config(**change)
+
+
+def test_missing_required_key_points_to_for_task():
+    with pytest.raises(OptimizerConfigError, match="missing required.*threshold.*for_task"):
+        OptimizerConfig.from_dict({k: v for k, v in synthetic_config().to_dict().items() if k != "threshold"})
+
+
+def test_seed_box_between_grid_points_is_an_error():
+    with pytest.raises(OptimizerConfigError, match="contains no grid point"):
+        TargetGrid.from_config(synthetic_config(seed_reward_range=(1.0, 2.0), seed_cost_range=(0.5, 1.0)))
+
+
+def test_for_task_fills_from_task_spec_and_dataset_stats():
+    config = OptimizerConfig.for_task("SafetyHopperVelocity-v1", 40.0, dataset_reward_min=37.0,
+                                      dataset_reward_max=1911.4, dataset_cost_max=60.0)
+    assert config.seed_reward_range == (1200.0, 1500.0) and config.seed_cost_range == (0.0, 5.0)
+    assert config.reward_range == (1200.0, 2000.0) and config.cost_range == (0.0, 60.0)
+    assert config.grid_resolution == (17, 61) and config.threshold == 40.0
+    assert config.max_episode_length == 1000 and config.dataset_reward_max == 1911.4
+    assert OptimizerConfig.for_task("SafetyHopperVelocity-v1").threshold == 20.0
+    with pytest.raises(KeyError, match="known tasks"):
+        OptimizerConfig.for_task("NoSuchTask-v0")
+
+
+def test_config_round_trips_through_dict():
+    config = synthetic_config(lipschitz=0.5)
+    assert OptimizerConfig.from_dict(config.to_dict()) == config
+
+
+def test_phase_codes_are_stable():
+    assert [p.code for p in Phase] == [0, 1, 2, 3]
+    assert [p.value for p in Phase] == ["seed", "safe_exploration", "reward_maximisation", "operation"]
+    assert all(Phase.from_code(p.code) is p for p in Phase)
+    with pytest.raises(ValueError, match="unknown phase code 7"):
+        Phase.from_code(7)
+
+
+def test_records_round_trip_through_dict():
+    rec = EpisodeRecord((1.0, 2.0), 3.5, 0.0, 10, truncated=True, episode=4, reason="time limit")
+    assert EpisodeRecord.from_dict(rec.to_dict()) == rec
+    decision = build_optimizer(synthetic_config()).current
+    assert Decision.from_dict(decision.to_dict()) == decision
+    assert decision.to_dict()["phase"] == "seed"
