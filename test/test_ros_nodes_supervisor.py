@@ -1,0 +1,178 @@
+"""pls_supervisor as a real process over DDS: targets, rejections, SIGKILL + restart without losing results.
+
+The test process plays the robot side: it publishes EpisodeResults with the robot side's QoS (RELIABLE,
+TRANSIENT_LOCAL, deep history), so a restarted supervisor is sent the results it missed.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+
+import pytest
+import yaml
+from pls_interfaces.msg import EpisodeResult, SupervisorStatus, TargetReturn
+from test_ros_nodes_support import CONFIG, DISCOVERY_TIMEOUT, NodeProcess, Probe, wait_until
+
+from pls_core.safeopt import EpisodeRecord, OptimizerConfig, build_optimizer
+from pls_ros import qos
+from pls_ros.conversions import time_msg
+
+TASK = "SafetyHalfCheetahVelocity-v1"
+VARPI = 4  # episodes per evaluation: small, so that a few results move the optimiser
+
+
+@pytest.fixture
+def optimizer_yaml(tmp_path):
+    config = OptimizerConfig.for_task(TASK, threshold=20.0, episodes_per_evaluation=VARPI)
+    path = tmp_path / "optimizer.yaml"
+    path.write_text(yaml.safe_dump(config.to_dict()))
+    return path, config
+
+
+@pytest.fixture
+def probe(ros_env):
+    probe = Probe()
+    probe.subscribe("target", TargetReturn, qos.TARGET_RETURN_TOPIC, qos.TARGET_RETURN_QOS)
+    probe.subscribe("status", SupervisorStatus, qos.SUPERVISOR_STATUS_TOPIC, qos.SUPERVISOR_STATUS_QOS)
+    yield probe
+    probe.close()
+
+
+def start_supervisor(ros_env, optimizer_yaml, store, log_name="supervisor_node"):
+    return NodeProcess("supervisor_node", ros_env, params_file=CONFIG / "supervisor.yaml", log_name=log_name,
+                       params={"optimizer_config": str(optimizer_yaml), "store_path": str(store),
+                               "status_period_s": 0.5})
+
+
+def result(episode: int, target, reward: float = 2150.0, cost: float = 4.0, stamp_ns: int | None = None):
+    msg = EpisodeResult(episode=episode, target_reward_return=float(target[0]),
+                        target_cost_return=float(target[1]), reward_return=reward + episode,
+                        cost_return=cost, length=1000, truncated=True, reason="time_limit")
+    msg.header.stamp = time_msg(stamp_ns if stamp_ns is not None else 1_700_000_000_000_000_000 + episode)
+    return msg
+
+
+def targets(probe):
+    return [(m.reward_return, m.cost_return, m.iteration) for m in probe.messages("target")]
+
+
+def wait_status(probe, predicate, what):
+    return wait_until(lambda: next((s for s in reversed(probe.messages("status")) if predicate(s)), None),
+                      DISCOVERY_TIMEOUT, what)
+
+
+def stored(store):
+    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
+        episodes = [row[0] for row in db.execute("SELECT episode FROM episodes ORDER BY id")]
+        rejections = db.execute("SELECT COUNT(*) FROM rejections").fetchone()[0]
+    return episodes, rejections
+
+
+def test_sigkill_and_restart_lose_no_result_and_republish_the_target(ros_env, probe, optimizer_yaml,
+                                                                     tmp_path):
+    yaml_path, config = optimizer_yaml
+    store = tmp_path / "store.sqlite"
+    results = probe.publisher(EpisodeResult, qos.EPISODE_RESULT_TOPIC, qos.EPISODE_RESULT_QOS)
+    first = start_supervisor(ros_env, yaml_path, store, "supervisor_1")
+    sent = []
+
+    def send(msg):
+        sent.append(msg)
+        results.publish(msg)
+
+    try:
+        t0 = wait_until(lambda: targets(probe), DISCOVERY_TIMEOUT, "the first target")[0]
+        assert t0[2] == 0
+        for episode in range(VARPI):  # one full evaluation at the seed target -> iteration 1
+            send(result(episode, t0))
+        t1 = wait_until(lambda: [t for t in targets(probe) if t[2] == 1], DISCOVERY_TIMEOUT, "iteration 1")[0]
+        send(result(VARPI, t1))
+        wait_status(probe, lambda s: s.iteration == 1 and s.episodes_at_current_target == 1, "a result at t1")
+        send(result(VARPI + 1, t1))  # may or may not be stored before the kill: either way, once
+        first.proc.send_signal(signal.SIGKILL)
+        assert first.wait(30) == -signal.SIGKILL
+    finally:
+        first.kill()
+    send(result(VARPI + 2, t1))  # published while no supervisor runs: kept in our history
+    before_restart = len(probe.messages("target"))
+
+    second = start_supervisor(ros_env, yaml_path, store, "supervisor_2")
+    try:
+        republished = wait_until(lambda: targets(probe)[before_restart:], DISCOVERY_TIMEOUT,
+                                 "the restarted supervisor's target")[0]
+        assert republished == t1, "a restarted supervisor must republish the same current target"
+        second.wait_for_log(r"resumed from")
+        second.wait_for_log(r"iteration 1, .*; resumed\)")
+        # Results VARPI..VARPI+2 (one stored before the kill, one maybe, one sent while down) now count.
+        wait_status(probe, lambda s: s.iteration == 1 and s.episodes_at_current_target == 3,
+                    "the missed results to be counted")
+        # Every result sent is in the store exactly once (replayed history deduplicated, nothing lost).
+        episodes, rejections = wait_until(lambda: (s := stored(store))[0] and len(s[0]) == len(sent) and s,
+                                          DISCOVERY_TIMEOUT, "all results in the store")
+        assert sorted(episodes) == sorted(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in sent)
+        assert len(set(episodes)) == len(episodes) and rejections == 0
+        send(result(VARPI + 3, t1))  # completes the evaluation at t1
+        t2 = wait_until(lambda: [t for t in targets(probe) if t[2] == 2], DISCOVERY_TIMEOUT, "iteration 2")[0]
+        episodes, _ = stored(store)
+        assert len(episodes) == len(sent) == 2 * VARPI
+        assert second.stop() == 0
+    finally:
+        second.kill()
+
+    # The interrupted run decided exactly what an uninterrupted one decides from the same episodes.
+    reference = build_optimizer(config)
+    for msg in sent:
+        reference.report_episode(EpisodeRecord((msg.target_reward_return, msg.target_cost_return),
+                                               msg.reward_return, msg.cost_return, msg.length))
+    assert (t2[0], t2[1]) == reference.current.target
+    # Only verified-safe targets were ever published.
+    assert all(m.cost_upper <= config.threshold for m in probe.messages("target"))
+
+
+def test_rejects_stale_and_bad_results_and_holds_the_target(ros_env, probe, optimizer_yaml, tmp_path):
+    yaml_path, _ = optimizer_yaml
+    store = tmp_path / "store.sqlite"
+    results = probe.publisher(EpisodeResult, qos.EPISODE_RESULT_TOPIC, qos.EPISODE_RESULT_QOS)
+    node = start_supervisor(ros_env, yaml_path, store)
+    try:
+        t0 = wait_until(lambda: targets(probe), DISCOVERY_TIMEOUT, "the first target")[0]
+        results.publish(result(0, (t0[0] + 500.0, t0[1])))  # a target the supervisor never published
+        status = wait_status(probe, lambda s: "ignored" in s.message, "the stale result to be reported")
+        assert "current target" in status.message and status.episodes_at_current_target == 0
+        results.publish(result(1, t0, reward=float("nan")))
+        wait_status(probe, lambda s: "rejected" in s.message and "not finite" in s.message, "NaN rejection")
+        aborted = result(2, t0)
+        aborted.reason = "aborted: 40 of 1000 steps were not driven by the policy"
+        results.publish(aborted)
+        wait_status(probe, lambda s: s.message.startswith("episode 2") and "aborted" in s.message, "aborted")
+        unstamped = result(3, t0, stamp_ns=0)
+        results.publish(unstamped)
+        wait_status(probe, lambda s: "no header stamp" in s.message, "unstamped result rejection")
+        results.publish(result(4, t0))
+        wait_status(probe, lambda s: s.episodes_at_current_target == 1, "the good result to count")
+        assert targets(probe) == [t0], "the target must not move on rejected results"
+        assert node.stop() == 0
+        episodes, rejections = stored(store)
+        assert len(episodes) == 1 and rejections == 2  # stale + NaN went through the optimiser's validation
+    finally:
+        node.kill()
+
+
+def test_refuses_a_store_written_with_another_config(ros_env, probe, optimizer_yaml, tmp_path):
+    yaml_path, _ = optimizer_yaml
+    store = tmp_path / "store.sqlite"
+    node = start_supervisor(ros_env, yaml_path, store)
+    try:
+        wait_until(lambda: targets(probe), DISCOVERY_TIMEOUT, "the first target")
+        assert node.stop() == 0
+    finally:
+        node.kill()
+    other = NodeProcess("supervisor_node", ros_env, params_file=CONFIG / "supervisor.yaml",
+                        log_name="supervisor_other", params={"optimizer_config": str(yaml_path),
+                                                             "store_path": str(store), "threshold": 30.0})
+    try:
+        assert other.wait(DISCOVERY_TIMEOUT) == 2
+        assert "different optimizer config" in other.output() and "threshold" in other.output()
+    finally:
+        other.kill()
