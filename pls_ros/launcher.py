@@ -187,6 +187,7 @@ class ProgressMonitor:
         self.episode_result_topic = episode_result_topic
         self._thread: threading.Thread | None = None
         self._last_status: tuple | None = None
+        self._last_message = ""
         self.counts = {"target": 0, "episode": 0, "status": 0}
 
     def start(self) -> None:
@@ -250,17 +251,16 @@ class ProgressMonitor:
 
     def _on_status(self, msg) -> None:
         self.counts["status"] += 1
-        key = (msg.iteration, msg.phase, msg.safe_set_size, msg.episodes_at_current_target, msg.message)
-        if key == self._last_status:
+        key = (msg.iteration, msg.phase, msg.safe_set_size, msg.episodes_at_current_target)
+        if key == self._last_status and msg.message == self._last_message:
             return
-        self._last_status = key
         line = (f"status  iteration {msg.iteration} [{phase_name(msg.phase)}]  safe set "
                 f"{msg.safe_set_size}/{msg.candidate_set_size}  episodes {msg.episodes_at_current_target}/"
                 f"{msg.episodes_per_evaluation}  best R={msg.best_reward_return:.2f} "
-                f"G={msg.best_cost_return:.2f}"
-                f"  (b={msg.threshold:g})")
-        if msg.message:
+                f"G={msg.best_cost_return:.2f}  (b={msg.threshold:g})")
+        if msg.message and msg.message != self._last_message:
             line += f"  {msg.message}"
+        self._last_status, self._last_message = key, msg.message
         self.say(line)
 
 
