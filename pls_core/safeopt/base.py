@@ -181,13 +181,15 @@ class TargetOptimizer(ABC):
         model = self.model
         reward_bounds, cost_bounds = model.bounds_at(choice.target)
         best = self.best_safe_index()
+        index = self.grid.index_of(choice.target)
+        verified = bool(model.safe[index]) if index is not None else cost_bounds[1] <= self.config.threshold
         return Decision(
             iteration=len(self.history), phase=choice.phase, target=choice.target,
             reward_bounds=reward_bounds, cost_bounds=cost_bounds, safe_set_size=int(model.safe.sum()),
             candidate_set_size=choice.candidate_set_size, num_observations=model.num_observations,
             best_target=self.grid.target(best), best_predicted_reward=float(model.reward_mean()[best]),
             best_cost_upper=float(model.cost_upper[best]), threshold=self.config.threshold,
-            verified_safe=bool(cost_bounds[1] <= self.config.threshold), note=note)
+            verified_safe=bool(verified), note=note)
 
     def _validated(self, rec: EpisodeRecord) -> EpisodeRecord:
         if not isinstance(rec, EpisodeRecord):

@@ -63,7 +63,9 @@ class Decision:
     `candidate_set_size` is what the phase chose from: the safe points whose cost width still exceeds
     zeta (safe exploration), the safe set (reward maximisation), or 1 (operation, fixed target).
     `best_target` is the operation choice: the highest reward lower bound inside the safe set.
-    `verified_safe` is true when the cost upper bound at `target` is <= threshold. `note` says why a
+    `verified_safe` is true when `target` is in the current safe set (off the grid: when its cost upper
+    bound is <= threshold; with a Lipschitz constant a point can be safe through a neighbour's bound,
+    so `cost_bounds[1]` may then exceed the threshold). `note` says why a
     decision departs from the rule (e.g. a GP numerical failure kept the last verified safe target).
     """
 
