@@ -1,0 +1,185 @@
+"""The whole PLS loop through `pls sim`, watched from a separate process over real DDS.
+
+`pls sim` (the pip-only launcher) starts pls_sim (MuJoCo HalfCheetah, lockstep), pls_policy (an exported
+ONNX CDT: the shipped model, or a tiny one trained and exported here when none is shipped yet) and
+pls_supervisor (safe BO, varpi = 2 episodes per evaluation) as three processes; a fourth process subscribes
+to /pls/target_return, /pls/episode_result and /pls/supervisor_status and writes every message it gets as a
+JSON line. The run ends by itself (max_episodes: the sim exits 0 and the launcher stops the rest), and
+the test checks that at least two supervisor iterations completed, with the expected messages:
+
+* EpisodeResult: exactly max_episodes of them, episodes 0..N-1, full-length, none aborted;
+* TargetReturn: one per decision, iterations 0, 1, 2, ... in order, the first a seed target, every one
+  verified safe (cost upper bound <= b), and each evaluated target ran for >= varpi episodes;
+* SupervisorStatus: the last one reports >= 2 iterations, b and varpi as passed on the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED_MODEL = REPO / "pls_core" / "models" / "SafetyHalfCheetahVelocity-v1" / "policy.onnx"
+VARPI = 2
+# Two evaluations need 2 x varpi episodes, plus the episodes that start before a new target arrives (the
+# lockstep sim begins the next episode at once; the supervisor discards an episode run with an old target):
+# 7 leaves room for two such episodes per evaluation.
+MAX_EPISODES = 7
+THRESHOLD = 25.0
+
+LISTENER = r"""
+import json, signal, sys, rclpy
+from pls_interfaces.msg import EpisodeResult, SupervisorStatus, TargetReturn
+from pls_ros.echo import message_to_dict, qos_for
+rclpy.init()
+node = rclpy.create_node("pls_test_listener")
+def keep(topic):
+    def callback(msg):
+        print(json.dumps({"topic": topic, **message_to_dict(msg, truncate=None)}), flush=True)
+    return callback
+for cls, topic in ((TargetReturn, "/pls/target_return"), (EpisodeResult, "/pls/episode_result"),
+                   (SupervisorStatus, "/pls/supervisor_status")):
+    node.create_subscription(cls, topic, keep(topic), qos_for(topic))
+stop = []
+signal.signal(signal.SIGINT, lambda *a: stop.append(1))
+print(json.dumps({"topic": "ready"}), flush=True)
+while not stop:
+    rclpy.spin_once(node, timeout_sec=0.1)
+node.destroy_node()
+rclpy.shutdown()
+"""
+
+
+class Lines:
+    """Collects a process's stdout lines in a thread (so waits stay bounded and pipes never fill)."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc, self.lines, self.lock = proc, [], threading.Lock()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        for line in iter(self.proc.stdout.readline, ""):
+            with self.lock:
+                self.lines.append(line.rstrip("\n"))
+
+    def snapshot(self) -> list[str]:
+        with self.lock:
+            return list(self.lines)
+
+    def wait_for(self, predicate, timeout: float, what: str) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lines = self.snapshot()
+            if predicate(lines):
+                return lines
+            time.sleep(0.2)
+        raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; last lines:\n"
+                             + "\n".join(self.snapshot()[-40:]))
+
+
+@pytest.fixture(scope="module")
+def model_path() -> Path:
+    if SHIPPED_MODEL.is_file():
+        return SHIPPED_MODEL
+    try:
+        from test_cdt_support import tiny_artifacts
+
+        return tiny_artifacts().onnx
+    except Exception as exc:  # pragma: no cover - only when neither a shipped nor a tiny model can be made
+        pytest.skip(f"no shipped model and a tiny one could not be made: {exc!r}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.timeout(420)
+def test_pls_sim_runs_two_supervisor_iterations_seen_from_another_process(ros_env, tmp_path, model_path):
+    env = {**ros_env, "OMP_NUM_THREADS": "1"}
+    listener = subprocess.Popen([sys.executable, "-c", LISTENER], env=env, stdout=subprocess.PIPE, text=True)
+    heard = Lines(listener)
+    launcher = None
+    try:
+        heard.wait_for(lambda ls: any('"ready"' in line for line in ls), 60, "the listener")
+        cmd = [sys.executable, "-m", "pls_core.cli", "sim", "--model", str(model_path), "--mode", "lockstep",
+               "--max-episodes", str(MAX_EPISODES), "--episodes-per-evaluation", str(VARPI),
+               "--threshold", str(THRESHOLD), "--config", "", "--store-path", str(tmp_path / "store.sqlite")]
+        launcher = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
+        out = Lines(launcher)
+        deadline = time.monotonic() + 360
+        while launcher.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert launcher.poll() is not None, "pls sim did not finish:\n" + "\n".join(out.snapshot()[-60:])
+        out.thread.join(timeout=10)
+        log = out.snapshot()
+        text = "\n".join(log)
+        assert launcher.returncode == 0, text[-6000:]
+
+        # The launcher: the sim ended the run, the others were stopped cleanly, output prefixed per node.
+        assert "[pls] required node pls_sim ended (exit code 0): stopping pls_policy, pls_supervisor" in log
+        for name in ("pls_sim", "pls_policy", "pls_supervisor"):
+            assert f"[pls] {name}: exit code 0" in log
+            assert any(line.startswith(f"[{name}] ") for line in log), name
+        assert any(line.startswith(f"[pls] episode {MAX_EPISODES - 1}: ") for line in log)  # live progress
+        assert any(line.startswith("[pls] target  #2 ") for line in log)
+        assert any(line.startswith("[pls] status  iteration 2 ") for line in log)
+
+        heard.wait_for(lambda ls: sum('"/pls/episode_result"' in line for line in ls) >= MAX_EPISODES, 30,
+                       "every episode result at the listener")
+    finally:
+        if launcher is not None and launcher.poll() is None:
+            stop(launcher)
+        stop(listener)
+    messages = [json.loads(line) for line in heard.snapshot()]
+    by_topic = {t: [m for m in messages if m["topic"] == t]
+                for t in ("/pls/target_return", "/pls/episode_result", "/pls/supervisor_status")}
+    targets, results, statuses = by_topic.values()
+
+    # EpisodeResult: every episode of the run, once, complete.
+    assert [r["episode"] for r in results] == list(range(MAX_EPISODES))
+    for r in results:
+        assert r["length"] == 1000 and r["truncated"] and not r["terminated"], r
+        assert r["reason"] == "time_limit", r
+        assert r["header"]["frame_id"] == "SafetyHalfCheetahVelocity-v1"
+
+    # TargetReturn: one per decision, in order; at least the seed plus two further decisions.
+    iterations = [t["iteration"] for t in targets]
+    assert iterations == list(range(len(targets))) and len(targets) >= 3, iterations
+    assert targets[0]["phase"] == 0  # PHASE_SEED
+    for t in targets:
+        assert t["phase"] in (0, 1, 2, 3)
+        assert t["cost_upper"] <= THRESHOLD + 1e-9, t  # only verified-safe targets are published
+        assert t["cost_lower"] <= t["cost_upper"] and t["reward_lower"] <= t["reward_upper"]
+    # Each of the first two targets was evaluated for varpi episodes (plus possibly discarded stale ones).
+    ran_with = [(r["target_reward_return"], r["target_cost_return"]) for r in results]
+    for t in targets[:2]:
+        assert ran_with.count((t["reward_return"], t["cost_return"])) >= VARPI, (t, ran_with)
+
+    # SupervisorStatus: the state at the end, with b and varpi from the command line.
+    assert statuses, "no SupervisorStatus received"
+    last = statuses[-1]
+    assert last["iteration"] >= 2 and last["iteration"] == targets[-1]["iteration"]
+    assert last["num_observations"] >= 2
+    assert last["threshold"] == THRESHOLD and last["episodes_per_evaluation"] == VARPI
+    assert last["safe_set_size"] >= 1 and last["candidate_set_size"] >= 1
+    assert {s["phase"] for s in statuses} <= {0, 1, 2, 3}
+    assert {s["iteration"] for s in statuses} >= {0, 1, 2}
+    for t in targets:  # the status of each iteration reports the phase its target was chosen in
+        assert t["phase"] in {s["phase"] for s in statuses if s["iteration"] == t["iteration"]}, t
+    assert os.path.exists(tmp_path / "store.sqlite")
