@@ -1,0 +1,226 @@
+"""pls_policy as a real process over DDS: contract refusal, watchdog fallbacks, target hand-over, SIGTERM.
+
+The test process plays the robot (Observations) and the supervisor (TargetReturn). Fallback latency is
+counted in control ticks, from the Action stamps (one Action per tick in timer mode), never asserted on
+wall-clock seconds: a loaded machine stretches ticks but must not add any.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+
+import numpy as np
+import pytest
+from pls_interfaces.msg import Action, Observation, PolicyStatus, TargetReturn
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from test_ros_nodes_support import CONFIG, DISCOVERY_TIMEOUT, NodeProcess, Probe, publish_target, wait_until
+
+from pls_ros import qos
+from pls_ros.conversions import float32_array, from_float32_field, stamp_ns, time_msg
+
+RATE_HZ = 20.0
+PERIOD_NS = int(1e9 / RATE_HZ)
+OBS_DIM = 17
+
+
+@pytest.fixture(scope="module")
+def model():
+    from test_cdt_support import tiny_artifacts
+
+    return tiny_artifacts().onnx
+
+
+@pytest.fixture
+def probe(ros_env):
+    probe = Probe()
+    # Keep every action (a deeper queue than the control QoS; compatible with it).
+    probe.subscribe("action", Action, qos.ACTION_TOPIC,
+                    QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE))
+    probe.subscribe("status", PolicyStatus, qos.POLICY_STATUS_TOPIC, qos.POLICY_STATUS_QOS)
+    probe.obs = probe.publisher(Observation, qos.OBSERVATION_TOPIC, qos.CONTROL_QOS)
+    probe.target = probe.publisher(TargetReturn, qos.TARGET_RETURN_TOPIC, qos.TARGET_RETURN_QOS)
+    yield probe
+    probe.close()
+
+
+def start_policy(ros_env, model, **params):
+    return NodeProcess("policy_node", ros_env, params_file=CONFIG / "policy.yaml",
+                       params={"model_path": str(model), "control_rate_hz": RATE_HZ, **params})
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+def observation(episode: int, step: int, values=None, stamp_ns: int | None = None, reward: float = 1.0):
+    msg = Observation(episode=episode, step=step, reward=reward if step else 0.0, cost=0.0)
+    rng = np.random.default_rng(episode * 1000 + step)
+    msg.observation = float32_array(rng.normal(0, 0.5, OBS_DIM) if values is None else values)
+    msg.header.stamp = time_msg(now_ns() if stamp_ns is None else stamp_ns)
+    return msg
+
+
+def answer(probe, episode, step, since=0, fallback=None):
+    """First action for (episode, step) after index `since`; fallback None = either kind."""
+    for action in probe.messages("action")[since:]:
+        if action.episode == episode and action.step == step and fallback in (None, action.fallback):
+            return action
+    return None
+
+
+def publish_until_answered(probe, msg, fallback=False, timeout=DISCOVERY_TIMEOUT):
+    """Publish `msg` (re-stamped) every 0.1 s until the policy answers it (discovery takes a while)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        msg.header.stamp = time_msg(now_ns())
+        probe.obs.publish(msg)
+        for _ in range(5):
+            got = answer(probe, msg.episode, msg.step, fallback=fallback)
+            if got is not None:
+                return got
+            time.sleep(0.02)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {'fallback' if fallback else 'policy'} answer to observation "
+                                 f"{msg.episode}/{msg.step} within {timeout:.0f} s")
+
+
+def ask(probe, msg, timeout: float = 10.0, **kw):
+    """Publish `msg` once (the policy is already matched) and wait for its answer."""
+    since = len(probe.messages("action"))
+    probe.obs.publish(msg)
+    return wait_until(lambda: answer(probe, msg.episode, msg.step, since=since, **kw), timeout,
+                      f"the answer to {msg.episode}/{msg.step}")
+
+
+def ticks_until_fallback(probe, after_ns: int, reason: str) -> tuple[int, int]:
+    """(ticks, fallback stamp): actions stamped after `after_ns` up to the first fallback whose reason
+    contains `reason` (1 = the very first tick after `after_ns` fell back)."""
+    def find():
+        actions = [a for a in probe.messages("action") if stamp_ns(a.header.stamp) > after_ns]
+        for i, action in enumerate(actions):
+            if action.fallback and reason in action.reason:
+                return i + 1, stamp_ns(action.header.stamp)
+        return None
+    return wait_until(find, 30, f"a fallback action for {reason!r}")
+
+
+def test_refuses_a_model_with_another_observation_size(ros_env, model):
+    node = NodeProcess("policy_node", ros_env, params_file=CONFIG / "policy.yaml",
+                       params={"model_path": str(model), "expected_obs_dim": 5})
+    try:
+        assert node.wait(DISCOVERY_TIMEOUT) == 2
+        out = node.output()
+        assert "model contract mismatch" in out and "its obs_dim is 17 but expected_obs_dim is 5" in out
+        assert "Fix: set model_path" in out and "Traceback" not in out
+    finally:
+        node.kill()
+
+
+def test_refuses_a_missing_model(ros_env, tmp_path):
+    node = NodeProcess("policy_node", ros_env, params_file=CONFIG / "policy.yaml",
+                       params={"model_path": str(tmp_path / "nope.onnx")})
+    try:
+        assert node.wait(DISCOVERY_TIMEOUT) == 2
+        assert "nope.onnx does not exist" in node.output() and "Traceback" not in node.output()
+    finally:
+        node.kill()
+
+
+def test_timer_watchdog_falls_back_on_nan_and_stale_observations_within_two_ticks(ros_env, model, probe):
+    stale_periods = 2.0
+    node = start_policy(ros_env, model, trigger="timer", stale_after_periods=stale_periods)
+    try:
+        publish_target(probe.target, 300.0, 10.0)
+        first = publish_until_answered(probe, observation(0, 0))
+        assert (first.target_reward_return, first.target_cost_return) == (300.0, 10.0)
+        for step in range(1, 6):  # a few normal control steps, paced at the control rate
+            probe.obs.publish(observation(0, step))
+            time.sleep(1.0 / RATE_HZ)
+        wait_until(lambda: answer(probe, 0, 5, fallback=False), 10, "the answer to step 5")
+        action = from_float32_field(answer(probe, 0, 5).action)
+        assert action.shape == (6,) and np.all(np.abs(action) <= 1.0)
+
+        # NaN observation: the tick that takes it publishes the fallback.
+        nan_obs = observation(0, 6, values=[math.nan] + [0.0] * (OBS_DIM - 1))
+        probe.obs.publish(nan_obs)
+        nan_ticks, nan_stamp = ticks_until_fallback(probe, stamp_ns(nan_obs.header.stamp), "NaN")
+        fallback = answer(probe, 0, 6, fallback=True)
+        assert from_float32_field(fallback.action).tolist() == [0.0] * 6
+        assert "NaN/inf" in fallback.reason
+
+        # Recovery, then silence: the observation goes stale after `stale_periods` periods.
+        last_obs = observation(0, 7)
+        recovered = ask(probe, last_obs, fallback=False)
+        # Stale from (receipt + limit), which is no earlier than (our publication stamp + limit).
+        stale_from = stamp_ns(last_obs.header.stamp) + int(stale_periods * PERIOD_NS)
+        stale_ticks, stale_stamp = ticks_until_fallback(probe, stale_from, "stale observation")
+        held = [a for a in probe.messages("action")
+                if stamp_ns(recovered.header.stamp) <= stamp_ns(a.header.stamp) < stale_from]
+        assert held and all(not a.fallback and a.step == 7 for a in held), "fresh answers are held per tick"
+
+        nan_periods = (nan_stamp - stamp_ns(nan_obs.header.stamp)) / PERIOD_NS
+        print(f"\nfallback after NaN: tick {nan_ticks} ({nan_periods:.2f} periods); after going stale: "
+              f"tick {stale_ticks} "
+              f"({(stale_stamp - stale_from) / PERIOD_NS:.2f} periods past the stale limit)")
+        assert nan_ticks <= 2, f"NaN observation answered by the fallback only at tick {nan_ticks}"
+        assert stale_ticks <= 2, f"stale observation answered by the fallback only at tick {stale_ticks}"
+
+        status = wait_until(lambda: [s for s in probe.messages("status") if s.fallback_actions > 0], 10,
+                            "a status counting fallbacks")[-1]
+        assert status.state == "fallback" and status.ticks > 0
+        assert status.task_id == "SafetyHalfCheetahVelocity-v1"
+        assert "stale observation" in status.last_fallback_reason
+        with_latency = [s for s in probe.messages("status") if not math.isnan(s.latency_p50_ms)]
+        assert with_latency and 0 < with_latency[-1].latency_p50_ms <= with_latency[-1].latency_p99_ms
+
+        before = len(probe.messages("action"))
+        node.send(signal.SIGTERM)
+        assert node.wait(30) == 0
+        last = wait_until(lambda: probe.messages("action")[before:] and
+                          [a for a in probe.messages("action")[before:] if "stopping" in a.reason], 10,
+                          "the shutdown fallback")[-1]
+        assert last.fallback and from_float32_field(last.action).tolist() == [0.0] * 6
+    finally:
+        node.kill()
+
+
+def test_observation_trigger_targets_only_at_episode_start_and_contract_fallbacks(ros_env, model, probe):
+    node = start_policy(ros_env, model, trigger="observation", stale_after_periods=3.0,
+                        fallback_action=[0.1, -0.1, 0.0, 0.0, 0.0, 0.0])
+    try:
+        no_target = publish_until_answered(probe, observation(0, 0), fallback=True)
+        assert "no target return" in no_target.reason
+        assert from_float32_field(no_target.action).tolist() == pytest.approx([0.1, -0.1, 0, 0, 0, 0])
+
+        publish_target(probe.target, 300.0, 10.0)
+        node.wait_for_log(r"target \(R=300\.00, G=10\.00\)")
+        start = publish_until_answered(probe, observation(0, 0), timeout=10)
+        assert (start.target_reward_return, start.target_cost_return) == (300.0, 10.0)
+
+        assert not ask(probe, observation(0, 1)).fallback
+        publish_target(probe.target, 500.0, 2.0, iteration=1)  # mid-episode: must wait for the next start
+        node.wait_for_log(r"target \(R=500\.00, G=2\.00\)")
+        mid = ask(probe, observation(0, 2))
+        assert not mid.fallback and (mid.target_reward_return, mid.target_cost_return) == (300.0, 10.0)
+        new = ask(probe, observation(1, 0))
+        assert not new.fallback and (new.target_reward_return, new.target_cost_return) == (500.0, 2.0)
+        again = ask(probe, observation(1, 0))  # the same observation again (lockstep retry): same answer
+        assert list(again.action) == list(new.action) and not again.fallback
+
+        short = ask(probe, observation(1, 1, values=[0.0] * 5))
+        assert short.fallback and "expects [17]" in short.reason
+        old = ask(probe, observation(1, 2, stamp_ns=now_ns() - 10 * PERIOD_NS))
+        assert old.fallback and "stale observation: stamped" in old.reason
+        ok = ask(probe, observation(1, 3))
+        assert not ok.fallback and ok.target_reward_return == 500.0
+        joined = ask(probe, observation(7, 12))
+        assert joined.fallback and "joined episode 7 at step 12" in joined.reason
+
+        status = wait_until(lambda: [s for s in probe.messages("status") if s.ticks >= 8], 10, "status")[-1]
+        assert status.deadline_overruns <= status.ticks
+        assert node.stop() == 0
+        assert "stopped (received SIGTERM)" in node.output()
+    finally:
+        node.kill()
