@@ -322,8 +322,10 @@ class SimNode(Node):
                                    "no result is published for an unfinished episode")
         if ep is not None and ep.frames is not None:
             ep.frames.close()
-        # Results are TRANSIENT_LOCAL: give subscribers a moment to acknowledge the last ones.
-        self.result_pub.wait_for_all_acked(Duration(seconds=2.0))
+        # Results are TRANSIENT_LOCAL and die with this process: give subscribers time to acknowledge the
+        # last ones (Fast DDS asks for acknowledgements with its heartbeat, every 3 s by default).
+        if not self.result_pub.wait_for_all_acked(Duration(seconds=3.5)):
+            self.get_logger().info("not every subscriber acknowledged the last episode results within 3.5 s")
         self.env.close()
         self.get_logger().info(f"stopped ({reason}) after {self.episodes_finished} episodes")
 
