@@ -50,7 +50,7 @@ def replay(optimizer: TargetOptimizer, store: OptimizerStore) -> None:
             raise StoreMismatchError(f"{store.path}: an episode of iteration {iteration} arrived while the "
                                      f"replay is at iteration {optimizer.iteration}; the store is not from "
                                      "this config")
-        optimizer._accept(optimizer._validated(rec))
+        optimizer.report_episode(rec)  # no store attached yet: validates and counts, writes nothing
     optimizer._rejected = store.rejection_count()
     replayed = optimizer.history
     for old, new in zip(stored, replayed, strict=False):
