@@ -76,15 +76,18 @@ ARCHITECTURE_FIELDS = ("embed_dim", "num_layers", "num_heads", "context_len")
 
 PRESETS: dict[str, CDTConfig] = {
     "paper": CDTConfig(),
+    # One thread: on a 2-core machine shared with other work, 2 torch threads measured 3-5x *slower*
+    # (OpenMP barriers starve under contention); batch 256 at 1 thread gave ~3.5 steps/s.
     "cpu": CDTConfig(
         embed_dim=64,
         num_layers=2,
         num_heads=4,
-        batch_size=128,
-        steps=6000,
+        batch_size=256,
+        steps=5000,
         learning_rate=6e-4,
         temperature_lr=1e-3,
         warmup_steps=300,
+        num_threads=1,
         checkpoint_every=500,
         eval_every=1000,
         log_every=50,
