@@ -10,6 +10,8 @@ PolicyRunner.act() (buffer shift + contract check + ORT) and a batched call over
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -80,7 +82,9 @@ def main() -> None:
         facts["act_low"],
         facts["act_high"],
     ).eval()
-    path = Path(tempfile.mkdtemp(prefix="bench-runtime-")) / "policy.onnx"
+    root = Path(tempfile.mkdtemp(prefix="bench-runtime-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    path = root / "policy.onnx"
     parity = export_model(model, config, facts, path)
 
     window = random_windows(facts, config.context_len, 1, EPISODE_LEN, np.random.default_rng(1))

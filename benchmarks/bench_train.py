@@ -11,7 +11,9 @@ step (one-time warm-up). The paper preset (batch 2048) is a GPU job: on CPU a st
 from __future__ import annotations
 
 import argparse
+import atexit
 import csv
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -59,6 +61,7 @@ def main() -> None:
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="bench-train-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
     dataset = synthetic_dataset(root / "data.hdf5")
     print(f"torch {torch.__version__}, device {args.device}")
     print(

@@ -17,6 +17,19 @@ from pathlib import Path
 import numpy as np
 
 SUPPORTED_FORMAT = 1
+SHIPPED_MODELS = Path(__file__).resolve().parent / "models"
+
+
+def shipped_model_path(task_id: str) -> Path:
+    """The policy shipped with pls for a task (pls_core/models/<task>/policy.onnx, see its manifest.json)."""
+    path = SHIPPED_MODELS / task_id / "policy.onnx"
+    if not path.is_file():
+        available = sorted(p.parent.name for p in SHIPPED_MODELS.glob("*/policy.onnx"))
+        raise ContractError(
+            f"no shipped model for {task_id} (shipped: {available}); train and export one with "
+            "`pls train` and `pls export`, then pass its path"
+        )
+    return path
 
 
 class ContractError(ValueError):

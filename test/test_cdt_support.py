@@ -6,7 +6,9 @@ bias, so costs vary), a `tiny`-preset training run on it and its ONNX export: bu
 
 from __future__ import annotations
 
+import atexit
 import functools
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +64,7 @@ def tiny_artifacts() -> TinyArtifacts:
     from pls_core.export import export_checkpoint
 
     root = Path(tempfile.mkdtemp(prefix="pls-cdt-test-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
     dataset = rollout_dataset(root / "tiny.hdf5")
     result = train(dataset, root / "run", preset_name="tiny", seed=0, progress=False)
     onnx_path = root / "policy.onnx"
