@@ -38,7 +38,7 @@ TOLERANCE, MARGIN = 0.05, 0.2
 def timing(observations: int, repeats: int, compare_gpytorch: bool) -> None:
     config = synthetic_config(grid_resolution=(100, 100), max_exploration_iterations=10_000,
                               max_maximisation_iterations=10_000, seed=1)
-    problem = SyntheticProblem.sample(config.replace(grid_resolution=(40, 40)), 1)  # cheap draw, then
+    problem = SyntheticProblem.sample(config.replace(grid_resolution=(40, 40)), 1)  # coarse, interpolated
     rng = np.random.default_rng(0)
     optimizer = build_optimizer(config)
     points = optimizer.grid.points
@@ -81,7 +81,8 @@ def timing(observations: int, repeats: int, compare_gpytorch: bool) -> None:
         with torch.no_grad(), gpytorch.settings.fast_pred_var(False):
             prediction = reference(torch.as_tensor(points))
             _ = prediction.mean, prediction.variance
-        print(f"for scale: one GPyTorch exact prediction over Z from scratch: {1000 * (time.perf_counter() - t0):.0f} ms")
+        elapsed = 1000 * (time.perf_counter() - t0)
+        print(f"for scale: one GPyTorch exact prediction over Z from scratch: {elapsed:.0f} ms")
 
 
 def _interpolate(problem: SyntheticProblem, points: np.ndarray, reward: bool = False) -> np.ndarray:
@@ -95,7 +96,8 @@ def _interpolate(problem: SyntheticProblem, points: np.ndarray, reward: bool = F
 def study(seeds: int) -> None:
     rows = [("pls", {}), ("gp_ucb", {}), ("random", {}), ("fixed", {"dataset_reward_max": 100.0}),
             ("pls, raw-unit cost kernel", {"cost_output_scale": 1.0, "cost_outputscale": 1.0})]
-    print(f"\nstudy: {seeds} seeds, threshold 10, 21 x 11 grid, 5 episodes per evaluation, budget 30 evaluations")
+    print(f"\nstudy: {seeds} seeds, threshold 10, 21 x 11 grid, 5 episodes per evaluation, "
+          "budget 30 evaluations")
     print(f"{'method':28s} {'runs unsafe':>12s} {'unsafe proposals':>17s} {'within 5% (reach.)':>19s} "
           f"{'within 5% (all safe)':>21s} {'s/run':>6s}")
     for name, overrides in rows:
@@ -134,7 +136,8 @@ def _true_reward(problem: SyntheticProblem, target: tuple[float, float]) -> floa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--observations", type=int, default=400)
     parser.add_argument("--repeats", type=int, default=9)
