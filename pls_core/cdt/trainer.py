@@ -70,20 +70,21 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = out_dir / CHECKPOINT
     dataset = load_dataset(dataset_path)
-    saved = _load_for_resume(checkpoint_path, dataset.sha256) if resume else None
+    dataset_sha256 = dataset.sha256
+    saved = _load_for_resume(checkpoint_path, dataset_sha256) if resume else None
     config = _resolve_config(saved, preset_name, steps, overrides or {})
     seed = saved["seed"] if saved else seed
+    preset_name = saved["preset"] if saved else preset_name
 
     device = resolve_device(device)
     if device.type == "cpu":
         torch.set_num_threads(config.num_threads)
     torch.manual_seed(seed)
     task = get_task(dataset.attrs["task_id"])
-    sampler = SequenceSampler(
-        dataset, config, task, rng=np.random.default_rng(seed)
-    )  # relabels depend on seed
+    # Relabelling draws from its own seeded stream, so a resumed run rebuilds the same augmented data.
+    sampler = SequenceSampler(dataset, config, task, rng=np.random.default_rng(seed))
     batch_rng = np.random.default_rng(seed + 1)
-    facts = saved["facts"] if saved else _model_facts(dataset, task, sampler, make_env, seed)
+    facts = saved["facts"] if saved else _model_facts(dataset_sha256, task, sampler, make_env, seed)
 
     model = build_model(
         config,
@@ -115,10 +116,10 @@ def train(
     (out_dir / "config.json").write_text(
         json.dumps(
             {
-                "preset": preset_name if not saved else saved["preset"],
+                "preset": preset_name,
                 "seed": seed,
                 "dataset": str(dataset_path),
-                "dataset_sha256": dataset.sha256,
+                "dataset_sha256": dataset_sha256,
                 "device": str(device),
                 "config": config.to_dict(),
                 "relabelled_trajectories": sampler.num_relabelled,
@@ -131,7 +132,7 @@ def train(
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(str(out_dir / "tb"))
-    state = {"preset": preset_name if not saved else saved["preset"], "seed": seed, "facts": facts}
+    state = {"preset": preset_name, "seed": seed, "facts": facts}
 
     def save_checkpoint() -> None:
         if not all(torch.isfinite(p).all() for p in model.parameters()):
@@ -222,9 +223,7 @@ def train(
                 save_checkpoint()
             if config.eval_every and (step % config.eval_every == 0 or step == config.steps):
                 model.eval()
-                for row in _evaluate_in_env(
-                    model, config, state, dataset.sha256, sampler, out_dir, step, seed
-                ):
+                for row in _evaluate_in_env(model, config, state, sampler, out_dir, step, seed):
                     eval_log.write(row)
                     writer.add_scalar(f"eval/reward_G{row['target_cost']:g}", row["reward_return"], step)
                     writer.add_scalar(f"eval/cost_G{row['target_cost']:g}", row["cost_return"], step)
@@ -265,7 +264,7 @@ def _load_for_resume(path: Path, dataset_sha256: str) -> dict | None:
     return saved
 
 
-def _model_facts(dataset, task, sampler: SequenceSampler, make_env, seed: int) -> dict:
+def _model_facts(dataset_sha256: str, task, sampler: SequenceSampler, make_env, seed: int) -> dict:
     """What the exported model must know about its task and data (becomes the ONNX contract)."""
     env = make_env(task.task_id)
     low, high = env.action_space.low, env.action_space.high
@@ -282,7 +281,7 @@ def _model_facts(dataset, task, sampler: SequenceSampler, make_env, seed: int) -
         "episode_len": task.episode_len,
         "obs_mean": obs_mean.tolist(),
         "obs_std": obs_std.tolist(),
-        "dataset_sha256": dataset.sha256,
+        "dataset_sha256": dataset_sha256,
         "dataset_stats": {
             "episodes": len(sampler.starts),
             "reward_return_min": float(sampler.reward_returns.min()),
@@ -294,7 +293,7 @@ def _model_facts(dataset, task, sampler: SequenceSampler, make_env, seed: int) -
     }
 
 
-def _evaluate_in_env(model, config, state, dataset_sha256, sampler, out_dir: Path, step: int, seed: int):
+def _evaluate_in_env(model, config, state, sampler, out_dir: Path, step: int, seed: int):
     """Roll the current weights out in the real env through the deployed path (ONNX + PolicyRunner)."""
     from pls_core.export import export_model
     from pls_core.rollout import run_episodes
