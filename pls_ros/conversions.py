@@ -7,7 +7,6 @@ pls_core.safeopt.records, which is free of numpy/torch at import time.
 from __future__ import annotations
 
 import array
-import math
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -99,7 +98,3 @@ def supervisor_status_msg(decision: Decision, stamp: Time, *, episodes_at_curren
     msg.episodes_per_evaluation = int(episodes_per_evaluation)
     msg.message = message
     return msg
-
-
-def is_finite(*values: float) -> bool:
-    return all(math.isfinite(v) for v in values)

@@ -123,15 +123,9 @@ def declare_parameters(node, specs: Sequence[ParamSpec]) -> dict[str, Any]:
         default = None if spec.kind == "float_list" and not spec.default else spec.default
         param = node.declare_parameter(spec.name, default, spec.descriptor())
         value = param.value if param.type_ != param.Type.NOT_SET else None
-        values[spec.name] = spec.coerce(value)
+        try:
+            values[spec.name] = spec.coerce(value)
+        except ParameterError as exc:
+            raise ParameterError(f"{exc}; fix it in the node's parameter file (config/*.yaml) or with "
+                                 f"`-p {spec.name}:=<value>`") from None
     return values
-
-
-def describe(specs: Sequence[ParamSpec]) -> str:
-    """One line per parameter, for --help style output and docs."""
-    return "\n".join(f"  {s.name} ({s.constraints()}; default {s.default!r}): {s.description}" for s in specs)
-
-
-def yaml_block(node_name: str, specs: Sequence[ParamSpec]) -> dict:
-    """The `<node_name>: ros__parameters:` mapping of all defaults (what config/<node>.yaml holds)."""
-    return {node_name: {"ros__parameters": {s.name: s.default for s in specs}}}

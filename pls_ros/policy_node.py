@@ -6,9 +6,10 @@
   Without a target, or after joining an episode in the middle, it answers with the fallback action.
 * Trigger: `timer` publishes one action per tick of `control_rate_hz` (the newest observation's answer,
   held while no newer one arrives); `observation` answers each observation at once (lockstep sim).
-* Watchdog: an observation that is stale (received, or stamped, more than `stale_after_periods` control
-  periods ago), has the wrong length or holds NaN/inf yields `fallback_action` with fallback=True and the
-  reason in the Action; the reason is logged (throttled).
+* Watchdog (both triggers, checked every control period): an observation that is stale (received, or
+  stamped, more than `stale_after_periods` control periods ago), has the wrong length or holds NaN/inf
+  yields `fallback_action` with fallback=True and the reason in the Action, once per period while it
+  lasts; the reason is logged (throttled). A lockstep sim ignores fallbacks for steps it has left.
 * Health: PolicyStatus about once per second (state, latency p50/p99 from observation received to action
   published, deadline overruns, fallback count); a warning when inference alone exceeds the period.
 * SIGTERM/SIGINT: publishes the fallback action once, then exits 0.
@@ -67,8 +68,9 @@ PARAMS = (
 
 
 class PolicyNode(Node):
-    def __init__(self):
-        super().__init__(NODE_NAME)
+    def __init__(self, **node_kwargs):
+        # node_kwargs (context, parameter_overrides, ...) are for in-process use such as tests.
+        super().__init__(NODE_NAME, **node_kwargs)
         self.p = p = declare_parameters(self, PARAMS)
         from pls_core.runtime import ContractError, ModelContract, PolicyRunner
 

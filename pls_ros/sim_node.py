@@ -108,8 +108,9 @@ class FrameWriter:
 
 
 class SimNode(Node):
-    def __init__(self):
-        super().__init__(NODE_NAME)
+    def __init__(self, **node_kwargs):
+        # node_kwargs (context, parameter_overrides, ...) are for in-process use such as tests.
+        super().__init__(NODE_NAME, **node_kwargs)
         self.p = declare_parameters(self, PARAMS)
         from pls_core.envs import make_env
 

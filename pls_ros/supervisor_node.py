@@ -55,8 +55,9 @@ PARAMS = (
 
 
 class SupervisorNode(Node):
-    def __init__(self):
-        super().__init__(NODE_NAME)
+    def __init__(self, **node_kwargs):
+        # node_kwargs (context, parameter_overrides, ...) are for in-process use such as tests.
+        super().__init__(NODE_NAME, **node_kwargs)
         self.p = p = declare_parameters(self, PARAMS)
         from pls_core.safeopt import OptimizerConfig, build_optimizer
         from pls_core.safeopt.errors import InvalidEpisodeError, StaleEpisodeError
@@ -141,7 +142,8 @@ class SupervisorNode(Node):
         self.publish_status()
 
     def publish_target(self, decision, why: str) -> None:
-        assert decision.verified_safe, "only verified safe targets are published"
+        if not decision.verified_safe:  # follow() never gets here; kept as the last line of defence
+            raise RuntimeError(f"refusing to publish target {decision.target}: not verified safe")
         self.target_pub.publish(target_return_msg(decision, self.get_clock().now().to_msg()))
         self.published = decision
         self.get_logger().info(

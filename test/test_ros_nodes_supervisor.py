@@ -176,3 +176,48 @@ def test_refuses_a_store_written_with_another_config(ros_env, probe, optimizer_y
         assert "different optimizer config" in other.output() and "threshold" in other.output()
     finally:
         other.kill()
+
+
+def test_holds_the_last_verified_target_when_the_optimiser_fails(ros_env, optimizer_yaml, tmp_path):
+    """In process: an optimiser exception or an unverified decision never moves the published target."""
+    import dataclasses
+    import os
+
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.parameter import Parameter
+    from rclpy.signals import SignalHandlerOptions
+
+    from pls_ros.supervisor_node import SupervisorNode
+
+    context = Context()
+    rclpy.init(context=context, domain_id=int(os.environ["ROS_DOMAIN_ID"]),
+               signal_handler_options=SignalHandlerOptions.NO)
+    node = SupervisorNode(context=context, parameter_overrides=[
+        Parameter("optimizer_config", value=str(optimizer_yaml[0])),
+        Parameter("store_path", value=str(tmp_path / "store.sqlite"))])
+    try:
+        held = node.published
+        assert held is node.optimizer.current and held.verified_safe
+        sent = []
+        node.target_pub.publish = sent.append
+
+        def fail(record):
+            raise ArithmeticError("GP update produced NaN")
+
+        node.optimizer.report_episode = fail
+        node.on_result(result(0, held.target))
+        assert "optimiser error" in node.message and "GP update produced NaN" in node.message
+        assert "holding the last verified safe target" in node.message
+        assert node.published is held and sent == []
+
+        unsafe = dataclasses.replace(held, iteration=5, target=(2900.0, 30.0), cost_bounds=(10.0, 35.0),
+                                     verified_safe=False)
+        node.follow(unsafe, "test")
+        assert node.published is held and sent == []
+        assert "not verified safe" in node.message and f"holding {held.target}" in node.message
+        with pytest.raises(RuntimeError, match="not verified safe"):
+            node.publish_target(unsafe, "test")
+    finally:
+        node.destroy_node()
+        context.try_shutdown()
