@@ -206,3 +206,23 @@ def test_gp_ucb_ignores_cost_and_random_search_is_reproducible():
     assert len({d.target for d in first[:30]}) > 20 and first[-1].phase is Phase.OPERATION
     feasible = [e for e in searcher.evaluations[:30] if e[2] <= random_config.threshold]
     assert feasible and first[-1].target == max(feasible, key=lambda e: e[1])[0]
+
+
+def test_fitted_hyperparameters_change_the_kernel_and_keep_the_invariant():
+    config = synthetic_config(fit_hyperparameters=True, fit_iterations=5, seed=3)
+    optimizer = build_optimizer(config)
+    run(optimizer, SyntheticProblem.sample(config, 3), 6)
+    assert optimizer.model.cost_gp.lengthscale != config.cost_lengthscale
+    assert all(d.verified_safe for d in optimizer.history)
+
+
+def test_episodes_may_be_reported_from_another_thread(tmp_path):
+    import threading
+
+    optimizer = build_optimizer(synthetic_config(episodes_per_evaluation=2), tmp_path / "run.sqlite")
+    decisions = []
+    worker = threading.Thread(target=lambda: decisions.extend(
+        optimizer.report_episode(episode(optimizer.current.target)) for _ in range(2)))
+    worker.start()
+    worker.join()
+    assert decisions[0] is None and decisions[1].iteration == 1

@@ -9,6 +9,7 @@ last target on a GP numerical failure, and builds the `Decision` record. Randomn
 from __future__ import annotations
 
 import math
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -41,7 +42,11 @@ class Choice:
 
 
 class TargetOptimizer(ABC):
-    """Chooses target returns z = (R, G) between episodes. Use `build_optimizer` to make one."""
+    """Chooses target returns z = (R, G) between episodes. Use `build_optimizer` to make one.
+
+    `report_episode` and `status` may be called from different threads (e.g. a ROS executor's callback
+    and a timer); they are serialised by a lock.
+    """
 
     method: ClassVar[str]
 
@@ -59,6 +64,7 @@ class TargetOptimizer(ABC):
         self._last_rejection = ""
         self._gp_failures = 0
         self._last_gp_error = ""
+        self._lock = threading.RLock()
         self.history.append(self._decide(""))
 
     # --- the public interface -------------------------------------------------------------------------
@@ -77,8 +83,13 @@ class TargetOptimizer(ABC):
         update the GPs and return the new decision, else None.
 
         Raises InvalidEpisodeError (StaleEpisodeError for a target other than `current.target`) and
-        records nothing but the rejection.
+        records nothing but the rejection. The recorded target is `current.target` exactly (a target that
+        went through float32 and back still matches).
         """
+        with self._lock:
+            return self._report(rec)
+
+    def _report(self, rec: EpisodeRecord) -> Decision | None:
         try:
             rec = self._validated(rec)
         except InvalidEpisodeError as exc:
@@ -97,6 +108,10 @@ class TargetOptimizer(ABC):
 
     def status(self) -> dict[str, Any]:
         """A flat summary for logs and the SupervisorStatus message."""
+        with self._lock:
+            return self._status()
+
+    def _status(self) -> dict[str, Any]:
         d = self.current
         status = {
             "method": self.method, "phase": d.phase.value, "phase_code": d.phase.code,
