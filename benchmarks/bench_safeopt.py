@@ -6,8 +6,8 @@
    posterior per update would cost) with --compare-gpytorch.
 2. Study (the full version of test/test_safeopt_synthetic.py): N seeds of synthetic problems drawn from
    the GP prior, every method on the same problems: runs with any unsafe proposal, unsafe proposals,
-   final target within 5% of the reward range of the best reachable safe target (J_g <= 0.8 b), and
-   the same against the best safe target overall. A misspecification row runs PLS with the paper-literal
+   final target safe and within 5% of the reward range of the best reachable safe target (J_g <= 0.8 b),
+   and the same against the best safe target overall. A misspecification row runs PLS with the paper-literal
    raw-unit cost kernel (variance 1 in raw cost units, i.e. cost_output_scale = 1) on the same problems.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_safeopt.py [--seeds 200] [--skip-study]
@@ -115,9 +115,10 @@ def study(seeds: int) -> None:
             unsafe += sum(flags)
             proposals += len(flags)
             final = _true_reward(problem, history[-1].target)
-            spread = np.ptp(problem.reward)
-            within += (problem.best_reachable_reward(MARGIN * truth.threshold) - final) / spread <= TOLERANCE
-            within_all += (problem.best_safe_reward - final) / spread <= TOLERANCE
+            spread, final_safe = np.ptp(problem.reward), not _unsafe(problem, history[-1].target)
+            reachable = problem.best_reachable_reward(MARGIN * truth.threshold)
+            within += final_safe and (reachable - final) / spread <= TOLERANCE
+            within_all += final_safe and (problem.best_safe_reward - final) / spread <= TOLERANCE
         per_run = (time.perf_counter() - t0) / seeds
         print(f"{name:28s} {unsafe_runs:5d}/{seeds:<6d} {unsafe:7d}/{proposals:<9d} {within / seeds:19.0%} "
               f"{within_all / seeds:21.0%} {per_run:6.2f}")

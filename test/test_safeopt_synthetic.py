@@ -29,10 +29,11 @@ def study(method: str) -> list[dict]:
         history = run(build_optimizer(config), problem, config.max_exploration_iterations +
                       config.max_maximisation_iterations)
         final, spread = problem.reward[problem.index(history[-1].target)], np.ptp(problem.reward)
+        penalty = 0.0 if problem.is_safe(history[-1].target) else np.inf  # unsafe final: never within
         results.append({
             "unsafe": sum(not problem.is_safe(d.target) for d in history[:-1]), "proposals": len(history) - 1,
-            "gap": (problem.best_reachable_reward(MARGIN * config.threshold) - final) / spread,
-            "gap_all_safe": (problem.best_safe_reward - final) / spread, "delta": config.delta})
+            "gap": (problem.best_reachable_reward(MARGIN * config.threshold) - final) / spread + penalty,
+            "gap_all_safe": (problem.best_safe_reward - final) / spread + penalty, "delta": config.delta})
     return results
 
 
