@@ -121,33 +121,34 @@ def echo(topic: str, *, msg_type: str | None = None, count: int = 0, timeout_s: 
                              start_parameter_services=False)
     try:
         type_name = msg_type or (G.TOPICS[topic].type if topic in G.TOPICS else None)
+        # A topic pls does not know: learn its type (unless given) and copy its publishers' QoS, as ros2cli
+        # does. With --type the echo subscribes at once (default QoS) and re-subscribes with the publishers'
+        # QoS when they are discovered later, so a late-discovered latched publisher is still heard.
+        adapt = topic not in G.TOPICS and not (reliability and durability)
         qos_choice = None
-        if topic not in G.TOPICS and not (reliability and durability):
-            # A topic pls does not know: learn its type (unless given) and its publishers' QoS. With --type,
-            # look only briefly, then subscribe with default QoS as ros2cli does.
-            look_until = time.monotonic() + 2.0 if type_name else deadline
+        if adapt and type_name is None:
             while True:
                 types = dict(node.get_topic_names_and_types()).get(topic)
                 qos_choice = _choose_qos_from_publishers(node, topic)
                 if types and qos_choice:
-                    type_name = type_name or types[0]
+                    type_name = types[0]
                     break
-                if look_until is not None and time.monotonic() > look_until:
-                    if type_name is None:
-                        err.write(f"pls echo: no publisher on {topic} within {timeout_s:g} s; "
-                                  "pass --type to subscribe anyway\n")
-                        return 2
-                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    err.write(f"pls echo: no publisher on {topic} within {timeout_s:g} s; "
+                              "pass --type to subscribe anyway\n")
+                    return 2
                 rclpy.spin_once(node, timeout_sec=0.05)
         try:
             cls = load_message_type(type_name)
         except (ImportError, ValueError) as exc:
             err.write(f"pls echo: cannot load message type {type_name!r}: {exc}\n")
             return 2
-        rel, dur = reliability, durability
-        if qos_choice is not None:
-            rel, dur = rel or qos_choice[0], dur or qos_choice[1]
-        qos = qos_for(topic, reliability=rel, durability=dur, depth=depth)
+
+        def profile(choice):
+            rel, dur = reliability, durability
+            if choice is not None:
+                rel, dur = rel or choice[0], dur or choice[1]
+            return qos_for(topic, reliability=rel, durability=dur, depth=depth)
 
         def callback(msg) -> None:
             nonlocal received
@@ -158,13 +159,28 @@ def echo(topic: str, *, msg_type: str | None = None, count: int = 0, timeout_s: 
             if on_message is not None:
                 on_message(msg)
 
-        node.create_subscription(cls, topic, callback, qos)
+        current = profile(qos_choice)
+        subscription = node.create_subscription(cls, topic, callback, current)
+        adapt = adapt and qos_choice is None
+        next_look = time.monotonic()
         while count <= 0 or received < count:
-            remaining = None if deadline is None else deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = None if deadline is None else deadline - now
             if remaining is not None and remaining <= 0:
                 err.write(f"pls echo: timed out after {timeout_s:g} s with {received}"
                           + (f" of {count}" if count > 0 else "") + f" message(s) on {topic}\n")
                 return 2 if count > 0 else 0
+            if adapt and now >= next_look:
+                next_look = now + 0.2
+                qos_choice = _choose_qos_from_publishers(node, topic)
+                if qos_choice is not None:
+                    adapt = False
+                    wanted = profile(qos_choice)
+                    if received == 0 and (wanted.reliability, wanted.durability) != (current.reliability,
+                                                                                     current.durability):
+                        node.destroy_subscription(subscription)
+                        current = wanted
+                        subscription = node.create_subscription(cls, topic, callback, current)
             rclpy.spin_once(node, timeout_sec=0.1 if remaining is None else min(0.1, remaining))
         return 0
     except (KeyboardInterrupt, ExternalShutdownException):
