@@ -85,6 +85,7 @@ class Launcher:
         self.running: list[Running] = []
         self._signal: int | None = None
         self._signal_count = 0
+        self._reported: set[str] = set()
 
     def say(self, line: str) -> None:
         self.printer("pls", line)
@@ -171,6 +172,9 @@ class Launcher:
                     self.say(f"required node {r.name} ended ({describe_exit(code)})"
                              + (f": stopping {', '.join(others)}" if others else ""))
                     return 0 if code == 0 else (code if code > 0 else 1)
+                if r.name not in self._reported:
+                    self._reported.add(r.name)
+                    self.say(f"node {r.name} ended ({describe_exit(code)}); the others keep running")
             if on_tick is not None:
                 on_tick()
             time.sleep(self.poll_s)
