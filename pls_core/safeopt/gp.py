@@ -28,6 +28,7 @@ from pls_core.safeopt.errors import GPNumericalError
 DTYPE = torch.float64
 # A posterior variance below -NEGATIVE_VARIANCE_TOLERANCE * outputscale is a numerical failure, not rounding.
 NEGATIVE_VARIANCE_TOLERANCE = 1e-9
+INITIAL_CAPACITY = 32  # observations the W buffer holds before it doubles
 
 
 class _ExactModel(gpytorch.models.ExactGP):
@@ -58,10 +59,11 @@ class _Factor:
     x: torch.Tensor  # (N, 2) inputs
     y: torch.Tensor  # (N,) outputs (GP units)
     chol: torch.Tensor  # (N, N) lower Cholesky factor of K_XX + noise I
-    w: torch.Tensor  # (N, |Z|) L^-1 K_XZ
+    w: torch.Tensor  # (N, |Z|) L^-1 K_XZ: the first N rows of `w_store`
     a: torch.Tensor  # (N,) L^-1 y
     mean: torch.Tensor  # (|Z|,) posterior mean on the grid
     var: torch.Tensor  # (|Z|,) posterior variance on the grid
+    w_store: torch.Tensor  # (capacity, |Z|): rows past N are free, so adding a row copies nothing
 
 
 @dataclass(frozen=True)
@@ -83,9 +85,10 @@ class GridGP:
         n = self._grid.shape[0]
         with torch.no_grad():
             prior_var = self.kernel(self._grid[:1]).to_dense()[0, 0].expand(n).clone()
+        w_store = torch.empty(INITIAL_CAPACITY, n, dtype=DTYPE)
         self._factor = _Factor(torch.empty(0, 2, dtype=DTYPE), torch.empty(0, dtype=DTYPE),
-                               torch.empty(0, 0, dtype=DTYPE), torch.empty(0, n, dtype=DTYPE),
-                               torch.empty(0, dtype=DTYPE), torch.zeros(n, dtype=DTYPE), prior_var)
+                               torch.empty(0, 0, dtype=DTYPE), w_store[:0], torch.empty(0, dtype=DTYPE),
+                               torch.zeros(n, dtype=DTYPE), prior_var, w_store)
 
     # --- state ----------------------------------------------------------------------------------------
 
@@ -114,10 +117,6 @@ class GridGP:
         return GPState(self.kernel, self._factor)
 
     @property
-    def outputscale(self) -> float:
-        return float(self.kernel.outputscale.detach())
-
-    @property
     def lengthscale(self) -> tuple[float, float]:
         ls = self.kernel.base_kernel.lengthscale.detach().reshape(-1)
         return float(ls[0]), float(ls[1])
@@ -133,7 +132,10 @@ class GridGP:
         self.commit(self.prepare_observation(x, y))
 
     def prepare_observation(self, x: tuple[float, float], y: float) -> GPState:
-        """The state after adding (x, y), without applying it: lets a caller update two GPs atomically."""
+        """The state after adding (x, y), without applying it: lets a caller update two GPs atomically.
+
+        Only the latest preparation may be committed (they share the free rows of one buffer).
+        """
         f = self._factor
         xt = torch.tensor([x], dtype=DTYPE)
         with torch.no_grad():
@@ -154,9 +156,14 @@ class GridGP:
         chol[:n, :n] = f.chol
         chol[n, :n] = l_row
         chol[n, n] = pivot
+        w_store = f.w_store
+        if w_store.shape[0] == n:  # full: grow geometrically; the current state keeps the old buffer
+            w_store = torch.empty(2 * n, w_store.shape[1], dtype=DTYPE)
+            w_store[:n] = f.w
+        w_store[n] = w_row  # row n is past the current state's view, so the current state is untouched
         new = _Factor(torch.cat([f.x, xt]), torch.cat([f.y, torch.tensor([float(y)], dtype=DTYPE)]), chol,
-                      torch.cat([f.w, w_row[None]]), torch.cat([f.a, a_new.reshape(1)]),
-                      f.mean + w_row * a_new, f.var - w_row * w_row)
+                      w_store[:n + 1], torch.cat([f.a, a_new.reshape(1)]), f.mean + w_row * a_new,
+                      f.var - w_row * w_row, w_store)
         return GPState(self.kernel, self._checked(new, self.kernel))
 
     def prepare_fit(self, state: GPState, iterations: int, learning_rate: float = 0.05) -> GPState:
@@ -201,7 +208,7 @@ class GridGP:
             w = torch.linalg.solve_triangular(chol, kernel(xt, self._grid).to_dense(), upper=False)
             a = torch.linalg.solve_triangular(chol, yt[:, None], upper=False)[:, 0]
             prior_var = kernel(self._grid[:1]).to_dense()[0, 0].expand(n)
-        return self._checked(_Factor(xt, yt, chol, w, a, w.T @ a, prior_var - (w * w).sum(0)), kernel)
+        return self._checked(_Factor(xt, yt, chol, w, a, w.T @ a, prior_var - (w * w).sum(0), w), kernel)
 
     def _checked(self, f: _Factor, kernel: gpytorch.kernels.ScaleKernel) -> _Factor:
         if not (bool(torch.isfinite(f.mean).all()) and bool(torch.isfinite(f.var).all())):
