@@ -12,7 +12,7 @@ import typer
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="pls: lifetime-safe RL, from dataset to robot.")
 
-COMMAND_MODULES = ("dataset", "collect", "train", "export", "evaluate", "optimise", "ros")
+COMMAND_MODULES = ("dataset", "collect", "train", "export", "evaluate", "optimise", "ros", "experiment")
 
 for _name in COMMAND_MODULES:
     try:

@@ -1,0 +1,79 @@
+"""`pls experiment`: the paper's comparison (PLS vs baselines) in-process, batched, resumable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pls_core.experiment.settings import DEFAULT_MODELS_DIR, METHODS, ExperimentSettings, SweepSettings
+
+DEFAULTS = ExperimentSettings()
+Opt = typer.Option
+
+
+def _split(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _overrides(pairs: list[str] | None) -> dict:
+    """`--set key=value` pairs of OptimizerConfig keys; values parsed as YAML (3e-4, true, [1, 2])."""
+    import yaml
+
+    overrides = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--set expects key=value, got {pair!r}")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def experiment(
+    out: Annotated[Path, Opt(help="Output folder; finished runs found there are skipped (resume).")],
+    tasks: Annotated[str, Opt(help="Comma-separated task ids.")] = ",".join(DEFAULTS.tasks),
+    thresholds: Annotated[str, Opt(help="Cost thresholds b, comma-separated.")] = "20,40",
+    methods: Annotated[str, Opt(help=f"Comma-separated, from {', '.join(METHODS)}.")] = ",".join(METHODS),
+    seeds: Annotated[int, Opt(help="Runs per (task, b, method): seeds 0..N-1.")] = DEFAULTS.seeds,
+    episodes_per_evaluation: Annotated[int, Opt(help="varpi: episodes per evaluation, stepped as one batch.")
+                                       ] = DEFAULTS.episodes_per_evaluation,
+    iterations: Annotated[int, Opt(help="Evaluations per run.")] = DEFAULTS.iterations,
+    models_dir: Annotated[Path, Opt(help="Folder with <task>/policy.onnx.")] = DEFAULT_MODELS_DIR,
+    datasets_dir: Annotated[
+        Path | None, Opt(help="Folder with <task>.hdf5 for the reward range [default: the model's stats].")
+    ] = None,
+    pls_exploration_fraction: Annotated[
+        float, Opt(help="PLS stage-1 share of the iterations (cap).")] = DEFAULTS.pls_exploration_fraction,
+    sweep_rewards: Annotated[int, Opt(help="Grid sweep points along R.")] = DEFAULTS.sweep.reward_points,
+    sweep_costs: Annotated[int, Opt(help="Grid sweep points along G.")] = DEFAULTS.sweep.cost_points,
+    sweep_episodes: Annotated[int, Opt(help="Grid sweep episodes per target.")] = DEFAULTS.sweep.episodes,
+    overrides: Annotated[
+        list[str] | None, Opt("--set", help="OptimizerConfig key=value for every run, repeatable.")
+    ] = None,
+    progress: Annotated[bool, Opt(help="Show progress bars and one line per finished run.")] = True,
+) -> None:
+    """Run every task x threshold x method x seed, then write results.json/CSV, table.md and figures."""
+    from pls_core.dataset import DatasetError
+    from pls_core.experiment.harness import run_experiment
+    from pls_core.experiment.settings import ExperimentError
+    from pls_core.runtime import ContractError
+    from pls_core.safeopt.errors import OptimizerConfigError
+
+    try:
+        settings = ExperimentSettings(
+            tasks=tuple(_split(tasks)), thresholds=tuple(float(b) for b in _split(thresholds)),
+            methods=tuple(_split(methods)), seeds=seeds, episodes_per_evaluation=episodes_per_evaluation,
+            iterations=iterations, pls_exploration_fraction=pls_exploration_fraction,
+            sweep=SweepSettings(sweep_rewards, sweep_costs, sweep_episodes),
+            optimizer_overrides=_overrides(overrides), models_dir=models_dir, datasets_dir=datasets_dir)
+        paths = run_experiment(settings, out, progress=progress)
+    except (ExperimentError, OptimizerConfigError, ContractError, DatasetError) as exc:
+        typer.echo(f"pls experiment: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo((out / "table.md").read_text())
+    typer.echo("report: " + ", ".join(str(p) for p in paths.values()))
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(experiment)

@@ -1,0 +1,92 @@
+"""Figures of an experiment (matplotlib, Agg): learning curves per threshold and the grid-sweep heatmap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pls_core.normalise import normalised_cost, normalised_reward
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    _pyplot().close(fig)
+    return path
+
+
+def plot_curves(runs, reward_range, threshold: float, path: Path) -> Path:
+    """Per iteration, each method's evaluated normalised reward and cost (mean over seeds, ±std band)."""
+    from matplotlib.ticker import MaxNLocator
+
+    plt = _pyplot()
+    fig, (ax_reward, ax_cost) = plt.subplots(1, 2, figsize=(11, 4))
+    methods = list(dict.fromkeys(run.key.method for run in runs))
+    for method in methods:
+        mine = [run for run in runs if run.key.method == method]
+        rewards = np.array([[normalised_reward(it["reward_mean"], *reward_range) for it in run.iterations]
+                            for run in mine])
+        costs = np.array([[normalised_cost(it["cost_mean"], threshold) for it in run.iterations]
+                          for run in mine])
+        x = np.arange(1, rewards.shape[1] + 1)
+        for ax, values in ((ax_reward, rewards), (ax_cost, costs)):
+            mean, std = values.mean(axis=0), values.std(axis=0)
+            (line,) = ax.plot(x, mean, marker="o", markersize=3, label=f"{method} ({len(mine)} seeds)")
+            ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+    ax_cost.axhline(1.0, color="red", linestyle="--", linewidth=1, label=f"threshold b = {threshold:g}")
+    ax_reward.set_ylabel("normalised reward of the evaluation")
+    ax_cost.set_ylabel("normalised cost (cost return / b)")
+    for ax in (ax_reward, ax_cost):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("iteration (evaluation of one target)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{runs[0].key.task if runs else ''}: online search at b = {threshold:g}")
+    return _save(fig, path)
+
+
+def plot_sweep(summaries_per_threshold, thresholds, path: Path, title: str = "") -> Path:
+    """Mean reward and cost over the sweep grid, the cost = b contour and the best safe target per b."""
+    from pls_core.experiment.sweep import best_safe
+
+    plt = _pyplot()
+    summaries = summaries_per_threshold[0]
+    rewards = sorted({s.target_reward for s in summaries})
+    costs = sorted({s.target_cost for s in summaries})
+    cell = {(s.target_reward, s.target_cost): s for s in summaries}
+    reward_grid = np.array([[cell[(r, g)].normalised_reward for g in costs] for r in rewards])
+    cost_grid = np.array([[cell[(r, g)].cost_mean for g in costs] for r in rewards])
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    panels = ((axes[0], reward_grid, "viridis", "normalised reward"),
+              (axes[1], cost_grid, "magma", "cost return"))
+    for ax, grid, cmap, name in panels:
+        image = ax.pcolormesh(costs, rewards, grid, cmap=cmap, shading="nearest")
+        fig.colorbar(image, ax=ax, label=name)
+        ax.set_xlabel("target cost return G")
+        ax.set_ylabel("target reward return R")
+        ax.set_title(f"sweep: actual {name}")
+    for b, per_b, color in zip(thresholds, summaries_per_threshold, ("cyan", "lime", "white", "orange"),
+                               strict=False):
+        if cost_grid.min() < b < cost_grid.max():
+            axes[1].contour(costs, rewards, cost_grid, levels=[b], colors=color, linewidths=1.2)
+        best = best_safe(per_b)
+        if best is not None:
+            for ax in axes:
+                ax.plot(best.target_cost, best.target_reward, marker="*", markersize=14, color=color,
+                        markeredgecolor="black", label=f"best safe, b = {b:g}")
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"{title}: cost = b contours and best safe targets")
+    return _save(fig, path)

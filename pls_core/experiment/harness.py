@@ -1,0 +1,103 @@
+"""Every run of an experiment, in order, with resume and progress; then the report.
+
+For each task: one Rollouts (PolicyRunner + varpi envs), the grid sweep (cached), then every
+threshold x method x seed run. A run whose file exists with the same fingerprint is skipped; one with a
+different fingerprint stops the experiment (mixing settings in one folder would corrupt the table).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pls_core.experiment.loop import RunKey, RunRecord, run_optimiser
+from pls_core.experiment.rollouts import Rollouts
+from pls_core.experiment.settings import (
+    SWEEP_SEED,
+    ExperimentError,
+    ExperimentSettings,
+    TaskInputs,
+    optimizer_config,
+    task_inputs,
+)
+from pls_core.experiment.sweep import load_or_run_sweep, sweep_targets
+
+
+@dataclass
+class TaskResults:
+    """What the report needs of one task: its inputs, its grid sweep and its runs."""
+
+    inputs: TaskInputs
+    sweep: dict
+    runs: list[RunRecord]
+
+
+def run_keys(settings: ExperimentSettings, task: str) -> list[RunKey]:
+    return [RunKey(task, float(b), method, seed) for b in settings.thresholds for method in settings.methods
+            for seed in range(settings.seeds)]
+
+
+def run_experiment(settings: ExperimentSettings, out_dir: Path, progress: bool = True) -> dict[str, Path]:
+    """Run (or resume) everything `settings` asks for into `out_dir`; returns the report's files."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pls_core.experiment.report import write_report
+
+    out_dir = Path(out_dir)
+    console = Console(quiet=not progress)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    results = []
+    with Progress(*columns, console=console, disable=not progress) as bars:
+        runs_per_task = len(run_keys(settings, settings.tasks[0]))
+        all_runs = bars.add_task("runs", total=len(settings.tasks) * runs_per_task)
+        for task in settings.tasks:
+            inputs = task_inputs(task, settings)
+            rollouts = Rollouts(inputs.model_path, task, settings.episodes_per_evaluation)
+            try:
+                sweep = _sweep(settings, inputs, rollouts, out_dir, bars)
+                runs = []
+                for key in run_keys(settings, task):
+                    runs.append(_run(settings, inputs, rollouts, key, out_dir, bars, console))
+                    bars.advance(all_runs)
+            finally:
+                rollouts.close()
+            results.append(TaskResults(inputs, sweep, runs))
+    return write_report(out_dir, settings, results)
+
+
+def _sweep(settings, inputs, rollouts, out_dir, bars) -> dict:
+    config = optimizer_config(inputs, max(settings.thresholds), "pls", 0, settings)
+    targets = sweep_targets(config, settings.sweep)
+    fingerprint = {"model_sha256": inputs.model_sha256, "reward_range": list(inputs.reward_range),
+                   "targets": [list(t) for t in targets], "episodes_per_target": settings.sweep.episodes,
+                   "seed": SWEEP_SEED}
+    bar = bars.add_task(f"{inputs.task_id} sweep", total=len(targets) * settings.sweep.episodes)
+    sweep = load_or_run_sweep(out_dir / "sweep" / f"{inputs.task_id}.json", rollouts, targets,
+                              settings.sweep.episodes, fingerprint, on_batch=lambda n: bars.advance(bar, n))
+    bars.update(bar, visible=False)
+    return sweep
+
+
+def _run(settings, inputs, rollouts, key: RunKey, out_dir, bars, console) -> RunRecord:
+    config = optimizer_config(inputs, key.threshold, key.method, key.seed, settings)
+    fingerprint = {"optimizer": config.to_dict(), "iterations": settings.iterations,
+                   "model_sha256": inputs.model_sha256, "reward_range": list(inputs.reward_range)}
+    path = key.path(out_dir)
+    if path.is_file():
+        stored = RunRecord.load(path)
+        if stored.fingerprint == fingerprint:
+            return stored
+        changed = sorted(k for k in fingerprint if stored.fingerprint.get(k) != fingerprint[k])
+        raise ExperimentError(f"{path} was run with other settings ({', '.join(changed)} differ); use a new "
+                              "--out folder, or delete that run to redo it")
+    bar = bars.add_task(key.label(), total=settings.iterations)
+    record = run_optimiser(rollouts, config, key, settings.iterations, fingerprint,
+                           on_iteration=lambda row: bars.advance(bar))
+    record.save(path)
+    bars.update(bar, visible=False)
+    final = record.final
+    console.log(f"{key.label()}: final R={final['target'][0]:.0f} G={final['target'][1]:.1f} -> reward "
+                f"{final['reward_mean']:.1f}, cost {final['cost_mean']:.1f}; unsafe search episodes "
+                f"{record.unsafe_episodes}/{len(record.episodes)}; {record.wall_time_s:.0f} s")
+    return record

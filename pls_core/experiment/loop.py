@@ -1,0 +1,109 @@
+"""One optimiser run in-process: the supervisor's loop, with the ROS graph replaced by a batched rollout.
+
+Each iteration: the optimiser's current target -> `episodes_per_evaluation` episodes at it, stepped as one
+batch -> every episode reported to the optimiser (which updates its GPs after the last) -> next target.
+After `iterations` evaluations the run's final target is the method's operation choice (the current
+target once in operation, else `best_target`: PLS's highest reward lower bound in the safe set), run for
+`episodes_per_evaluation` fresh episodes. Everything is recorded in raw return units.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pls_core.experiment.rollouts import Rollouts
+from pls_core.experiment.settings import FINAL_OFFSET, SEED_STRIDE
+
+
+@dataclass(frozen=True)
+class RunKey:
+    task: str
+    threshold: float
+    method: str
+    seed: int
+
+    def path(self, out_dir: Path) -> Path:
+        folder = Path(out_dir) / "runs" / self.task / f"b{self.threshold:g}" / self.method
+        return folder / f"seed{self.seed}.json"
+
+    def label(self) -> str:
+        return f"{self.task} b={self.threshold:g} {self.method} seed {self.seed}"
+
+
+@dataclass
+class RunRecord:
+    """Everything one run did. `fingerprint` is what the result depends on (optimiser config, budget,
+    model hash): a stored run is reused only when it matches exactly."""
+
+    key: RunKey
+    fingerprint: dict
+    iterations: list[dict]  # per evaluation: the decision that chose the target, and what was observed
+    episodes: list[dict]  # every search episode, in order
+    final: dict  # the operation target, why it was chosen, its fresh episodes and their means
+    wall_time_s: float
+
+    @property
+    def unsafe_episodes(self) -> int:
+        """Search episodes whose cost return exceeded the threshold b (the paper's Table 8 count)."""
+        return sum(e["unsafe"] for e in self.episodes)
+
+    def save(self, path: Path) -> None:
+        """Written to a temporary file and renamed, so a killed process never leaves a half-written run."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_suffix(".tmp")
+        scratch.write_text(json.dumps(asdict(self), indent=1))
+        os.replace(scratch, path)
+
+    @classmethod
+    def load(cls, path: Path) -> RunRecord:
+        d = json.loads(Path(path).read_text())
+        return cls(**{**d, "key": RunKey(**d["key"])})
+
+
+def run_optimiser(rollouts: Rollouts, config, key: RunKey, iterations: int, fingerprint: dict,
+                  on_iteration: Callable[[dict], None] | None = None) -> RunRecord:
+    """Run `iterations` evaluations of `config`'s method, then evaluate its final target."""
+    from pls_core.safeopt import EpisodeRecord, Phase, build_optimizer
+
+    started = time.perf_counter()
+    optimizer = build_optimizer(config)
+    varpi = config.episodes_per_evaluation
+    b = config.threshold
+    iteration_rows, episode_rows = [], []
+    for iteration in range(iterations):
+        decision = optimizer.current
+        first = iteration * varpi
+        results = rollouts.run_jobs([decision.target] * varpi, seed=key.seed * SEED_STRIDE + first)
+        for offset, result in enumerate(results):
+            optimizer.report_episode(EpisodeRecord(decision.target, result.reward_return, result.cost_return,
+                                                   result.length, episode=first + offset))
+            episode_rows.append({"iteration": iteration, **asdict(result),
+                                 "unsafe": result.cost_return > b})
+        row = {"iteration": iteration, "phase": decision.phase.value, "target": list(decision.target),
+               "verified_safe": decision.verified_safe, "cost_upper": decision.cost_bounds[1],
+               "safe_set_size": decision.safe_set_size, **_means(results),
+               "unsafe": sum(r.cost_return > b for r in results)}
+        iteration_rows.append(row)
+        if on_iteration is not None:
+            on_iteration(row)
+
+    decision = optimizer.current
+    in_operation = decision.phase == Phase.OPERATION
+    target = decision.target if in_operation else decision.best_target
+    results = rollouts.run_jobs([target] * varpi, seed=key.seed * SEED_STRIDE + FINAL_OFFSET)
+    final = {"target": list(target), "phase": decision.phase.value,
+             "rule": "operation target" if in_operation else "best_target (highest reward lower bound, safe)",
+             **_means(results), "unsafe": sum(r.cost_return > b for r in results),
+             "episodes": [asdict(r) for r in results]}
+    return RunRecord(key, fingerprint, iteration_rows, episode_rows, final, time.perf_counter() - started)
+
+
+def _means(results) -> dict:
+    n = len(results)
+    return {"reward_mean": sum(r.reward_return for r in results) / n,
+            "cost_mean": sum(r.cost_return for r in results) / n}

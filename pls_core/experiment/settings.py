@@ -1,0 +1,138 @@
+"""What one `pls experiment` runs, and the optimiser configuration of each run derived from it.
+
+Episode seeds (reproducibility, and common random numbers across methods and thresholds): search episode
+k of run seed s is reset with seed s * SEED_STRIDE + k, the final evaluation's episode i with
+s * SEED_STRIDE + FINAL_OFFSET + i, the grid sweep's episodes with SWEEP_SEED + j.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from pls_core.tasks import DEFAULT_TASK, get_task
+
+SEED_STRIDE = 1_000_000
+FINAL_OFFSET = 500_000
+SWEEP_SEED = 900_000_000
+METHODS = ("pls", "fixed", "gp_ucb", "random")  # pls_core.safeopt.config.METHODS, without importing torch
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+class ExperimentError(ValueError):
+    """Settings or files that cannot make a valid experiment; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """The dense grid of targets evaluated once per task: the reference for regret and the heatmap."""
+
+    reward_points: int = 11
+    cost_points: int = 17
+    episodes: int = 5  # per target
+
+
+@dataclass(frozen=True)
+class ExperimentSettings:
+    """Defaults are the paper's protocol (pls-method.md §3, §5): varpi = 20, ~20 iterations, 5 seeds."""
+
+    tasks: tuple[str, ...] = (DEFAULT_TASK,)
+    thresholds: tuple[float, ...] = (20.0, 40.0)
+    methods: tuple[str, ...] = METHODS
+    seeds: int = 5  # runs 0..seeds-1 per (task, threshold, method)
+    episodes_per_evaluation: int = 20  # varpi: also the number of envs stepped as one batch
+    iterations: int = 20  # evaluations per run; every method ends in its operation choice after them
+    pls_exploration_fraction: float = 0.6  # PLS stage-1 cap = ceil(fraction * iterations); stage 2 the rest
+    sweep: SweepSettings = SweepSettings()
+    optimizer_overrides: dict = field(default_factory=dict)  # OptimizerConfig keys applied to every run
+    models_dir: Path = DEFAULT_MODELS_DIR  # <models_dir>/<task>/policy.onnx
+    datasets_dir: Path | None = None  # <datasets_dir>/<task>.hdf5 if present, else the model's dataset stats
+
+    def __post_init__(self) -> None:
+        for task in self.tasks:
+            try:
+                get_task(task)
+            except KeyError as exc:
+                raise ExperimentError(exc.args[0]) from None
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise ExperimentError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+        if not self.tasks or not self.thresholds or not self.methods:
+            raise ExperimentError("tasks, thresholds and methods must each name at least one value")
+        if any(not b > 0 for b in self.thresholds):
+            raise ExperimentError(f"thresholds must be > 0, got {list(self.thresholds)}")
+        for name in ("seeds", "episodes_per_evaluation", "iterations"):
+            if getattr(self, name) < 1:
+                raise ExperimentError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.iterations * self.episodes_per_evaluation >= FINAL_OFFSET:
+            raise ExperimentError(f"iterations x episodes_per_evaluation must stay below {FINAL_OFFSET} "
+                                  "(episode seed blocks would overlap)")
+        if not 0.0 < self.pls_exploration_fraction <= 1.0:
+            raise ExperimentError("pls_exploration_fraction must be in (0, 1]")
+        sweep = self.sweep
+        if min(sweep.reward_points, sweep.cost_points) < 2 or sweep.episodes < 1:
+            raise ExperimentError("the sweep needs >= 2 points along R and G and >= 1 episode per target")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["models_dir"] = str(self.models_dir)
+        d["datasets_dir"] = None if self.datasets_dir is None else str(self.datasets_dir)
+        return d
+
+
+@dataclass(frozen=True)
+class TaskInputs:
+    """One task's model and the dataset statistics its runs are configured and normalised with."""
+
+    task_id: str
+    model_path: Path
+    model_sha256: str
+    reward_range: tuple[float, float]  # min and max episode reward return in the dataset (paper's R_min/max)
+    cost_max: float  # largest episode cost return in the dataset: caps the grid's G range
+    statistics_source: str  # the dataset file, or "model contract"
+
+
+def task_inputs(task_id: str, settings: ExperimentSettings) -> TaskInputs:
+    from pls_core.runtime import ModelContract
+
+    model_path = Path(settings.models_dir) / task_id / "policy.onnx"
+    if not model_path.is_file():
+        raise ExperimentError(f"no model for {task_id} at {model_path}; train and export one (`pls train`, "
+                              "`pls export`) or point --models-dir at a folder with <task>/policy.onnx")
+    contract = ModelContract.from_onnx(model_path)
+    if contract.task_id != task_id:
+        raise ExperimentError(f"{model_path} is a model for {contract.task_id}, not {task_id}")
+    dataset_path = None if settings.datasets_dir is None else Path(settings.datasets_dir) / f"{task_id}.hdf5"
+    if dataset_path is not None and dataset_path.is_file():
+        from pls_core.dataset import load_dataset
+
+        rewards, costs, _ = load_dataset(dataset_path).episode_returns()
+        reward_range, cost_max, source = (float(rewards.min()), float(rewards.max())), float(costs.max()), \
+            str(dataset_path)
+    else:
+        stats = contract.dataset_stats
+        reward_range = (float(stats["reward_return_min"]), float(stats["reward_return_max"]))
+        cost_max, source = float(stats["cost_return_max"]), "model contract"
+    digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
+    return TaskInputs(task_id, model_path, digest, reward_range, cost_max, source)
+
+
+def optimizer_config(inputs: TaskInputs, threshold: float, method: str, seed: int,
+                     settings: ExperimentSettings):
+    """The run's OptimizerConfig: the task's defaults (OptimizerConfig.for_task) on the experiment's budget.
+
+    Stage caps add up to `iterations` for every method, so each has reached its operation choice when the
+    budget is spent (PLS earlier if stage 1 ends by its zeta rule, and then operates until the end).
+    """
+    from pls_core.safeopt import OptimizerConfig
+
+    explore = math.ceil(settings.pls_exploration_fraction * settings.iterations)
+    budget = {"method": method, "seed": seed, "episodes_per_evaluation": settings.episodes_per_evaluation,
+              "max_exploration_iterations": explore,
+              "max_maximisation_iterations": settings.iterations - explore}
+    return OptimizerConfig.for_task(
+        inputs.task_id, threshold, dataset_reward_min=inputs.reward_range[0],
+        dataset_reward_max=inputs.reward_range[1], dataset_cost_max=inputs.cost_max,
+        **{**budget, **settings.optimizer_overrides})

@@ -1,0 +1,60 @@
+"""The dense grid sweep: every target of a grid over the optimisers' (R, G) range, run once per task.
+
+Its best safe cell (highest mean reward among targets with mean cost <= b) is the reference for each run's
+regret; one sweep serves every threshold, method and seed. Cached in DIR/sweep/<task>.json and reused
+while its fingerprint (model hash, grid, episodes, seed) is unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from pls_core.experiment.rollouts import Rollouts
+from pls_core.experiment.settings import SWEEP_SEED, SweepSettings
+
+
+def sweep_targets(config, sweep: SweepSettings) -> list[tuple[float, float]]:
+    """An even grid spanning `config`'s candidate grid Z (pass the config of the largest threshold)."""
+    rewards = np.linspace(*config.reward_range, sweep.reward_points)
+    costs = np.linspace(*config.cost_range, sweep.cost_points)
+    return [(float(r), float(g)) for r in rewards for g in costs]
+
+
+def load_or_run_sweep(path: Path, rollouts: Rollouts, targets, episodes: int, fingerprint: dict,
+                      on_batch: Callable[[int], None] | None = None) -> dict:
+    """The cached sweep at `path` if its fingerprint matches, else a new one (written to `path`)."""
+    path = Path(path)
+    if path.is_file():
+        cached = json.loads(path.read_text())
+        if cached["fingerprint"] == fingerprint:
+            return cached
+    jobs = [target for target in targets for _ in range(episodes)]
+    results = rollouts.run_jobs(jobs, seed=SWEEP_SEED, on_batch=on_batch)
+    sweep = {"fingerprint": fingerprint, "targets": [list(t) for t in targets],
+             "episodes": [asdict(r) for r in results]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_suffix(".tmp")
+    scratch.write_text(json.dumps(sweep))
+    os.replace(scratch, path)
+    return sweep
+
+
+def sweep_summaries(sweep: dict, reward_range, threshold: float):
+    """pls_core.evaluate's per-target summaries (means, stds, DSRL-normalised scores at `threshold`)."""
+    from pls_core.evaluate import summarise
+    from pls_core.rollout import EpisodeResult
+
+    results = [EpisodeResult(**e) for e in sweep["episodes"]]
+    return summarise(results, [tuple(t) for t in sweep["targets"]], reward_range, threshold)
+
+
+def best_safe(summaries):
+    """The target summary with the highest mean reward among those with mean cost <= b; None if none is."""
+    safe = [s for s in summaries if s.normalised_cost <= 1.0]
+    return max(safe, key=lambda s: s.reward_mean) if safe else None

@@ -1,0 +1,133 @@
+"""`pls experiment` end to end on a tiny Swimmer model: counts, unsafe episodes, resume, report, seeds."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+from test_experiment_support import TASK, models_dir
+
+from pls_core.experiment.harness import run_experiment
+from pls_core.experiment.loop import RunKey, RunRecord
+from pls_core.experiment.rollouts import Rollouts
+from pls_core.experiment.settings import ExperimentError, ExperimentSettings, SweepSettings
+from pls_core.rollout import run_episodes
+from pls_core.runtime import PolicyRunner
+
+B = 20.0  # the tiny Swimmer's episode costs scatter around this: some episodes are unsafe, some are not
+
+
+def tiny_settings(**changes) -> ExperimentSettings:
+    settings = ExperimentSettings(tasks=(TASK,), thresholds=(B,), methods=("pls", "random"), seeds=1,
+                                  episodes_per_evaluation=2, iterations=2, sweep=SweepSettings(2, 2, 1),
+                                  models_dir=models_dir())
+    return replace(settings, **changes)
+
+
+def load_runs(out_dir, settings) -> dict[str, RunRecord]:
+    return {m: RunRecord.load(RunKey(TASK, B, m, 0).path(out_dir)) for m in settings.methods}
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("experiment")
+    settings = tiny_settings()
+    return out_dir, settings, run_experiment(settings, out_dir, progress=False)
+
+
+def test_every_run_records_iterations_times_varpi_episodes_at_the_decided_targets(experiment):
+    out_dir, settings, _ = experiment
+    for method, run in load_runs(out_dir, settings).items():
+        assert len(run.iterations) == settings.iterations
+        assert len(run.episodes) == settings.iterations * settings.episodes_per_evaluation
+        for row in run.iterations:
+            mine = [e for e in run.episodes if e["iteration"] == row["iteration"]]
+            assert len(mine) == settings.episodes_per_evaluation
+            assert {(e["target_reward"], e["target_cost"]) for e in mine} == {tuple(row["target"])}
+        assert len({e["seed"] for e in run.episodes}) == len(run.episodes)  # every episode its own seed
+        assert len(run.final["episodes"]) == settings.episodes_per_evaluation
+        assert run.final["phase"] == "operation", method  # stage caps add up to the budget
+        if method == "pls":
+            assert all(row["verified_safe"] for row in run.iterations)
+
+
+def test_unsafe_count_is_the_number_of_search_episodes_with_cost_above_b(experiment):
+    out_dir, settings, paths = experiment
+    runs = load_runs(out_dir, settings)
+    costs = [e["cost_return"] for run in runs.values() for e in run.episodes]
+    assert min(costs) <= B < max(costs), costs  # the check below can fail either way
+    with paths["runs.csv"].open() as f:
+        table = {row["method"]: row for row in csv.DictReader(f)}
+    for method, run in runs.items():
+        expected = sum(e["cost_return"] > B for e in run.episodes)
+        assert run.unsafe_episodes == expected
+        assert int(table[method]["unsafe_episodes"]) == expected
+        assert sum(row["unsafe"] for row in run.iterations) == expected
+
+
+def test_report_has_the_table_the_csv_and_the_figures(experiment):
+    _, settings, paths = experiment
+    table = paths["table.md"].read_text()
+    for method in settings.methods:
+        assert f"| {B:g} | {method} | 1 |" in table
+    summary = json.loads(paths["results.json"].read_text())["summary"]
+    assert [row["method"] for row in summary] == list(settings.methods)
+    assert all(row["search_episodes"] == 4 for row in summary)
+    with paths["episodes.csv"].open() as f:
+        stages = [row["stage"] for row in csv.DictReader(f)]
+    assert stages.count("search") == 2 * 4 and stages.count("final") == 2 * 2
+    for name, path in paths.items():
+        if name.startswith(("curves", "sweep")):
+            assert path.stat().st_size > 10_000, name
+
+
+def test_resume_skips_finished_runs_and_refuses_other_settings(experiment):
+    out_dir, settings, _ = experiment
+    files = sorted((out_dir / "runs").rglob("*.json")) + [out_dir / "sweep" / f"{TASK}.json"]
+    before = {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in files}
+    run_experiment(settings, out_dir, progress=False)
+    assert {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in files} == before
+    with pytest.raises(ExperimentError, match="other settings"):
+        run_experiment(replace(settings, iterations=3), out_dir, progress=False)
+
+
+def test_runs_are_reproducible_by_seed(experiment, tmp_path):
+    out_dir, settings, _ = experiment
+    run_experiment(replace(settings, methods=("pls",)), tmp_path, progress=False)
+    again = RunRecord.load(RunKey(TASK, B, "pls", 0).path(tmp_path))
+    first = load_runs(out_dir, settings)["pls"]
+    assert again.episodes == first.episodes and again.iterations == first.iterations
+    assert again.final == first.final
+
+
+def test_shared_envs_give_the_episodes_of_run_episodes():
+    path = models_dir() / TASK / "policy.onnx"
+    targets = [(100.0, 5.0), (150.0, 30.0)]
+    expected = run_episodes(PolicyRunner(path, num_envs=2), TASK, targets, 2, seed=7)
+    rollouts = Rollouts(path, TASK, num_envs=2)
+    try:
+        rollouts.run_jobs([(0.0, 0.0)], seed=3)  # envs that already ran an episode must not matter
+        assert rollouts.run_jobs([t for t in targets for _ in range(2)], seed=7) == expected
+    finally:
+        rollouts.close()
+
+
+def test_cli_runs_one_method_and_rejects_unknown_ones(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    common = [sys.executable, "-m", "pls_core.cli", "experiment", "--out", str(tmp_path), "--tasks", TASK,
+              "--thresholds", "20", "--seeds", "1", "--episodes-per-evaluation", "1", "--iterations", "1",
+              "--models-dir", str(models_dir()), "--sweep-rewards", "2", "--sweep-costs", "2",
+              "--sweep-episodes", "1", "--no-progress"]
+    done = subprocess.run([*common, "--methods", "fixed"], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| 20 | fixed | 1 |" in done.stdout
+    assert (tmp_path / "runs" / TASK / "b20" / "fixed" / "seed0.json").is_file()
+    done = subprocess.run([*common, "--methods", "pls,sarsa"], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 2 and "unknown method(s) ['sarsa']" in done.stderr
