@@ -78,7 +78,7 @@ def test_for_task_fills_from_task_spec_and_dataset_stats():
                                       dataset_reward_max=1911.4, dataset_cost_max=60.0)
     assert config.seed_reward_range == (1200.0, 1500.0) and config.seed_cost_range == (0.0, 5.0)
     assert config.reward_range == (1200.0, 2000.0) and config.cost_range == (0.0, 60.0)
-    assert config.grid_resolution == (17, 61) and config.threshold == 40.0
+    assert config.grid_resolution == (33, 61) and config.threshold == 40.0
     assert config.max_episode_length == 1000 and config.dataset_reward_max == 1911.4
     assert OptimizerConfig.for_task("SafetyHopperVelocity-v1").threshold == 20.0
     with pytest.raises(KeyError, match="known tasks"):

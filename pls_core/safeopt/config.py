@@ -52,10 +52,11 @@ class OptimizerConfig:
     seed_reward_range: tuple[float, float]  # Z0: every grid point inside this box is a known-safe seed
     seed_cost_range: tuple[float, float]
     method: str = "pls"  # pls | fixed | gp_ucb | random
-    grid_resolution: tuple[int, int] = (21, 41)  # number of grid points along R and along G
+    grid_resolution: tuple[int, int] = (41, 41)  # number of grid points along R and along G
     delta: float = 0.05  # failure probability in alpha_N = sqrt(2 log(|Z| N^2 pi^2 / (6 delta)))
     zeta: float | None = None  # stage 1 ends when every expander's cost width is <= zeta; None: 0.5 * b
     lipschitz: float | None = None  # L (raw cost per raw target unit); None or 0: GP-based expanders
+    boundary_fallback: bool = True  # stage 1 samples the unsafe set's border when no expander passes
     episodes_per_evaluation: int = 20  # varpi: episodes averaged into one GP observation
     max_exploration_iterations: int = 30  # cap on stage 1 evaluations (seed evaluation included)
     max_maximisation_iterations: int = 20  # cap on stage 2 evaluations
@@ -153,7 +154,11 @@ class OptimizerConfig:
 
         Grid: R from the low end of the paper's seed range up to the highest return the model was trained
         to reach (max of the task's relabelling ceiling and the dataset's max return); G from 0 to
-        min(2b, dataset max cost). Resolution: half a reward lengthscale along R, 1 cost unit along G.
+        min(2b, dataset max cost). Resolution: a quarter of the reward lengthscale along R, 1 cost unit
+        along G. The R step matters: with the cost prior sd equal to b and alpha ~ 5, a point is only
+        certified safe within ~0.2 lengthscales of data, so a coarser step stops the safe set from
+        growing along R (benchmarks/bench_safeopt.py, velocity-shaped response: step 50 never left the
+        seed range, step 25 reached the optimum).
         The cost kernel is read as anisotropic: the paper's lengthscale 5 along G, the reward lengthscale
         along R, because cost varies with the commanded reward on the reward's scale, and an isotropic 5
         would make the cost GP unable to extend the safe set along R at all on any practical grid.
@@ -168,7 +173,7 @@ class OptimizerConfig:
                    float(dataset_reward_max) if dataset_reward_max is not None else -math.inf)
         cost_cap = float(dataset_cost_max) if dataset_cost_max is not None else float(spec.max_cost)
         g_hi = max(min(2.0 * b, cost_cap), float(spec.seed_cost_range[1]))
-        resolution = (int(round((r_hi - r_lo) / (0.5 * reward_ls))) + 1, int(round(g_hi)) + 1)
+        resolution = (int(round((r_hi - r_lo) / (0.25 * reward_ls))) + 1, int(round(g_hi)) + 1)
         base: dict[str, Any] = dict(
             task=task_id, threshold=b, reward_range=(r_lo, r_hi), cost_range=(0.0, g_hi),
             seed_reward_range=tuple(spec.seed_reward_range), seed_cost_range=tuple(spec.seed_cost_range),
@@ -272,8 +277,9 @@ class OptimizerConfig:
                                                     or self.max_episode_length < 1):
             raise OptimizerConfigError(f"max_episode_length must be an integer >= 1 or null, "
                                        f"got {self.max_episode_length!r}")
-        if not isinstance(self.fit_hyperparameters, bool):
-            raise OptimizerConfigError("fit_hyperparameters must be true or false")
+        for name in ("fit_hyperparameters", "boundary_fallback"):
+            if not isinstance(getattr(self, name), bool):
+                raise OptimizerConfigError(f"{name} must be true or false")
         s_lo, s_hi = self.seed_reward_range
         g_lo, g_hi = self.seed_cost_range
         if s_lo < self.reward_range[0] or s_hi > self.reward_range[1] or g_lo < self.cost_range[0] \

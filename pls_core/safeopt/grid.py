@@ -73,6 +73,16 @@ class TargetGrid:
             return None
         return i_r * len(self.cost_values) + i_g
 
+    def dilate(self, mask: np.ndarray) -> np.ndarray:
+        """Per-point mask of points that are in `mask` or have a grid neighbour (8-connected) in it."""
+        image = self.as_image(mask)
+        padded = np.pad(image, 1)
+        out = np.zeros_like(image)
+        for dr in (0, 1, 2):
+            for dg in (0, 1, 2):
+                out |= padded[dr:dr + image.shape[0], dg:dg + image.shape[1]]
+        return out.ravel()
+
     def as_image(self, values: np.ndarray) -> np.ndarray:
         """Per-point values reshaped to (n_R, n_G)."""
         return np.asarray(values).reshape(self.shape)

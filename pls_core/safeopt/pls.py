@@ -9,6 +9,12 @@ Readings of the paper's open points (pls-method.md §3):
   wildcard width). Only safe points wider than zeta are candidates, so "no candidate is an expander" is
   exactly the stopping rule max_{E_N} (u - l) <= zeta. Stage 1 also ends after
   `max_exploration_iterations` evaluations (the seed evaluation included); it never resumes.
+* The fake-observation test is one step deep: a boundary point can fail it now and pass after a few
+  more observations nearby, which a literal stopping rule would never collect (at N = 0 it often fails
+  for every seed, ending stage 1 before it starts). So when no candidate passes, stage 1 samples the
+  widest candidate that borders the unsafe set (`boundary_fallback`, default on; off = literal).
+  This stays within Algorithm 1's own expander definition for L = 0 (every safe z with l(z) <= b while
+  some point is unsafe), narrowed to the points next to the unsafe set.
 * Stage 2 picks argmax of the reward upper bound over the safe set, for `max_maximisation_iterations`.
 * Operation runs the best verified target: the highest reward lower bound inside the safe set
   (SafeOpt's get_maximum). Evaluations continue to update the GPs, so the choice can still improve, and
@@ -53,7 +59,9 @@ class PLSOptimizer(TargetOptimizer):
         """(argmax of cost width over expanders wider than zeta, or None; number of such candidates).
 
         Candidates are tested widest first in batches; once an expander is found only candidates tied
-        with its width still matter, so most of the safe set is never tested.
+        with its width still matter, so most of the safe set is never tested. With `boundary_fallback`,
+        when no candidate passes the one-step test, the widest candidate bordering the unsafe set is
+        taken instead (see the module docstring).
         """
         width = self.model.cost_width()
         candidates = np.flatnonzero(self.model.safe & (width > self.config.effective_zeta))
@@ -71,9 +79,13 @@ class PLSOptimizer(TargetOptimizer):
                 best_width = width[hits[0]]
                 hits = hits[self._tied(width[hits], best_width)]
             winners.extend(int(i) for i in hits)
-        if not winners:
-            return None, len(candidates)
-        return self.pick(np.array(winners), np.zeros(len(winners))), len(candidates)
+        if winners:
+            return self.pick(np.array(winners), np.zeros(len(winners))), len(candidates)
+        if self.config.boundary_fallback:
+            boundary = candidates[self.grid.dilate(~self.model.safe)[candidates]]
+            if len(boundary):
+                return self.pick(boundary, width[boundary]), len(candidates)
+        return None, len(candidates)
 
     @staticmethod
     def _tied(values: np.ndarray, best: float) -> np.ndarray:

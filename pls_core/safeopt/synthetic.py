@@ -76,19 +76,14 @@ class SyntheticProblem:
         """max J_r over the points reachable from Z0 through grid neighbours (8-connected) with
         J_g <= b - margin: the grid version of Theorem 3's comparator z* (a safe method must certify
         J_g <= b from noisy data, so it can only be asked to reach points with some margin)."""
-        inside = self.grid.as_image((self.cost <= self.config.threshold - margin) | self.grid.seed_mask)
-        reached = self.grid.as_image(self.grid.seed_mask).copy()
+        inside = (self.cost <= self.config.threshold - margin) | self.grid.seed_mask
+        reached = self.grid.seed_mask.copy()
         while True:
-            grown = reached.copy()
-            padded = np.pad(reached, 1)
-            for dr in (-1, 0, 1):
-                for dg in (-1, 0, 1):
-                    grown |= padded[1 + dr:1 + dr + reached.shape[0], 1 + dg:1 + dg + reached.shape[1]]
-            grown &= inside
+            grown = self.grid.dilate(reached) & inside
             if (grown == reached).all():
                 break
             reached = grown
-        return float(self.reward[reached.ravel()].max())
+        return float(self.reward[reached].max())
 
     def episode(self, target: tuple[float, float], rng: np.random.Generator, number: int) -> EpisodeRecord:
         i, k = self.index(target), self.config.episodes_per_evaluation
