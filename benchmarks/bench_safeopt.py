@@ -9,6 +9,10 @@
    final target safe and within 5% of the reward range of the best reachable safe target (J_g <= 0.8 b),
    and the same against the best safe target overall. A misspecification row runs PLS with the paper-literal
    raw-unit cost kernel (variance 1 in raw cost units, i.e. cost_output_scale = 1) on the same problems.
+3. Velocity-shaped response (not a GP draw, so the kernel is misspecified): config/optimizer.yaml on a
+   deterministic CDT-like J(R, G) for HalfCheetah (reward tracks R up to a plateau at 2750; cost rises
+   once R asks for speed beyond ~2450, faster for larger G), 20 noisy episodes per evaluation, 50
+   evaluations; variants of the settings the paper leaves open.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_safeopt.py [--seeds 200] [--skip-study]
 """
@@ -29,7 +33,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pls_core.safeopt import build_optimizer  # noqa: E402
+from pls_core.safeopt import EpisodeRecord, OptimizerConfig, build_optimizer  # noqa: E402
 from pls_core.safeopt.synthetic import SyntheticProblem, run, synthetic_config  # noqa: E402
 
 TOLERANCE, MARGIN = 0.05, 0.2
@@ -124,6 +128,49 @@ def study(seeds: int) -> None:
               f"{within_all / seeds:21.0%} {per_run:6.2f}")
 
 
+def velocity_response(r: float, g: float) -> tuple[float, float]:
+    """CDT-like expected (reward, cost) returns for target (R, G) on HalfCheetah (threshold 20)."""
+    reward = min(r, 2750.0) - 0.002 * max(r - 2750.0, 0.0) ** 2
+    cost = max(0.0, (r - 2450.0) / 12.0) * (0.3 + g / 40.0) + 0.1 * g
+    return reward, cost
+
+
+def velocity_study(seeds: int) -> None:
+    yaml = Path(__file__).resolve().parent.parent / "config" / "optimizer.yaml"
+    rows = [("pls, config/optimizer.yaml", {}), ("pls, R step 50", {"grid_resolution": [21, 41]}),
+            ("pls, literal stage-1 stop", {"boundary_fallback": False}),
+            ("pls, raw-unit cost kernel", {"cost_output_scale": 1.0}),
+            ("fixed (R = data max, G = b)", {"method": "fixed"}), ("gp_ucb", {"method": "gp_ucb"})]
+    base = OptimizerConfig.from_yaml(yaml)
+    grid_r = np.linspace(*base.reward_range, 201)
+    grid_g = np.linspace(*base.cost_range, 161)
+    best = max(velocity_response(r, g)[0] for r in grid_r for g in grid_g
+               if velocity_response(r, g)[1] <= base.threshold)
+    evaluations = base.max_exploration_iterations + base.max_maximisation_iterations
+    print(f"\nvelocity-shaped response: {seeds} seeds, b = {base.threshold:g}, {evaluations} evaluations x "
+          f"{base.episodes_per_evaluation} episodes, best safe J_r = {best:.0f}")
+    print(f"{'variant':30s} {'unsafe evaluations':>19s} {'final J_r (mean, min)':>22s} {'final safe':>11s} "
+          f"{'s/run':>6s}")
+    for name, overrides in rows:
+        unsafe, finals, final_safe = 0, [], 0
+        t0 = time.perf_counter()
+        for seed in range(seeds):
+            config = base.replace(seed=seed, **overrides)
+            optimizer, rng = build_optimizer(config), np.random.default_rng([seed, 17])
+            while optimizer.iteration < evaluations:
+                target = optimizer.current.target
+                reward, cost = velocity_response(*target)
+                optimizer.report_episode(EpisodeRecord(target, reward + 22.0 * rng.normal(),
+                                                       max(0.0, cost + 4.5 * rng.normal()), 1000))
+            unsafe += sum(velocity_response(*d.target)[1] > config.threshold for d in optimizer.history[:-1])
+            final_reward, final_cost = velocity_response(*optimizer.current.target)
+            finals.append(final_reward)
+            final_safe += final_cost <= config.threshold
+        per_run = (time.perf_counter() - t0) / seeds
+        print(f"{name:30s} {unsafe:9d}/{seeds * evaluations:<9d} {np.mean(finals):12.0f}, {min(finals):7.0f} "
+              f"{final_safe:6d}/{seeds:<4d} {per_run:6.1f}")
+
+
 def _unsafe(problem: SyntheticProblem, target: tuple[float, float]) -> bool:
     index = problem.grid.index_of(target)
     cost = problem.cost[index] if index is not None else _interpolate(problem, np.array([target]))[0]
@@ -140,6 +187,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=100)
+    parser.add_argument("--velocity-seeds", type=int, default=5)
     parser.add_argument("--observations", type=int, default=400)
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--skip-study", action="store_true")
@@ -149,6 +197,7 @@ def main() -> None:
     timing(args.observations, args.repeats, args.compare_gpytorch)
     if not args.skip_study:
         study(args.seeds)
+        velocity_study(args.velocity_seeds)
 
 
 if __name__ == "__main__":
