@@ -59,6 +59,8 @@ def test_every_proposal_is_certified_safe_and_the_safe_set_grows(pls_run):
     assert (problem.cost[safe] <= config.threshold).all()  # certified points are truly safe here
     operation = optimizer.history[-1]
     assert operation.target == operation.best_target
+    status = optimizer.status()
+    assert status["best_reward_lower"] <= operation.best_predicted_reward <= operation.reward_bounds[1]
 
 
 def test_stage_one_ends_when_no_wide_expander_is_left():

@@ -124,6 +124,7 @@ class TargetOptimizer(ABC):
             "safe_set_size": d.safe_set_size, "candidate_set_size": d.candidate_set_size,
             "grid_size": self.grid.size, "best_target": list(d.best_target),
             "best_predicted_reward": d.best_predicted_reward, "best_cost_upper": d.best_cost_upper,
+            "best_reward_lower": float(self.model.reward_bounds()[0][self.grid.index_of(d.best_target)]),
             "reward_bounds": list(d.reward_bounds), "cost_bounds": list(d.cost_bounds),
             "gp_failures": self._gp_failures, "last_gp_error": self._last_gp_error,
             "confidence_conflicts": self.model.conflicts, "note": d.note,
