@@ -122,6 +122,17 @@ def episode_rows(task_results) -> list[dict]:
     return rows
 
 
+def _task_entry(inputs, sweep_bests, thresholds) -> dict:
+    best = {}
+    for b in thresholds:
+        s = sweep_bests[(inputs.task_id, float(b))]
+        best[f"{b:g}"] = None if s is None else {"target": [s.target_reward, s.target_cost],
+                                                 "reward": s.normalised_reward, "cost": s.normalised_cost}
+    return {"model": str(inputs.model_path), "model_sha256": inputs.model_sha256,
+            "reward_range": list(inputs.reward_range), "statistics_source": inputs.statistics_source,
+            "sweep_best_safe": best}
+
+
 def write_report(out_dir: Path, settings, task_results) -> dict[str, Path]:
     """All report files under `out_dir`; returns them by name."""
     from pls_core.experiment.figures import plot_curves, plot_sweep
@@ -137,13 +148,7 @@ def write_report(out_dir: Path, settings, task_results) -> dict[str, Path]:
     table = aggregate(rows)
     paths = {name: out_dir / name for name in ("results.json", "results.csv", "runs.csv", "episodes.csv",
                                                "table.md")}
-    tasks = {r.inputs.task_id: {
-        "model": str(r.inputs.model_path), "model_sha256": r.inputs.model_sha256,
-        "reward_range": list(r.inputs.reward_range), "statistics_source": r.inputs.statistics_source,
-        "sweep_best_safe": {f"{b:g}": None if (s := sweep_bests[(r.inputs.task_id, float(b))]) is None
-                            else {"target": [s.target_reward, s.target_cost], "reward": s.normalised_reward,
-                                  "cost": s.normalised_cost} for b in settings.thresholds}}
-        for r in task_results}
+    tasks = {r.inputs.task_id: _task_entry(r.inputs, sweep_bests, settings.thresholds) for r in task_results}
     paths["results.json"].write_text(json.dumps(
         {"settings": settings.to_dict(), "tasks": tasks, "summary": table, "runs": rows}, indent=1))
     _write_csv(paths["results.csv"], table)
