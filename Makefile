@@ -55,7 +55,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 demo: setup
-	$(VENV)/bin/pls demo
+	scripts/netns-run $(VENV)/bin/pls demo
 
 clean-setup:
 	rm -rf $(VENV) $(BUILD)

@@ -10,9 +10,11 @@ import importlib
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="pls: lifetime-safe RL, from dataset to robot.")
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="pls: lifetime-safe RL, from dataset to robot.")
 
-COMMAND_MODULES = ("dataset", "collect", "train", "export", "evaluate", "optimise", "ros", "experiment")
+COMMAND_MODULES = ("dataset", "collect", "train", "export", "evaluate", "optimise", "ros", "experiment",
+                   "demo")
 
 for _name in COMMAND_MODULES:
     try:

@@ -19,7 +19,8 @@ def main() -> int:
     prefix = Path(sys.prefix)
     python_include = sysconfig.get_paths()["include"]
     numpy_include = numpy.get_include()
-    pattern = re.compile(r"/opt/python/cp\d+-cp\d+[^;\"]*?/include/python3\.\d+|/opt/python/[^;\"]*?numpy/[^;\"]*?include")
+    pattern = re.compile(r"/opt/python/cp\d+-cp\d+[^;\"]*?/include/python3\.\d+"
+                         r"|/opt/python/[^;\"]*?numpy/[^;\"]*?include")
     fixed = 0
     for path in (prefix / "share").glob("*/cmake/*__rosidl_generator_pyExport.cmake"):
         text = path.read_text()

@@ -39,7 +39,8 @@ def test_node_executables_are_where_ros2_run_looks(colcon_install):
 
 
 def test_entry_points_resolve_to_node_mains(colcon_install):
-    site = colcon_install / "pls_ros" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    python = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site = colcon_install / "pls_ros" / "lib" / python / "site-packages"
     probe = (
         "import importlib.metadata as md\n"
         "eps = {e.name: e for e in md.distribution('pls_ros').entry_points if e.group == 'console_scripts'}\n"
@@ -56,7 +57,8 @@ def test_entry_points_resolve_to_node_mains(colcon_install):
 def test_launch_and_config_files_are_installed(colcon_install):
     share = colcon_install / "pls_ros" / "share" / "pls_ros"
     assert (share / "package.xml").is_file()
-    assert (colcon_install / "pls_ros" / "share" / "ament_index" / "resource_index" / "packages" / "pls_ros").is_file()
+    index = colcon_install / "pls_ros" / "share" / "ament_index" / "resource_index" / "packages"
+    assert (index / "pls_ros").is_file()
     for launch_file in ("sim.launch.py", "robot.launch.py"):
         assert (share / "launch" / launch_file).is_file(), f"missing share/pls_ros/launch/{launch_file}"
     installed = {p.name for p in (share / "config").glob("*.yaml")}

@@ -15,7 +15,8 @@ SAMPLES = {
     "EpisodeResult": dict(episode=123456, target_reward_return=2800.0, target_cost_return=20.0,
                           reward_return=2733.123456789, cost_return=12.0, length=1000, terminated=False,
                           truncated=True, reason="time_limit: 1000 steps ✓"),
-    "SupervisorStatus": dict(iteration=7, phase=1, num_observations=7, safe_set_size=1234, candidate_set_size=2500,
+    "SupervisorStatus": dict(iteration=7, phase=1, num_observations=7, safe_set_size=1234,
+                             candidate_set_size=2500,
                              best_reward_return=2500.0, best_cost_return=10.0, best_predicted_reward=2450.5,
                              best_predicted_cost_upper=18.25, threshold=20.0, episodes_at_current_target=3,
                              episodes_per_evaluation=20, message="expanded safe set"),
@@ -28,7 +29,8 @@ from pls_interfaces import msg as pls_msg
 samples = eval(sys.argv[1])
 rclpy.init()
 node = rclpy.create_node("pls_test_talker")
-qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
 pubs = {name: node.create_publisher(getattr(pls_msg, name), f"/pls_test/{name}", qos) for name in samples}
 deadline = time.monotonic() + 60
 while time.monotonic() < deadline:
@@ -69,7 +71,8 @@ def test_each_message_type_crosses_processes_intact(ros_env):
         for name, fields in SAMPLES.items():
             message = received[name]
             for field, value in fields.items():
-                assert getattr(message, field) == value, f"{name}.{field}: {getattr(message, field)!r} != {value!r}"
+                got = getattr(message, field)
+                assert got == value, f"{name}.{field}: {got!r} != {value!r}"
             assert (message.header.stamp.sec, message.header.stamp.nanosec) == (1700000000, 123456789)
             assert message.header.frame_id == "pls_test"
     finally:

@@ -81,7 +81,7 @@ def _patch_swimmer_xml() -> None:
         if 'collision="predefined"' in text:
             cache.mkdir(exist_ok=True)
             fixed = cache / Path(self.fullpath).name
-            fixed.write_text(text.replace('collision="predefined" ', "").replace('collision="predefined"', ""))
+            fixed.write_text(text.replace('collision="predefined"', ""))
             self.fullpath = str(fixed)
         return original(self, *args, **kwargs)
 
@@ -96,8 +96,9 @@ def _patch_marker_geoms() -> None:
 
     def add_marker_to_scene(self, marker):
         if self.scn.ngeom < self.scn.maxgeom:
-            mujoco.mjv_initGeom(self.scn.geoms[self.scn.ngeom], mujoco.mjtGeom.mjGEOM_BOX, np.full(3, 0.1),
-                                np.zeros(3), np.eye(3).reshape(-1), np.ones(4, dtype=np.float32))
+            geom = self.scn.geoms[self.scn.ngeom]
+            mujoco.mjv_initGeom(geom, mujoco.mjtGeom.mjGEOM_BOX, np.full(3, 0.1), np.zeros(3),
+                                np.eye(3).reshape(-1), np.ones(4, dtype=np.float32))
         return original(self, marker)
 
     mujoco_rendering.BaseRender._add_marker_to_scene = add_marker_to_scene
