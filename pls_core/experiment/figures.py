@@ -28,7 +28,7 @@ def _save(fig, path: Path) -> Path:
 
 
 def plot_curves(runs, reward_range, threshold: float, path: Path) -> Path:
-    """Per iteration, each method's evaluated normalised reward and cost (mean over seeds, ±std band)."""
+    """Per iteration, each method's evaluated normalised reward and cost (mean over seeds, ±1 sd band)."""
     from matplotlib.ticker import MaxNLocator
 
     plt = _pyplot()
@@ -42,7 +42,8 @@ def plot_curves(runs, reward_range, threshold: float, path: Path) -> Path:
                           for run in mine])
         x = np.arange(1, rewards.shape[1] + 1)
         for ax, values in ((ax_reward, rewards), (ax_cost, costs)):
-            mean, std = values.mean(axis=0), values.std(axis=0)
+            mean = values.mean(axis=0)
+            std = values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros_like(mean)  # as in the table
             (line,) = ax.plot(x, mean, marker="o", markersize=3, label=f"{method} ({len(mine)} seeds)")
             ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15)
     ax_cost.axhline(1.0, color="red", linestyle="--", linewidth=1, label=f"threshold b = {threshold:g}")
