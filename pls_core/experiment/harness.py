@@ -45,14 +45,15 @@ def run_experiment(settings: ExperimentSettings, out_dir: Path, progress: bool =
     from pls_core.experiment.report import write_report
 
     out_dir = Path(out_dir)
+    all_inputs = [task_inputs(task, settings) for task in settings.tasks]  # a missing model fails here, early
     console = Console(quiet=not progress)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     results = []
     with Progress(*columns, console=console, disable=not progress) as bars:
         runs_per_task = len(run_keys(settings, settings.tasks[0]))
         all_runs = bars.add_task("runs", total=len(settings.tasks) * runs_per_task)
-        for task in settings.tasks:
-            inputs = task_inputs(task, settings)
+        for inputs in all_inputs:
+            task = inputs.task_id
             rollouts = Rollouts(inputs.model_path, task, settings.episodes_per_evaluation)
             try:
                 sweep = _sweep(settings, inputs, rollouts, out_dir, bars)

@@ -3,7 +3,8 @@
 Scores are DSRL's (pls_core.normalise): reward (R - R_min) / (R_max - R_min) over the dataset's episode
 returns, cost G / b, safe iff <= 1. Per run: the final target's fresh evaluation, the number of unsafe
 episodes (cost return > b) during the search, and the regret: the normalised reward of the sweep's best
-safe target minus the final one's. Stds are sample stds (ddof 1) over seeds, 0 for a single seed.
+safe target minus the final one's (negative when the method beat the sweep's coarse grid, or by noise).
+Stds are sample stds (ddof 1) over seeds, 0 for a single seed.
 Files: results.json (everything), results.csv (the table), runs.csv, episodes.csv, table.md, figures/.
 """
 
