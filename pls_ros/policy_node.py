@@ -175,7 +175,9 @@ class PolicyNode(Node):
             self.process(msg, received)
             self._account(received)
         else:
-            if self.pending is not None:
+            if self.pending is not None and self.pending[0].step == 0:
+                self.process(*self.pending)  # never drop an episode start: answer it now, off-tick
+            elif self.pending is not None:
                 self._accumulate(self.pending[0])
                 self.skipped += 1
                 self.get_logger().warning(
