@@ -41,7 +41,7 @@ def experiment(
     iterations: Annotated[int, Opt(help="Evaluations per run.")] = DEFAULTS.iterations,
     models_dir: Annotated[Path, Opt(help="Folder with <task>/policy.onnx.")] = DEFAULT_MODELS_DIR,
     datasets_dir: Annotated[
-        Path | None, Opt(help="Folder with <task>.hdf5 for the reward range [default: the model's stats].")
+        Path | None, Opt(help="Folder with <task>.hdf5 for the reward range; else the model's dataset stats.")
     ] = None,
     pls_exploration_fraction: Annotated[
         float, Opt(help="PLS stage-1 share of the iterations (cap).")] = DEFAULTS.pls_exploration_fraction,
