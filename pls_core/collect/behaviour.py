@@ -125,16 +125,10 @@ def ensure_policies(
             for i, r in enumerate(scaled)
         ]
         for r, future in zip(scaled, futures, strict=True):
-            entries[r.name] = future.result()
+            entries[r.name] = {**future.result(), "command": command}
     from pls_core import __version__
 
-    manifest = {
-        "task_id": recipe.task_id,
-        "command": command,
-        "pls_version": __version__,
-        "policies": entries,
-    }
-    _write_manifest(folder, manifest)
+    _write_manifest(folder, {"task_id": recipe.task_id, "pls_version": __version__, "policies": entries})
     return folder
 
 
