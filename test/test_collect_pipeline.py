@@ -32,6 +32,10 @@ def test_collection_writes_a_valid_dsrl_file(first_run):
     assert loaded.sha256 == ds.sha256
     _, _, lengths = loaded.episode_returns()
     np.testing.assert_array_equal(lengths, [30] * 4)
+    for episode in loaded.episode_slices():  # each step starts where the previous one ended
+        obs, next_obs = loaded.observations[episode], loaded.next_observations[episode]
+        np.testing.assert_array_equal(obs[1:], next_obs[:-1])
+        assert not np.array_equal(obs, next_obs)
     assert loaded.attrs["task_id"] == TASK and loaded.attrs["seed"] == 7
     manifest = read_manifest(root / TASK)
     assert set(manifest["policies"]) == {"fast", "safe"}

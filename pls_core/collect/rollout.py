@@ -55,11 +55,10 @@ def run_episodes(envs: list, fast, safe, plans: list[EpisodePlan], seed: int,
             action = np.clip(plan.throttle * action + noise, low, high)
             next_obs, reward, cost, terminated, truncated, _ = envs[i].step(action)
             truncated = truncated or (episode_len is not None and t + 1 >= episode_len)
-            record = steps[i]
-            for key, value in (("observations", obs[i]), ("next_observations", next_obs), ("actions", action),
-                               ("rewards", reward), ("costs", cost), ("terminals", terminated),
-                               ("timeouts", truncated and not terminated)):
-                record[key].append(value)
+            # obs[i] is a row view that is overwritten below: store a copy.
+            values = (obs[i].copy(), next_obs, action, reward, cost, terminated, truncated and not terminated)
+            for key, value in zip(DSRL_KEYS, values, strict=True):
+                steps[i][key].append(value)
             obs[i] = next_obs
             if not (terminated or truncated):
                 still_active.append(i)
