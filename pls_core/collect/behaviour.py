@@ -4,6 +4,7 @@ the repository, and load them for rollouts, so a dataset can be regenerated with
 from __future__ import annotations
 
 import json
+import logging
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
@@ -56,9 +57,12 @@ def evaluate_policy(model, task_id: str, episodes: int, seed: int) -> dict:
 def train_policy(task_id: str, recipe: BehaviourRecipe, seed: int, out_dir: Path, progress: bool) -> dict:
     """Train one SAC policy on r - lambda*c, save it as <out_dir>/<name>.zip, return its manifest entry."""
     _limit_threads()
+    if progress:  # a spawned worker starts with unconfigured logging
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
     from stable_baselines3 import SAC
     from stable_baselines3.common.monitor import Monitor
 
+    from pls_core.collect.training_log import TrainingLog
     from pls_core.collect.wrappers import CostPenaltyEnv
     from pls_core.envs import make_env
 
@@ -73,7 +77,8 @@ def train_policy(task_id: str, recipe: BehaviourRecipe, seed: int, out_dir: Path
         verbose=0,
     )
     start = time.perf_counter()
-    model.learn(total_timesteps=recipe.timesteps, progress_bar=progress)
+    progress_log = TrainingLog(f"{task_id} {recipe.name}", recipe.timesteps)
+    model.learn(total_timesteps=recipe.timesteps, callback=progress_log)
     train_seconds = time.perf_counter() - start
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(out_dir / f"{recipe.name}.zip")
@@ -121,8 +126,7 @@ def ensure_policies(
     n_procs = max(1, min(workers, len(scaled)))
     with ProcessPoolExecutor(max_workers=n_procs, mp_context=get_context("spawn")) as pool:
         futures = [
-            pool.submit(train_policy, recipe.task_id, r, seeds[r.name], folder, progress and i == 0)
-            for i, r in enumerate(scaled)
+            pool.submit(train_policy, recipe.task_id, r, seeds[r.name], folder, progress) for r in scaled
         ]
         for r, future in zip(scaled, futures, strict=True):
             entries[r.name] = {**future.result(), "command": command}
