@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pls_core.cli import app
-from pls_core.collect.behaviour import read_manifest
+from pls_core.collect.behaviour import policies_sha256, read_manifest
 from pls_core.collect.pipeline import GridSpec, collect_dataset
 from pls_core.dataset import load_dataset
 
@@ -37,6 +37,7 @@ def test_collection_writes_a_valid_dsrl_file(first_run):
         np.testing.assert_array_equal(obs[1:], next_obs[:-1])
         assert not np.array_equal(obs, next_obs)
     assert loaded.attrs["task_id"] == TASK and loaded.attrs["seed"] == 7
+    assert loaded.attrs["behaviour_sha256"] == policies_sha256(root / TASK)
     manifest = read_manifest(root / TASK)
     assert set(manifest["policies"]) == {"fast", "safe"}
     assert manifest["policies"]["safe"]["cost_penalty"] > manifest["policies"]["fast"]["cost_penalty"]

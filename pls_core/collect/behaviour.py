@@ -3,6 +3,7 @@ the repository, and load them for rollouts, so a dataset can be regenerated with
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -134,6 +135,15 @@ def ensure_policies(
 
     _write_manifest(folder, {"task_id": recipe.task_id, "pls_version": __version__, "policies": entries})
     return folder
+
+
+def policies_sha256(folder: Path) -> str:
+    """Identity of the saved policies a dataset came from (recorded in the dataset's attrs)."""
+    digest = hashlib.sha256()
+    for name, entry in sorted(read_manifest(folder).get("policies", {}).items()):
+        digest.update(name.encode())
+        digest.update((Path(folder) / entry["file"]).read_bytes())
+    return digest.hexdigest()
 
 
 def load_policies(folder: Path) -> dict:

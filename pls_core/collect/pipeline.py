@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pls_core.collect.behaviour import ensure_policies
+from pls_core.collect.behaviour import ensure_policies, policies_sha256
 from pls_core.collect.episodes import plan_episodes
 from pls_core.collect.grid_filter import grid_filter
 from pls_core.collect.recipes import get_recipe
@@ -76,6 +76,7 @@ def collect_dataset(
             "raw_episodes": len(raw),
             "grid": f"cost_bins={grid.cost_bins} reward_bins={grid.reward_bins} per_cell={grid.per_cell}",
             "behaviour_policies": str(folder),
+            "behaviour_sha256": policies_sha256(folder),
         },
     )
     save_dataset(out, ds)
