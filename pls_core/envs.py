@@ -9,10 +9,12 @@ import os
 from pls_core.tasks import get_task
 
 
-def make_env(task_id: str, seed: int | None = None, render_mode: str | None = None):
+def make_env(task_id: str, seed: int | None = None, render_mode: str | None = None,
+             max_episode_steps: int | None = None):
     """A Safety-Gymnasium env with the 6-tuple step `(obs, reward, cost, terminated, truncated, info)`.
 
-    The episode limit is the task's (pls_core.tasks); `seed` seeds the first reset and the action space.
+    The episode limit is `max_episode_steps`, or the task's (pls_core.tasks) when None or 0; `seed` seeds the
+    first reset and the action space.
     Rendering uses EGL unless MUJOCO_GL says otherwise (no display on robots' companion computers).
     """
     spec = get_task(task_id)
@@ -23,7 +25,8 @@ def make_env(task_id: str, seed: int | None = None, render_mode: str | None = No
         from pls_core.compat.safety_gymnasium import import_safety_gymnasium
 
         safety_gymnasium = import_safety_gymnasium()
-    env = safety_gymnasium.make(task_id, render_mode=render_mode, max_episode_steps=spec.episode_len)
+    env = safety_gymnasium.make(task_id, render_mode=render_mode,
+                                max_episode_steps=max_episode_steps or spec.episode_len)
     if seed is not None:
         env.reset(seed=seed)
         env.action_space.seed(seed)

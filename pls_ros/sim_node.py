@@ -46,6 +46,8 @@ PARAMS = (
               choices=("lockstep", "realtime")),
     ParamSpec("control_rate_hz", "float", 20.0, "realtime mode step rate [Hz] (HalfCheetah's simulated dt "
               "is 0.05 s, so 20 Hz is wall-clock real time); unused in lockstep", 1.0, 1000.0),
+    ParamSpec("max_episode_steps", "int", 0, "episode length limit [steps]; 0 = the task's (pls_core.tasks); "
+              "at most the task's, which the policy was trained for", 0, 10**6),
     ParamSpec("max_episodes", "int", 0, "stop cleanly (exit 0) after this many episodes; 0 = unlimited",
               0, 10**9),
     ParamSpec("fallback_action", "float_list", [], "action applied when no valid policy action is available "
@@ -121,7 +123,15 @@ class SimNode(Node):
             except ImportError:
                 raise StartupError("video_format 'mp4' needs the imageio-ffmpeg package, which is not "
                                    "installed; use video_format:=png or install imageio-ffmpeg") from None
-        self.env = make_env(self.p["task_id"], render_mode="rgb_array" if self.recording else None)
+        task_len = TASKS[self.p["task_id"]].episode_len
+        if self.p["max_episode_steps"] > task_len:
+            raise StartupError(f"max_episode_steps {self.p['max_episode_steps']} exceeds the "
+                               f"{task_len}-step episodes of {self.p['task_id']} (the policy was trained on "
+                               f"those, and the supervisor rejects longer episodes); set 1..{task_len}, or "
+                               "0 for the task's length")
+        self.episode_len = self.p["max_episode_steps"] or task_len
+        self.env = make_env(self.p["task_id"], render_mode="rgb_array" if self.recording else None,
+                            max_episode_steps=self.episode_len)
         space = self.env.action_space
         self.act_low, self.act_high = np.asarray(space.low, np.float64), np.asarray(space.high, np.float64)
         self.act_dim = int(np.prod(space.shape))
@@ -155,7 +165,8 @@ class SimNode(Node):
         self.get_logger().info(
             f"{self.p['task_id']} in {self.p['mode']} mode"
             + ("" if self.lockstep else f" at {self.p['control_rate_hz']:g} Hz")
-            + f", act_dim {self.act_dim}, max_episodes {self.p['max_episodes'] or 'unlimited'}"
+            + f", act_dim {self.act_dim}, {self.episode_len}-step episodes, max_episodes "
+            + f"{self.p['max_episodes'] or 'unlimited'}"
             + (f", recording to {self.p['record_video_dir']}" if self.recording else ""))
 
     # --- episode life cycle ---------------------------------------------------------------------------

@@ -7,9 +7,9 @@ to /pls/target_return, /pls/episode_result and /pls/supervisor_status and writes
 JSON line. The run ends by itself (max_episodes: the sim exits 0 and the launcher stops the rest), and
 the test checks that at least two supervisor iterations completed, with the expected messages:
 
-* EpisodeResult: exactly max_episodes of them, episodes 0..N-1, full-length, none aborted;
-* TargetReturn: one per decision, iterations 0, 1, 2, ... in order, the first a seed target, every one
-  verified safe (cost upper bound <= b), and each evaluated target ran for >= varpi episodes;
+* EpisodeResult: exactly max_episodes of them, episodes 0..N-1, full-length (200 steps here), none aborted;
+* TargetReturn: one per decision (the supervisor's store lists them), in order, the first a seed target,
+  every one verified safe (cost upper bound <= b), and each evaluated target ran for >= varpi episodes;
 * SupervisorStatus: the last one reports >= 2 iterations, b and varpi as passed on the command line.
 """
 
@@ -34,6 +34,7 @@ VARPI = 2
 # 7 leaves room for two such episodes per evaluation.
 MAX_EPISODES = 7
 THRESHOLD = 25.0
+STEPS = 200  # short episodes (pls_sim max_episode_steps): the loop is under test, not the task's length
 
 LISTENER = r"""
 import json, signal, sys, rclpy
@@ -118,7 +119,8 @@ def test_pls_sim_runs_two_supervisor_iterations_seen_from_another_process(ros_en
         heard.wait_for(lambda ls: any('"ready"' in line for line in ls), 60, "the listener")
         cmd = [sys.executable, "-m", "pls_core.cli", "sim", "--model", str(model_path), "--mode", "lockstep",
                "--max-episodes", str(MAX_EPISODES), "--episodes-per-evaluation", str(VARPI),
-               "--threshold", str(THRESHOLD), "--config", "", "--store-path", str(tmp_path / "store.sqlite")]
+               "--threshold", str(THRESHOLD), "--config", "", "--store-path", str(tmp_path / "store.sqlite"),
+               "--param", f"pls_sim.max_episode_steps={STEPS}"]
         launcher = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True)
         out = Lines(launcher)
@@ -154,22 +156,36 @@ def test_pls_sim_runs_two_supervisor_iterations_seen_from_another_process(ros_en
     # EpisodeResult: every episode of the run, once, complete.
     assert [r["episode"] for r in results] == list(range(MAX_EPISODES))
     for r in results:
-        assert r["length"] == 1000 and r["truncated"] and not r["terminated"], r
+        assert r["length"] == STEPS and r["truncated"] and not r["terminated"], r
         assert r["reason"] == "time_limit", r
         assert r["header"]["frame_id"] == "SafetyHalfCheetahVelocity-v1"
 
-    # TargetReturn: one per decision, in order; at least the seed plus two further decisions.
-    iterations = [t["iteration"] for t in targets]
-    assert iterations == list(range(len(targets))) and len(targets) >= 3, iterations
-    assert targets[0]["phase"] == 0  # PHASE_SEED
+    # The supervisor's own log of the run: every decision, every episode it counted and at which iteration.
+    from pls_core.safeopt.store import OptimizerStore
+
+    store = OptimizerStore(tmp_path / "store.sqlite")
+    try:
+        decisions, counted = store.decisions(), store.episodes()
+    finally:
+        store.close()
+    assert [d.iteration for d in decisions] == list(range(len(decisions))) and len(decisions) >= 3
+    assert decisions[0].phase.code == 0  # PHASE_SEED
+    assert all(d.verified_safe and d.cost_bounds[1] <= THRESHOLD + 1e-9 for d in decisions)
+
+    # TargetReturn: one per decision, in order, as stored. The topic is latched with depth 1, so a listener
+    # matched only after the first evaluation (discovery under load vs. 200-step episodes) starts later.
+    heard = [(t["iteration"], t["reward_return"], t["cost_return"]) for t in targets]
+    assert heard and heard == [(d.iteration, *d.target) for d in decisions[heard[0][0]:heard[-1][0] + 1]]
+    assert heard[-1][0] >= 2, heard
     for t in targets:
         assert t["phase"] in (0, 1, 2, 3)
         assert t["cost_upper"] <= THRESHOLD + 1e-9, t  # only verified-safe targets are published
         assert t["cost_lower"] <= t["cost_upper"] and t["reward_lower"] <= t["reward_upper"]
     # Each of the first two targets was evaluated for varpi episodes (plus possibly discarded stale ones).
     ran_with = [(r["target_reward_return"], r["target_cost_return"]) for r in results]
-    for t in targets[:2]:
-        assert ran_with.count((t["reward_return"], t["cost_return"])) >= VARPI, (t, ran_with)
+    for d in decisions[:2]:
+        assert ran_with.count(d.target) >= VARPI, (d.target, ran_with)
+    assert len([i for i, _ in counted if i < 2]) == 2 * VARPI
 
     # SupervisorStatus: the state at the end, with b and varpi from the command line.
     assert statuses, "no SupervisorStatus received"
@@ -179,7 +195,7 @@ def test_pls_sim_runs_two_supervisor_iterations_seen_from_another_process(ros_en
     assert last["threshold"] == THRESHOLD and last["episodes_per_evaluation"] == VARPI
     assert last["safe_set_size"] >= 1 and last["candidate_set_size"] >= 1
     assert {s["phase"] for s in statuses} <= {0, 1, 2, 3}
-    assert {s["iteration"] for s in statuses} >= {0, 1, 2}
+    assert {s["iteration"] for s in statuses} >= {t["iteration"] for t in targets}
     for t in targets:  # the status of each iteration reports the phase its target was chosen in
         assert t["phase"] in {s["phase"] for s in statuses if s["iteration"] == t["iteration"]}, t
     assert os.path.exists(tmp_path / "store.sqlite")

@@ -16,6 +16,8 @@ from test_ros_nodes_support import CONFIG, DISCOVERY_TIMEOUT, NodeProcess, Probe
 
 from pls_ros import qos
 
+STEPS = 200  # short episodes (max_episode_steps): the tests here are about the loop, not the task's length
+
 
 @pytest.fixture
 def probe(ros_env):
@@ -33,8 +35,8 @@ def test_lockstep_episode_with_the_policy_node_and_frames(ros_env, probe, tmp_pa
 
     frames = tmp_path / "frames"
     sim = NodeProcess("sim_node", ros_env, params_file=CONFIG / "sim.yaml",
-                      params={"mode": "lockstep", "max_episodes": 1, "seed": 3,
-                              "record_video_dir": str(frames), "render_every_n_steps": 250})
+                      params={"mode": "lockstep", "max_episodes": 1, "seed": 3, "max_episode_steps": STEPS,
+                              "record_video_dir": str(frames), "render_every_n_steps": 50})
     policy = NodeProcess("policy_node", ros_env, params_file=CONFIG / "policy.yaml",
                          params={"model_path": str(tiny_artifacts().onnx), "trigger": "observation"})
     try:
@@ -43,13 +45,13 @@ def test_lockstep_episode_with_the_policy_node_and_frames(ros_env, probe, tmp_pa
         # with max_episodes 1, exits 0 by itself.
         assert sim.wait(180) == 0, sim.output()[-3000:]
         result = wait_until(lambda: probe.messages("result"), DISCOVERY_TIMEOUT, "the episode result")[0]
-        assert (result.episode, result.length, result.truncated, result.terminated) == (0, 1000, True, False)
+        assert (result.episode, result.length, result.truncated, result.terminated) == (0, STEPS, True, False)
         assert (result.target_reward_return, result.target_cost_return) == (300.0, 10.0)
         assert result.reason == "time_limit" and math.isfinite(result.reward_return)
         assert result.cost_return >= 0.0 and result.header.stamp.sec > 0
         assert "stopped (done) after 1 episodes" in sim.output()
         assert sorted(p.name for p in (frames / "episode_00000").iterdir()) == [
-            f"step_{s:05d}.png" for s in range(0, 1001, 250)]
+            f"step_{s:05d}.png" for s in range(0, STEPS + 1, 50)]
         assert policy.stop() == 0
     finally:
         sim.kill()
@@ -58,11 +60,11 @@ def test_lockstep_episode_with_the_policy_node_and_frames(ros_env, probe, tmp_pa
 
 def test_realtime_without_policy_applies_the_fallback_and_stops_on_sigterm(ros_env, probe):
     sim = NodeProcess("sim_node", ros_env, params_file=CONFIG / "sim.yaml",
-                      params={"mode": "realtime", "control_rate_hz": 500.0})
+                      params={"mode": "realtime", "control_rate_hz": 500.0, "max_episode_steps": STEPS})
     try:
         result = wait_until(lambda: probe.messages("result"), 120, "the first episode result")[0]
-        assert result.reason.startswith("aborted: no policy action in 1000 steps")
-        assert math.isnan(result.target_reward_return) and result.length == 1000
+        assert result.reason.startswith(f"aborted: no policy action in {STEPS} steps")
+        assert math.isnan(result.target_reward_return) and result.length == STEPS
         seen = probe.messages("obs")
         assert seen and all(len(m.observation) == 17 for m in seen)
         sim.send(signal.SIGTERM)
@@ -77,5 +79,17 @@ def test_refuses_a_fallback_action_of_the_wrong_size(ros_env):
     try:
         assert sim.wait(DISCOVERY_TIMEOUT) == 2
         assert "fallback_action has 1 entries but SafetyHalfCheetahVelocity-v1 takes 6" in sim.output()
+    finally:
+        sim.kill()
+
+
+def test_refuses_episodes_longer_than_the_task_s(ros_env):
+    sim = NodeProcess("sim_node", ros_env, params_file=CONFIG / "sim.yaml",
+                      params={"max_episode_steps": 1001})
+    try:
+        assert sim.wait(DISCOVERY_TIMEOUT) == 2
+        out = sim.output()
+        assert "max_episode_steps 1001 exceeds the 1000-step episodes of SafetyHalfCheetahVelocity-v1" in out
+        assert "Traceback" not in out
     finally:
         sim.kill()
