@@ -248,13 +248,15 @@ class SimNode(Node):
         msg.length = ep.step
         msg.terminated = terminated
         msg.truncated = truncated
+        msg.fallback_steps = ep.fallback_steps
         msg.reason = reason
         self.result_pub.publish(msg)
         if ep.frames is not None:
             ep.frames.close()
         self.get_logger().info(
             f"episode {ep.index}: reward {ep.reward_return:.1f}, cost {ep.cost_return:.1f}, "
-            f"length {ep.step}, target ({target[0]:.1f}, {target[1]:.1f}), {reason}")
+            f"length {ep.step} ({ep.fallback_steps} fallback), target ({target[0]:.1f}, {target[1]:.1f}), "
+            f"{reason}")
         self.episodes_finished += 1
         if self.p["max_episodes"] and self.episodes_finished >= self.p["max_episodes"]:
             self.get_logger().info(f"finished {self.episodes_finished} episodes (max_episodes); stopping")

@@ -14,7 +14,7 @@ SAMPLES = {
                          reward_lower=2100.5, reward_upper=2500.125, cost_lower=3.0625, cost_upper=19.875),
     "EpisodeResult": dict(episode=123456, target_reward_return=2800.0, target_cost_return=20.0,
                           reward_return=2733.123456789, cost_return=12.0, length=1000, terminated=False,
-                          truncated=True, reason="time_limit: 1000 steps ✓"),
+                          truncated=True, fallback_steps=4_000_000_000, reason="time_limit: 1000 steps ✓"),
     "SupervisorStatus": dict(iteration=7, phase=1, num_observations=7, safe_set_size=1234,
                              candidate_set_size=2500,
                              best_reward_return=2500.0, best_cost_return=10.0, best_predicted_reward=2450.5,

@@ -158,6 +158,7 @@ def test_pls_sim_runs_two_supervisor_iterations_seen_from_another_process(ros_en
     for r in results:
         assert r["length"] == STEPS and r["truncated"] and not r["terminated"], r
         assert r["reason"] == "time_limit", r
+        assert 0 <= r["fallback_steps"] <= 5, r  # not aborted: at most max_fallback_steps fallback steps
         assert r["header"]["frame_id"] == "SafetyHalfCheetahVelocity-v1"
 
     # The supervisor's own log of the run: every decision, every episode it counted and at which iteration.

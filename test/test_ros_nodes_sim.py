@@ -48,6 +48,7 @@ def test_lockstep_episode_with_the_policy_node_and_frames(ros_env, probe, tmp_pa
         assert (result.episode, result.length, result.truncated, result.terminated) == (0, STEPS, True, False)
         assert (result.target_reward_return, result.target_cost_return) == (300.0, 10.0)
         assert result.reason == "time_limit" and math.isfinite(result.reward_return)
+        assert result.fallback_steps <= 5  # max_fallback_steps; a policy answered (nearly) every step
         assert result.cost_return >= 0.0 and result.header.stamp.sec > 0
         assert "stopped (done) after 1 episodes" in sim.output()
         assert sorted(p.name for p in (frames / "episode_00000").iterdir()) == [
@@ -65,6 +66,7 @@ def test_realtime_without_policy_applies_the_fallback_and_stops_on_sigterm(ros_e
         result = wait_until(lambda: probe.messages("result"), 120, "the first episode result")[0]
         assert result.reason.startswith(f"aborted: no policy action in {STEPS} steps")
         assert math.isnan(result.target_reward_return) and result.length == STEPS
+        assert result.fallback_steps == STEPS  # every step was the sim's own fallback
         seen = probe.messages("obs")
         assert seen and all(len(m.observation) == 17 for m in seen)
         sim.send(signal.SIGTERM)
