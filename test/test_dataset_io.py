@@ -79,13 +79,15 @@ def test_trailing_unfinished_episode_is_dropped_with_warning():
     assert [s.stop - s.start for s in slices] == [4, 3]
 
 
-def test_real_dsrl_layout_loads(tmp_path):
-    """DSRL files: float32 flags, extra keys we do not use, no attrs of ours."""
+@pytest.mark.parametrize("flag_dtype", [np.float32, bool])
+def test_real_dsrl_layout_loads(tmp_path, flag_dtype):
+    """DSRL files: flags as float32 or bool, extra keys we do not use, no attrs of ours."""
     ds = make_dataset()
     path = tmp_path / "SafetyHalfCheetahVelocityGymnasium-v1-250-3.hdf5"
     with h5py.File(path, "w") as f:
         for key in DSRL_KEYS:
-            f.create_dataset(key, data=getattr(ds, key).astype(np.float32), compression="gzip")
+            dtype = flag_dtype if key in ("terminals", "timeouts") else np.float32
+            f.create_dataset(key, data=getattr(ds, key).astype(dtype), compression="gzip")
         f.create_dataset("infos/x_velocity", data=np.zeros(ds.num_transitions))
     loaded = load_dataset(path, obs_dim=OBS_DIM, act_dim=ACT_DIM)
     assert loaded.sha256 == ds.sha256
