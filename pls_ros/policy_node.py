@@ -118,8 +118,10 @@ class PolicyNode(Node):
 
         self.action_pub = self.create_publisher(Action, qos.ACTION_TOPIC, qos.CONTROL_QOS)
         self.status_pub = self.create_publisher(PolicyStatus, qos.POLICY_STATUS_TOPIC, qos.POLICY_STATUS_QOS)
-        self.create_subscription(Observation, qos.OBSERVATION_TOPIC, self.on_observation, qos.CONTROL_QOS)
+        # The target subscription first: when a new target and the next episode's step 0 are both waiting,
+        # the executor takes them in creation order, so step 0 starts with the new target.
         self.create_subscription(TargetReturn, qos.TARGET_RETURN_TOPIC, self.on_target, qos.TARGET_RETURN_QOS)
+        self.create_subscription(Observation, qos.OBSERVATION_TOPIC, self.on_observation, qos.CONTROL_QOS)
         self.create_timer(1.0 / p["control_rate_hz"], self.on_tick)
         self.create_timer(p["status_period_s"], self.publish_status)
         self.get_logger().info(

@@ -10,6 +10,13 @@ Modes (parameter `mode`):
   as the loop allows (experiments). An episode starts only once the policy answers step 0 with a policy
   action (not a fallback): a policy without a target yet holds the sim instead of wasting episodes. If no
   answer comes within `lockstep_retry_s` the observation is published again.
+  With `sync_with_supervisor` (default), after an EpisodeResult the next episode's step 0 waits until the
+  supervisor has acknowledged that result: a /pls/supervisor_status stamped after it whose state
+  (iteration, episodes at the target, message) moved on. The supervisor publishes it after processing the
+  result and after publishing any new TargetReturn, so the policy holds the new target before step 0
+  instead of running a whole episode with the old one (which the supervisor would discard as stale).
+  After `supervisor_sync_timeout_s` without one the sim warns and goes on; while no supervisor publishes
+  status it does not wait at all.
 * realtime: a timer at `control_rate_hz` steps the sim with the latest action of the current episode;
   with none, or one older than `action_timeout_periods`, it applies `fallback_action` (zeros by default).
 
@@ -20,17 +27,18 @@ starting "aborted:", which the supervisor does not learn from.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from pls_interfaces.msg import Action, EpisodeResult, Observation
+from pls_interfaces.msg import Action, EpisodeResult, Observation, SupervisorStatus
 from rclpy.duration import Duration
 from rclpy.node import Node
 
 from pls_core.tasks import DEFAULT_TASK, TASKS
 from pls_ros import qos
-from pls_ros.conversions import float32_array, from_float32_field
+from pls_ros.conversions import float32_array, from_float32_field, stamp_ns
 from pls_ros.params import ParamSpec, declare_parameters
 from pls_ros.spin import StartupError, run_node
 
@@ -56,6 +64,13 @@ PARAMS = (
               "periods is not applied (fallback instead)", 0.5, 1000.0),
     ParamSpec("lockstep_retry_s", "float", 0.5, "lockstep: publish the observation again when no action "
               "answers it within this time [s]", 0.05, 60.0),
+    ParamSpec("sync_with_supervisor", "bool", True, "lockstep: start the next episode only once the "
+              "supervisor has acknowledged the last EpisodeResult (a /pls/supervisor_status stamped after "
+              "it; needs the sim's and the supervisor's clocks synchronised), so step 0 runs with any new "
+              "target; no waiting while no supervisor publishes status"),
+    ParamSpec("supervisor_sync_timeout_s", "float", 5.0, "lockstep: start the next episode anyway (with a "
+              "warning) when the supervisor has not acknowledged the last result within this time [s]",
+              0.0, 3600.0),
     ParamSpec("max_fallback_steps", "int", 5, "episodes with more steps than this not driven by a policy "
               "action are reported as 'aborted: ...'", 0, 10**6),
     ParamSpec("record_video_dir", "str", "", "write rendered frames (MUJOCO_GL=egl) under this folder, one "
@@ -147,8 +162,17 @@ class SimNode(Node):
         self.result_pub = self.create_publisher(EpisodeResult, qos.EPISODE_RESULT_TOPIC,
                                                 qos.EPISODE_RESULT_QOS)
         self.create_subscription(Action, qos.ACTION_TOPIC, self.on_action, qos.ACTION_SUBSCRIPTION_QOS)
+        self.sync = self.p["mode"] == "lockstep" and self.p["sync_with_supervisor"]
+        # Newest supervisor state seen; a result is acknowledged by a later-stamped status with another state.
+        self.status_state: tuple | None = None
+        self.last_result_ns = 0
+        # While waiting for the acknowledgement: (result stamp ns, status_state then, time.monotonic() then).
+        self.awaiting: tuple[int, tuple | None, float] | None = None
+        if self.sync:
+            self.create_subscription(SupervisorStatus, qos.SUPERVISOR_STATUS_TOPIC, self.on_supervisor_status,
+                                     qos.SUPERVISOR_STATUS_QOS)
 
-        self.done = False
+        self.finished = False  # max_episodes reached; `done` once the last result is acknowledged
         self.episodes_finished = 0
         self.episode: Episode | None = None
         self.obs: np.ndarray | None = None
@@ -222,8 +246,7 @@ class SimNode(Node):
         self.render(ep.step)
         if terminated or truncated:
             self.finish_episode(bool(terminated), bool(truncated))
-            if not self.done:
-                self.start_episode()
+            self.next_episode()
         else:
             self.publish_observation(float(reward), float(cost))
 
@@ -251,6 +274,7 @@ class SimNode(Node):
         msg.fallback_steps = ep.fallback_steps
         msg.reason = reason
         self.result_pub.publish(msg)
+        self.last_result_ns = stamp_ns(msg.header.stamp)
         if ep.frames is not None:
             ep.frames.close()
         self.get_logger().info(
@@ -260,7 +284,59 @@ class SimNode(Node):
         self.episodes_finished += 1
         if self.p["max_episodes"] and self.episodes_finished >= self.p["max_episodes"]:
             self.get_logger().info(f"finished {self.episodes_finished} episodes (max_episodes); stopping")
-            self.done = True
+            self.finished = True
+
+    @property
+    def done(self) -> bool:
+        """Stop spinning: max_episodes reached and (lockstep sync) the last result acknowledged, so that the
+        supervisor has taken it before a launcher stops the graph."""
+        return self.finished and self.awaiting is None
+
+    def next_episode(self) -> None:
+        """Start the next episode now, or (lockstep sync) once the supervisor has acknowledged the result."""
+        if self.sync and self.count_publishers(qos.SUPERVISOR_STATUS_TOPIC) > 0:
+            self.awaiting = (self.last_result_ns, self.status_state, time.monotonic())
+        elif not self.finished:
+            self.start_episode()
+
+    def acknowledged(self) -> None:
+        self.awaiting = None
+        if not self.finished:
+            self.start_episode()
+
+    def on_supervisor_status(self, msg: SupervisorStatus) -> None:
+        state = (int(msg.iteration), int(msg.episodes_at_current_target), msg.message)
+        stamp = stamp_ns(msg.header.stamp)
+        self.status_state = state
+        if self.awaiting is None:
+            return
+        result_ns, state_then, since = self.awaiting
+        # Stamped after the result: not an older status delivered late. Another state: not a periodic status
+        # published after the result was stamped but before the supervisor took it (processing a result
+        # always changes the count at the target, the iteration, or the message naming the result's stamp).
+        if stamp > result_ns and state != state_then:
+            waited = time.monotonic() - since
+            self.get_logger().debug(f"the supervisor acknowledged the result in {waited:.3f} s")
+            self.acknowledged()
+
+    def check_sync_timeout(self) -> None:
+        _, _, since = self.awaiting
+        waited = time.monotonic() - since
+        timeout = self.p["supervisor_sync_timeout_s"]
+        gone = self.count_publishers(qos.SUPERVISOR_STATUS_TOPIC) == 0
+        if waited < timeout and not gone:
+            return
+        why = ("the supervisor stopped publishing status" if gone else
+               f"no /pls/supervisor_status acknowledged it within {timeout:g} s (is the supervisor busy, or "
+               "are the clocks of the sim and the supervisor not synchronised?)")
+        last = f"episode {self.episodes_finished - 1}'s result"
+        if self.finished:
+            self.get_logger().warning(f"stopping without the supervisor's acknowledgement of {last}: {why}")
+        else:
+            self.get_logger().warning(
+                f"starting episode {self.episodes_finished} without the supervisor's acknowledgement of "
+                f"{last}: {why}; the episode may run with the previous target and be discarded as stale")
+        self.acknowledged()
 
     # --- actions --------------------------------------------------------------------------------------
 
@@ -275,7 +351,7 @@ class SimNode(Node):
     def on_action(self, msg: Action) -> None:
         self.last_action, self.last_action_ns = msg, self.now_ns()
         ep = self.episode
-        if not self.lockstep or self.done or ep is None:
+        if not self.lockstep or self.finished or ep is None or self.awaiting is not None:
             return
         if msg.episode != ep.index or msg.step != ep.step:
             return  # an answer to an observation we are no longer at (e.g. a duplicate after a retry)
@@ -296,6 +372,9 @@ class SimNode(Node):
 
     def lockstep_watch(self) -> None:
         if self.done:
+            return
+        if self.awaiting is not None:
+            self.check_sync_timeout()
             return
         if self.obs_pub.get_subscription_count() == 0:
             self.get_logger().info("waiting for a policy to subscribe to observations",
@@ -331,7 +410,10 @@ class SimNode(Node):
 
     def on_shutdown(self, reason: str) -> None:
         ep = self.episode
-        if ep is not None and not self.done and ep.step > 0:
+        if self.awaiting is not None:
+            self.get_logger().info(f"stopping ({reason}) while waiting for the supervisor to acknowledge "
+                                   f"episode {ep.index}'s result")
+        elif ep is not None and not self.finished and ep.step > 0:
             self.get_logger().info(f"stopping ({reason}) in episode {ep.index} at step {ep.step}; "
                                    "no result is published for an unfinished episode")
         if ep is not None and ep.frames is not None:

@@ -6,6 +6,9 @@
   anything is wrong (an optimiser exception, a decision that is not verified safe) the node keeps the last
   verified safe target and says why in SupervisorStatus.message; a rejected result (stale target,
   non-finite, aborted episode) is logged and reported there too.
+* Every result it takes (counted, rejected or failed; not a re-delivered duplicate) is followed by a
+  SupervisorStatus, published after any new TargetReturn: the lockstep sim waits for it (stamped after
+  its result) before starting the next episode, so no episode starts with an outdated target.
 * Everything goes through the optimiser's SQLite store (`store_path`). After a crash the node rebuilds
   the optimiser from it, republishes the same current target, and drops re-delivered results it already
   stored: results are identified by their header stamp (ns), which stays the same when DDS replays the
@@ -150,7 +153,7 @@ class SupervisorNode(Node):
             f"target R={decision.target[0]:.2f} G={decision.target[1]:.2f} (iteration {decision.iteration}, "
             f"{decision.phase.value}, cost upper {decision.cost_bounds[1]:.3g} <= {decision.threshold:g}; "
             f"{why})")
-        self.publish_status()
+        self.publish_status()  # after the target: the lockstep sim takes this status as its go-ahead
 
     # --- results --------------------------------------------------------------------------------------
 

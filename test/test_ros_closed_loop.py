@@ -29,10 +29,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_MODEL = REPO / "pls_core" / "models" / "SafetyHalfCheetahVelocity-v1" / "policy.onnx"
 VARPI = 2
-# Two evaluations need 2 x varpi episodes, plus the episodes that start before a new target arrives (the
-# lockstep sim begins the next episode at once; the supervisor discards an episode run with an old target):
-# 7 leaves room for two such episodes per evaluation.
-MAX_EPISODES = 7
+# Three evaluations of varpi episodes each. The lockstep sim starts an episode only after the supervisor has
+# acknowledged the previous result (and published any new target), so no episode runs with an old target.
+MAX_EPISODES = 3 * VARPI
 THRESHOLD = 25.0
 STEPS = 200  # short episodes (pls_sim max_episode_steps): the loop is under test, not the task's length
 
@@ -141,6 +140,7 @@ def test_pls_sim_runs_two_supervisor_iterations_seen_from_another_process(ros_en
         assert any(line.startswith(f"[pls] episode {MAX_EPISODES - 1}: ") for line in log)  # live progress
         assert any(line.startswith("[pls] target  #2 ") for line in log)
         assert any(line.startswith("[pls] status  iteration 2 ") for line in log)
+        assert not any("without the supervisor's acknowledgement" in line for line in log), text[-6000:]
 
         heard.wait_for(lambda ls: sum('"/pls/episode_result"' in line for line in ls) >= MAX_EPISODES, 30,
                        "every episode result at the listener")
@@ -166,7 +166,7 @@ def test_pls_sim_runs_two_supervisor_iterations_seen_from_another_process(ros_en
 
     store = OptimizerStore(tmp_path / "store.sqlite")
     try:
-        decisions, counted = store.decisions(), store.episodes()
+        decisions, counted, rejections = store.decisions(), store.episodes(), store.rejection_count()
     finally:
         store.close()
     assert [d.iteration for d in decisions] == list(range(len(decisions))) and len(decisions) >= 3
@@ -182,11 +182,15 @@ def test_pls_sim_runs_two_supervisor_iterations_seen_from_another_process(ros_en
         assert t["phase"] in (0, 1, 2, 3)
         assert t["cost_upper"] <= THRESHOLD + 1e-9, t  # only verified-safe targets are published
         assert t["cost_lower"] <= t["cost_upper"] and t["reward_lower"] <= t["reward_upper"]
-    # Each of the first two targets was evaluated for varpi episodes (plus possibly discarded stale ones).
-    ran_with = [(r["target_reward_return"], r["target_cost_return"]) for r in results]
-    for d in decisions[:2]:
-        assert ran_with.count(d.target) >= VARPI, (d.target, ran_with)
-    assert len([i for i, _ in counted if i < 2]) == 2 * VARPI
+    # Lockstep sync: no episode ran with an outdated target, so none was rejected as stale; every result
+    # was counted, at the iteration whose target it ran with, varpi per evaluation.
+    assert rejections == 0, f"{rejections} results rejected (stale targets?)"
+    iteration_of = {rec.episode: iteration for iteration, rec in counted}
+    assert len(counted) == len(iteration_of) == MAX_EPISODES
+    for r in results:
+        iteration = iteration_of[r["header"]["stamp"]["sec"] * 10**9 + r["header"]["stamp"]["nanosec"]]
+        assert (r["target_reward_return"], r["target_cost_return"]) == decisions[iteration].target, r
+    assert [i for i, _ in counted] == [e // VARPI for e in range(MAX_EPISODES)]
 
     # SupervisorStatus: the state at the end, with b and varpi from the command line.
     assert statuses, "no SupervisorStatus received"

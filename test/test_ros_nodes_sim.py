@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import math
 import signal
+import time
 
 import pytest
-from pls_interfaces.msg import EpisodeResult, Observation, TargetReturn
+from pls_interfaces.msg import EpisodeResult, Observation, SupervisorStatus, TargetReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from test_ros_nodes_support import CONFIG, DISCOVERY_TIMEOUT, NodeProcess, Probe, publish_target, wait_until
 
 from pls_ros import qos
+from pls_ros.conversions import stamp_ns, time_msg
 
 STEPS = 200  # short episodes (max_episode_steps): the tests here are about the loop, not the task's length
 
@@ -53,6 +55,64 @@ def test_lockstep_episode_with_the_policy_node_and_frames(ros_env, probe, tmp_pa
         assert "stopped (done) after 1 episodes" in sim.output()
         assert sorted(p.name for p in (frames / "episode_00000").iterdir()) == [
             f"step_{s:05d}.png" for s in range(0, STEPS + 1, 50)]
+        assert policy.stop() == 0
+    finally:
+        sim.kill()
+        policy.kill()
+
+
+def test_lockstep_starts_an_episode_only_after_the_supervisor_acknowledged_the_last_result(ros_env, probe):
+    """The test plays the supervisor: it answers a result with a new target, then with a SupervisorStatus."""
+    from test_cdt_support import tiny_artifacts
+
+    status_pub = probe.publisher(SupervisorStatus, qos.SUPERVISOR_STATUS_TOPIC, qos.SUPERVISOR_STATUS_QOS)
+
+    def status(iteration, count, message=""):
+        msg = SupervisorStatus(iteration=iteration, episodes_at_current_target=count, message=message)
+        msg.header.stamp = time_msg(time.time_ns())
+        status_pub.publish(msg)
+
+    def results(n):
+        return wait_until(lambda: len(probe.messages("result")) >= n and probe.messages("result"), 120,
+                          f"{n} episode result(s)")
+
+    def episodes_seen():
+        return {m.episode for m in probe.messages("obs")}
+
+    status(0, 0)  # a supervisor is there: the sim waits for it (latched, as the real one's)
+    sim = NodeProcess("sim_node", ros_env, params_file=CONFIG / "sim.yaml",
+                      params={"mode": "lockstep", "max_episodes": 3, "max_episode_steps": 50,
+                              "supervisor_sync_timeout_s": 3.0})
+    policy = NodeProcess("policy_node", ros_env, params_file=CONFIG / "policy.yaml",
+                         params={"model_path": str(tiny_artifacts().onnx), "trigger": "observation"})
+    try:
+        # The sim waits only for a supervisor it knows of: let discovery finish before the run starts.
+        wait_until(lambda: status_pub.get_subscription_count() >= 1, DISCOVERY_TIMEOUT, "the sim's status "
+                   "subscription")
+        publish_target(probe.target, 300.0, 10.0)
+        first = results(1)[0]
+        # A status stamped after the result but with the state before it (a periodic status that left before
+        # the supervisor took the result) is no acknowledgement: episode 1 does not start.
+        status(0, 0)
+        time.sleep(1.0)
+        assert len(probe.messages("result")) == 1, "episode 1 ran without the acknowledgement"
+        assert 1 not in episodes_seen(), "episode 1 started without the acknowledgement"
+        # The supervisor's answer: a new target, then the status of the new state.
+        publish_target(probe.target, 500.0, 2.0, iteration=1)
+        status(1, 0)
+        second = results(2)[1]
+        assert (first.target_reward_return, first.target_cost_return) == (300.0, 10.0)
+        assert (second.target_reward_return, second.target_cost_return) == (500.0, 2.0), \
+            "episode 1 started before the new target reached the policy"
+        # No acknowledgement of episode 1's result: the sim goes on after supervisor_sync_timeout_s.
+        third = results(3)[2]
+        sim.wait_for_log(r"starting episode 2 without the supervisor's acknowledgement of episode 1's result")
+        assert stamp_ns(third.header.stamp) - stamp_ns(second.header.stamp) > 3.0e9
+        # After the last episode the sim stops only once the supervisor has taken the result.
+        status(1, 1)
+        assert sim.wait(30) == 0, sim.output()[-3000:]
+        assert all(r.fallback_steps <= 5 and r.reason == "time_limit" for r in (first, second, third))
+        assert "stopping without the supervisor's acknowledgement" not in sim.output()
         assert policy.stop() == 0
     finally:
         sim.kill()
