@@ -81,17 +81,22 @@ def target_return_msg(decision: Decision, stamp: Time) -> TargetReturn:
     return msg
 
 
-def supervisor_status_msg(decision: Decision, stamp: Time, *, episodes_at_current_target: int,
-                          episodes_per_evaluation: int, message: str) -> SupervisorStatus:
+def supervisor_status_msg(decision: Decision, stamp: Time, *, grid_size: int, best_reward_lower: float,
+                          episodes_at_current_target: int, episodes_per_evaluation: int,
+                          message: str) -> SupervisorStatus:
+    """The status for `decision` (the optimiser's current one). The message documents candidate_set_size
+    as the size of the candidate grid Z and best_predicted_reward as the reward lower confidence bound at
+    the best target: pass the optimiser status()'s "grid_size" and "best_reward_lower" (the Decision's own
+    candidate_set_size and best_predicted_reward are the phase's candidates and the posterior mean)."""
     msg = SupervisorStatus()
     msg.header.stamp = stamp
     msg.iteration = int(decision.iteration)
     msg.phase = int(decision.phase.code)
     msg.num_observations = int(decision.num_observations)
     msg.safe_set_size = int(decision.safe_set_size)
-    msg.candidate_set_size = int(decision.candidate_set_size)
+    msg.candidate_set_size = int(grid_size)
     msg.best_reward_return, msg.best_cost_return = (float(v) for v in decision.best_target)
-    msg.best_predicted_reward = float(decision.best_predicted_reward)
+    msg.best_predicted_reward = float(best_reward_lower)
     msg.best_predicted_cost_upper = float(decision.best_cost_upper)
     msg.threshold = float(decision.threshold)
     msg.episodes_at_current_target = int(episodes_at_current_target)

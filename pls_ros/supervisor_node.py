@@ -211,7 +211,8 @@ class SupervisorNode(Node):
     def publish_status(self) -> None:
         status = self.optimizer.status()
         msg = supervisor_status_msg(
-            self.optimizer.current, self.get_clock().now().to_msg(),
+            self.optimizer.current, self.get_clock().now().to_msg(), grid_size=status["grid_size"],
+            best_reward_lower=status["best_reward_lower"],
             episodes_at_current_target=status["episodes_at_target"],
             episodes_per_evaluation=status["episodes_per_evaluation"], message=self.message)
         self.status_pub.publish(msg)

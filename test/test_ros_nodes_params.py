@@ -86,9 +86,12 @@ def test_conversions_round_trip():
     target = cv.target_return_msg(decision, cv.time_msg(1))
     assert (target.reward_return, target.cost_return, target.iteration, target.phase) == (2200.0, 10.0, 3, 2)
     assert (target.cost_lower, target.cost_upper) == (2.0, 15.0)
-    status = cv.supervisor_status_msg(decision, cv.time_msg(1), episodes_at_current_target=4,
-                                      episodes_per_evaluation=20, message="hi")
+    status = cv.supervisor_status_msg(decision, cv.time_msg(1), grid_size=1681, best_reward_lower=2190.0,
+                                      episodes_at_current_target=4, episodes_per_evaluation=20, message="hi")
     assert status.phase == SupervisorStatus.PHASE_REWARD_MAXIMISATION and status.safe_set_size == 40
     assert (status.best_reward_return, status.best_cost_return, status.threshold) == (2250.0, 5.0, 20.0)
+    # The documented meanings: the size of the grid Z (not the phase's 12 candidates) and the reward lower
+    # confidence bound at the best target (not the posterior mean 2240).
+    assert (status.candidate_set_size, status.best_predicted_reward) == (1681, 2190.0)
     assert status.episodes_at_current_target == 4 and status.episodes_per_evaluation == 20
     assert status.message == "hi"

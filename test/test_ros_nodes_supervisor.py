@@ -6,6 +6,7 @@ TRANSIENT_LOCAL, deep history), so a restarted supervisor is sent the results it
 
 from __future__ import annotations
 
+import math
 import signal
 import sqlite3
 
@@ -114,6 +115,7 @@ def test_sigkill_and_restart_lose_no_result_and_republish_the_target(ros_env, pr
         assert len(set(episodes)) == len(episodes) and rejections == 0
         send(result(VARPI + 3, t1))  # completes the evaluation at t1
         t2 = wait_until(lambda: [t for t in targets(probe) if t[2] == 2], DISCOVERY_TIMEOUT, "iteration 2")[0]
+        final = wait_status(probe, lambda s: s.iteration == 2, "the status of iteration 2")
         episodes, _ = stored(store)
         assert len(episodes) == len(sent) == 2 * VARPI
         assert second.stop() == 0
@@ -126,6 +128,14 @@ def test_sigkill_and_restart_lose_no_result_and_republish_the_target(ros_env, pr
         reference.report_episode(EpisodeRecord((msg.target_reward_return, msg.target_cost_return),
                                                msg.reward_return, msg.cost_return, msg.length))
     assert (t2[0], t2[1]) == reference.current.target
+    # SupervisorStatus fields mean what SupervisorStatus.msg says: candidate_set_size is the size of the
+    # grid Z (not the phase's candidates), best_predicted_reward the reward lower confidence bound at the
+    # best target (not the posterior mean).
+    expected = reference.status()
+    assert final.candidate_set_size == expected["grid_size"] == math.prod(config.grid_resolution)
+    assert final.best_predicted_reward == pytest.approx(expected["best_reward_lower"], rel=1e-9)
+    assert final.best_predicted_reward < reference.current.best_predicted_reward
+    assert (final.best_reward_return, final.best_cost_return) == reference.current.best_target
     # Only verified-safe targets were ever published.
     assert all(m.cost_upper <= config.threshold for m in probe.messages("target"))
 
