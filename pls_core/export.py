@@ -40,6 +40,13 @@ class _MeanAction(torch.nn.Module):
         return self.model.act(states, actions, returns_to_go, costs_to_go, timesteps, padding_mask)
 
 
+def cost_transform(config) -> str:
+    """How the graph turns the cost-to-go G into its input, as a formula (contract field)."""
+    if config.cost_scale == 1.0:
+        return f"{config.cost_offset:g} - G"
+    return f"({config.cost_offset:g} - G) * {config.cost_scale:g}"
+
+
 def contract_metadata(model, config, facts: dict, extra_config: dict | None = None) -> dict[str, str]:
     """ONNX metadata_props: every value JSON-encoded; runtime.ModelContract.from_onnx reads them back."""
     values = {
@@ -53,7 +60,7 @@ def contract_metadata(model, config, facts: dict, extra_config: dict | None = No
         "episode_len": facts["episode_len"],
         "max_timestep": model.max_timestep,
         "reward_scale": config.reward_scale,
-        "cost_transform": f"{config.cost_offset:g} - G",
+        "cost_transform": cost_transform(config),
         "obs_mean": facts["obs_mean"],
         "obs_std": facts["obs_std"],
         "dataset_sha256": facts["dataset_sha256"],

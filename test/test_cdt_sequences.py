@@ -96,4 +96,12 @@ def test_relabelled_entries_shift_returns_to_the_target():
         sampler.cost_returns[sampler.entry_episode[relabelled]] + sampler.entry_cost_shift[relabelled]
     )
     assert np.all(start_cost >= sampler.cost_returns[sampler.entry_episode[relabelled]])
-    assert np.all(start_reward <= TASK.relabel_max_reward)
+    assert np.all(start_reward <= sampler.relabel_max_reward)
+    assert sampler.relabel_max_reward == TASK.relabel_max_reward  # the data's best (8) is below the task's
+
+
+def test_relabelling_ceiling_reaches_the_best_return_in_the_data():
+    dataset = synthetic_dataset(lengths=(4000, 5, 6))  # 1 reward per step: best return 4000 > 3000
+    config = preset("tiny").replace(augment_percent=1.0)
+    sampler = SequenceSampler(dataset, config, TASK, rng=np.random.default_rng(0))
+    assert TASK.relabel_max_reward < 4000 and sampler.relabel_max_reward == 4000

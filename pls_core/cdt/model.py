@@ -77,6 +77,7 @@ class ConstrainedDecisionTransformer(nn.Module):
         dropout: float,
         reward_scale: float,
         cost_offset: float,
+        cost_scale: float,
         log_std_bounds: tuple[float, float],
         obs_mean,
         obs_std,
@@ -87,6 +88,7 @@ class ConstrainedDecisionTransformer(nn.Module):
         self.context_len = context_len
         self.reward_scale = reward_scale
         self.cost_offset = cost_offset
+        self.cost_scale = cost_scale
         self.log_std_bounds = tuple(log_std_bounds)
         # The timestep table covers the episode plus one context of slack, as in OSRL.
         self.max_timestep = episode_len + context_len - 1
@@ -124,7 +126,7 @@ class ConstrainedDecisionTransformer(nn.Module):
         tokens = torch.stack(
             (
                 self.return_embedding((returns_to_go * self.reward_scale).unsqueeze(-1)),
-                self.cost_embedding((self.cost_offset - costs_to_go).unsqueeze(-1)),
+                self.cost_embedding(((self.cost_offset - costs_to_go) * self.cost_scale).unsqueeze(-1)),
                 self.state_embedding(states),
                 self.action_embedding(actions),
             ),
@@ -164,6 +166,7 @@ def build_model(config, obs_dim: int, act_dim: int, episode_len: int, obs_mean, 
         dropout=config.dropout,
         reward_scale=config.reward_scale,
         cost_offset=config.cost_offset,
+        cost_scale=config.cost_scale,
         log_std_bounds=config.log_std_bounds,
         obs_mean=obs_mean,
         obs_std=obs_std,

@@ -37,13 +37,15 @@ class SequenceSampler:
         self.cost_returns = self.costs_to_go[self.starts]
 
         # Entries = real trajectories followed by relabelled ones (a source episode plus shifted targets).
+        # The relabelling ceiling must reach the dataset's best return: deployment asks for exactly that R.
         n_episodes = len(slices)
+        self.relabel_max_reward = max(task.relabel_max_reward, float(self.reward_returns.max()))
         relabels = pareto_relabel(
             self.cost_returns,
             self.reward_returns,
             int(round(config.augment_percent * n_episodes)),
             deg=task.relabel_deg,
-            max_reward=task.relabel_max_reward,
+            max_reward=self.relabel_max_reward,
             max_rew_decrease=task.relabel_max_rew_decrease,
             rng=rng,
         )

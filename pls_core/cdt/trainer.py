@@ -23,7 +23,7 @@ import torch
 from torch.nn import functional as F
 
 from pls_core.cdt.model import build_model, gaussian_log_prob_and_entropy
-from pls_core.cdt.presets import ARCHITECTURE_FIELDS, CDTConfig, preset
+from pls_core.cdt.presets import FROZEN_ON_RESUME, CDTConfig, preset
 from pls_core.cdt.sequences import SequenceSampler
 
 CHECKPOINT = "checkpoint.pt"
@@ -241,10 +241,10 @@ def train(
 def _resolve_config(saved, preset_name: str, steps: int | None, overrides: dict) -> CDTConfig:
     if saved:
         config = CDTConfig.from_dict(saved["config"])
-        changed = [k for k in ARCHITECTURE_FIELDS if k in overrides and overrides[k] != getattr(config, k)]
+        changed = [k for k in FROZEN_ON_RESUME if k in overrides and overrides[k] != getattr(config, k)]
         if changed:
             raise ValueError(
-                f"cannot change {changed} when resuming: the checkpoint's network has another shape"
+                f"cannot change {changed} when resuming: the checkpoint's network was built with other values"
             )
     else:
         config = preset(preset_name)
