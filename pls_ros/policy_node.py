@@ -1,7 +1,9 @@
 """pls_policy: the frozen return-conditioned policy (ONNX, via pls_core.runtime.PolicyRunner) at control rate.
 
 * Start: loads the model, compares its contract with `expected_task_id/obs_dim/act_dim` and refuses to
-  start (exit 2, one error line naming the mismatch and the fix) when they differ.
+  start (exit 2, one error line naming the mismatch and the fix) when they differ. Unset (""/0, the
+  obs/act defaults), they are taken from the model contract: any task's model runs without extra flags.
+  Every Observation is still checked against the model's obs_dim.
 * Targets: follows the latest TargetReturn, applied when an episode starts (step 0), never mid-episode.
   Without a target, or after joining an episode in the middle, it answers with the fallback action.
 * Trigger: `timer` publishes one action per tick of `control_rate_hz` (the newest observation's answer,
@@ -46,11 +48,11 @@ PARAMS = (
               "expected_task_id; a relative path is looked up in the working directory, the pls_ros share "
               "directory, then next to the pls_core package"),
     ParamSpec("expected_task_id", "str", DEFAULT_TASK, "refuse a model trained for another task; empty = "
-              "accept any"),
-    ParamSpec("expected_obs_dim", "int", 17, "refuse a model with another observation size; 0 = no check",
-              0, 100000),
-    ParamSpec("expected_act_dim", "int", 6, "refuse a model with another action size; 0 = no check",
-              0, 100000),
+              "any task (the model contract's)"),
+    ParamSpec("expected_obs_dim", "int", 0, "refuse a model with another observation size; 0 = the model "
+              "contract's (observations are always checked against the model)", 0, 100000),
+    ParamSpec("expected_act_dim", "int", 0, "refuse a model with another action size; 0 = the model "
+              "contract's", 0, 100000),
     ParamSpec("trigger", "str", "observation", "observation: answer each observation at once (needed by the "
               "lockstep sim, quickest in realtime); timer: act once per control period on the newest "
               "observation", choices=("observation", "timer")),

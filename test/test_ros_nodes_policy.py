@@ -23,6 +23,7 @@ from pls_ros.conversions import float32_array, from_float32_field, stamp_ns, tim
 RATE_HZ = 20.0
 PERIOD_NS = int(1e9 / RATE_HZ)
 OBS_DIM = 17
+HOPPER = "SafetyHopperVelocity-v1"
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +31,37 @@ def model():
     from test_cdt_support import tiny_artifacts
 
     return tiny_artifacts().onnx
+
+
+@pytest.fixture(scope="module")
+def hopper_model(tmp_path_factory):
+    """A tiny CDT for another task (Hopper: obs 11, act 3), from a few short random-action episodes."""
+    from pls_core.cdt.trainer import train
+    from pls_core.dataset import OfflineDataset, save_dataset
+    from pls_core.envs import make_env
+    from pls_core.export import export_checkpoint
+
+    root = tmp_path_factory.mktemp("hopper")
+    env, rng = make_env(HOPPER, max_episode_steps=100), np.random.default_rng(0)
+    keys = ("observations", "next_observations", "actions", "rewards", "costs", "terminals", "timeouts")
+    columns = {key: [] for key in keys}
+    for episode in range(6):
+        obs, _ = env.reset(seed=episode)
+        done = False
+        while not done:
+            action = np.clip(rng.normal(0.0, 0.6, size=env.action_space.shape), -1, 1).astype(np.float32)
+            next_obs, reward, cost, terminated, truncated, _ = env.step(action)
+            done = terminated or truncated
+            for key, value in zip(keys, (obs, next_obs, action, reward, cost, terminated,
+                                         truncated and not terminated), strict=True):
+                columns[key].append(value)
+            obs = next_obs
+    env.close()
+    save_dataset(root / "hopper.hdf5", OfflineDataset(**{k: np.asarray(v) for k, v in columns.items()},
+                                                      attrs={"task_id": HOPPER}))
+    result = train(root / "hopper.hdf5", root / "run", preset_name="tiny", seed=0, progress=False)
+    export_checkpoint(result.checkpoint, root / "policy.onnx")
+    return root / "policy.onnx"
 
 
 @pytest.fixture
@@ -114,6 +146,33 @@ def test_refuses_a_model_with_another_observation_size(ros_env, model):
         out = node.output()
         assert "model contract mismatch" in out and "its obs_dim is 17 but expected_obs_dim is 5" in out
         assert "Fix: set model_path" in out and "Traceback" not in out
+    finally:
+        node.kill()
+
+
+def test_runs_another_task_s_model_with_the_dimensions_of_its_contract(ros_env, hopper_model, probe):
+    # config/policy.yaml's defaults leave obs/act sizes to the model; the task id is what `pls sim --task`
+    # sets, and a mismatch there is still refused.
+    wrong_task = NodeProcess("policy_node", ros_env, params_file=CONFIG / "policy.yaml",
+                             params={"model_path": str(hopper_model)}, log_name="policy_wrong_task")
+    try:
+        assert wrong_task.wait(DISCOVERY_TIMEOUT) == 2
+        assert (f"it was trained for task {HOPPER!r} but expected_task_id is 'SafetyHalfCheetahVelocity-v1'"
+                in wrong_task.output())
+    finally:
+        wrong_task.kill()
+    node = start_policy(ros_env, hopper_model, trigger="observation", expected_task_id="''")  # any task
+    try:
+        node.wait_for_log(rf"task {HOPPER}, obs 11, act 3")
+        publish_target(probe.target, 300.0, 10.0)
+        start = publish_until_answered(probe, observation(0, 0, values=np.zeros(11)))
+        assert not start.fallback and len(start.action) == 3
+        step = ask(probe, observation(0, 1, values=np.full(11, 0.1)))
+        assert not step.fallback and len(step.action) == 3
+        # Observations are still checked against the model: HalfCheetah's 17 values are refused.
+        wrong = ask(probe, observation(0, 2, values=np.zeros(OBS_DIM)))
+        assert wrong.fallback and "expects [11]" in wrong.reason and list(wrong.action) == [0.0] * 3
+        assert node.stop() == 0
     finally:
         node.kill()
 
