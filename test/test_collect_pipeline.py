@@ -9,8 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from pls_core.cli import app
-from pls_core.collect.behaviour import policies_sha256, read_manifest
+from pls_core.collect.behaviour import ensure_policies, policies_sha256, read_manifest
 from pls_core.collect.pipeline import GridSpec, collect_dataset
+from pls_core.collect.recipes import get_recipe
 from pls_core.dataset import load_dataset
 
 TASK = "SafetyHalfCheetahVelocity-v1"
@@ -63,3 +64,13 @@ def test_other_seed_gives_other_data(first_run, tmp_path):
     root, _, ds = first_run
     other = collect_dataset(TASK, tmp_path / "other.hdf5", seed=8, behaviour_root=root, workers=1, **TINY)
     assert other.sha256 != ds.sha256
+
+
+def test_safe_policy_fine_tuned_from_fast(tmp_path):
+    """Hopper's recipe trains "safe" from "fast" (both in one process, in order)."""
+    recipe = get_recipe("SafetyHopperVelocity-v1")
+    folder = ensure_policies(recipe, tmp_path, seed=0, workers=2, progress=False, timestep_scale=0.005)
+    policies = read_manifest(folder)["policies"]
+    assert policies["safe"]["start_from"] == "fast" and policies["fast"]["start_from"] is None
+    assert policies["safe"]["timesteps"] == int(recipe.safe.timesteps * 0.005)
+    assert (folder / "fast.zip").stat().st_mtime_ns < (folder / "safe.zip").stat().st_mtime_ns

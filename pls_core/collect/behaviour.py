@@ -8,7 +8,7 @@ import json
 import logging
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -68,15 +68,21 @@ def train_policy(task_id: str, recipe: BehaviourRecipe, seed: int, out_dir: Path
     from pls_core.envs import make_env
 
     env = Monitor(CostPenaltyEnv(make_env(task_id, seed=seed), recipe.cost_penalty))
-    model = SAC(
-        "MlpPolicy",
-        env,
-        policy_kwargs={"net_arch": list(recipe.net_arch)},
-        learning_starts=recipe.learning_starts,
-        seed=seed,
-        device="cpu",
-        verbose=0,
-    )
+    if recipe.start_from:
+        # Fine-tune a competent policy under the penalty (fresh replay buffer: old rewards lack the cost).
+        model = SAC.load(out_dir / f"{recipe.start_from}.zip", env=env, device="cpu")
+        model.learning_starts = recipe.learning_starts
+        model.set_random_seed(seed)
+    else:
+        model = SAC(
+            "MlpPolicy",
+            env,
+            policy_kwargs={"net_arch": list(recipe.net_arch)},
+            learning_starts=recipe.learning_starts,
+            seed=seed,
+            device="cpu",
+            verbose=0,
+        )
     start = time.perf_counter()
     progress_log = TrainingLog(f"{task_id} {recipe.name}", recipe.timesteps)
     model.learn(total_timesteps=recipe.timesteps, callback=progress_log)
@@ -93,6 +99,24 @@ def train_policy(task_id: str, recipe: BehaviourRecipe, seed: int, out_dir: Path
     }
 
 
+def _train_chain(task_id: str, chain: list[BehaviourRecipe], seeds: dict, out_dir: Path,
+                 progress: bool) -> list[dict]:
+    """Policies that build on each other, trained one after the other in one process."""
+    return [train_policy(task_id, r, seeds[r.name], out_dir, progress) for r in chain]
+
+
+def _chains(recipes: list[BehaviourRecipe]) -> list[list[BehaviourRecipe]]:
+    """Group each policy with the one it starts from; independent chains train in parallel."""
+    chains: list[list[BehaviourRecipe]] = []
+    for r in recipes:
+        parent = next((c for c in chains if r.start_from in {m.name for m in c}), None)
+        if parent is None:
+            chains.append([r])
+        else:
+            parent.append(r)
+    return chains
+
+
 def read_manifest(folder: Path) -> dict:
     path = Path(folder) / MANIFEST
     return json.loads(path.read_text()) if path.exists() else {}
@@ -100,6 +124,11 @@ def read_manifest(folder: Path) -> dict:
 
 def _write_manifest(folder: Path, manifest: dict) -> None:
     (Path(folder) / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def _scaled(r: BehaviourRecipe, scale: float) -> BehaviourRecipe:
+    steps = max(1, int(r.timesteps * scale))
+    return replace(r, timesteps=steps, learning_starts=min(r.learning_starts, max(1, steps // 2)))
 
 
 def ensure_policies(
@@ -118,19 +147,15 @@ def ensure_policies(
     missing = [r for r in wanted if retrain or r.name not in saved or not saved[r.name].exists()]
     if not missing:
         return folder
-    scaled = [
-        BehaviourRecipe(r.name, r.cost_penalty, max(1, int(r.timesteps * timestep_scale)), r.net_arch,
-                        min(r.learning_starts, max(1, int(r.timesteps * timestep_scale) // 2)))
-        for r in missing
-    ]
+    scaled = [_scaled(r, timestep_scale) for r in missing]
     seeds = {r.name: seed + i for i, r in enumerate(wanted)}
-    n_procs = max(1, min(workers, len(scaled)))
-    with ProcessPoolExecutor(max_workers=n_procs, mp_context=get_context("spawn")) as pool:
-        futures = [
-            pool.submit(train_policy, recipe.task_id, r, seeds[r.name], folder, progress) for r in scaled
-        ]
-        for r, future in zip(scaled, futures, strict=True):
-            entries[r.name] = {**future.result(), "command": command}
+    chains = _chains(scaled)
+    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(chains))),
+                             mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_train_chain, recipe.task_id, c, seeds, folder, progress) for c in chains]
+        for chain, future in zip(chains, futures, strict=True):
+            for r, entry in zip(chain, future.result(), strict=True):
+                entries[r.name] = {**entry, "command": command}
     from pls_core import __version__
 
     _write_manifest(folder, {"task_id": recipe.task_id, "pls_version": __version__, "policies": entries})

@@ -1,9 +1,10 @@
 """Per-task collection recipes: which behaviour policies to train and how to perturb their rollouts.
 
 DSRL covered the (cost, reward) plane with a long TRPO-Lagrangian cost-limit curriculum (~30 M steps per
-task). We get the same coverage far cheaper: a few SAC policies trained with fixed cost penalties
-r - lambda*c (an unconstrained "fast" one and a cautious "safe" one), then per-episode mixing and
-perturbations of their actions (pls_core.collect.episodes).
+task). We get the same coverage far cheaper: two SAC policies trained with fixed cost penalties
+r - lambda*c, an unconstrained "fast" one and a cautious "safe" one (trained from scratch, or fine-tuned
+from "fast" where balance is hard to learn twice), then per-episode mixing and perturbations of their
+actions (pls_core.collect.episodes).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ class BehaviourRecipe:
     timesteps: int
     net_arch: tuple[int, ...] = (128, 128)
     learning_starts: int = 5_000
+    # Name of a policy of the same task to fine-tune from (a one-step cost-limit curriculum, as DSRL's).
+    start_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,8 @@ class CollectionRecipe:
     episodes: int
     # Largest per-segment probability of acting with the fast policy; sets how far the cost range reaches.
     max_fast_share: float
+    # Largest action noise std; lower where noise makes a walker fall.
+    max_action_noise: float = 0.6
 
 
 _VELOCITY_SAFE_PENALTY = 5.0  # above (top speed - threshold): crossing the limit never pays off
@@ -49,24 +54,27 @@ RECIPES: dict[str, CollectionRecipe] = {
         ),
         CollectionRecipe(
             "SafetyHopperVelocity-v1",
-            # Exceeding Hopper's 0.74 m/s needs little training; hopping steadily below it needs more.
-            fast=BehaviourRecipe("fast", 0.0, 60_000),
-            safe=BehaviourRecipe("safe", _VELOCITY_SAFE_PENALTY, 100_000),
+            # Hopping without falling is the hard part: learn it once, then learn to slow down.
+            fast=BehaviourRecipe("fast", 0.0, 120_000),
+            safe=BehaviourRecipe("safe", _VELOCITY_SAFE_PENALTY, 80_000, start_from="fast"),
             episodes=1500,
             max_fast_share=0.6,
+            max_action_noise=0.3,
         ),
         CollectionRecipe(
             "SafetyWalker2dVelocity-v1",
             # Walker2d's 2.34 m/s limit is only crossed by a well-trained walker.
             fast=BehaviourRecipe("fast", 0.0, 150_000),
-            safe=BehaviourRecipe("safe", _VELOCITY_SAFE_PENALTY, 150_000),
+            safe=BehaviourRecipe("safe", _VELOCITY_SAFE_PENALTY, 100_000, start_from="fast"),
             episodes=1500,
             max_fast_share=0.6,
+            max_action_noise=0.3,
         ),
         CollectionRecipe(
             "SafetyCarCircle1-v0",
+            # Per-step reward is ~0.05, so a penalty of 1 makes leaving the boundary never pay.
             fast=BehaviourRecipe("fast", 0.0, 60_000),
-            safe=BehaviourRecipe("safe", 1.0, 60_000),
+            safe=BehaviourRecipe("safe", 1.0, 40_000, start_from="fast"),
             episodes=600,
             max_fast_share=1.0,
         ),
