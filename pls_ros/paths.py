@@ -23,7 +23,8 @@ def search_roots() -> list[Path]:
     try:
         from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 
-        with contextlib.suppress(PackageNotFoundError, ValueError, LookupError):
+        # OSError: AMENT_PREFIX_PATH unset (a pip-only install has no ament index): skip this root.
+        with contextlib.suppress(PackageNotFoundError, ValueError, LookupError, OSError):
             roots.append(Path(get_package_share_directory("pls_ros")))
     except ImportError:
         pass

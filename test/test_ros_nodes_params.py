@@ -95,3 +95,12 @@ def test_conversions_round_trip():
     assert (status.candidate_set_size, status.best_predicted_reward) == (1681, 2190.0)
     assert status.episodes_at_current_target == 4 and status.episodes_per_evaluation == 20
     assert status.message == "hi"
+
+
+def test_relative_paths_resolve_without_an_ament_index(monkeypatch, tmp_path):
+    """A pip-only user has no AMENT_PREFIX_PATH; the repository/package roots must still be searched."""
+    from pls_ros.paths import resolve_existing
+
+    monkeypatch.delenv("AMENT_PREFIX_PATH", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert resolve_existing("config/optimizer.yaml", "optimizer config").name == "optimizer.yaml"

@@ -17,6 +17,8 @@ def demo(
     threshold: float = typer.Option(20.0, help="safety threshold b on the episode cost return"),
     config: str = typer.Option("config/optimizer_demo.yaml", help="optimiser config for the supervisor"),
     fresh: bool = typer.Option(True, help="start from an empty store (False: resume the last demo)"),
+    model: str = typer.Option("", help="ONNX policy; empty: the model shipped for the task"),
+    episode_steps: int = typer.Option(0, help="episode length; 0: the task's (1000 for HalfCheetah)"),
 ) -> None:
     """Run sim + policy + supervisor (lockstep) for a short budget, then write plots and a report."""
     from pls_core.report import write_run_report
@@ -32,8 +34,12 @@ def demo(
         shutil.rmtree(out / "figures", ignore_errors=True)
     values = {"mode": "lockstep", "max_episodes": str(max_episodes), "threshold": str(threshold),
               "config": config, "store_path": str(store.resolve())}
+    if model:
+        values["model"] = model
+    extra = [("pls_sim", "max_episode_steps", episode_steps)] if episode_steps else []
     started = time.monotonic()
-    code = launch(G.get_graph("sim"), values, env=local_dds_environment(log_dir=out / "ros_log"))
+    code = launch(G.get_graph("sim"), values, extra_params=extra,
+                  env=local_dds_environment(log_dir=out / "ros_log"))
     elapsed = time.monotonic() - started
     if not store.exists():
         typer.echo(f"pls demo: the supervisor wrote no store (graph exit status {code})", err=True)
