@@ -42,7 +42,7 @@ def write_run_report(store_path: str | Path, out_dir: str | Path, title: str = "
         last = decisions[-1]
         lines.append(f"- final phase `{last.phase.value}`; best verified safe target "
                      f"R = {last.best_target[0]:.1f}, G = {last.best_target[1]:.1f} "
-                     f"(reward lower bound {last.best_predicted_reward:.1f}, "
+                     f"(predicted reward {last.best_predicted_reward:.1f}, "
                      f"cost upper bound {last.best_cost_upper:.2f})")
     lines += ["", "| iteration | phase | target R | target G | safe set | episodes | mean reward "
               "| mean cost | cost upper bound |", "|---|---|---|---|---|---|---|---|---|"]

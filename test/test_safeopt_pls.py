@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -228,3 +229,19 @@ def test_episodes_may_be_reported_from_another_thread(tmp_path):
     worker.start()
     worker.join()
     assert decisions[0] is None and decisions[1].iteration == 1
+
+
+def test_operation_target_is_an_evaluated_target_not_a_prior_guess():
+    """A policy that under-delivers by 700 everywhere: unexplored safe targets keep the optimistic prior
+    (J = z) and so a high lower bound, but the target held for operation must be one that was run."""
+    from pls_core.safeopt import EpisodeRecord, OptimizerConfig, build_optimizer
+
+    repo = Path(__file__).resolve().parent.parent
+    config = OptimizerConfig.from_yaml(repo / "config" / "optimizer.yaml", episodes_per_evaluation=1)
+    optimizer = build_optimizer(config)
+    evaluated = []
+    for _ in range(4):
+        target = optimizer.current.target
+        evaluated.append(target)
+        optimizer.report_episode(EpisodeRecord(target, target[0] - 700.0, 0.5 * target[1], 1000))
+    assert optimizer.current.best_target in evaluated

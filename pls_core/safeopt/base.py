@@ -157,10 +157,20 @@ class TargetOptimizer(ABC):
         return int(tied[0]) if len(tied) == 1 else int(self.rng(stream).choice(tied))
 
     def best_safe_index(self) -> int:
-        """Operation choice: highest reward lower bound inside the safe set."""
-        safe = np.flatnonzero(self.model.safe)
+        """Operation choice: the evaluated safe target with the highest reward lower bound.
+
+        Only targets that were actually run count (Theorem 3 promises a near-optimal *sample*): with the
+        reward prior mean J = z, an unexplored high-R target has a high lower bound from the prior alone,
+        and a deployed policy must not be parked on a target nobody has ever run. Before any evaluation,
+        the whole safe set (the seed box) is the candidate.
+        """
+        safe = self.model.safe
+        sampled = [self.grid.index_of(target) for target, _, _ in self.evaluations]
+        candidates = np.array(sorted({i for i in sampled if i is not None and safe[i]}), dtype=np.int64)
+        if candidates.size == 0:
+            candidates = np.flatnonzero(safe)
         lower, _ = self.model.reward_bounds()
-        return self.pick(safe, lower[safe], STREAM_BEST)
+        return self.pick(candidates, lower[candidates], STREAM_BEST)
 
     # --- internals ------------------------------------------------------------------------------------
 
