@@ -41,6 +41,7 @@ class CollectionRecipe:
 
 
 _VELOCITY_SAFE_PENALTY = 5.0  # above (top speed - threshold): crossing the limit never pays off
+_SMALL_NET = (64, 64)  # half the training compute of (128, 128); enough for these bodies
 
 RECIPES: dict[str, CollectionRecipe] = {
     r.task_id: r
@@ -55,8 +56,8 @@ RECIPES: dict[str, CollectionRecipe] = {
         CollectionRecipe(
             "SafetyHopperVelocity-v1",
             # Hopping without falling is the hard part: learn it once, then learn to slow down.
-            fast=BehaviourRecipe("fast", 0.0, 120_000),
-            safe=BehaviourRecipe("safe", _VELOCITY_SAFE_PENALTY, 80_000, start_from="fast"),
+            fast=BehaviourRecipe("fast", 0.0, 100_000, net_arch=_SMALL_NET),
+            safe=BehaviourRecipe("safe", _VELOCITY_SAFE_PENALTY, 60_000, _SMALL_NET, start_from="fast"),
             episodes=1500,
             max_fast_share=0.6,
             max_action_noise=0.3,
@@ -64,8 +65,8 @@ RECIPES: dict[str, CollectionRecipe] = {
         CollectionRecipe(
             "SafetyWalker2dVelocity-v1",
             # Walker2d's 2.34 m/s limit is only crossed by a well-trained walker.
-            fast=BehaviourRecipe("fast", 0.0, 150_000),
-            safe=BehaviourRecipe("safe", _VELOCITY_SAFE_PENALTY, 100_000, start_from="fast"),
+            fast=BehaviourRecipe("fast", 0.0, 150_000, net_arch=_SMALL_NET),
+            safe=BehaviourRecipe("safe", _VELOCITY_SAFE_PENALTY, 80_000, _SMALL_NET, start_from="fast"),
             episodes=1500,
             max_fast_share=0.6,
             max_action_noise=0.3,
@@ -73,8 +74,8 @@ RECIPES: dict[str, CollectionRecipe] = {
         CollectionRecipe(
             "SafetyCarCircle1-v0",
             # Per-step reward is ~0.05, so a penalty of 1 makes leaving the boundary never pay.
-            fast=BehaviourRecipe("fast", 0.0, 60_000),
-            safe=BehaviourRecipe("safe", 1.0, 40_000, start_from="fast"),
+            fast=BehaviourRecipe("fast", 0.0, 60_000, net_arch=_SMALL_NET),
+            safe=BehaviourRecipe("safe", 1.0, 40_000, _SMALL_NET, start_from="fast"),
             episodes=600,
             max_fast_share=1.0,
         ),
