@@ -58,12 +58,9 @@ def plot_curves(runs, reward_range, threshold: float, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_sweep(summaries_per_threshold, thresholds, path: Path, title: str = "") -> Path:
-    """Mean reward and cost over the sweep grid, the cost = b contour and the best safe target per b."""
-    from pls_core.experiment.sweep import best_safe
-
+def plot_sweep(summaries, best_per_threshold: dict, path: Path, title: str = "") -> Path:
+    """Mean reward and cost over the sweep grid, the cost = b contours and the best safe target per b."""
     plt = _pyplot()
-    summaries = summaries_per_threshold[0]
     rewards = sorted({s.target_reward for s in summaries})
     costs = sorted({s.target_cost for s in summaries})
     cell = {(s.target_reward, s.target_cost): s for s in summaries}
@@ -78,16 +75,16 @@ def plot_sweep(summaries_per_threshold, thresholds, path: Path, title: str = "")
         ax.set_xlabel("target cost return G")
         ax.set_ylabel("target reward return R")
         ax.set_title(f"sweep: actual {name}")
-    for b, per_b, color in zip(thresholds, summaries_per_threshold, ("cyan", "lime", "white", "orange"),
-                               strict=False):
+    colors = ("cyan", "lime", "white", "orange")
+    for k, ((b, best), color) in enumerate(zip(best_per_threshold.items(), colors, strict=False)):
         if cost_grid.min() < b < cost_grid.max():
             axes[1].contour(costs, rewards, cost_grid, levels=[b], colors=color, linewidths=1.2)
-        best = best_safe(per_b)
-        if best is not None:
+        if best is not None:  # later thresholds drawn smaller, so coinciding stars stay visible
             for ax in axes:
-                ax.plot(best.target_cost, best.target_reward, marker="*", markersize=14, color=color,
-                        markeredgecolor="black", label=f"best safe, b = {b:g}")
+                ax.plot(best.target_cost, best.target_reward, marker="*", markersize=18 - 5 * k, color=color,
+                        markeredgecolor="black", label=f"best safe in Z, b = {b:g}")
     if axes[0].get_legend_handles_labels()[0]:
-        axes[0].legend(fontsize=8, loc="lower right")
+        axes[0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.14),
+                       ncol=len(best_per_threshold))
     fig.suptitle(f"{title}: cost = b contours and best safe targets")
     return _save(fig, path)

@@ -84,7 +84,7 @@ def markdown(settings, task_results, table: list[dict], sweep_bests: dict) -> st
                   f"{sweep['fingerprint']['episodes_per_target']} episodes."]
         for b in settings.thresholds:
             best = sweep_bests[(inputs.task_id, float(b))]
-            lines.append(f"- best safe sweep target at b={b:g}: " + (
+            lines.append(f"- best safe sweep target in Z at b={b:g}: " + (
                 "none" if best is None else
                 f"R={best.target_reward:.0f}, G={best.target_cost:.1f} -> reward "
                 f"{best.normalised_reward:.2f}, cost {best.normalised_cost:.2f}"))
@@ -143,7 +143,9 @@ def write_report(out_dir: Path, settings, task_results) -> dict[str, Path]:
     for result in task_results:
         for b in settings.thresholds:
             summaries = sweep_summaries(result.sweep, result.inputs.reward_range, b)
-            sweep_bests[(result.inputs.task_id, float(b))] = best_safe(summaries)
+            grid = next(run.fingerprint["optimizer"] for run in result.runs if run.key.threshold == float(b))
+            sweep_bests[(result.inputs.task_id, float(b))] = best_safe(summaries, grid["reward_range"],
+                                                                         grid["cost_range"])
         rows += [run_row(run, result.inputs.reward_range, sweep_bests[(run.key.task, run.key.threshold)])
                  for run in result.runs]
     table = aggregate(rows)
@@ -164,6 +166,7 @@ def write_report(out_dir: Path, settings, task_results) -> dict[str, Path]:
             paths[f"curves {task} b={b:g}"] = plot_curves(
                 runs, result.inputs.reward_range, b, figures / f"curves_{task}_b{b:g}.png")
         paths[f"sweep {task}"] = plot_sweep(
-            [sweep_summaries(result.sweep, result.inputs.reward_range, b) for b in settings.thresholds],
-            settings.thresholds, figures / f"sweep_{task}.png", title=task)
+            sweep_summaries(result.sweep, result.inputs.reward_range, settings.thresholds[0]),
+            {b: sweep_bests[(task, float(b))] for b in settings.thresholds}, figures / f"sweep_{task}.png",
+            title=task)
     return paths

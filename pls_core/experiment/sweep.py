@@ -1,7 +1,8 @@
 """The dense grid sweep: every target of a grid over the optimisers' (R, G) range, run once per task.
 
-Its best safe cell (highest mean reward among targets with mean cost <= b) is the reference for each run's
-regret; one sweep serves every threshold, method and seed. Cached in DIR/sweep/<task>.json and reused
+For each threshold b, its best safe cell (highest mean reward among the targets with mean cost <= b inside
+that b's candidate grid Z, the set the methods choose from) is the reference for the runs' regret; one
+sweep serves every threshold, method and seed. Cached in DIR/sweep/<task>.json and reused
 while its fingerprint (model hash, grid, episodes, seed) is unchanged.
 """
 
@@ -54,7 +55,13 @@ def sweep_summaries(sweep: dict, reward_range, threshold: float):
     return summarise(results, [tuple(t) for t in sweep["targets"]], reward_range, threshold)
 
 
-def best_safe(summaries):
-    """The target summary with the highest mean reward among those with mean cost <= b; None if none is."""
-    safe = [s for s in summaries if s.normalised_cost <= 1.0]
+def best_safe(summaries, reward_range, cost_range):
+    """The summary with the highest mean reward among those with mean cost <= b and a target inside
+    reward_range x cost_range; None if there is none."""
+    def inside(value, bounds):
+        slack = 1e-9 * max(1.0, abs(bounds[1] - bounds[0]))
+        return bounds[0] - slack <= value <= bounds[1] + slack
+
+    safe = [s for s in summaries if s.normalised_cost <= 1.0 and inside(s.target_reward, reward_range)
+            and inside(s.target_cost, cost_range)]
     return max(safe, key=lambda s: s.reward_mean) if safe else None
