@@ -1,0 +1,46 @@
+"""The report's arithmetic: best safe sweep target inside a candidate grid, and per-method aggregation."""
+
+from __future__ import annotations
+
+import pytest
+
+from pls_core.evaluate import TargetSummary
+from pls_core.experiment.paper import paper_numbers
+from pls_core.experiment.report import aggregate
+from pls_core.experiment.sweep import best_safe
+
+
+def cell(reward_target, cost_target, reward, cost, b=20.0) -> TargetSummary:
+    return TargetSummary(reward_target, cost_target, 2, reward, 0.0, cost, 0.0, reward / 1000.0, cost / b)
+
+
+def test_best_safe_is_the_highest_reward_with_cost_at_most_b_inside_the_grid():
+    cells = [cell(2000, 10, 900, 5), cell(2000, 30, 950, 20), cell(2500, 30, 990, 25), cell(2500, 80, 999, 3)]
+    assert best_safe(cells, (2000, 2500), (0, 40)) == cells[1]  # cost 25 > b, G = 80 outside the grid
+    assert best_safe(cells, (2000, 2500), (0, 80)) == cells[3]
+    assert best_safe(cells, (2000, 2500), (0, 5)) is None
+
+
+def run(method, seed, reward, cost, unsafe, regret):
+    return {"task": "T", "threshold": 20.0, "method": method, "seed": seed, "final_reward": reward,
+            "final_cost": cost, "final_safe": cost <= 1.0, "search_episodes": 40, "unsafe_episodes": unsafe,
+            "regret": regret, "wall_time_s": 1.0}
+
+
+def test_aggregate_gives_mean_and_sample_std_over_seeds_per_method():
+    rows = [run("pls", 0, 0.8, 0.5, 1, 0.1), run("pls", 1, 0.6, 1.5, 3, None),
+            run("fixed", 0, 0.9, 2.0, 40, 0.0)]
+    pls, fixed = aggregate(rows)
+    assert (pls["method"], pls["runs"], fixed["runs"]) == ("pls", 2, 1)
+    assert pls["final_reward_mean"] == pytest.approx(0.7)
+    assert pls["final_reward_std"] == pytest.approx(0.1414213562)  # ddof 1
+    assert pls["final_safe_runs"] == 1 and pls["unsafe_episodes_total"] == 4
+    assert pls["unsafe_episodes_mean"] == pytest.approx(2.0)
+    assert (pls["regret_mean"], pls["regret_std"]) == (pytest.approx(0.1), 0.0)  # a missing regret is skipped
+    assert fixed["final_cost_std"] == 0.0  # one seed
+
+
+def test_paper_numbers_are_tables_1_7_and_8():
+    assert paper_numbers("SafetyHalfCheetahVelocity-v1", 20, "pls") == ("0.99±0.00", "0.15±0.19", "1±1")
+    assert paper_numbers("SafetyHopperVelocity-v1", 40.0, "fixed") == ("0.67±0.03", "0.56±0.56", "—")
+    assert paper_numbers("SafetyHalfCheetahVelocity-v1", 20, "gp_ucb") == ("—", "—", "—")
