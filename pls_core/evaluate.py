@@ -131,7 +131,7 @@ def plot_heatmaps(summaries: list[TargetSummary], threshold: float, out_path, ti
     rewards = sorted({s.target_reward for s in summaries})
     costs = sorted({s.target_cost for s in summaries})
     cell = {(s.target_reward, s.target_cost): s for s in summaries}
-    fig, axes = plt.subplots(1, 2, figsize=(4 + 1.2 * len(costs) * 2, 2 + 0.6 * len(rewards)), squeeze=False)
+    fig, axes = plt.subplots(1, 2, figsize=(5 + 1.6 * len(costs), 2.2 + 0.6 * len(rewards)), squeeze=False)
     for ax, (name, key, cmap) in zip(
         axes[0],
         (("actual reward return", "reward_mean", "viridis"), ("actual cost return", "cost_mean", "magma")),
@@ -140,7 +140,16 @@ def plot_heatmaps(summaries: list[TargetSummary], threshold: float, out_path, ti
         grid = np.array([[getattr(cell[(r, g)], key) for g in costs] for r in rewards])
         image = ax.imshow(grid, origin="lower", aspect="auto", cmap=cmap)
         for (i, j), value in np.ndenumerate(grid):
-            ax.text(j, i, f"{value:.0f}", ha="center", va="center", color="white", fontsize=8)
+            bright = image.norm(value) > 0.6  # dark text on the bright end of both colour maps
+            ax.text(
+                j,
+                i,
+                f"{value:.0f}",
+                ha="center",
+                va="center",
+                color="black" if bright else "white",
+                fontsize=8,
+            )
         ax.set_xticks(range(len(costs)), [f"{g:g}" for g in costs])
         ax.set_yticks(range(len(rewards)), [f"{r:g}" for r in rewards])
         ax.set_xlabel("target cost return G")
