@@ -74,3 +74,25 @@ def test_safe_policy_fine_tuned_from_fast(tmp_path):
     assert policies["safe"]["start_from"] == "fast" and policies["fast"]["start_from"] is None
     assert policies["safe"]["timesteps"] == int(recipe.safe.timesteps * 0.005)
     assert (folder / "fast.zip").stat().st_mtime_ns < (folder / "safe.zip").stat().st_mtime_ns
+
+
+def test_collected_file_feeds_train_export_evaluate(first_run, tmp_path):
+    """The whole offline chain on one small budget: collect -> train (tiny) -> export -> evaluate."""
+    _, dataset, _ = first_run
+    runner = CliRunner()
+    steps = [
+        ["train", "--dataset", str(dataset), "--out", str(tmp_path / "run"), "--preset", "tiny",
+         "--steps", "6", "--no-progress", "--set", "eval_every=6", "--set", "eval_episodes=1"],
+        ["export", "--checkpoint", str(tmp_path / "run" / "checkpoint.pt"),
+         "--out", str(tmp_path / "p.onnx")],
+        ["evaluate", "--model", str(tmp_path / "p.onnx"), "--dataset", str(dataset), "--rewards", "50",
+         "--costs", "0,20", "--episodes", "1", "--threshold", "20", "--out", str(tmp_path / "eval")],
+    ]
+    for args in steps:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, f"pls {args[0]}: {result.output}\n{result.exception!r}"
+    from pls_core.runtime import ModelContract
+
+    contract = ModelContract.from_onnx(tmp_path / "p.onnx")
+    assert contract.dataset_sha256 == load_dataset(dataset).sha256
+    assert any((tmp_path / "eval").iterdir())
