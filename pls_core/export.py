@@ -112,22 +112,13 @@ def export_model(model, config, facts: dict, out_path, extra_config: dict | None
 
 def load_checkpoint_model(checkpoint_path):
     """Rebuild the CDT from a training checkpoint: (model in eval mode, config, checkpoint dict)."""
-    from pls_core.cdt.model import build_model
+    from pls_core.cdt.model import build_model_from_facts
     from pls_core.cdt.presets import CDTConfig
 
     saved = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
     config = CDTConfig.from_dict(saved["config"])
     facts = saved["facts"]
-    model = build_model(
-        config,
-        facts["obs_dim"],
-        facts["act_dim"],
-        facts["episode_len"],
-        facts["obs_mean"],
-        facts["obs_std"],
-        facts["act_low"],
-        facts["act_high"],
-    )
+    model = build_model_from_facts(config, facts)
     model.load_state_dict(saved["model"])
     return model.eval(), config, saved
 

@@ -175,6 +175,12 @@ def build_model(config, obs_dim: int, act_dim: int, episode_len: int, obs_mean, 
     )
 
 
+def build_model_from_facts(config, facts: dict):
+    """`build_model` from the dataset/env facts a checkpoint stores (dims, episode length, scales, bounds)."""
+    return build_model(config, facts["obs_dim"], facts["act_dim"], facts["episode_len"], facts["obs_mean"],
+                       facts["obs_std"], facts["act_low"], facts["act_high"])
+
+
 def gaussian_log_prob_and_entropy(mean, log_std, actions):
     """Per-step log N(a; mean, std) and entropy, each summed over action dimensions: [B,K]."""
     log_prob = -0.5 * ((actions - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from pls_core.cdt.model import build_model, gaussian_log_prob_and_entropy
+from pls_core.cdt.model import build_model_from_facts, gaussian_log_prob_and_entropy
 from pls_core.cdt.presets import FROZEN_ON_RESUME, CDTConfig, preset
 from pls_core.cdt.sequences import SequenceSampler
 
@@ -86,16 +86,7 @@ def train(
     batch_rng = np.random.default_rng(seed + 1)
     facts = saved["facts"] if saved else _model_facts(dataset_sha256, task, sampler, make_env, seed)
 
-    model = build_model(
-        config,
-        facts["obs_dim"],
-        facts["act_dim"],
-        facts["episode_len"],
-        facts["obs_mean"],
-        facts["obs_std"],
-        facts["act_low"],
-        facts["act_high"],
-    ).to(device)
+    model = build_model_from_facts(config, facts).to(device)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, betas=config.betas, weight_decay=config.weight_decay
     )
