@@ -59,6 +59,18 @@ def qos_for(topic: str, *, reliability: str | None = None, durability: str | Non
     return profile
 
 
+# A subscriber that logs every message keeps more than the publisher's latched depth: with depth 1 a
+# monitor whose thread is held up for a moment sees target #3 and never #2 (the reader overwrites).
+MONITOR_DEPTH = 100
+
+
+def monitor_qos(topic: str):
+    """qos_for(topic) with a history deep enough that a briefly busy monitor misses nothing."""
+    profile = qos_for(topic)
+    profile.depth = max(profile.depth, MONITOR_DEPTH)
+    return profile
+
+
 def _plain(value, truncate: int | None):
     if hasattr(value, "get_fields_and_field_types"):
         return message_to_dict(value, truncate)
@@ -148,7 +160,8 @@ def echo(topic: str, *, msg_type: str | None = None, count: int = 0, timeout_s: 
             rel, dur = reliability, durability
             if choice is not None:
                 rel, dur = rel or choice[0], dur or choice[1]
-            return qos_for(topic, reliability=rel, durability=dur, depth=depth)
+            return qos_for(topic, reliability=rel, durability=dur,
+                           depth=depth if depth is not None else monitor_qos(topic).depth)
 
         def callback(msg) -> None:
             nonlocal received

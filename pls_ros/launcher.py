@@ -200,7 +200,7 @@ class ProgressMonitor:
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.signals import SignalHandlerOptions
 
-        from pls_ros.echo import qos_for
+        from pls_ros.echo import monitor_qos
 
         self._rclpy = rclpy
         self.context = rclpy.Context()
@@ -208,11 +208,11 @@ class ProgressMonitor:
         self.node = rclpy.create_node(f"pls_launcher_monitor_{os.getpid()}", context=self.context,
                                       start_parameter_services=False)
         self.node.create_subscription(TargetReturn, G.TARGET_RETURN, self._on_target,
-                                      qos_for(G.TARGET_RETURN))
+                                      monitor_qos(G.TARGET_RETURN))
         self.node.create_subscription(SupervisorStatus, G.SUPERVISOR_STATUS, self._on_status,
-                                      qos_for(G.SUPERVISOR_STATUS))
+                                      monitor_qos(G.SUPERVISOR_STATUS))
         self.node.create_subscription(EpisodeResult, self.episode_result_topic, self._on_episode,
-                                      qos_for(G.EPISODE_RESULT))
+                                      monitor_qos(G.EPISODE_RESULT))
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self._spin, name="pls-progress", daemon=True)

@@ -148,7 +148,7 @@ def echo(
     timeout: float = typer.Option(None, help="give up after this many seconds (exit status 2 if short)"),
     qos_durability: str = typer.Option(None, help="transient_local | volatile [default: the publisher's]"),
     qos_reliability: str = typer.Option(None, help="reliable | best_effort [default: the publisher's]"),
-    qos_depth: int = typer.Option(None, help="history depth [default: the publisher's]"),
+    qos_depth: int = typer.Option(None, help="history depth [default: max(publisher, 100)]"),
     truncate_length: int = typer.Option(128, help="longest array printed in full (-1: no limit)"),
     domain_id: int = typer.Option(None, help="ROS_DOMAIN_ID [default: $ROS_DOMAIN_ID or 0]"),
 ) -> None:
