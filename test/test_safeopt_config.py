@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pls_core.safeopt import (
@@ -23,7 +24,7 @@ YAML = Path(__file__).resolve().parent.parent / "config" / "optimizer.yaml"
 def test_shipped_yaml_loads_and_builds_a_pls_optimizer():
     config = OptimizerConfig.from_yaml(YAML)
     assert (config.task, config.method, config.threshold) == ("SafetyHalfCheetahVelocity-v1", "pls", 20.0)
-    assert config.cost_lengthscale == (100.0, 5.0) and config.reward_lengthscale == 100.0
+    assert config.cost_lengthscale == (500.0, 5.0) and config.reward_lengthscale == 100.0
     optimizer = build_optimizer(config)
     assert optimizer.current.phase is Phase.SEED and optimizer.current.verified_safe
     r, g = optimizer.current.target
@@ -104,3 +105,16 @@ def test_records_round_trip_through_dict():
     decision = build_optimizer(synthetic_config()).current
     assert Decision.from_dict(decision.to_dict()) == decision
     assert decision.to_dict()["phase"] == "seed"
+
+
+def test_seed_box_from_dataset_returns_covers_only_demonstrated_safe_returns():
+    from pls_core.safeopt.config import seed_reward_range_from_returns
+
+    rewards = np.array([100.0, 200.0, 300.0, 400.0, 500.0, 900.0, 950.0])
+    costs = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 80.0, 90.0])  # the high returns are the unsafe ones
+    lo, hi = seed_reward_range_from_returns(rewards, costs, seed_cost_max=5.0)
+    assert (lo, hi) == (300.0, 400.0)  # median and upper quartile of the five safe episodes
+    config = OptimizerConfig.for_task("SafetyHopperVelocity-v1", 20.0, seed_reward_range=(lo, hi))
+    assert config.seed_reward_range == (300.0, 400.0) and config.reward_range[0] == 300.0
+    with pytest.raises(OptimizerConfigError, match="2 episodes with cost return <= 1"):
+        seed_reward_range_from_returns(rewards, costs, seed_cost_max=1.0)

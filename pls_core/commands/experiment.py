@@ -43,6 +43,10 @@ def experiment(
     datasets_dir: Annotated[
         Path | None, Opt(help="Folder with <task>.hdf5 for the reward range; else the model's dataset stats.")
     ] = None,
+    seed_box: Annotated[str, Opt(help="Seed set Z0 along R: dataset (median to upper quartile of the "
+                                      "returns of episodes with cost <= the box's G), task (the paper's box) "
+                                      "or auto (dataset when --datasets-dir has the task).")
+                        ] = DEFAULTS.seed_box,
     pls_exploration_fraction: Annotated[
         float, Opt(help="PLS stage-1 share of the iterations (cap).")] = DEFAULTS.pls_exploration_fraction,
     sweep_rewards: Annotated[int, Opt(help="Grid sweep points along R.")] = DEFAULTS.sweep.reward_points,
@@ -66,7 +70,8 @@ def experiment(
             methods=tuple(_split(methods)), seeds=seeds, episodes_per_evaluation=episodes_per_evaluation,
             iterations=iterations, pls_exploration_fraction=pls_exploration_fraction,
             sweep=SweepSettings(sweep_rewards, sweep_costs, sweep_episodes),
-            optimizer_overrides=_overrides(overrides), models_dir=models_dir, datasets_dir=datasets_dir)
+            optimizer_overrides=_overrides(overrides), models_dir=models_dir, datasets_dir=datasets_dir,
+            seed_box=seed_box)
         paths = run_experiment(settings, out, progress=progress)
     except (ExperimentError, OptimizerConfigError, ContractError, DatasetError) as exc:
         typer.echo(f"pls experiment: {exc}", err=True)

@@ -81,7 +81,9 @@ def markdown(settings, task_results, table: list[dict], sweep_bests: dict) -> st
         lines += ["", f"## {inputs.task_id}", "",
                   f"Model `{inputs.model_path}` (sha256 {inputs.model_sha256[:12]}); reward range [{lo:.1f}, "
                   f"{hi:.1f}] from {inputs.statistics_source}; sweep: {len(sweep['targets'])} targets x "
-                  f"{sweep['fingerprint']['episodes_per_target']} episodes."]
+                  f"{sweep['fingerprint']['episodes_per_target']} episodes; seed box R in "
+                  + (f"[{inputs.seed_reward_range[0]:.0f}, {inputs.seed_reward_range[1]:.0f}] from the "
+                     "dataset" if inputs.seed_reward_range else "the task's (paper) range") + "."]
         for b in settings.thresholds:
             best = sweep_bests[(inputs.task_id, float(b))]
             lines.append(f"- best safe sweep target in Z at b={b:g}: " + (

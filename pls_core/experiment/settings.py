@@ -18,6 +18,7 @@ SEED_STRIDE = 1_000_000
 FINAL_OFFSET = 500_000
 SWEEP_SEED = 900_000_000
 METHODS = ("pls", "fixed", "gp_ucb", "random")  # pls_core.safeopt.config.METHODS, without importing torch
+SEED_BOXES = ("auto", "dataset", "task")
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
 
@@ -47,6 +48,8 @@ class ExperimentSettings:
     pls_exploration_fraction: float = 0.6  # PLS stage-1 cap = ceil(fraction * iterations); stage 2 the rest
     sweep: SweepSettings = SweepSettings()
     optimizer_overrides: dict = field(default_factory=dict)  # OptimizerConfig keys applied to every run
+    seed_box: str = "auto"  # Z0 along R. dataset: from the dataset's low-cost episodes; task: the paper's
+    #                         box (pls_core.tasks); auto: dataset when <datasets_dir>/<task>.hdf5 exists
     models_dir: Path = DEFAULT_MODELS_DIR  # <models_dir>/<task>/policy.onnx
     datasets_dir: Path | None = None  # <datasets_dir>/<task>.hdf5 if present, else the model's dataset stats
 
@@ -69,6 +72,8 @@ class ExperimentSettings:
         if self.iterations * self.episodes_per_evaluation >= FINAL_OFFSET:
             raise ExperimentError(f"iterations x episodes_per_evaluation must stay below {FINAL_OFFSET} "
                                   "(episode seed blocks would overlap)")
+        if self.seed_box not in SEED_BOXES:
+            raise ExperimentError(f"seed_box must be one of {', '.join(SEED_BOXES)}, got {self.seed_box!r}")
         if not 0.0 < self.pls_exploration_fraction <= 1.0:
             raise ExperimentError("pls_exploration_fraction must be in (0, 1]")
         sweep = self.sweep
@@ -92,6 +97,7 @@ class TaskInputs:
     reward_range: tuple[float, float]  # min and max episode reward return in the dataset (paper's R_min/max)
     cost_max: float  # largest episode cost return in the dataset: caps the grid's G range
     statistics_source: str  # the dataset file, or "model contract"
+    seed_reward_range: tuple[float, float] | None = None  # Z0 along R; None: the task's (paper) box
 
 
 def task_inputs(task_id: str, settings: ExperimentSettings) -> TaskInputs:
@@ -105,18 +111,26 @@ def task_inputs(task_id: str, settings: ExperimentSettings) -> TaskInputs:
     if contract.task_id != task_id:
         raise ExperimentError(f"{model_path} is a model for {contract.task_id}, not {task_id}")
     dataset_path = None if settings.datasets_dir is None else Path(settings.datasets_dir) / f"{task_id}.hdf5"
+    seed_range = None
     if dataset_path is not None and dataset_path.is_file():
         from pls_core.dataset import load_dataset
 
         rewards, costs, _ = load_dataset(dataset_path).episode_returns()
         reward_range, cost_max, source = (float(rewards.min()), float(rewards.max())), float(costs.max()), \
             str(dataset_path)
+        if settings.seed_box in ("auto", "dataset"):
+            from pls_core.safeopt.config import seed_reward_range_from_returns
+
+            seed_range = seed_reward_range_from_returns(rewards, costs, get_task(task_id).seed_cost_range[1])
     else:
+        if settings.seed_box == "dataset":
+            raise ExperimentError(f"seed_box 'dataset' needs {task_id}.hdf5 in --datasets-dir (got "
+                                  f"{settings.datasets_dir}); pass the folder, or use seed_box 'task'")
         stats = contract.dataset_stats
         reward_range = (float(stats["reward_return_min"]), float(stats["reward_return_max"]))
         cost_max, source = float(stats["cost_return_max"]), "model contract"
     digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
-    return TaskInputs(task_id, model_path, digest, reward_range, cost_max, source)
+    return TaskInputs(task_id, model_path, digest, reward_range, cost_max, source, seed_range)
 
 
 def optimizer_config(inputs: TaskInputs, threshold: float, method: str, seed: int,
@@ -135,4 +149,5 @@ def optimizer_config(inputs: TaskInputs, threshold: float, method: str, seed: in
     return OptimizerConfig.for_task(
         inputs.task_id, threshold, dataset_reward_min=inputs.reward_range[0],
         dataset_reward_max=inputs.reward_range[1], dataset_cost_max=inputs.cost_max,
+        seed_reward_range=inputs.seed_reward_range,
         **{**budget, **settings.optimizer_overrides})
