@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
+import pytest
 
 from pls_core.rollout import run_episodes
 from pls_core.runtime import ModelContract, PolicyRunner, shipped_model_path
 
 TASK = "SafetyHalfCheetahVelocity-v1"
+SHIPPED = sorted(p.parent.name for p in shipped_model_path(TASK).parent.parent.glob("*/policy.onnx"))
+DIMS = {"SafetyHalfCheetahVelocity-v1": (17, 6), "SafetyHopperVelocity-v1": (11, 3),
+        "SafetyWalker2dVelocity-v1": (17, 6)}
 
 
-def test_shipped_model_contract_matches_its_manifest():
-    path = shipped_model_path(TASK)
+@pytest.mark.parametrize("task", SHIPPED)
+def test_shipped_model_contract_matches_its_manifest(task):
+    path = shipped_model_path(task)
     manifest = json.loads((path.parent / "manifest.json").read_text())
     contract = ModelContract.from_onnx(path)
     assert path.stat().st_size < 5e6
-    assert contract.task_id == TASK and (contract.obs_dim, contract.act_dim) == (17, 6)
+    assert contract.task_id == task == manifest["task_id"]
+    assert (contract.obs_dim, contract.act_dim) == DIMS[task]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == manifest["onnx_sha256"]
     assert contract.dataset_sha256 == manifest["dataset"]["sha256"]
     assert contract.train_config["preset"] == manifest["training"]["preset"] == "cpu"
 
