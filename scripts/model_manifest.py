@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--task", required=True)
     parser.add_argument("--run", type=Path, required=True)
     parser.add_argument("--eval", type=Path, required=True)
-    parser.add_argument("--collect-command", required=True)
+    parser.add_argument("--collect-command", default=None, help="default: the dataset's generator_command")
     parser.add_argument("--train-command", required=True)
     parser.add_argument("--evaluate-command", required=True)
     parser.add_argument("--machine", default="2-core Intel Xeon VM, 1 torch thread per job, no GPU")
@@ -46,7 +46,9 @@ def main() -> None:
     contract = ModelContract.from_onnx(onnx_path)
     train = json.loads((args.run / "config.json").read_text())
     dataset_path = Path(train["dataset"])
-    rewards, costs, lengths = load_dataset(dataset_path).episode_returns()
+    dataset = load_dataset(dataset_path)
+    rewards, costs, lengths = dataset.episode_returns()
+    collect = args.collect_command or str(dataset.attrs.get("generator_command", "unknown"))
     start, end = (args.run.parent / f"{args.run.name}.{s}" for s in ("start", "end"))
     wall = int(end.read_text()) - int(start.read_text()) if start.is_file() and end.is_file() else None
     onnx_rel = onnx_path.relative_to(Path.cwd())
@@ -55,7 +57,7 @@ def main() -> None:
         "file": onnx_path.name,
         "onnx_sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
         "onnx_bytes": onnx_path.stat().st_size,
-        "commands": [args.collect_command, args.train_command,
+        "commands": [collect, args.train_command,
                      f"pls export --checkpoint {args.run}/checkpoint.pt --out {onnx_rel}",
                      args.evaluate_command],
         "dataset": {
@@ -65,7 +67,8 @@ def main() -> None:
                               "mean": float(rewards.mean())},
             "cost_return": {"min": float(costs.min()), "max": float(costs.max()),
                             "mean": float(costs.mean())},
-            "generator_command": args.collect_command,
+            "generator_command": collect,
+            "behaviour_sha256": str(dataset.attrs.get("behaviour_sha256", "")),
         },
         "training": {"preset": train["preset"], "seed": train["seed"], "steps": train["config"]["steps"],
                      "wall_time_s": wall, "machine": args.machine, "torch": torch.__version__,
