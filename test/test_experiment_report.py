@@ -44,3 +44,19 @@ def test_paper_numbers_are_tables_1_7_and_8():
     assert paper_numbers("SafetyHalfCheetahVelocity-v1", 20, "pls") == ("0.99±0.00", "0.15±0.19", "1±1")
     assert paper_numbers("SafetyHopperVelocity-v1", 40.0, "fixed") == ("0.67±0.03", "0.56±0.56", "—")
     assert paper_numbers("SafetyHalfCheetahVelocity-v1", 20, "gp_ucb") == ("—", "—", "—")
+
+
+def test_a_halted_run_has_no_final_score_counts_as_safe_and_is_counted():
+    from pls_core.experiment.loop import RunKey, RunRecord
+    from pls_core.experiment.report import run_row
+
+    final = {"target": [900.0, 5.0], "phase": "halted", "rule": "halted", "halted": True, "note": "refuted",
+             "halted_after": 3, "reward_mean": None, "cost_mean": None, "unsafe": 0, "episodes": []}
+    episodes = [{"unsafe": True}] * 6
+    record = RunRecord(RunKey("T", 20.0, "pls", 0), {}, [{}] * 3, episodes, final, 1.0)
+    halted = run_row(record, (0.0, 1000.0), best_safe([cell(2000, 10, 900, 5)], (2000, 2000), (0, 40)))
+    assert halted["halted"] and halted["final_safe"] and halted["unsafe_episodes"] == 6
+    assert halted["final_reward"] is None and halted["final_cost"] is None and halted["regret"] is None
+    (entry,) = aggregate([halted, {**run("pls", 1, 0.8, 0.5, 1, 0.1), "halted": False}])
+    assert entry["halted_runs"] == 1 and entry["final_safe_runs"] == 2
+    assert entry["final_reward_mean"] == pytest.approx(0.8)  # the halted run has no reward to average

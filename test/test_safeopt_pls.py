@@ -170,6 +170,35 @@ def test_contradicting_data_removes_a_point_from_the_safe_set(pls_run):
     assert optimizer.current.target != optimizer.grid.target(index) and optimizer.current.verified_safe
 
 
+def test_a_seed_box_the_data_refute_halts_pls_and_no_baseline_breaks():
+    """Assumption 7 (Z0 safe) is checked, not trusted forever: seed costs far above b empty the safe set,
+    PLS halts (unverified, no proposal) and refuses further episodes."""
+    config = synthetic_config(seed=3)
+    optimizer = build_optimizer(config)
+    decisions = []
+    while optimizer.current.phase is not Phase.HALTED and len(decisions) < 30:
+        target = optimizer.current.target
+        assert optimizer.grid.seed_mask[optimizer.grid.index_of(target)] and optimizer.current.verified_safe
+        for _ in range(config.episodes_per_evaluation):
+            decision = optimizer.report_episode(episode(target, cost=8 * config.threshold))
+        decisions.append(decision)
+    halted = optimizer.current
+    assert halted.phase is Phase.HALTED and not halted.verified_safe and halted.safe_set_size == 0
+    assert "refute" in halted.note and optimizer.model.refuted_seeds.any()
+    with pytest.raises(StaleEpisodeError, match="halted"):
+        optimizer.report_episode(episode(halted.target))
+    # Costs just under b at the seeds do not refute anything.
+    calm = build_optimizer(config)
+    for _ in range(3 * config.episodes_per_evaluation):
+        calm.report_episode(episode(calm.current.target, cost=0.9 * config.threshold))
+    assert calm.current.phase is not Phase.HALTED and not calm.model.refuted_seeds.any()
+    for method in ("fixed", "gp_ucb", "random"):  # no safety logic, but an empty safe set must not crash
+        baseline = build_optimizer(synthetic_config(method=method, seed=3))
+        for _ in range(4 * config.episodes_per_evaluation):
+            baseline.report_episode(episode(baseline.current.target, cost=8 * config.threshold))
+        assert baseline.current.phase is not Phase.HALTED
+
+
 def test_lipschitz_variant_grows_only_by_the_lipschitz_rule():
     config = synthetic_config(lipschitz=0.05, seed=2)
     optimizer = build_optimizer(config)

@@ -27,6 +27,13 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _padded(rows: list[list[float]]) -> np.ndarray:
+    """Runs of unequal length (a halted PLS run stops early) as one array, NaN after each run's end."""
+    width = max((len(r) for r in rows), default=0)
+    padded = [list(r) + [np.nan] * (width - len(r)) for r in rows]
+    return np.array(padded, dtype=float).reshape(len(rows), width)
+
+
 def plot_curves(runs, reward_range, threshold: float, path: Path) -> Path:
     """Per iteration, each method's evaluated normalised reward and cost (mean over seeds, ±1 sd band)."""
     from matplotlib.ticker import MaxNLocator
@@ -36,14 +43,15 @@ def plot_curves(runs, reward_range, threshold: float, path: Path) -> Path:
     methods = list(dict.fromkeys(run.key.method for run in runs))
     for method in methods:
         mine = [run for run in runs if run.key.method == method]
-        rewards = np.array([[normalised_reward(it["reward_mean"], *reward_range) for it in run.iterations]
-                            for run in mine])
-        costs = np.array([[normalised_cost(it["cost_mean"], threshold) for it in run.iterations]
-                          for run in mine])
+        rewards = _padded([[normalised_reward(it["reward_mean"], *reward_range) for it in run.iterations]
+                           for run in mine])
+        costs = _padded([[normalised_cost(it["cost_mean"], threshold) for it in run.iterations]
+                         for run in mine])
         x = np.arange(1, rewards.shape[1] + 1)
         for ax, values in ((ax_reward, rewards), (ax_cost, costs)):
-            mean = values.mean(axis=0)
-            std = values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros_like(mean)  # as in the table
+            counts = np.isfinite(values).sum(axis=0)
+            mean = np.nanmean(values, axis=0)
+            std = np.nanstd(values, axis=0, ddof=1) if counts.min() > 1 else np.zeros_like(mean)
             (line,) = ax.plot(x, mean, marker="o", markersize=3, label=f"{method} ({len(mine)} seeds)")
             ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15)
     ax_cost.axhline(1.0, color="red", linestyle="--", linewidth=1, label=f"threshold b = {threshold:g}")

@@ -98,7 +98,9 @@ def _run(settings, inputs, rollouts, key: RunKey, out_dir, bars, console) -> Run
     record.save(path)
     bars.update(bar, visible=False)
     final = record.final
-    console.log(f"{key.label()}: final R={final['target'][0]:.0f} G={final['target'][1]:.1f} -> reward "
-                f"{final['reward_mean']:.1f}, cost {final['cost_mean']:.1f}; unsafe search episodes "
-                f"{record.unsafe_episodes}/{len(record.episodes)}; {record.wall_time_s:.0f} s")
+    outcome = (f"halted after {final['halted_after']} evaluations ({final['note']})" if final.get("halted")
+               else f"final R={final['target'][0]:.0f} G={final['target'][1]:.1f} -> reward "
+                    f"{final['reward_mean']:.1f}, cost {final['cost_mean']:.1f}")
+    console.log(f"{key.label()}: {outcome}; unsafe search episodes {record.unsafe_episodes}/"
+                f"{len(record.episodes)}; {record.wall_time_s:.0f} s")
     return record

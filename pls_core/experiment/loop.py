@@ -5,6 +5,8 @@ batch -> every episode reported to the optimiser (which updates its GPs after th
 After `iterations` evaluations the run's final target is the method's operation choice (the current
 target once in operation, else `best_target`: PLS's highest reward lower bound in the safe set), run for
 `episodes_per_evaluation` fresh episodes. Everything is recorded in raw return units.
+A PLS run that halts (its data refute the seed box, so no target is verified safe) stops there: no more
+search episodes and no final evaluation; the robot would be holding its safe action.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ def run_optimiser(rollouts: Rollouts, config, key: RunKey, iterations: int, fing
     iteration_rows, episode_rows = [], []
     for iteration in range(iterations):
         decision = optimizer.current
+        if decision.phase == Phase.HALTED:
+            break
         first = iteration * varpi
         results = rollouts.run_jobs([decision.target] * varpi, seed=key.seed * SEED_STRIDE + first)
         for offset, result in enumerate(results):
@@ -93,6 +97,11 @@ def run_optimiser(rollouts: Rollouts, config, key: RunKey, iterations: int, fing
             on_iteration(row)
 
     decision = optimizer.current
+    if decision.phase == Phase.HALTED:
+        final = {"target": list(decision.target), "phase": decision.phase.value, "rule": "halted",
+                 "halted": True, "note": decision.note, "halted_after": len(iteration_rows),
+                 "reward_mean": None, "cost_mean": None, "unsafe": 0, "episodes": []}
+        return RunRecord(key, fingerprint, iteration_rows, episode_rows, final, time.perf_counter() - started)
     in_operation = decision.phase == Phase.OPERATION
     target = decision.target if in_operation else decision.best_target
     results = rollouts.run_jobs([target] * varpi, seed=key.seed * SEED_STRIDE + FINAL_OFFSET)

@@ -24,14 +24,16 @@ from pls_core.normalise import normalised_cost, normalised_reward
 def run_row(run, reward_range, sweep_best) -> dict:
     """One run's scores; `sweep_best` is the sweep's best safe TargetSummary at the run's threshold."""
     final, b = run.final, run.key.threshold
-    reward = float(normalised_reward(final["reward_mean"], *reward_range))
-    cost = float(normalised_cost(final["cost_mean"], b))
+    halted = bool(final.get("halted"))  # stopped on its safe action: no final policy to score, and safe
+    reward = None if halted else float(normalised_reward(final["reward_mean"], *reward_range))
+    cost = None if halted else float(normalised_cost(final["cost_mean"], b))
     return {"task": run.key.task, "threshold": b, "method": run.key.method, "seed": run.key.seed,
+            "halted": halted,
             "final_target_reward": final["target"][0], "final_target_cost": final["target"][1],
             "final_reward_return": final["reward_mean"], "final_cost_return": final["cost_mean"],
-            "final_reward": reward, "final_cost": cost, "final_safe": cost <= 1.0,
+            "final_reward": reward, "final_cost": cost, "final_safe": halted or cost <= 1.0,
             "search_episodes": len(run.episodes), "unsafe_episodes": run.unsafe_episodes,
-            "regret": None if sweep_best is None else sweep_best.normalised_reward - reward,
+            "regret": None if sweep_best is None or halted else sweep_best.normalised_reward - reward,
             "wall_time_s": run.wall_time_s}
 
 
@@ -51,6 +53,7 @@ def aggregate(rows: list[dict]) -> list[dict]:
     for (task, b, method), group in groups.items():
         entry = {"task": task, "threshold": b, "method": method, "runs": len(group),
                  "final_safe_runs": sum(r["final_safe"] for r in group),
+                 "halted_runs": sum(r.get("halted", False) for r in group),
                  "search_episodes": sum(r["search_episodes"] for r in group),
                  "unsafe_episodes_total": sum(r["unsafe_episodes"] for r in group)}
         for name in ("final_reward", "final_cost", "unsafe_episodes", "regret", "wall_time_s"):
@@ -73,7 +76,9 @@ def markdown(settings, task_results, table: list[dict], sweep_bests: dict) -> st
         "dataset's episode returns, cost G/b (safe iff <= 1); mean±std over seeds. Unsafe: search episodes "
         "with cost return > b, mean±std per run (of search episodes per run). Regret: normalised reward of "
         "the sweep's best safe target minus the final one's. Paper: Tables 1 (b=20) and 7 (b=40), unsafe "
-        "from Table 8 (b=20); our `fixed` is the paper's CDT.",
+        "from Table 8 (b=20); our `fixed` is the paper's CDT. Halted: PLS runs that stopped because their "
+        "data refuted the seed box (no verified safe target left); they have no final reward or cost, count "
+        "as safe, and their search has fewer episodes.",
     ]
     for result in task_results:
         inputs, sweep = result.inputs, result.sweep
@@ -90,14 +95,14 @@ def markdown(settings, task_results, table: list[dict], sweep_bests: dict) -> st
                 "none" if best is None else
                 f"R={best.target_reward:.0f}, G={best.target_cost:.1f} -> reward "
                 f"{best.normalised_reward:.2f}, cost {best.normalised_cost:.2f}"))
-        lines += ["", "| b | method | runs | reward | cost | final safe | unsafe (search) | regret | "
-                      "paper reward | paper cost | paper unsafe |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += ["", "| b | method | runs | halted | reward | cost | final safe | unsafe (search) | "
+                      "regret | paper reward | paper cost | paper unsafe |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for entry in (e for e in table if e["task"] == inputs.task_id):
-            per_run = entry["search_episodes"] // entry["runs"]
+            per_run = round(entry["search_episodes"] / entry["runs"])
             paper = paper_numbers(entry["task"], entry["threshold"], entry["method"])
             lines.append(
-                f"| {entry['threshold']:g} | {entry['method']} | {entry['runs']} | "
+                f"| {entry['threshold']:g} | {entry['method']} | {entry['runs']} | {entry['halted_runs']} | "
                 f"{_pm(entry['final_reward_mean'], entry['final_reward_std'])} | "
                 f"{_pm(entry['final_cost_mean'], entry['final_cost_std'])} | "
                 f"{entry['final_safe_runs']}/{entry['runs']} | "

@@ -39,6 +39,7 @@ class Choice:
     target: tuple[float, float]
     phase: Phase
     candidate_set_size: int
+    note: str = ""
 
 
 class TargetOptimizer(ABC):
@@ -169,6 +170,8 @@ class TargetOptimizer(ABC):
         candidates = np.array(sorted({i for i in sampled if i is not None and safe[i]}), dtype=np.int64)
         if candidates.size == 0:
             candidates = np.flatnonzero(safe)
+        if candidates.size == 0:  # nothing is safe (refuted seed box): report the last target, unverified
+            return self.grid.index_of(self.current.target) or 0
         lower, _ = self.model.reward_bounds()
         return self.pick(candidates, lower[candidates], STREAM_BEST)
 
@@ -204,6 +207,7 @@ class TargetOptimizer(ABC):
         else:
             choice = self._choose()
         self._check_choice(choice)
+        note = note or choice.note
         model = self.model
         reward_bounds, cost_bounds = model.bounds_at(choice.target)
         best = self.best_safe_index()
@@ -228,6 +232,9 @@ class TargetOptimizer(ABC):
         except (TypeError, ValueError, IndexError):
             raise InvalidEpisodeError(f"target must be a pair (R, G) of numbers, got {rec.target!r}") \
                 from None
+        if self.current.phase is Phase.HALTED:
+            raise StaleEpisodeError(f"the optimiser is halted ({self.current.note}); episodes run after the "
+                                    "halt are not used")
         current = self.current.target
         steps = self.grid.steps
         if any(not math.isfinite(t) or abs(t - c) > MATCH_FRACTION_OF_STEP * s

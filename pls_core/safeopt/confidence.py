@@ -8,8 +8,11 @@ N counts observations + 1, so the first decision uses alpha_1 and the prior.
 
 An empty intersection means the data contradict the confidence model at z (the <= Delta failure event,
 or a misspecified kernel). Then a non-seed point restarts from the current interval Omega_N (it may
-leave the safe set: we never keep believing a point is safe against the data), while a seed point
-keeps its upper bound (Assumption 7 says Z0 is safe); both are counted in `conflicts`.
+leave the safe set: we never keep believing a point is safe against the data). A seed point keeps its
+upper bound (Assumption 7 says Z0 is safe) unless the data say its cost exceeds b with confidence
+(Omega's lower bound above b): then Assumption 7 is refuted there, the point restarts from Omega like
+any other and leaves the safe set (`refuted_seeds`); a model that cannot keep its own seed box safe
+must not be kept running on it. All conflicts are counted in `conflicts`.
 The reward interval is the current Omega_N, not intersected (the paper does not intersect it, and it
 is only used for choosing, never for safety).
 """
@@ -42,6 +45,7 @@ class ConfidenceModel:
         self.cost_upper = np.where(grid.seed_mask, self.threshold, config.cost_return_ceiling)
         self.safe = grid.seed_mask.copy()
         self.conflicts = 0
+        self.refuted_seeds = np.zeros(grid.size, dtype=bool)
         self._intersect_cost_intervals()
 
     # --- updates --------------------------------------------------------------------------------------
@@ -70,10 +74,12 @@ class ConfidenceModel:
         lower = np.maximum(self.cost_lower, omega_lo)
         upper = np.minimum(self.cost_upper, omega_hi)
         empty = lower > upper
-        seeds = self.grid.seed_mask
-        lower = np.where(empty & ~seeds, omega_lo, lower)
-        upper = np.where(empty & ~seeds, omega_hi, upper)
-        lower = np.where(empty & seeds, upper, lower)
+        refuted = empty & self.grid.seed_mask & (omega_lo > self.threshold)
+        trusted_seeds = self.grid.seed_mask & ~refuted & ~self.refuted_seeds
+        lower = np.where(empty & ~trusted_seeds, omega_lo, lower)
+        upper = np.where(empty & ~trusted_seeds, omega_hi, upper)
+        lower = np.where(empty & trusted_seeds, upper, lower)
+        self.refuted_seeds |= refuted
         self.conflicts += int(empty.sum())
         self.cost_lower, self.cost_upper = lower, upper
         if self.config.lipschitz:

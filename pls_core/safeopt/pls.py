@@ -20,6 +20,10 @@ Readings of the paper's open points (pls-method.md §3):
   (SafeOpt's get_maximum). Evaluations continue to update the GPs, so the choice can still improve, and
   a point whose data contradict its interval can leave the safe set (confidence.py).
 * The first decision (no data yet) is labelled SEED; it is a stage-1 pick, i.e. a seed point.
+* Halt: when the data refute the seed box (confidence.py: cost lower bound above b at seed points)
+  and nothing is left in the safe set, the decision is HALTED (unverified, no proposal) and later
+  episodes are refused: the paper assumes Z0 safe; a deployment must not keep running on it when the
+  data say otherwise.
 Ties are broken at random with the (seed, iteration)-derived generator. Every proposal is checked to lie
 in the current safe set (SafetyInvariantError otherwise), including a target kept after a GP failure.
 """
@@ -39,6 +43,12 @@ class PLSOptimizer(TargetOptimizer):
     method = "pls"
 
     def _choose(self) -> Choice:
+        if not self.model.safe.any():  # only when data refute the seed box (confidence.py): stop, never guess
+            refuted = int(self.model.refuted_seeds.sum())
+            return Choice(self.current.target, Phase.HALTED, 0,
+                          f"no target is verified safe: the episode costs refute {refuted} seed target(s) "
+                          f"(cost lower bound > b = {self.config.threshold:g}); the seed box is not safe for "
+                          "this model. Stop, then re-examine the model or the seed box")
         phases = [d.phase for d in self.history]
         explored = sum(p in (Phase.SEED, Phase.SAFE_EXPLORATION) for p in phases)
         maximised = phases.count(Phase.REWARD_MAXIMISATION)
@@ -93,6 +103,8 @@ class PLSOptimizer(TargetOptimizer):
 
     def _check_choice(self, choice: Choice) -> None:
         super()._check_choice(choice)
+        if choice.phase is Phase.HALTED:
+            return  # the one decision that is not a proposal: it says nothing is safe
         index = self.grid.index_of(choice.target)
         if index is None or not self.model.safe[index]:
             raise SafetyInvariantError(f"PLS proposed {choice.target} ({choice.phase.value}), which is not "

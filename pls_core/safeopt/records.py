@@ -17,6 +17,7 @@ class Phase(StrEnum):
     SAFE_EXPLORATION = "safe_exploration"
     REWARD_MAXIMISATION = "reward_maximisation"
     OPERATION = "operation"
+    HALTED = "halted"  # no target is verified safe any more: the data refute the seed set (Assumption 7)
 
     @property
     def code(self) -> int:
@@ -30,7 +31,8 @@ class Phase(StrEnum):
         raise ValueError(f"unknown phase code {code!r}; known codes: {sorted(_PHASE_CODES.values())}")
 
 
-_PHASE_CODES = {Phase.SEED: 0, Phase.SAFE_EXPLORATION: 1, Phase.REWARD_MAXIMISATION: 2, Phase.OPERATION: 3}
+_PHASE_CODES = {Phase.SEED: 0, Phase.SAFE_EXPLORATION: 1, Phase.REWARD_MAXIMISATION: 2, Phase.OPERATION: 3,
+                Phase.HALTED: 4}
 
 
 @dataclass(frozen=True)
