@@ -16,9 +16,11 @@ from pls_core.safeopt.records import Decision, EpisodeRecord, Phase
 
 # The message constants and the optimiser's Phase codes must agree; checked at import.
 _MSG_PHASES = (TargetReturn.PHASE_SEED, TargetReturn.PHASE_SAFE_EXPLORATION,
-               TargetReturn.PHASE_REWARD_MAXIMISATION, TargetReturn.PHASE_OPERATION)
+               TargetReturn.PHASE_REWARD_MAXIMISATION, TargetReturn.PHASE_OPERATION,
+               TargetReturn.PHASE_HALTED)
 assert tuple(p.code for p in Phase) == _MSG_PHASES
 assert Phase.OPERATION.code == SupervisorStatus.PHASE_OPERATION
+assert Phase.HALTED.code == SupervisorStatus.PHASE_HALTED
 
 
 def float32_array(values) -> array.array:

@@ -268,7 +268,7 @@ class ProgressMonitor:
         self.say(line)
 
 
-PHASES = {0: "seed", 1: "safe_exploration", 2: "reward_maximisation", 3: "operation"}
+PHASES = {0: "seed", 1: "safe_exploration", 2: "reward_maximisation", 3: "operation", 4: "halted"}
 
 
 def phase_name(phase: int) -> str:

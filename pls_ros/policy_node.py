@@ -6,6 +6,9 @@
   Every Observation is still checked against the model's obs_dim.
 * Targets: follows the latest TargetReturn, applied when an episode starts (step 0), never mid-episode.
   Without a target, or after joining an episode in the middle, it answers with the fallback action.
+* Halt: a PHASE_HALTED TargetReturn (the episode data refute the supervisor's seed set: no target is
+  safe) drops the target at once, mid-episode too, and every action is the fallback action until a new
+  verified target arrives; that target is applied from the next episode start like any other.
 * Trigger: `timer` publishes one action per tick of `control_rate_hz` (the newest observation's answer,
   held while no newer one arrives); `observation` answers each observation at once (lockstep sim).
 * Watchdog (both triggers, checked every control period): an observation that is stale (received, or
@@ -105,6 +108,7 @@ class PolicyNode(Node):
         self.stale_ns = int(p["stale_after_periods"] * self.period_ns)
         self.target: tuple[float, float] | None = None  # latest verified-safe target from the supervisor
         self.target_iteration = -1
+        self.halted = ""  # why the supervisor halted; set: every action is the fallback action
         self.episode: int | None = None  # episode the runner is in; None = not following one
         self.episode_target = (math.nan, math.nan)
         self.step = -1  # last step acted on in `episode`
@@ -163,14 +167,36 @@ class PolicyNode(Node):
         return time.monotonic_ns()
 
     def on_target(self, msg: TargetReturn) -> None:
+        if msg.phase == TargetReturn.PHASE_HALTED:
+            self.halt(msg)
+            return
         target = (float(msg.reward_return), float(msg.cost_return))
         if not all(math.isfinite(v) for v in target):
             self.get_logger().error(f"ignoring a non-finite target {target}")
             return
         if target != self.target:
             self.get_logger().info(f"target (R={target[0]:.2f}, G={target[1]:.2f}) from iteration "
-                                   f"{msg.iteration}; applied from the next episode start")
+                                   f"{msg.iteration}; applied from the next episode start"
+                                   + ("; that ends the halt" if self.halted else ""))
         self.target, self.target_iteration = target, int(msg.iteration)
+
+    def halt(self, msg: TargetReturn) -> None:
+        """The supervisor found no safe target: the one being followed is refuted, so stop following it
+        now, not at the next episode start, and answer with the fallback action until a new target."""
+        if not self.halted:
+            self.get_logger().error(
+                f"the supervisor halted at iteration {msg.iteration}: the episode data refute its seed "
+                f"set, no target is verified safe (the last one, R={msg.reward_return:.2f} "
+                f"G={msg.cost_return:.2f}, is not). Publishing the fallback action until a new verified "
+                "target arrives")
+        self.halted = (f"halted by the supervisor at iteration {msg.iteration}: no target is verified "
+                       "safe; holding the fallback action until a new verified target")
+        self.target, self.target_iteration = None, int(msg.iteration)
+        if self.episode is not None:
+            self.episode, self.episode_target = None, (math.nan, math.nan)
+            if self.last_obs is not None:  # replace the last policy action (timer mode holds it)
+                last = self.last_obs[0]
+                self.publish_fallback(last.episode, last.step, self.halted, None)
 
     def on_observation(self, msg: Observation) -> None:
         received = self.now_ns()
@@ -234,9 +260,9 @@ class PolicyNode(Node):
             self.episode = None
         self._accumulate(msg)
         if self.episode is None:
-            reason = ("no target return received yet" if self.target is None else
-                      f"joined episode {msg.episode} at step {msg.step}; the policy starts at the next "
-                      "episode")
+            reason = self.halted or (
+                "no target return received yet" if self.target is None else
+                f"joined episode {msg.episode} at step {msg.step}; the policy starts at the next episode")
             self.publish_fallback(msg.episode, msg.step, reason, received)
             return
         reason = self._stale_reason(msg, received)
@@ -268,6 +294,9 @@ class PolicyNode(Node):
         if self.target is None:
             self.episode = None
             return
+        if self.halted:
+            self.get_logger().info(f"halt over: episode {msg.episode} follows the new target {self.target}")
+            self.halted = ""
         self.runner.reset(self.target)
         self.episode, self.episode_target, self.step, self.acted = msg.episode, self.target, -1, False
         self.accounted = 0
@@ -326,6 +355,8 @@ class PolicyNode(Node):
             self.latencies_ms.append((self.now_ns() - received) / 1e6)
 
     def state(self) -> str:
+        if self.halted:
+            return "halted"
         if self.target is None:
             return "waiting_for_target"
         if self.last_action is None:

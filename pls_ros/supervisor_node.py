@@ -6,6 +6,10 @@
   anything is wrong (an optimiser exception, a decision that is not verified safe) the node keeps the last
   verified safe target and says why in SupervisorStatus.message; a rejected result (stale target,
   non-finite, aborted episode) is logged and reported there too.
+* Halt: when the episode data refute the seed set, nothing is safe, the last verified target included,
+  so holding it would be wrong. The optimiser's HALTED decision goes out as a PHASE_HALTED TargetReturn
+  (the one TargetReturn without a verified-safe target): the policy then holds its safe fallback action.
+  The optimiser refuses later episodes; the store stays halted when resumed.
 * Every result it takes (counted, rejected or failed; not a re-delivered duplicate) is followed by a
   SupervisorStatus, published after any new TargetReturn: the lockstep sim waits for it (stamped after
   its result) before starting the next episode, so no episode starts with an outdated target.
@@ -26,6 +30,7 @@ from pls_interfaces.msg import EpisodeResult, SupervisorStatus, TargetReturn
 from rclpy.duration import Duration
 from rclpy.node import Node
 
+from pls_core.safeopt.records import Phase
 from pls_core.tasks import DEFAULT_TASK, TASKS
 from pls_ros import qos
 from pls_ros.conversions import episode_id, episode_record, supervisor_status_msg, target_return_msg
@@ -130,7 +135,11 @@ class SupervisorNode(Node):
         return None
 
     def follow(self, decision, why: str) -> None:
-        """Publish `decision`'s target if it is verified safe; otherwise hold the last verified one."""
+        """Publish `decision`'s target if it is verified safe; otherwise hold the last verified one, unless
+        the optimiser halted: then no target is safe and the policy is told to stop."""
+        if decision.phase is Phase.HALTED:
+            self.publish_halt(decision, why)
+            return
         if decision.verified_safe and all(math.isfinite(v) for v in decision.target):
             self.publish_target(decision, why)
             return
@@ -154,6 +163,17 @@ class SupervisorNode(Node):
             f"{decision.phase.value}, cost upper {decision.cost_bounds[1]:.3g} <= {decision.threshold:g}; "
             f"{why})")
         self.publish_status()  # after the target: the lockstep sim takes this status as its go-ahead
+
+    def publish_halt(self, decision, why: str) -> None:
+        """PHASE_HALTED replaces the published target: the data refute it too, so it must not be held."""
+        self.target_pub.publish(target_return_msg(decision, self.get_clock().now().to_msg()))
+        self.published = decision
+        reason = decision.note or "no target is verified safe"
+        self.message = (f"HALTED at iteration {decision.iteration} ({why}): {reason}. The policy holds its "
+                        "safe fallback action. Fix: re-examine the model or the seed set (optimizer_config), "
+                        f"then restart the supervisor with a new store_path ({self.store_path} stays halted)")
+        self.get_logger().error(self.message)
+        self.publish_status()
 
     # --- results --------------------------------------------------------------------------------------
 

@@ -285,3 +285,43 @@ def test_observation_trigger_targets_only_at_episode_start_and_contract_fallback
         assert "stopped (received SIGTERM)" in node.output()
     finally:
         node.kill()
+
+
+def test_a_halt_gives_the_safe_action_until_a_new_target_starts_an_episode(ros_env, model, probe):
+    safe = [0.1, -0.1, 0.0, 0.0, 0.0, 0.0]
+    node = start_policy(ros_env, model, trigger="observation", fallback_action=safe)
+    try:
+        publish_target(probe.target, 300.0, 10.0)
+        node.wait_for_log(r"target \(R=300\.00, G=10\.00\)")
+        assert not publish_until_answered(probe, observation(0, 0)).fallback
+        assert not ask(probe, observation(0, 1)).fallback
+
+        # The supervisor halts: the followed target is refuted too, so the safe action applies at once.
+        probe.target.publish(TargetReturn(reward_return=300.0, cost_return=10.0, iteration=1,
+                                          phase=TargetReturn.PHASE_HALTED))
+        node.wait_for_log(r"the supervisor halted at iteration 1")
+        replaced = wait_until(lambda: answer(probe, 0, 1, fallback=True), 10, "the halt's fallback")
+        assert "halted by the supervisor" in replaced.reason
+        for msg in (observation(0, 2), observation(1, 0), observation(1, 1)):  # also at an episode start
+            got = ask(probe, msg)
+            assert got.fallback and "halted by the supervisor" in got.reason, (msg.episode, msg.step)
+            assert from_float32_field(got.action).tolist() == pytest.approx(safe)
+            assert math.isnan(got.target_reward_return)
+        wait_until(lambda: [s for s in probe.messages("status") if s.state == "halted"], 10, "halted status")
+
+        # A new verified target ends the halt from the next episode start, like any target.
+        publish_target(probe.target, 500.0, 2.0, iteration=2)
+        node.wait_for_log(r"target \(R=500\.00, G=2\.00\) from iteration 2; .*that ends the halt")
+        mid = ask(probe, observation(1, 2))
+        assert mid.fallback and from_float32_field(mid.action).tolist() == pytest.approx(safe)
+        new = ask(probe, observation(2, 0))
+        assert not new.fallback and (new.target_reward_return, new.target_cost_return) == (500.0, 2.0)
+        assert not ask(probe, observation(2, 1)).fallback
+        # Not "running" necessarily: without further observations the watchdog reports "fallback".
+        status = wait_until(lambda: [s for s in probe.messages("status")[-1:] if s.state != "halted"], 10,
+                            "a status after the halt")[0]
+        assert status.target_reward_return == 500.0
+        assert node.output().count("the supervisor halted") == 1  # logged once
+        assert node.stop() == 0
+    finally:
+        node.kill()

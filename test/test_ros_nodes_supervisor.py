@@ -15,7 +15,7 @@ import yaml
 from pls_interfaces.msg import EpisodeResult, SupervisorStatus, TargetReturn
 from test_ros_nodes_support import CONFIG, DISCOVERY_TIMEOUT, NodeProcess, Probe, wait_until
 
-from pls_core.safeopt import EpisodeRecord, OptimizerConfig, build_optimizer
+from pls_core.safeopt import EpisodeRecord, OptimizerConfig, Phase, build_optimizer
 from pls_ros import qos
 from pls_ros.conversions import time_msg
 
@@ -228,6 +228,51 @@ def test_holds_the_last_verified_target_when_the_optimiser_fails(ros_env, optimi
         assert "not verified safe" in node.message and f"holding {held.target}" in node.message
         with pytest.raises(RuntimeError, match="not verified safe"):
             node.publish_target(unsafe, "test")
+
+        # A halt is not held over: it replaces the published target, and only follow() publishes it.
+        halted = dataclasses.replace(unsafe, phase=Phase.HALTED, target=held.target, note="refuted seeds")
+        with pytest.raises(RuntimeError, match="not verified safe"):
+            node.publish_target(halted, "test")
+        node.follow(halted, "test")
+        assert [m.phase for m in sent] == [TargetReturn.PHASE_HALTED] and node.published is halted
+        assert "HALTED at iteration 5 (test): refuted seeds" in node.message
     finally:
         node.destroy_node()
         context.try_shutdown()
+
+
+def test_halts_when_the_episode_costs_refute_the_seed_set(ros_env, probe, optimizer_yaml, tmp_path):
+    """Seed costs far above b refute the seed set: the held target is refuted too, so the supervisor
+    publishes PHASE_HALTED instead of holding it, never an unverified target, and stays halted on resume."""
+    yaml_path, config = optimizer_yaml
+    store = tmp_path / "store.sqlite"
+    results = probe.publisher(EpisodeResult, qos.EPISODE_RESULT_TOPIC, qos.EPISODE_RESULT_QOS)
+    node = start_supervisor(ros_env, yaml_path, store)
+    halted_only = lambda: [m for m in probe.messages("target") if m.phase == TargetReturn.PHASE_HALTED]
+    try:
+        t0 = wait_until(lambda: targets(probe), DISCOVERY_TIMEOUT, "the first target")[0]
+        for episode in range(VARPI):
+            results.publish(result(episode, t0, cost=10 * config.threshold))
+        halted = wait_until(halted_only, DISCOVERY_TIMEOUT, "a PHASE_HALTED target")[0]
+        assert (halted.reward_return, halted.cost_return) == t0[:2] and halted.cost_lower > config.threshold
+        status = wait_status(probe, lambda s: s.phase == SupervisorStatus.PHASE_HALTED, "a halted status")
+        assert status.safe_set_size == 0 and "refute" in status.message
+        assert "re-examine the model or the seed set" in status.message
+        node.wait_for_log(r"HALTED at iteration 1")
+        results.publish(result(VARPI, t0))  # episodes after the halt are refused
+        wait_status(probe, lambda s: "ignored" in s.message and "halted" in s.message, "the refused result")
+        assert node.stop() == 0
+    finally:
+        node.kill()
+    published = probe.messages("target")
+    assert published[-1].phase == TargetReturn.PHASE_HALTED and len(halted_only()) == 1
+    assert all(m.cost_upper <= config.threshold for m in published if m.phase != TargetReturn.PHASE_HALTED)
+
+    again = start_supervisor(ros_env, yaml_path, store, "supervisor_resumed")
+    try:
+        republished = wait_until(lambda: halted_only()[1:], DISCOVERY_TIMEOUT, "the resumed halt")[0]
+        assert (republished.reward_return, republished.cost_return) == t0[:2]
+        assert len(probe.messages("target")) == len(published) + 1, "a resumed halt publishes nothing else"
+        assert again.stop() == 0
+    finally:
+        again.kill()
