@@ -305,6 +305,12 @@ class SimNode(Node):
             self.start_episode()
 
     def on_supervisor_status(self, msg: SupervisorStatus) -> None:
+        if msg.phase == SupervisorStatus.PHASE_HALTED and not self.finished:
+            # No target is verified safe any more: further episodes would only run the fallback action.
+            self.get_logger().error(f"the supervisor halted ({msg.message}); ending the run after "
+                                    f"{self.episodes_finished} episodes")
+            self.finished, self.awaiting = True, None
+            return
         state = (int(msg.iteration), int(msg.episodes_at_current_target), msg.message)
         stamp = stamp_ns(msg.header.stamp)
         self.status_state = state

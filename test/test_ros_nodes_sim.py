@@ -119,6 +119,40 @@ def test_lockstep_starts_an_episode_only_after_the_supervisor_acknowledged_the_l
         policy.kill()
 
 
+def test_lockstep_run_ends_when_the_supervisor_halts(ros_env, probe):
+    """A HALTED supervisor has no safe target left: the sim ends the run instead of waiting forever."""
+    from test_cdt_support import tiny_artifacts
+
+    status_pub = probe.publisher(SupervisorStatus, qos.SUPERVISOR_STATUS_TOPIC, qos.SUPERVISOR_STATUS_QOS)
+
+    def status(iteration, count, phase=0, message=""):
+        msg = SupervisorStatus(iteration=iteration, episodes_at_current_target=count, phase=phase,
+                               message=message)
+        msg.header.stamp = time_msg(time.time_ns())
+        status_pub.publish(msg)
+
+    status(0, 0)
+    sim = NodeProcess("sim_node", ros_env, params_file=CONFIG / "sim.yaml",
+                      params={"mode": "lockstep", "max_episodes": 5, "max_episode_steps": 50,
+                              "supervisor_sync_timeout_s": 60.0})
+    policy = NodeProcess("policy_node", ros_env, params_file=CONFIG / "policy.yaml",
+                         params={"model_path": str(tiny_artifacts().onnx), "trigger": "observation"})
+    try:
+        wait_until(lambda: status_pub.get_subscription_count() >= 1, DISCOVERY_TIMEOUT, "the sim's status "
+                   "subscription")
+        publish_target(probe.target, 300.0, 10.0)
+        wait_until(lambda: probe.messages("result"), 120, "the first episode result")
+        status(1, 0, SupervisorStatus.PHASE_HALTED, "no target is verified safe")
+        assert sim.wait(30) == 0, sim.output()[-3000:]
+        assert "the supervisor halted (no target is verified safe); ending the run after 1 episodes" \
+            in sim.output()
+        assert len(probe.messages("result")) == 1
+        assert policy.stop() == 0
+    finally:
+        sim.kill()
+        policy.kill()
+
+
 def test_realtime_without_policy_applies_the_fallback_and_stops_on_sigterm(ros_env, probe):
     sim = NodeProcess("sim_node", ros_env, params_file=CONFIG / "sim.yaml",
                       params={"mode": "realtime", "control_rate_hz": 500.0, "max_episode_steps": STEPS})
