@@ -171,8 +171,8 @@ def test_contradicting_data_removes_a_point_from_the_safe_set(pls_run):
 
 
 def test_a_seed_box_the_data_refute_halts_pls_and_no_baseline_breaks():
-    """Assumption 7 (Z0 safe) is checked, not trusted forever: seed costs far above b empty the safe set,
-    PLS halts (unverified, no proposal) and refuses further episodes."""
+    """Assumption 7 (Z0 safe) is checked, not trusted forever: one evaluation with a cost far above b at a
+    seed refutes it, PLS halts (unverified, no proposal) and refuses further episodes."""
     config = synthetic_config(seed=3)
     optimizer = build_optimizer(config)
     decisions = []
@@ -183,6 +183,7 @@ def test_a_seed_box_the_data_refute_halts_pls_and_no_baseline_breaks():
             decision = optimizer.report_episode(episode(target, cost=8 * config.threshold))
         decisions.append(decision)
     halted = optimizer.current
+    assert len(decisions) == 1  # the first evaluation refutes its seed: no second seed is tried
     assert halted.phase is Phase.HALTED and not halted.verified_safe and halted.safe_set_size == 0
     assert "refute" in halted.note and optimizer.model.refuted_seeds.any()
     with pytest.raises(StaleEpisodeError, match="halted"):

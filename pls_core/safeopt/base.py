@@ -215,7 +215,8 @@ class TargetOptimizer(ABC):
         verified = bool(model.safe[index]) if index is not None else cost_bounds[1] <= self.config.threshold
         return Decision(
             iteration=len(self.history), phase=choice.phase, target=choice.target,
-            reward_bounds=reward_bounds, cost_bounds=cost_bounds, safe_set_size=int(model.safe.sum()),
+            reward_bounds=reward_bounds, cost_bounds=cost_bounds,
+            safe_set_size=0 if choice.phase is Phase.HALTED else int(model.safe.sum()),  # nothing is trusted
             candidate_set_size=choice.candidate_set_size, num_observations=model.num_observations,
             best_target=self.grid.target(best), best_predicted_reward=float(model.reward_mean()[best]),
             best_cost_upper=float(model.cost_upper[best]), threshold=self.config.threshold,

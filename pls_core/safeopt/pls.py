@@ -20,10 +20,10 @@ Readings of the paper's open points (pls-method.md §3):
   (SafeOpt's get_maximum). Evaluations continue to update the GPs, so the choice can still improve, and
   a point whose data contradict its interval can leave the safe set (confidence.py).
 * The first decision (no data yet) is labelled SEED; it is a stage-1 pick, i.e. a seed point.
-* Halt: when the data refute the seed box (confidence.py: cost lower bound above b at seed points)
-  and nothing is left in the safe set, the decision is HALTED (unverified, no proposal) and later
-  episodes are refused: the paper assumes Z0 safe; a deployment must not keep running on it when the
-  data say otherwise.
+* Halt: as soon as the data refute any seed point (confidence.py: cost lower bound above b there),
+  the decision is HALTED (unverified, no proposal) and later episodes are refused. Every certificate
+  rests on Z0 being safe (Assumption 7); once one seed is shown unsafe the rest of the box is not to be
+  trusted either, and a deployment must stop rather than try the next seed.
 Ties are broken at random with the (seed, iteration)-derived generator. Every proposal is checked to lie
 in the current safe set (SafetyInvariantError otherwise), including a target kept after a GP failure.
 """
@@ -43,12 +43,12 @@ class PLSOptimizer(TargetOptimizer):
     method = "pls"
 
     def _choose(self) -> Choice:
-        if not self.model.safe.any():  # only when data refute the seed box (confidence.py): stop, never guess
+        if self.model.refuted_seeds.any() or not self.model.safe.any():  # confidence.py: stop, never guess
             refuted = int(self.model.refuted_seeds.sum())
             return Choice(self.current.target, Phase.HALTED, 0,
-                          f"no target is verified safe: the episode costs refute {refuted} seed target(s) "
-                          f"(cost lower bound > b = {self.config.threshold:g}); the seed box is not safe for "
-                          "this model. Stop, then re-examine the model or the seed box")
+                          f"the episode costs refute {refuted} seed target(s) (cost lower bound > b = "
+                          f"{self.config.threshold:g}): the seed box is not safe for this model, so no "
+                          "target is verified safe. Stop, then re-examine the model or the seed box")
         phases = [d.phase for d in self.history]
         explored = sum(p in (Phase.SEED, Phase.SAFE_EXPLORATION) for p in phases)
         maximised = phases.count(Phase.REWARD_MAXIMISATION)
