@@ -23,9 +23,11 @@ B = 20.0  # the tiny Swimmer's episode costs scatter around this: some episodes 
 
 
 def tiny_settings(**changes) -> ExperimentSettings:
+    # The tiny Swimmer's episode costs spread by ~20: say so (noise variance of a 2-episode mean), or
+    # PLS rightly reads a high seed evaluation as a refuted seed box and halts.
     settings = ExperimentSettings(tasks=(TASK,), thresholds=(B,), methods=("pls", "random"), seeds=1,
                                   episodes_per_evaluation=2, iterations=2, sweep=SweepSettings(2, 2, 1),
-                                  models_dir=models_dir())
+                                  models_dir=models_dir(), optimizer_overrides={"cost_noise_variance": 400.0})
     return replace(settings, **changes)
 
 
@@ -103,6 +105,16 @@ def test_runs_are_reproducible_by_seed(experiment, tmp_path):
     first = load_runs(out_dir, settings)["pls"]
     assert again.episodes == first.episodes and again.iterations == first.iterations
     assert again.final == first.final
+
+
+def test_a_pls_run_whose_seed_box_is_refuted_halts_and_is_reported(tmp_path):
+    """b = 1 with the tiny Swimmer (costs ~20): the first evaluation refutes its seed, the run stops."""
+    settings = tiny_settings(thresholds=(1.0,), methods=("pls",), iterations=3, optimizer_overrides={})
+    paths = run_experiment(settings, tmp_path, progress=False)
+    run = RunRecord.load(RunKey(TASK, 1.0, "pls", 0).path(tmp_path))
+    assert run.final["halted"] and run.final["halted_after"] == 1 and run.final["episodes"] == []
+    assert len(run.iterations) == 1 and len(run.episodes) == settings.episodes_per_evaluation
+    assert "| 1 | pls | 1 | 1 |" in paths["table.md"].read_text()
 
 
 def test_shared_envs_give_the_episodes_of_run_episodes():

@@ -68,7 +68,8 @@ def test_conversions_round_trip():
     assert cv.from_float32_field(cv.float32_array(values)).tolist() == values
     assert cv.stamp_ns(cv.time_msg(1_234_567_890_123)) == 1_234_567_890_123
     assert [p.code for p in Phase] == [TargetReturn.PHASE_SEED, TargetReturn.PHASE_SAFE_EXPLORATION,
-                                       TargetReturn.PHASE_REWARD_MAXIMISATION, TargetReturn.PHASE_OPERATION]
+                                       TargetReturn.PHASE_REWARD_MAXIMISATION, TargetReturn.PHASE_OPERATION,
+                                       TargetReturn.PHASE_HALTED]
 
     msg = EpisodeResult(episode=7, target_reward_return=2100.0, target_cost_return=5.0, reward_return=2050.5,
                         cost_return=3.0, length=1000, truncated=True, reason="time_limit")

@@ -92,8 +92,9 @@ def test_config_round_trips_through_dict():
 
 
 def test_phase_codes_are_stable():
-    assert [p.code for p in Phase] == [0, 1, 2, 3]
-    assert [p.value for p in Phase] == ["seed", "safe_exploration", "reward_maximisation", "operation"]
+    assert [p.code for p in Phase] == [0, 1, 2, 3, 4]
+    assert [p.value for p in Phase] == ["seed", "safe_exploration", "reward_maximisation", "operation",
+                                        "halted"]
     assert all(Phase.from_code(p.code) is p for p in Phase)
     with pytest.raises(ValueError, match="unknown phase code 7"):
         Phase.from_code(7)
