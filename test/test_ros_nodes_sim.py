@@ -61,16 +61,33 @@ def test_lockstep_episode_with_the_policy_node_and_frames(ros_env, probe, tmp_pa
         policy.kill()
 
 
+def publish_status(pub, iteration, count, phase=0, message=""):
+    """The test playing the supervisor: a SupervisorStatus stamped now."""
+    msg = SupervisorStatus(iteration=iteration, episodes_at_current_target=count, phase=phase,
+                           message=message)
+    msg.header.stamp = time_msg(time.time_ns())
+    pub.publish(msg)
+
+
+def start_lockstep_sim_and_policy(ros_env, *, max_episodes, supervisor_sync_timeout_s):
+    """A lockstep sim (50-step episodes) and a policy node running the tiny CDT."""
+    from test_cdt_support import tiny_artifacts
+
+    sim = NodeProcess("sim_node", ros_env, params_file=CONFIG / "sim.yaml",
+                      params={"mode": "lockstep", "max_episodes": max_episodes, "max_episode_steps": 50,
+                              "supervisor_sync_timeout_s": supervisor_sync_timeout_s})
+    policy = NodeProcess("policy_node", ros_env, params_file=CONFIG / "policy.yaml",
+                         params={"model_path": str(tiny_artifacts().onnx), "trigger": "observation"})
+    return sim, policy
+
+
 def test_lockstep_starts_an_episode_only_after_the_supervisor_acknowledged_the_last_result(ros_env, probe):
     """The test plays the supervisor: it answers a result with a new target, then with a SupervisorStatus."""
-    from test_cdt_support import tiny_artifacts
 
     status_pub = probe.publisher(SupervisorStatus, qos.SUPERVISOR_STATUS_TOPIC, qos.SUPERVISOR_STATUS_QOS)
 
     def status(iteration, count, message=""):
-        msg = SupervisorStatus(iteration=iteration, episodes_at_current_target=count, message=message)
-        msg.header.stamp = time_msg(time.time_ns())
-        status_pub.publish(msg)
+        publish_status(status_pub, iteration, count, message=message)
 
     def results(n):
         return wait_until(lambda: len(probe.messages("result")) >= n and probe.messages("result"), 120,
@@ -80,11 +97,7 @@ def test_lockstep_starts_an_episode_only_after_the_supervisor_acknowledged_the_l
         return {m.episode for m in probe.messages("obs")}
 
     status(0, 0)  # a supervisor is there: the sim waits for it (latched, as the real one's)
-    sim = NodeProcess("sim_node", ros_env, params_file=CONFIG / "sim.yaml",
-                      params={"mode": "lockstep", "max_episodes": 3, "max_episode_steps": 50,
-                              "supervisor_sync_timeout_s": 2.0})
-    policy = NodeProcess("policy_node", ros_env, params_file=CONFIG / "policy.yaml",
-                         params={"model_path": str(tiny_artifacts().onnx), "trigger": "observation"})
+    sim, policy = start_lockstep_sim_and_policy(ros_env, max_episodes=3, supervisor_sync_timeout_s=2.0)
     try:
         # The sim waits only for a supervisor it knows of: let discovery finish before the run starts.
         wait_until(lambda: status_pub.get_subscription_count() >= 1, DISCOVERY_TIMEOUT, "the sim's status "
@@ -121,28 +134,16 @@ def test_lockstep_starts_an_episode_only_after_the_supervisor_acknowledged_the_l
 
 def test_lockstep_run_ends_when_the_supervisor_halts(ros_env, probe):
     """A HALTED supervisor has no safe target left: the sim ends the run instead of waiting forever."""
-    from test_cdt_support import tiny_artifacts
 
     status_pub = probe.publisher(SupervisorStatus, qos.SUPERVISOR_STATUS_TOPIC, qos.SUPERVISOR_STATUS_QOS)
-
-    def status(iteration, count, phase=0, message=""):
-        msg = SupervisorStatus(iteration=iteration, episodes_at_current_target=count, phase=phase,
-                               message=message)
-        msg.header.stamp = time_msg(time.time_ns())
-        status_pub.publish(msg)
-
-    status(0, 0)
-    sim = NodeProcess("sim_node", ros_env, params_file=CONFIG / "sim.yaml",
-                      params={"mode": "lockstep", "max_episodes": 5, "max_episode_steps": 50,
-                              "supervisor_sync_timeout_s": 60.0})
-    policy = NodeProcess("policy_node", ros_env, params_file=CONFIG / "policy.yaml",
-                         params={"model_path": str(tiny_artifacts().onnx), "trigger": "observation"})
+    publish_status(status_pub, 0, 0)
+    sim, policy = start_lockstep_sim_and_policy(ros_env, max_episodes=5, supervisor_sync_timeout_s=60.0)
     try:
         wait_until(lambda: status_pub.get_subscription_count() >= 1, DISCOVERY_TIMEOUT, "the sim's status "
                    "subscription")
         publish_target(probe.target, 300.0, 10.0)
         wait_until(lambda: probe.messages("result"), 120, "the first episode result")
-        status(1, 0, SupervisorStatus.PHASE_HALTED, "no target is verified safe")
+        publish_status(status_pub, 1, 0, SupervisorStatus.PHASE_HALTED, "no target is verified safe")
         assert sim.wait(30) == 0, sim.output()[-3000:]
         assert "the supervisor halted (no target is verified safe); ending the run after 1 episodes" \
             in sim.output()
