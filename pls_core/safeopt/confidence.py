@@ -10,10 +10,10 @@ An empty intersection means the data contradict the confidence model at z (the <
 or a misspecified kernel). Then a non-seed point restarts from the current interval Omega_N (it may
 leave the safe set: we never keep believing a point is safe against the data). A seed point keeps its
 upper bound (Assumption 7 says Z0 is safe) unless the data say its cost exceeds b with confidence
-(Omega's lower bound above b, with data: the prior alone refutes nothing): then Assumption 7 is
-refuted there, the point restarts from Omega like
-any other and leaves the safe set (`refuted_seeds`); a model that cannot keep its own seed box safe
-must not be kept running on it. All conflicts are counted in `conflicts`.
+(Omega's lower bound above b, with data: the prior alone refutes nothing): then Assumption 7 is refuted
+there, the point restarts from Omega like any other and leaves the safe set (`refuted_seeds`); a model
+that cannot keep its own seed box safe must not be kept running on it. All conflicts are counted in
+`conflicts`.
 The reward interval is the current Omega_N, not intersected (the paper does not intersect it, and it
 is only used for choosing, never for safety).
 """
