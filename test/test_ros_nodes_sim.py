@@ -42,6 +42,11 @@ def test_lockstep_episode_with_the_policy_node_and_frames(ros_env, probe, tmp_pa
     policy = NodeProcess("policy_node", ros_env, params_file=CONFIG / "policy.yaml",
                          params={"model_path": str(tiny_artifacts().onnx), "trigger": "observation"})
     try:
+        # The sim exits right after its one episode: its result reaches only a subscriber it has matched
+        # by then, so let discovery finish before the target starts the episode (a fresh-clone run lost
+        # the result once).
+        wait_until(lambda: probe.node.count_publishers(qos.EPISODE_RESULT_TOPIC) >= 1, DISCOVERY_TIMEOUT,
+                   "the sim's EpisodeResult publisher")
         publish_target(probe.target, 300.0, 10.0)
         # The sim holds step 0 until the policy answers with a policy action, then runs the episode and,
         # with max_episodes 1, exits 0 by itself.
