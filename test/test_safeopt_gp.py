@@ -86,9 +86,9 @@ def test_rank_one_fake_observation_matches_gpytorch_refit(data):
     upper = fantasy_upper_bounds(gp, prior_mean, scale, fake_raw, alpha, candidates, targets)
     for row, (c, raw) in enumerate(zip(candidates, fake_raw, strict=True)):
         y_fake = (raw - prior_mean[c]) / scale
-        refit = gp.reference_model()
-        refit.set_train_data(torch.as_tensor(np.vstack([x, grid[c]])),
-                             torch.as_tensor(np.append(y, y_fake)), strict=False)
+        refit_gp = GridGP(grid, LENGTHSCALE, OUTPUTSCALE, NOISE)
+        refit_gp.set_data(np.vstack([x, grid[c]]), np.append(y, y_fake))
+        refit = refit_gp.reference_model()
         with torch.no_grad(), gpytorch.settings.fast_pred_var(False):
             p = refit(torch.as_tensor(grid[targets]))
         expected = prior_mean[targets] + scale * (p.mean.numpy() + alpha * np.sqrt(p.variance.numpy()))

@@ -164,10 +164,35 @@ def test_contradicting_data_removes_a_point_from_the_safe_set(pls_run):
     index = optimizer.grid.index_of(optimizer.current.target)
     assert optimizer.model.safe[index] and not optimizer.grid.seed_mask[index]
     for _ in range(config.episodes_per_evaluation):
-        optimizer.report_episode(episode(optimizer.current.target, cost=6 * config.threshold))
+        optimizer.report_episode(episode(optimizer.current.target, cost=2 * config.threshold))
     assert not optimizer.model.safe[index]
     assert optimizer.status()["confidence_conflicts"] >= 1
     assert optimizer.current.target != optimizer.grid.target(index) and optimizer.current.verified_safe
+
+
+def test_each_evaluation_carries_its_measured_noise_with_the_configured_floor():
+    """An evaluation whose episodes spread widely must not be believed as precisely as the configured noise
+    says: its GP noise is the sample variance over the episode count, and its cost bound is wider."""
+    config = synthetic_config(seed=4)
+    n, b = config.episodes_per_evaluation, config.threshold
+    spread = [0.2 * b if k % 2 else 0.6 * b for k in range(n)]  # mean 0.4 b, per-episode sd ~0.2 b
+    fixed = build_optimizer(synthetic_config(seed=4, noise_from_episodes=False))
+    measured = build_optimizer(config)
+    target = measured.current.target
+    for optimizer in (fixed, measured):
+        for cost in spread:
+            optimizer.report_episode(episode(target, cost=cost))
+    expected = np.var(spread, ddof=1) / n / b ** 2  # the cost GP works in units of b
+    assert expected > config.cost_noise_variance / b ** 2
+    assert measured.model.cost_gp.train_noise[0] == pytest.approx(expected)
+    assert fixed.model.cost_gp.train_noise[0] == pytest.approx(config.cost_noise_variance / b ** 2)
+    index = measured.grid.index_of(target)
+    assert measured.model.cost_omega()[1][index] > fixed.model.cost_omega()[1][index]
+    # A tight evaluation is floored at the configured noise, never believed more than configured.
+    tight = build_optimizer(config)
+    for _ in range(n):
+        tight.report_episode(episode(tight.current.target, cost=0.4 * b))
+    assert tight.model.cost_gp.train_noise[0] == pytest.approx(config.cost_noise_variance / b ** 2)
 
 
 def test_a_seed_box_the_data_refute_halts_pls_and_no_baseline_breaks():

@@ -9,6 +9,7 @@ last target on a GP numerical failure, and builds the `Decision` record. Randomn
 from __future__ import annotations
 
 import math
+import statistics
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -188,17 +189,30 @@ class TargetOptimizer(ABC):
         target = self.current.target
         reward = math.fsum(e.reward_return for e in self._episodes_here) / len(self._episodes_here)
         cost = math.fsum(e.cost_return for e in self._episodes_here) / len(self._episodes_here)
+        reward_noise, cost_noise = self._measured_noise(self._episodes_here)
         self._episodes_here = []
         self.evaluations.append((target, reward, cost))
         note = ""
         try:
-            self.model.observe(target, reward, cost)
+            self.model.observe(target, reward, cost, reward_noise, cost_noise)
         except GPNumericalError as exc:
             self._gp_failures += 1
             self._last_gp_error = str(exc)
             note = f"GP numerical failure ({exc}); kept the last verified safe target"
         self.history.append(self._decide(note))
         return self.current
+
+    def _measured_noise(self, episodes: list[EpisodeRecord]) -> tuple[float | None, float | None]:
+        """Noise variances of this evaluation's mean returns: the episodes' own spread (sample variance /
+        count), floored at the configured values; None (configured values) when switched off or for a
+        single episode, whose spread cannot be measured."""
+        if not self.config.noise_from_episodes or len(episodes) < 2:
+            return None, None
+        n = len(episodes)
+        reward_var = statistics.variance([e.reward_return for e in episodes]) / n
+        cost_var = statistics.variance([e.cost_return for e in episodes]) / n
+        return (max(self.config.reward_noise_variance, reward_var),
+                max(self.config.cost_noise_variance, cost_var))
 
     def _decide(self, note: str) -> Decision:
         if note:  # GP failure: the model did not change, so the last target is as safe as it was

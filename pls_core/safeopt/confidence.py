@@ -55,14 +55,19 @@ class ConfidenceModel:
     def num_observations(self) -> int:
         return self.reward_gp.num_observations
 
-    def observe(self, target: tuple[float, float], reward: float, cost: float) -> None:
+    def observe(self, target: tuple[float, float], reward: float, cost: float,
+                reward_noise: float | None = None, cost_noise: float | None = None) -> None:
         """Add one evaluation (mean returns at `target`) to both GPs, then tighten the cost intervals.
 
+        `*_noise` is the evaluation's own noise variance (raw units^2); None uses the configured one.
         Atomic: on GPNumericalError neither GP nor any interval changes.
         """
         r_prior, g_prior = self._prior_at(target)
-        reward_state = self.reward_gp.prepare_observation(target, (reward - r_prior) / self.reward_scale)
-        cost_state = self.cost_gp.prepare_observation(target, (cost - g_prior) / self.cost_scale)
+        r_noise = None if reward_noise is None else reward_noise / self.reward_scale ** 2
+        g_noise = None if cost_noise is None else cost_noise / self.cost_scale ** 2
+        reward_state = self.reward_gp.prepare_observation(target, (reward - r_prior) / self.reward_scale,
+                                                          r_noise)
+        cost_state = self.cost_gp.prepare_observation(target, (cost - g_prior) / self.cost_scale, g_noise)
         if self.config.fit_hyperparameters:
             reward_state = self.reward_gp.prepare_fit(reward_state, self.config.fit_iterations)
             cost_state = self.cost_gp.prepare_fit(cost_state, self.config.fit_iterations)

@@ -62,6 +62,10 @@ class OptimizerConfig:
     * Noise. `*_noise_variance` is the variance, in raw units squared, of one evaluation (the mean of
       `episodes_per_evaluation` episodes), i.e. per-episode variance / episodes_per_evaluation.
       Defaults assume per-episode standard deviations of about 22 (reward) and 4.5 (cost) at 20 episodes.
+      With `noise_from_episodes` (default) each evaluation's noise is measured instead: the variance of
+      its own episodes over their count, never below the configured value (a floor). A model whose
+      episodes spread more than configured then earns wider bounds, not false confidence: a noise
+      variance set too small shrinks the cost bound and certifies targets the data do not support.
     * Kernels. A lengthscale is one number (isotropic) or [l_R, l_G] (one per axis; the paper does not
       say which it used). Hyperparameters are fixed unless `fit_hyperparameters` is true (then the
       marginal likelihood is maximised after every evaluation, starting from these values; the safety
@@ -91,6 +95,7 @@ class OptimizerConfig:
     cost_outputscale: float = 1.0
     reward_noise_variance: float = 25.0
     cost_noise_variance: float = 1.0
+    noise_from_episodes: bool = True  # per-evaluation noise = max(configured, sample variance / episodes)
     reward_output_scale: float = 1.0
     cost_output_scale: float | None = None  # None: the threshold b
     reward_prior_mean: str = "target"  # target | zero
@@ -308,7 +313,7 @@ class OptimizerConfig:
                                                     or self.max_episode_length < 1):
             raise OptimizerConfigError(f"max_episode_length must be an integer >= 1 or null, "
                                        f"got {self.max_episode_length!r}")
-        for name in ("fit_hyperparameters", "boundary_fallback"):
+        for name in ("fit_hyperparameters", "boundary_fallback", "noise_from_episodes"):
             if not isinstance(getattr(self, name), bool):
                 raise OptimizerConfigError(f"{name} must be true or false")
         s_lo, s_hi = self.seed_reward_range

@@ -4,12 +4,15 @@ Why not call GPyTorch's predictive distribution every iteration: its exact predi
 every grid point, O(N^2 |Z|) per update (seconds for N=400, |Z|=10^4 on one core). Here the posterior over
 the whole grid is kept exactly and extended by one Cholesky row per observation, O(N |Z|):
 
-    L_N = chol(K_XX + noise I),  W = L_N^-1 K_XZ,  a = L_N^-1 y
+    L_N = chol(K_XX + diag(noise)),  W = L_N^-1 K_XZ,  a = L_N^-1 y
     mean(Z) = W^T a,  var(Z) = k(z, z) - colsum(W * W),  cov(C, U) = K_CU - W_C^T W_U
 
-GPyTorch supplies the kernel (`ScaleKernel(RBFKernel)` with one lengthscale per axis), the likelihood and
-the optional marginal-likelihood fit; `reference_model()` returns the equivalent `gpytorch.models.ExactGP`,
-which the tests compare against (and against the textbook closed form).
+Each observation carries its own noise variance (an evaluation's measured spread, see base.py); the GP's
+`noise_variance` is the default for observations given none and for the hypothetical ones of the
+expander test. GPyTorch supplies the kernel (`ScaleKernel(RBFKernel)` with one lengthscale per axis), the
+likelihood (fixed per-observation noise) and the optional marginal-likelihood fit; `reference_model()`
+returns the equivalent `gpytorch.models.ExactGP`, which the tests compare against (and against the
+textbook closed form).
 The GP works in its own output units: callers transform raw returns (see confidence.py).
 """
 
@@ -58,7 +61,8 @@ class _Factor:
 
     x: torch.Tensor  # (N, 2) inputs
     y: torch.Tensor  # (N,) outputs (GP units)
-    chol: torch.Tensor  # (N, N) lower Cholesky factor of K_XX + noise I
+    noise: torch.Tensor  # (N,) noise variance of each observation (GP units)
+    chol: torch.Tensor  # (N, N) lower Cholesky factor of K_XX + diag(noise)
     w: torch.Tensor  # (N, |Z|) L^-1 K_XZ: the first N rows of `w_store`
     a: torch.Tensor  # (N,) L^-1 y
     mean: torch.Tensor  # (|Z|,) posterior mean on the grid
@@ -87,8 +91,8 @@ class GridGP:
             prior_var = self.kernel(self._grid[:1]).to_dense()[0, 0].expand(n).clone()
         w_store = torch.empty(INITIAL_CAPACITY, n, dtype=DTYPE)
         self._factor = _Factor(torch.empty(0, 2, dtype=DTYPE), torch.empty(0, dtype=DTYPE),
-                               torch.empty(0, 0, dtype=DTYPE), w_store[:0], torch.empty(0, dtype=DTYPE),
-                               torch.zeros(n, dtype=DTYPE), prior_var, w_store)
+                               torch.empty(0, dtype=DTYPE), torch.empty(0, 0, dtype=DTYPE), w_store[:0],
+                               torch.empty(0, dtype=DTYPE), torch.zeros(n, dtype=DTYPE), prior_var, w_store)
 
     # --- state ----------------------------------------------------------------------------------------
 
@@ -113,6 +117,10 @@ class GridGP:
         return self._factor.y.numpy().copy()
 
     @property
+    def train_noise(self) -> np.ndarray:
+        return self._factor.noise.numpy().copy()
+
+    @property
     def state(self) -> GPState:
         return GPState(self.kernel, self._factor)
 
@@ -123,20 +131,25 @@ class GridGP:
 
     # --- updates --------------------------------------------------------------------------------------
 
-    def add_observation(self, x: tuple[float, float], y: float) -> None:
-        """Condition on one more noisy observation y at x (any point, on the grid or not).
+    def add_observation(self, x: tuple[float, float], y: float, noise_variance: float | None = None) -> None:
+        """Condition on one more noisy observation y at x (any point, on the grid or not); its noise
+        variance defaults to the GP's.
 
         Raises GPNumericalError (state unchanged) on a non-positive Cholesky pivot or non-finite results,
         e.g. a repeated input with zero noise.
         """
-        self.commit(self.prepare_observation(x, y))
+        self.commit(self.prepare_observation(x, y, noise_variance))
 
-    def prepare_observation(self, x: tuple[float, float], y: float) -> GPState:
+    def prepare_observation(self, x: tuple[float, float], y: float,
+                            noise_variance: float | None = None) -> GPState:
         """The state after adding (x, y), without applying it: lets a caller update two GPs atomically.
 
         Only the latest preparation may be committed (they share the free rows of one buffer).
         """
         f = self._factor
+        noise = self.noise_variance if noise_variance is None else float(noise_variance)
+        if not math.isfinite(noise) or noise < 0.0:
+            raise GPNumericalError(f"observation noise variance {noise!r} is not a finite number >= 0")
         xt = torch.tensor([x], dtype=DTYPE)
         with torch.no_grad():
             k_x_grid = self.kernel(xt, self._grid).to_dense()[0]
@@ -144,7 +157,7 @@ class GridGP:
             k_xx = self.kernel(xt).to_dense()[0, 0]
         l_row = torch.linalg.solve_triangular(f.chol, k_x_train[:, None], upper=False)[:, 0] \
             if f.x.shape[0] else k_x_train
-        pivot_sq = k_xx + self.noise_variance - l_row @ l_row
+        pivot_sq = k_xx + noise - l_row @ l_row
         if not bool(torch.isfinite(pivot_sq)) or float(pivot_sq) <= 0.0:
             raise GPNumericalError(f"Cholesky pivot {float(pivot_sq):.3g} <= 0 when adding x={x} "
                                    f"(repeated input with zero noise?); raise the noise variance")
@@ -161,7 +174,8 @@ class GridGP:
             w_store = torch.empty(2 * n, w_store.shape[1], dtype=DTYPE)
             w_store[:n] = f.w
         w_store[n] = w_row  # row n is past the current state's view, so the current state is untouched
-        new = _Factor(torch.cat([f.x, xt]), torch.cat([f.y, torch.tensor([float(y)], dtype=DTYPE)]), chol,
+        new = _Factor(torch.cat([f.x, xt]), torch.cat([f.y, torch.tensor([float(y)], dtype=DTYPE)]),
+                      torch.cat([f.noise, torch.tensor([noise], dtype=DTYPE)]), chol,
                       w_store[:n + 1], torch.cat([f.a, a_new.reshape(1)]), f.mean + w_row * a_new,
                       f.var - w_row * w_row, w_store)
         return GPState(self.kernel, self._checked(new, self.kernel))
@@ -172,7 +186,7 @@ class GridGP:
         f = state.factor
         if f.x.shape[0] < 3:
             return state
-        model = self._exact_model(state.kernel, f.x, f.y)
+        model = self._exact_model(state.kernel, f.x, f.y, f.noise)
         model.train()
         model.likelihood.train()
         optimizer = torch.optim.Adam(model.covar_module.parameters(), lr=learning_rate)
@@ -186,21 +200,24 @@ class GridGP:
         if not all(bool(torch.isfinite(p.detach()).all()) for p in kernel.parameters()):
             raise GPNumericalError("hyperparameter fit diverged (non-finite kernel parameters); "
                                    "set fit_hyperparameters: false or change the initial kernel values")
-        return GPState(kernel, self._factorise(kernel, f.x, f.y))
+        return GPState(kernel, self._factorise(kernel, f.x, f.y, f.noise))
 
     def commit(self, state: GPState) -> None:
         self.kernel, self._factor = state.kernel, state.factor
 
-    def set_data(self, x: np.ndarray, y: np.ndarray) -> None:
-        """Recompute the posterior from scratch."""
+    def set_data(self, x: np.ndarray, y: np.ndarray, noise: np.ndarray | None = None) -> None:
+        """Recompute the posterior from scratch (per-observation noise variances default to the GP's)."""
         xt = torch.as_tensor(np.asarray(x, dtype=float).reshape(-1, 2), dtype=DTYPE)
         yt = torch.as_tensor(np.asarray(y, dtype=float).reshape(-1), dtype=DTYPE)
-        self._factor = self._factorise(self.kernel, xt, yt)
+        nt = torch.full_like(yt, self.noise_variance) if noise is None else \
+            torch.as_tensor(np.asarray(noise, dtype=float).reshape(-1), dtype=DTYPE)
+        self._factor = self._factorise(self.kernel, xt, yt, nt)
 
-    def _factorise(self, kernel: gpytorch.kernels.Kernel, xt: torch.Tensor, yt: torch.Tensor) -> _Factor:
+    def _factorise(self, kernel: gpytorch.kernels.Kernel, xt: torch.Tensor, yt: torch.Tensor,
+                   noise: torch.Tensor) -> _Factor:
         n = self._grid.shape[0]
         with torch.no_grad():
-            k_train = kernel(xt).to_dense() + self.noise_variance * torch.eye(len(yt), dtype=DTYPE)
+            k_train = kernel(xt).to_dense() + torch.diag(noise)
             chol, info = torch.linalg.cholesky_ex(k_train)
             if int(info) != 0:
                 raise GPNumericalError(f"K_XX + noise I is not positive definite (pivot {int(info)}); "
@@ -208,7 +225,8 @@ class GridGP:
             w = torch.linalg.solve_triangular(chol, kernel(xt, self._grid).to_dense(), upper=False)
             a = torch.linalg.solve_triangular(chol, yt[:, None], upper=False)[:, 0]
             prior_var = kernel(self._grid[:1]).to_dense()[0, 0].expand(n)
-        return self._checked(_Factor(xt, yt, chol, w, a, w.T @ a, prior_var - (w * w).sum(0), w), kernel)
+        var = prior_var - (w * w).sum(0)
+        return self._checked(_Factor(xt, yt, noise, chol, w, a, w.T @ a, var, w), kernel)
 
     def _checked(self, f: _Factor, kernel: gpytorch.kernels.ScaleKernel) -> _Factor:
         if not (bool(torch.isfinite(f.mean).all()) and bool(torch.isfinite(f.var).all())):
@@ -243,16 +261,16 @@ class GridGP:
 
     def reference_model(self) -> _ExactModel:
         """A GPyTorch ExactGP with this GP's kernel, noise and data, in eval mode (noise must be > 0)."""
-        model = self._exact_model(self.kernel, self._factor.x, self._factor.y)
+        f = self._factor
+        model = self._exact_model(self.kernel, f.x, f.y, f.noise)
         model.eval()
         model.likelihood.eval()
         return model
 
-    def _exact_model(self, kernel: gpytorch.kernels.Kernel, x: torch.Tensor, y: torch.Tensor) -> _ExactModel:
-        likelihood = gpytorch.likelihoods.GaussianLikelihood(
-            noise_constraint=gpytorch.constraints.GreaterThan(1e-12)).to(DTYPE)
-        likelihood.noise = torch.tensor(max(self.noise_variance, 2e-12), dtype=DTYPE)
-        likelihood.raw_noise.requires_grad_(False)
+    def _exact_model(self, kernel: gpytorch.kernels.Kernel, x: torch.Tensor, y: torch.Tensor,
+                     noise: torch.Tensor) -> _ExactModel:
+        likelihood = gpytorch.likelihoods.FixedNoiseGaussianLikelihood(
+            noise=noise.clamp_min(2e-12), learn_additional_noise=False).to(DTYPE)
         return _ExactModel(x, y, likelihood, copy.deepcopy(kernel)).to(DTYPE)
 
 
