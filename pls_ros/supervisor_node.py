@@ -47,6 +47,9 @@ PARAMS = (
               "pls_core.safeopt.OptimizerConfig keys); empty = the task's defaults "
               "(OptimizerConfig.for_task); relative paths are looked up in the working directory, the "
               "pls_ros share directory, then the repository"),
+    ParamSpec("model_path", "str", "", "the policy's ONNX file; with optimizer_config empty, the grid "
+              "and the seed box come from its contract (the data it was trained on: "
+              "OptimizerConfig.for_model_stats) instead of the task's defaults; empty = not used"),
     ParamSpec("store_path", "str", "runs/supervisor/pls_store.sqlite", "SQLite log of the run; the node "
               "resumes from it when it exists (relative to the working directory)"),
     ParamSpec("threshold", "float", 0.0, "override: safety threshold b on the episode cost return; 0 = "
@@ -80,6 +83,8 @@ class SupervisorNode(Node):
                 raise StartupError(f"{exc}. Fix: set optimizer_config to a YAML of optimiser settings, or to "
                                    "an empty string for the task's defaults") from None
             config = OptimizerConfig.from_yaml(config_path, **overrides)  # OptimizerConfigError names the key
+        elif p["model_path"]:
+            config_path, config = self._config_from_model(p["model_path"], p["task_id"], overrides)
         else:
             config_path = f"defaults for {p['task_id']}"
             config = OptimizerConfig.for_task(p["task_id"], **overrides)
@@ -106,10 +111,30 @@ class SupervisorNode(Node):
         status = self.optimizer.status()
         resumed = status["episodes_total"] > 0 or status["episodes_rejected"] > 0
         self.get_logger().info(
-            f"{'resumed from' if resumed else 'new run in'} {self.store_path}: method {config.method}, "
+            f"{'resumed from' if resumed else 'new run in'} {self.store_path} ({config_path}): method "
+            f"{config.method}, seed box R {config.seed_reward_range[0]:g}..{config.seed_reward_range[1]:g}, "
             f"threshold {config.threshold:g}, {config.episodes_per_evaluation} episodes per evaluation, "
             f"iteration {status['iteration']}, {status['episodes_total']} episodes stored")
         self.follow(self.optimizer.current, "resumed" if resumed else "start")
+
+    @staticmethod
+    def _config_from_model(model_path: str, task_id: str, overrides: dict):
+        """The task's defaults on the model's own data: its seed box is one those data show safe, where
+        the paper's box (tuned to DSRL data) may lie outside them."""
+        from pls_core.runtime import ContractError, ModelContract
+        from pls_core.safeopt import OptimizerConfig
+
+        try:
+            path = resolve_existing(model_path, "model_path")
+            contract = ModelContract.from_onnx(path)
+        except (FileNotFoundError, ContractError) as exc:
+            raise StartupError(f"{exc}. Fix: set model_path to the policy's ONNX file (the one pls_policy "
+                               "runs), or to an empty string for the task's defaults") from None
+        if contract.task_id != task_id:
+            raise StartupError(f"{path} is a model for {contract.task_id!r} but task_id is {task_id!r}; "
+                               "use the model of the task the policy runs, or fix task_id")
+        config = OptimizerConfig.for_model_stats(task_id, contract.dataset_stats, **overrides)
+        return f"defaults for {task_id} on the data of {path}", config
 
     def _stored_episode_ids(self) -> set[int]:
         """Ids (header stamps) of the results already in the store, accepted or rejected."""

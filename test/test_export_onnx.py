@@ -19,6 +19,7 @@ from pls_core.export import (
     random_windows,
 )
 from pls_core.runtime import ModelContract
+from pls_core.safeopt.config import seed_reward_range_from_returns
 
 
 def test_metadata_holds_the_full_contract():
@@ -33,8 +34,11 @@ def test_metadata_holds_the_full_contract():
     assert metadata["dataset_sha256"] == dataset.sha256
     np.testing.assert_allclose(metadata["obs_mean"], dataset.observations.mean(0), rtol=1e-4, atol=1e-5)
     assert metadata["train_config"]["embed_dim"] == 16 and metadata["train_config"]["preset"] == "tiny"
-    rewards, _, _ = dataset.episode_returns()
+    rewards, costs, _ = dataset.episode_returns()
     assert np.isclose(metadata["dataset_stats"]["reward_return_max"], rewards.max())
+    # The seed box its data show safe travels with the model (the ROS supervisor reads it).
+    seed_box = seed_reward_range_from_returns(rewards, costs, seed_cost_max=5.0)
+    np.testing.assert_allclose(metadata["dataset_stats"]["seed_reward_range"], seed_box)
     contract = ModelContract.from_onnx(artifacts.onnx)
     assert contract.format_version == 1 and contract.max_timestep == 1000 + 4 - 1
 

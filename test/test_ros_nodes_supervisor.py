@@ -276,3 +276,36 @@ def test_halts_when_the_episode_costs_refute_the_seed_set(ros_env, probe, optimi
         assert again.stop() == 0
     finally:
         again.kill()
+
+
+def test_takes_grid_and_seed_box_from_the_model_contract(ros_env, probe, tmp_path):
+    """With optimizer_config empty and model_path set, the supervisor works on the data the model was
+    trained on: its first target lies in the seed box the contract records, not in the task's (paper)
+    box; a model of another task is refused at start, naming the fix."""
+    from test_cdt_support import tiny_artifacts
+
+    from pls_core.runtime import ModelContract
+
+    onnx = tiny_artifacts().onnx
+    stats = ModelContract.from_onnx(onnx).dataset_stats
+    lo, hi = stats["seed_reward_range"]
+    expected = OptimizerConfig.for_model_stats(TASK, stats, threshold=20.0)
+    assert expected.seed_reward_range == (lo, hi)
+    assert hi < OptimizerConfig.for_task(TASK, threshold=20.0).seed_reward_range[0]  # random-action data
+    params = {"optimizer_config": "", "model_path": str(onnx), "threshold": 20.0,
+              "store_path": str(tmp_path / "store.sqlite"), "status_period_s": 0.5}
+    node = NodeProcess("supervisor_node", ros_env, params_file=CONFIG / "supervisor.yaml", params=params)
+    try:
+        first = wait_until(lambda: targets(probe), DISCOVERY_TIMEOUT, "the first target")[0]
+        assert lo - 1e-6 <= first[0] <= hi + 1e-6 and first[1] <= expected.seed_cost_range[1]
+        node.wait_for_log("on the data of")
+        assert node.stop() == 0
+    finally:
+        node.kill()
+    other = NodeProcess("supervisor_node", ros_env, params_file=CONFIG / "supervisor.yaml",
+                        params={**params, "task_id": "SafetyHopperVelocity-v1"}, log_name="wrong_task")
+    try:
+        assert other.wait(60) != 0
+        assert "is a model for 'SafetyHalfCheetahVelocity-v1'" in other.output()
+    finally:
+        other.kill()

@@ -111,6 +111,8 @@ def _ros_arg(value: object) -> str:
         return "[" + ",".join(_ros_arg(v) for v in value) + "]"
     if isinstance(value, float):
         return repr(value)
+    if value == "":
+        return "''"  # `-p name:=` is a parse error; the rule's value is YAML
     return str(value)
 
 

@@ -255,6 +255,18 @@ def _load_for_resume(path: Path, dataset_sha256: str) -> dict | None:
     return saved
 
 
+def _seed_reward_range(sampler: SequenceSampler, task) -> list[float] | None:
+    """The dataset-derived seed box along R (OptimizerConfig.for_model_stats); None if the data hold too
+    few low-cost episodes to derive one."""
+    from pls_core.safeopt.config import OptimizerConfigError, seed_reward_range_from_returns
+
+    try:
+        return list(seed_reward_range_from_returns(sampler.reward_returns, sampler.cost_returns,
+                                                   task.seed_cost_range[1]))
+    except OptimizerConfigError:
+        return None
+
+
 def _model_facts(dataset_sha256: str, task, sampler: SequenceSampler, make_env, seed: int) -> dict:
     """What the exported model must know about its task and data (becomes the ONNX contract)."""
     env = make_env(task.task_id)
@@ -279,6 +291,8 @@ def _model_facts(dataset_sha256: str, task, sampler: SequenceSampler, make_env, 
             "reward_return_max": float(sampler.reward_returns.max()),
             "cost_return_min": float(sampler.cost_returns.min()),
             "cost_return_max": float(sampler.cost_returns.max()),
+            # Z0 along R that the data show safe; travels with the model to the ROS supervisor.
+            "seed_reward_range": _seed_reward_range(sampler, task),
         },
         "parity_windows": windows,
     }

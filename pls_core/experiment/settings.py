@@ -49,7 +49,8 @@ class ExperimentSettings:
     sweep: SweepSettings = SweepSettings()
     optimizer_overrides: dict = field(default_factory=dict)  # OptimizerConfig keys applied to every run
     seed_box: str = "auto"  # Z0 along R. dataset: from the dataset's low-cost episodes; task: the paper's
-    #                         box (pls_core.tasks); auto: dataset when <datasets_dir>/<task>.hdf5 exists
+    #                         box (pls_core.tasks); auto: dataset when <datasets_dir>/<task>.hdf5 exists,
+    #                         else the box the model's contract records (if any), else the task's
     models_dir: Path = DEFAULT_MODELS_DIR  # <models_dir>/<task>/policy.onnx
     datasets_dir: Path | None = None  # <datasets_dir>/<task>.hdf5 if present, else the model's dataset stats
 
@@ -129,6 +130,8 @@ def task_inputs(task_id: str, settings: ExperimentSettings) -> TaskInputs:
         stats = contract.dataset_stats
         reward_range = (float(stats["reward_return_min"]), float(stats["reward_return_max"]))
         cost_max, source = float(stats["cost_return_max"]), "model contract"
+        if settings.seed_box == "auto" and stats.get("seed_reward_range"):  # recorded by `pls train`
+            seed_range = tuple(float(v) for v in stats["seed_reward_range"])
     digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
     return TaskInputs(task_id, model_path, digest, reward_range, cost_max, source, seed_range)
 

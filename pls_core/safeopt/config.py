@@ -219,6 +219,19 @@ class OptimizerConfig:
             dataset_reward_min=dataset_reward_min, dataset_reward_max=dataset_reward_max)
         return cls.from_dict({**base, **overrides})
 
+    @classmethod
+    def for_model_stats(cls, task_id: str, dataset_stats: dict, threshold: float | None = None,
+                        **overrides: Any) -> OptimizerConfig:
+        """`for_task` filled from a model contract's `dataset_stats` (what `pls train` recorded of its
+        data): the grid reaches the data's returns and the seed box along R is the one its data show
+        safe, when the contract carries one (models exported before it did keep the task's box)."""
+        seed_range = dataset_stats.get("seed_reward_range")
+        return cls.for_task(
+            task_id, threshold, dataset_reward_min=float(dataset_stats["reward_return_min"]),
+            dataset_reward_max=float(dataset_stats["reward_return_max"]),
+            dataset_cost_max=float(dataset_stats["cost_return_max"]),
+            seed_reward_range=tuple(seed_range) if seed_range else None, **overrides)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (tuples become lists); `from_dict(to_dict())` round-trips."""
         return json.loads(json.dumps(dataclasses.asdict(self)))
