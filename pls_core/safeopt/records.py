@@ -64,7 +64,7 @@ class Decision:
     reward GP's confidence interval at `target`, `cost_bounds` the monotone cost interval there.
     `candidate_set_size` is what the phase chose from: the safe points whose cost width still exceeds
     zeta (safe exploration), the safe set (reward maximisation), or 1 (operation, fixed target).
-    `best_target` is the operation choice: the highest reward lower bound inside the safe set.
+    `best_target` is the operation choice: the evaluated safe target with the highest measured reward.
     `verified_safe` is true when `target` is in the current safe set (off the grid: when its cost upper
     bound is <= threshold; with a Lipschitz constant a point can be safe through a neighbour's bound,
     so `cost_bounds[1]` may then exceed the threshold). `note` says why a
