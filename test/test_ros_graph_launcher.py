@@ -190,7 +190,11 @@ def test_sigterm_is_forwarded(ros_env, tmp_path, model_path):
 
 @pytest.mark.timeout(180)
 def test_a_failed_required_node_stops_the_graph_with_its_exit_code(ros_env, tmp_path):
-    run = Launched(robot_args(tmp_path / "missing.onnx", tmp_path), ros_env, tmp_path)
+    # An explicit optimiser config: with config "" the supervisor would read the (missing) model too and
+    # both nodes would race to fail first; here only the policy fails.
+    args = robot_args(tmp_path / "missing.onnx", tmp_path)
+    args[args.index("--config") + 1] = "config/optimizer.yaml"
+    run = Launched(args, ros_env, tmp_path)
     code = run.finish(timeout=120)
     assert code == 2, run.text()[-5000:]
     assert "[pls] required node pls_policy ended (exit code 2): stopping pls_supervisor" in run.lines
