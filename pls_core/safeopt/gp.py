@@ -220,7 +220,7 @@ class GridGP:
             k_train = kernel(xt).to_dense() + torch.diag(noise)
             chol, info = torch.linalg.cholesky_ex(k_train)
             if int(info) != 0:
-                raise GPNumericalError(f"K_XX + noise I is not positive definite (pivot {int(info)}); "
+                raise GPNumericalError(f"K_XX + diag(noise) is not positive definite (pivot {int(info)}); "
                                        "raise the noise variance")
             w = torch.linalg.solve_triangular(chol, kernel(xt, self._grid).to_dense(), upper=False)
             a = torch.linalg.solve_triangular(chol, yt[:, None], upper=False)[:, 0]
