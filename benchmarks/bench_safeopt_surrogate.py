@@ -5,8 +5,9 @@ reward and cost return per swept target, interpolated linearly (extrapolated at 
 episode noise with the sweep's pooled per-episode standard deviations. Each setting runs the real
 optimiser (pls_core.safeopt, same budget split as `pls experiment`) on it for several seeds and prints
 the final target, its surrogate reward (normalised) and cost (/b), and the unsafe episodes of the search.
-This is how the cost lengthscale along R was chosen (pls_core.safeopt.config.for_task); the surrogate's
-means carry the sweep's noise (a few episodes per target), so differences of ~0.02 are not significant.
+This is how the cost lengthscales along R and G were chosen (pls_core.safeopt.config.for_task); the
+surrogate's means carry the sweep's noise (a few episodes per target), so differences of ~0.02 are not
+significant, and its one pooled noise level overstates unsafe episodes where the real cost spread is small.
 
     python benchmarks/bench_safeopt_surrogate.py out/experiment/sweep/SafetyHalfCheetahVelocity-v1.json
 """
@@ -26,10 +27,12 @@ from pls_core.experiment.settings import ExperimentSettings
 from pls_core.safeopt import OptimizerConfig, build_optimizer
 from pls_core.safeopt.records import EpisodeRecord
 
-SETTINGS = {  # name -> OptimizerConfig overrides
-    "cost l_R 100 (paper reward scale)": {"cost_lengthscale": [100.0, 5.0]},
-    "cost l_R 300": {"cost_lengthscale": [300.0, 5.0]},
-    "cost l_R 500 (default)": {"cost_lengthscale": [500.0, 5.0]},
+SETTINGS = {  # name -> OptimizerConfig overrides; a lengthscale "b" or "b/2" is that part of the threshold
+    "cost l_R 100 (paper reward scale)": {"cost_lengthscale": [100.0, "b/2"]},
+    "cost l_R 300": {"cost_lengthscale": [300.0, "b/2"]},
+    "cost l_G 5 (the paper's 5)": {"cost_lengthscale": [500.0, 5.0]},
+    "cost l_G b (prior slope 1)": {"cost_lengthscale": [500.0, "b"]},
+    "default (l_R 500, l_G b/2)": {},
     "fixed target (CDT)": {"method": "fixed"},
 }
 
@@ -58,6 +61,16 @@ class Surrogate:
     def normalised(self, target, b: float) -> tuple[float, float]:
         lo, hi = self.reward_range
         return (float(self.reward([target])[0]) - lo) / (hi - lo), float(self.cost([target])[0]) / b
+
+
+def per_threshold(overrides: dict, b: float) -> dict:
+    """Overrides with every "b" / "b/2" lengthscale replaced by its value at threshold b."""
+    fractions = {"b": 1.0, "b/2": 0.5}
+
+    def value(v):
+        return [value(x) for x in v] if isinstance(v, list) else fractions[v] * b if v in fractions else v
+
+    return {key: value(v) for key, v in overrides.items()}
 
 
 def run(surrogate: Surrogate, config: OptimizerConfig, iterations: int, seed: int) -> dict:
@@ -104,7 +117,8 @@ def main() -> None:
                     seed_reward_range=seed_box, **{
                         "seed": seed, "episodes_per_evaluation": defaults.episodes_per_evaluation,
                         "max_exploration_iterations": explore,
-                        "max_maximisation_iterations": defaults.iterations - explore, **overrides})
+                        "max_maximisation_iterations": defaults.iterations - explore,
+                        **per_threshold(overrides, b)})
                 results.append(run(surrogate, config, defaults.iterations, seed))
 
             def stat(key, results=results):

@@ -19,6 +19,7 @@ from pls_core.safeopt.errors import OptimizerConfigError
 METHODS = ("pls", "fixed", "gp_ucb", "random")
 PRIOR_MEANS = ("target", "zero")
 COST_R_LENGTHSCALE_FACTOR = 5.0  # cost lengthscale along R, in reward lengthscales (see for_task)
+COST_G_LENGTHSCALE_FRACTION = 0.5  # cost lengthscale along G, as a fraction of the threshold b (see for_task)
 SEED_RETURN_QUANTILES = (0.5, 0.75)  # seed box along R from the dataset (seed_reward_range_from_returns)
 
 
@@ -188,12 +189,21 @@ class OptimizerConfig:
         certified safe within ~0.2 lengthscales of data, so a coarser step stops the safe set from
         growing along R (benchmarks/bench_safeopt.py, velocity-shaped response: step 50 never left the
         seed range, step 25 reached the optimum).
-        The cost kernel is read as anisotropic: the paper's lengthscale 5 along G and
-        COST_R_LENGTHSCALE_FACTOR x the reward lengthscale along R. An isotropic 5 cannot extend the safe
-        set along R on any practical grid; l_R = 100 still stalls it (benchmarks/bench_safeopt_surrogate.py:
-        on the measured HalfCheetah response the safe set stops near R = 2400 after 20 evaluations while
-        the cost residual is flat in R across the whole grid); 500 reaches the top of the grid with the
-        same count of unsafe episodes. Chosen on HalfCheetah, used unchanged on every task.
+        The cost kernel is anisotropic (the paper gives one lengthscale, 5, and does not say over which
+        units). Along R: COST_R_LENGTHSCALE_FACTOR x the reward lengthscale. An isotropic 5 cannot extend
+        the safe set along R on any practical grid; l_R = 100 still stalls it (benchmarks/
+        bench_safeopt_surrogate.py: on the measured HalfCheetah response the safe set stops near R = 2400
+        after 20 evaluations while the cost residual is flat in R across the whole grid); 500 reaches the
+        top of the grid with the same count of unsafe episodes.
+        Along G: COST_G_LENGTHSCALE_FRACTION x b. The cost GP's prior sd is b (cost_output_scale), so its
+        typical slope along G is sd / l_G cost units per unit of G; a fixed l_G = 5 made that slope b/5
+        (4 at b = 20, 8 at b = 40), four to eight times the slope of a perfectly conditioned CDT (J_g = G),
+        and the safe set crept along G about one grid step per evaluation: PLS operated at G ~ 5 while
+        the fixed target's G = b was safe and paid more (the models' reward rises with G). l_G = b / 2
+        fixes the prior slope at 2 for every b. On the surrogates (HalfCheetah, Hopper; 8 seeds) it keeps
+        b = 20 as safe as l_G = 5 and lifts b = 40 above the fixed target; l_G = b (slope 1) let
+        HalfCheetah at b = 20 into costlier targets (more unsafe episodes, lower reward).
+        Chosen on surrogates of our models, used unchanged on every task.
         `seed_reward_range` replaces the task's (paper) seed box along R, e.g. one derived from the
         dataset with `seed_reward_range_from_returns`; the grid then starts at its low end.
         """
@@ -214,7 +224,7 @@ class OptimizerConfig:
             seed_reward_range=seed_r, seed_cost_range=tuple(spec.seed_cost_range),
             grid_resolution=(max(resolution[0], 2), max(resolution[1], 2)),
             reward_lengthscale=reward_ls, reward_outputscale=reward_var,
-            cost_lengthscale=(COST_R_LENGTHSCALE_FACTOR * reward_ls, 5.0),
+            cost_lengthscale=(COST_R_LENGTHSCALE_FACTOR * reward_ls, COST_G_LENGTHSCALE_FRACTION * b),
             max_episode_length=spec.episode_len, cost_return_limits=(0.0, float(spec.episode_len)),
             dataset_reward_min=dataset_reward_min, dataset_reward_max=dataset_reward_max)
         return cls.from_dict({**base, **overrides})
