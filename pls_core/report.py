@@ -40,9 +40,13 @@ def write_run_report(store_path: str | Path, out_dir: str | Path, title: str = "
               f"- evaluations: {len(by_iteration)}; decisions: {len(decisions)}"]
     if decisions:
         last = decisions[-1]
+        # The operation choice ranks evaluated targets by what was measured there (base.best_safe_index).
+        at_best = [rec.reward_return for _, rec in episodes if tuple(rec.target) == tuple(last.best_target)]
+        measured = f"measured mean reward {np.mean(at_best):.1f} over {len(at_best)} episodes, " if at_best \
+            else "not evaluated yet, "
         lines.append(f"- final phase `{last.phase.value}`; best verified safe target "
                      f"R = {last.best_target[0]:.1f}, G = {last.best_target[1]:.1f} "
-                     f"(predicted reward {last.best_predicted_reward:.1f}, "
+                     f"({measured}reward GP mean {last.best_predicted_reward:.1f}, "
                      f"cost upper bound {last.best_cost_upper:.2f})")
     lines += ["", "| iteration | phase | target R | target G | safe set | episodes | mean reward "
               "| mean cost | cost upper bound |", "|---|---|---|---|---|---|---|---|---|"]
