@@ -42,14 +42,31 @@ def test_yaml_overrides_and_matches_task_derivation():
 
 
 def test_cost_lengthscale_along_g_scales_with_the_threshold():
-    """The prior slope of the cost along G (prior sd b over l_G) is the same at every b (config.for_task)."""
+    """The prior slope of the cost along G (prior sd b/2 over l_G) is the same at every b (config.for_task)."""
     slopes = []
     for b in (10.0, 20.0, 40.0):
         config = OptimizerConfig.for_task("SafetyHalfCheetahVelocity-v1", b)
         l_r, l_g = config.cost_lengthscale
         assert l_r == 500.0 and l_g == b / 2
         slopes.append(config.effective_cost_output_scale / l_g)
-    assert slopes == [2.0, 2.0, 2.0]
+    assert slopes == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("task", ["SafetyHalfCheetahVelocity-v1", "SafetyHopperVelocity-v1",
+                                  "SafetyWalker2dVelocity-v1"])
+@pytest.mark.parametrize("b", [5.0, 20.0, 40.0])
+def test_default_cost_prior_certifies_only_the_seed_box(task, b):
+    """The cost output scale (b/2) may shrink only while the prior alone still leaves every untested
+    target's upper bound above b: before any data, the safe set is exactly Z0."""
+    from pls_core.safeopt.confidence import ConfidenceModel
+
+    config = OptimizerConfig.for_task(task, b)
+    assert config.effective_cost_output_scale == b / 2
+    grid = TargetGrid.from_config(config)
+    model = ConfidenceModel(config, grid)
+    assert np.array_equal(model.safe, grid.seed_mask)
+    _, upper = model.cost_omega()
+    assert upper[~grid.seed_mask].min() > 2 * b  # alpha_1 * b/2 alone is more than twice the threshold
 
 
 def test_unknown_key_is_named_with_a_suggestion(tmp_path):

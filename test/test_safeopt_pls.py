@@ -175,6 +175,7 @@ def test_each_evaluation_carries_its_measured_noise_with_the_configured_floor():
     says: its GP noise is the sample variance over the episode count, and its cost bound is wider."""
     config = synthetic_config(seed=4)
     n, b = config.episodes_per_evaluation, config.threshold
+    scale = config.effective_cost_output_scale  # the cost GP works in units of this scale
     spread = [0.2 * b if k % 2 else 0.6 * b for k in range(n)]  # mean 0.4 b, per-episode sd ~0.2 b
     fixed = build_optimizer(synthetic_config(seed=4, noise_from_episodes=False))
     measured = build_optimizer(config)
@@ -182,17 +183,17 @@ def test_each_evaluation_carries_its_measured_noise_with_the_configured_floor():
     for optimizer in (fixed, measured):
         for cost in spread:
             optimizer.report_episode(episode(target, cost=cost))
-    expected = np.var(spread, ddof=1) / n / b ** 2  # the cost GP works in units of b
-    assert expected > config.cost_noise_variance / b ** 2
+    expected = np.var(spread, ddof=1) / n / scale ** 2
+    assert expected > config.cost_noise_variance / scale ** 2
     assert measured.model.cost_gp.train_noise[0] == pytest.approx(expected)
-    assert fixed.model.cost_gp.train_noise[0] == pytest.approx(config.cost_noise_variance / b ** 2)
+    assert fixed.model.cost_gp.train_noise[0] == pytest.approx(config.cost_noise_variance / scale ** 2)
     index = measured.grid.index_of(target)
     assert measured.model.cost_omega()[1][index] > fixed.model.cost_omega()[1][index]
     # A tight evaluation is floored at the configured noise, never believed more than configured.
     tight = build_optimizer(config)
     for _ in range(n):
         tight.report_episode(episode(tight.current.target, cost=0.4 * b))
-    assert tight.model.cost_gp.train_noise[0] == pytest.approx(config.cost_noise_variance / b ** 2)
+    assert tight.model.cost_gp.train_noise[0] == pytest.approx(config.cost_noise_variance / scale ** 2)
 
 
 def test_a_seed_box_the_data_refute_halts_pls_and_no_baseline_breaks():

@@ -20,6 +20,7 @@ METHODS = ("pls", "fixed", "gp_ucb", "random")
 PRIOR_MEANS = ("target", "zero")
 COST_R_LENGTHSCALE_FACTOR = 5.0  # cost lengthscale along R, in reward lengthscales (see for_task)
 COST_G_LENGTHSCALE_FRACTION = 0.5  # cost lengthscale along G, as a fraction of the threshold b (see for_task)
+COST_OUTPUT_SCALE_FRACTION = 0.5  # default cost output scale (cost GP prior sd), as a fraction of b
 SEED_RETURN_QUANTILES = (0.5, 0.75)  # seed box along R from the dataset (seed_reward_range_from_returns)
 
 
@@ -51,9 +52,16 @@ class OptimizerConfig:
 
     Choices where the paper is silent (pls-method.md §3), each overridable:
 
-    * Output scaling. The cost GP models cost / `cost_output_scale` (default: the threshold b). The
-      paper's cost variance 1 is only meaningful on a normalised scale: with cost / b the threshold is 1
-      and the prior standard deviation equals b, so no point is safe on prior belief alone (only Z0 is).
+    * Output scaling. The cost GP models cost / `cost_output_scale` (default: b / 2). The paper's cost
+      variance 1 is only meaningful on a normalised scale: the prior sd is then b / 2, and with the
+      confidence multiplier alpha_1 >= 4 (|Z| >= 10, delta = 0.05) an untested target's prior upper
+      bound G + alpha_1 * b / 2 exceeds b twice over: only Z0 is safe before data. A larger scale adds
+      nothing to that guarantee but makes certification need data ever closer: with scale b and a
+      measured cost near b / 2, a target was certified only where the posterior sd had fallen to ~0.1
+      of the prior's, and PLS on HalfCheetah at b = 20 still operated at G = 0-10 after 20 evaluations
+      while G = b was safe and paid more.
+      b / 2 was chosen on surrogates of the measured HalfCheetah and Hopper responses
+      (benchmarks/bench_safeopt_surrogate.py): reward up at both b, unsafe search episodes not up.
       The reward GP models reward / `reward_output_scale` (default 1, raw returns): the paper's reward
       variance 100 and lengthscale 100 are sized for raw velocity-task returns in the thousands.
     * Prior mean. "target" (default) centres each GP on the commanded return (R for reward, G for cost),
@@ -98,7 +106,7 @@ class OptimizerConfig:
     cost_noise_variance: float = 1.0
     noise_from_episodes: bool = True  # per-evaluation noise = max(configured, sample variance / episodes)
     reward_output_scale: float = 1.0
-    cost_output_scale: float | None = None  # None: the threshold b
+    cost_output_scale: float | None = None  # None: COST_OUTPUT_SCALE_FRACTION x the threshold b
     reward_prior_mean: str = "target"  # target | zero
     cost_prior_mean: str = "target"
     fit_hyperparameters: bool = False
@@ -123,7 +131,9 @@ class OptimizerConfig:
 
     @property
     def effective_cost_output_scale(self) -> float:
-        return self.threshold if self.cost_output_scale is None else self.cost_output_scale
+        if self.cost_output_scale is None:
+            return COST_OUTPUT_SCALE_FRACTION * self.threshold
+        return self.cost_output_scale
 
     @property
     def cost_return_ceiling(self) -> float:
@@ -185,7 +195,7 @@ class OptimizerConfig:
         Grid: R from the low end of the paper's seed range up to the highest return the model was trained
         to reach (max of the task's relabelling ceiling and the dataset's max return); G from 0 to
         min(2b, dataset max cost). Resolution: a quarter of the reward lengthscale along R, 1 cost unit
-        along G. The R step matters: with the cost prior sd equal to b and alpha ~ 5, a point is only
+        along G. The R step matters: with a cost prior sd of b and alpha ~ 5, a point is only
         certified safe within ~0.2 lengthscales of data, so a coarser step stops the safe set from
         growing along R (benchmarks/bench_safeopt.py, velocity-shaped response: step 50 never left the
         seed range, step 25 reached the optimum).
@@ -195,12 +205,12 @@ class OptimizerConfig:
         bench_safeopt_surrogate.py: on the measured HalfCheetah response the safe set stops near R = 2400
         after 20 evaluations while the cost residual is flat in R across the whole grid); 500 reaches the
         top of the grid with the same count of unsafe episodes.
-        Along G: COST_G_LENGTHSCALE_FRACTION x b. The cost GP's prior sd is b (cost_output_scale), so its
-        typical slope along G is sd / l_G cost units per unit of G; a fixed l_G = 5 made that slope b/5
+        Along G: COST_G_LENGTHSCALE_FRACTION x b. The cost GP's prior sd (cost_output_scale, b when this
+        was chosen) sets its typical slope along G, sd / l_G cost units per unit of G; l_G = 5 made it b/5
         (4 at b = 20, 8 at b = 40), four to eight times the slope of a perfectly conditioned CDT (J_g = G),
         and the safe set crept along G about one grid step per evaluation: PLS operated at G ~ 5 while
         the fixed target's G = b was safe and paid more (the models' reward rises with G). l_G = b / 2
-        fixes the prior slope at 2 for every b. On the surrogates (HalfCheetah, Hopper; 8 seeds) it kept
+        fixed the prior slope at 2 for every b (1 since the output scale became b / 2). On the surrogates (HalfCheetah, Hopper; 8 seeds) it kept
         b = 20 as safe as l_G = 5 and lifted b = 40 above the fixed target; l_G = b (slope 1) let
         HalfCheetah at b = 20 into costlier targets (more unsafe episodes, lower reward). On the real runs
         (README, same seeds) b = 40 went from 0.250 to 0.285 on Hopper (fixed 0.281) and from 0.783 to
@@ -227,6 +237,7 @@ class OptimizerConfig:
             grid_resolution=(max(resolution[0], 2), max(resolution[1], 2)),
             reward_lengthscale=reward_ls, reward_outputscale=reward_var,
             cost_lengthscale=(COST_R_LENGTHSCALE_FACTOR * reward_ls, COST_G_LENGTHSCALE_FRACTION * b),
+            cost_output_scale=COST_OUTPUT_SCALE_FRACTION * b,  # explicit, so stored configs record it
             max_episode_length=spec.episode_len, cost_return_limits=(0.0, float(spec.episode_len)),
             dataset_reward_min=dataset_reward_min, dataset_reward_max=dataset_reward_max)
         return cls.from_dict({**base, **overrides})
