@@ -5,9 +5,10 @@ reward and cost return per swept target, interpolated linearly (extrapolated at 
 episode noise with the sweep's pooled per-episode standard deviations. Each setting runs the real
 optimiser (pls_core.safeopt, same budget split as `pls experiment`) on it for several seeds and prints
 the final target, its surrogate reward (normalised) and cost (/b), and the unsafe episodes of the search.
-This is how the cost lengthscales along R and G were chosen (pls_core.safeopt.config.for_task); the
-surrogate's means carry the sweep's noise (a few episodes per target), so differences of ~0.02 are not
-significant, and its one pooled noise level overstates unsafe episodes where the real cost spread is small.
+This is how the cost lengthscales along R and G and the cost output scale were chosen
+(pls_core.safeopt.config.for_task, OptimizerConfig); the surrogate's means carry the sweep's noise (a
+few episodes per target), so differences of ~0.02 are not significant, and its one pooled noise level
+overstates unsafe episodes where the real cost spread is small.
 
     python benchmarks/bench_safeopt_surrogate.py out/experiment/sweep/SafetyHalfCheetahVelocity-v1.json
 """
@@ -27,12 +28,13 @@ from pls_core.experiment.settings import ExperimentSettings
 from pls_core.safeopt import OptimizerConfig, build_optimizer
 from pls_core.safeopt.records import EpisodeRecord
 
-SETTINGS = {  # name -> OptimizerConfig overrides; a lengthscale "b" or "b/2" is that part of the threshold
+SETTINGS = {  # name -> OptimizerConfig overrides; a value "b" or "b/2" is that part of the threshold
     "cost l_R 100 (paper reward scale)": {"cost_lengthscale": [100.0, "b/2"]},
     "cost l_R 300": {"cost_lengthscale": [300.0, "b/2"]},
     "cost l_G 5 (the paper's 5)": {"cost_lengthscale": [500.0, 5.0]},
-    "cost l_G b (prior slope 1)": {"cost_lengthscale": [500.0, "b"]},
-    "default (l_R 500, l_G b/2)": {},
+    "cost l_G b": {"cost_lengthscale": [500.0, "b"]},
+    "cost output scale b (prior sd b)": {"cost_output_scale": "b"},
+    "default (l_R 500, l_G b/2, scale b/2)": {},
     "fixed target (CDT)": {"method": "fixed"},
 }
 
@@ -64,7 +66,7 @@ class Surrogate:
 
 
 def per_threshold(overrides: dict, b: float) -> dict:
-    """Overrides with every "b" / "b/2" lengthscale replaced by its value at threshold b."""
+    """Overrides with every "b" / "b/2" value replaced by its value at threshold b."""
     fractions = {"b": 1.0, "b/2": 0.5}
 
     def value(v):
