@@ -76,19 +76,6 @@ def test_safe_policy_fine_tuned_from_fast(tmp_path):
     assert (folder / "fast.zip").stat().st_mtime_ns < (folder / "safe.zip").stat().st_mtime_ns
 
 
-def test_walker_curriculum_trains_base_then_fast_then_safe_in_one_chain():
-    """Walker2d's "fast" starts from a "base" policy that is trained but never rolled out; all three form
-    one chain (trained in order, in one process)."""
-    from pls_core.collect.behaviour import _chains
-
-    recipe = get_recipe("SafetyWalker2dVelocity-v1")
-    assert [r.name for r in recipe.policies] == ["base", "fast", "safe"]
-    assert [[r.name for r in chain] for chain in _chains(recipe.policies)] == [["base", "fast", "safe"]]
-    assert recipe.fast.start_from == "base" and recipe.safe.start_from == "fast"
-    assert recipe.safe.cost_penalty > recipe.fast.cost_penalty > recipe.base.cost_penalty
-    assert [r.name for r in get_recipe("SafetyHopperVelocity-v1").policies] == ["fast", "safe"]
-
-
 def test_collected_file_feeds_train_export_evaluate(first_run, tmp_path):
     """The whole offline chain on one small budget: collect -> train (tiny) -> export -> evaluate."""
     _, dataset, _ = first_run

@@ -38,13 +38,6 @@ class CollectionRecipe:
     max_fast_share: float
     # Largest action noise std; lower where noise makes a walker fall.
     max_action_noise: float = 0.6
-    # A policy "fast" starts from and that is never rolled out (the first step of a longer curriculum).
-    base: BehaviourRecipe | None = None
-
-    @property
-    def policies(self) -> list[BehaviourRecipe]:
-        """Every policy to train, each after the one it starts from."""
-        return [r for r in (self.base, self.fast, self.safe) if r is not None]
 
 
 _VELOCITY_SAFE_PENALTY = 5.0  # above (top speed - threshold): crossing the limit never pays off
@@ -73,14 +66,10 @@ RECIPES: dict[str, CollectionRecipe] = {
         ),
         CollectionRecipe(
             "SafetyWalker2dVelocity-v1",
-            # Walker2d's 2.34 m/s limit is only crossed by a well-trained walker. Plain-reward SAC ("base",
-            # 300k steps) still falls after ~120 steps; fine-tuned at penalty 5 it walks the full episode
-            # at cost ~28 ("fast"), and at penalty 25 it is meant to walk below the limit ("safe"). With
-            # "base" as the fast policy (until 2026-11-24) 63 % of the episodes fell and the CDT's cost
-            # did not follow G (per-episode cost sd ~19 at every target).
-            base=BehaviourRecipe("base", 0.0, 300_000, net_arch=_SMALL_NET),
-            fast=BehaviourRecipe("fast", _VELOCITY_SAFE_PENALTY, 100_000, _SMALL_NET, start_from="base"),
-            safe=BehaviourRecipe("safe", 5 * _VELOCITY_SAFE_PENALTY, 100_000, _SMALL_NET, start_from="fast"),
+            # Walker2d's 2.34 m/s limit is only crossed by a well-trained walker.
+            # At 150k steps most episodes still ended in a fall (594 of 639 kept ones).
+            fast=BehaviourRecipe("fast", 0.0, 300_000, net_arch=_SMALL_NET),
+            safe=BehaviourRecipe("safe", _VELOCITY_SAFE_PENALTY, 100_000, _SMALL_NET, start_from="fast"),
             episodes=1500,
             max_fast_share=0.6,
             max_action_noise=0.3,
