@@ -42,7 +42,7 @@ def test_yaml_overrides_and_matches_task_derivation():
 
 
 def test_cost_lengthscale_along_g_scales_with_the_threshold():
-    """The prior slope of the cost along G (prior sd b/2 over l_G) is the same at every b (config.for_task)."""
+    """The cost's prior slope along G (prior sd b/2 over l_G) is the same at every b (config.for_task)."""
     slopes = []
     for b in (10.0, 20.0, 40.0):
         config = OptimizerConfig.for_task("SafetyHalfCheetahVelocity-v1", b)

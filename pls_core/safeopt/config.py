@@ -210,8 +210,9 @@ class OptimizerConfig:
         (4 at b = 20, 8 at b = 40), four to eight times the slope of a perfectly conditioned CDT (J_g = G),
         and the safe set crept along G about one grid step per evaluation: PLS operated at G ~ 5 while
         the fixed target's G = b was safe and paid more (the models' reward rises with G). l_G = b / 2
-        fixed the prior slope at 2 for every b (1 since the output scale became b / 2). On the surrogates (HalfCheetah, Hopper; 8 seeds) it kept
-        b = 20 as safe as l_G = 5 and lifted b = 40 above the fixed target; l_G = b (slope 1) let
+        fixed the prior slope at 2 for every b (1 since the output scale became b / 2). On the
+        surrogates (HalfCheetah, Hopper; 8 seeds) it kept b = 20 as safe as l_G = 5 and lifted b = 40
+        above the fixed target; l_G = b (then slope 1, at output scale b) let
         HalfCheetah at b = 20 into costlier targets (more unsafe episodes, lower reward). On the real runs
         (README, same seeds) b = 40 went from 0.250 to 0.285 on Hopper (fixed 0.281) and from 0.783 to
         0.795 on HalfCheetah (fixed 0.799), with no unsafe episode before or after.
