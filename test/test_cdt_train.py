@@ -76,3 +76,12 @@ def test_resume_refuses_a_different_network_shape(tmp_path):
             progress=False,
             overrides={"embed_dim": 32},
         )
+
+
+def test_set_overrides_read_exponent_numbers_as_numbers():
+    from pls_core.commands.train import _parse_overrides
+
+    pairs = ["learning_rate=3e-4", "eval_every=0", "eval_costs=[20, 40]", "cost_sample=false"]
+    parsed = _parse_overrides(pairs)
+    assert parsed == {"learning_rate": 3e-4, "eval_every": 0, "eval_costs": [20, 40], "cost_sample": False}
+    assert isinstance(parsed["learning_rate"], float)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +18,12 @@ def _parse_overrides(pairs: list[str]) -> dict:
         key, sep, value = pair.partition("=")
         if not sep:
             raise typer.BadParameter(f"--set expects key=value, got {pair!r}")
-        overrides[key.strip()] = yaml.safe_load(value)
+        parsed = yaml.safe_load(value)
+        if isinstance(parsed, str):
+            # YAML 1.1 reads "3e-4" (no dot) as a string; a number is what was meant.
+            with contextlib.suppress(ValueError):
+                parsed = float(parsed)
+        overrides[key.strip()] = parsed
     return overrides
 
 
