@@ -4,6 +4,8 @@ Each preset takes a few full training steps through pls_core.cdt.trainer.train (
 backward, AdamW, temperature update) on a synthetic HalfCheetah-sized dataset; the content of the data does
 not change the cost of a step. The rate comes from the trainer's own progress.csv and leaves out the first
 step (one-time warm-up). The paper preset (batch 2048) is a GPU job: on CPU a step takes many seconds.
+On CUDA the paper preset also runs with `cuda_fast_math` off (plain fp32 matmuls, the default AdamW), and
+the last line gives the speed-up of the default (TF32, fused AdamW) over it, measured in the same run.
 
     python benchmarks/bench_train.py [--steps-cpu 40] [--steps-paper 3] [--threads N] [--device auto]
 """
@@ -65,27 +67,33 @@ def main() -> None:
     dataset = synthetic_dataset(root / "data.hdf5")
     print(f"torch {torch.__version__}, device {args.device}")
     print(
-        f"{'preset':8s}{'params':>10s}{'batch':>7s}{'threads':>9s}{'steps':>7s}{'steps/s':>10s}{'s/step':>9s}"
+        f"{'preset':11s}{'params':>10s}{'batch':>7s}{'threads':>9s}{'steps':>7s}{'steps/s':>10s}{'s/step':>9s}"
         f"{'preset steps':>14s}{'est. hours':>12s}"
     )
-    for name, steps in (("cpu", args.steps_cpu), ("paper", args.steps_paper)):
+    on_cuda = torch.device(args.device if args.device != "auto" else
+                           ("cuda" if torch.cuda.is_available() else "cpu")).type == "cuda"
+    runs = [("cpu", "cpu", args.steps_cpu, {}), ("paper", "paper", args.steps_paper, {})]
+    if on_cuda:
+        runs.append(("paper-fp32", "paper", args.steps_paper, {"cuda_fast_math": False}))
+    rates = {}
+    for label, name, steps, extra in runs:
         config = preset(name)
-        overrides = {"log_every": 1, "eval_every": 0, "checkpoint_every": 10**9}
+        overrides = {"log_every": 1, "eval_every": 0, "checkpoint_every": 10**9, **extra}
         if args.threads:
             overrides["num_threads"] = args.threads
         start = time.perf_counter()
         train(
             dataset,
-            root / name,
+            root / label,
             preset_name=name,
             steps=steps + 1,
             device=args.device,
             overrides=overrides,
             progress=False,
         )
-        with (root / name / "progress.csv").open() as handle:
+        with (root / label / "progress.csv").open() as handle:
             times = [float(row["train_time_s"]) for row in csv.DictReader(handle)]
-        rate = (len(times) - 1) / (times[-1] - times[0])  # steps 2..N+1
+        rate = rates[label] = (len(times) - 1) / (times[-1] - times[0])  # steps 2..N+1
         params = sum(
             p.numel()
             for p in build_model(
@@ -94,10 +102,12 @@ def main() -> None:
         )
         threads = overrides.get("num_threads", config.num_threads)
         print(
-            f"{name:8s}{params:>10,d}{config.batch_size:>7d}{threads:>9d}{len(times) - 1:>7d}{rate:>10.2f}"
+            f"{label:11s}{params:>10,d}{config.batch_size:>7d}{threads:>9d}{len(times) - 1:>7d}{rate:>10.2f}"
             f"{1 / rate:>9.3f}{config.steps:>14,d}{config.steps / rate / 3600:>12.2f}"
             f"   (wall {time.perf_counter() - start:.0f} s)"
         )
+    if "paper-fp32" in rates:
+        print(f"paper on CUDA: cuda_fast_math speed-up {rates['paper'] / rates['paper-fp32']:.2f}x")
 
 
 if __name__ == "__main__":

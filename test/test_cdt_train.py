@@ -31,13 +31,16 @@ def test_tiny_training_raises_the_likelihood_of_dataset_actions(tmp_path):
 
 
 def test_same_seed_same_weights_and_resume_continues_exactly(tmp_path):
+    """Bit-exact on CPU only: on CUDA the embedding backward adds with atomics, and two runs of one seed
+    differed in the last bits (seen on an H100), so this promise is pinned to device="cpu"."""
     dataset = tiny_artifacts().dataset
-    straight = train(dataset, tmp_path / "straight", preset_name="tiny", seed=3, steps=20, progress=False)
-    train(dataset, tmp_path / "resumed", preset_name="tiny", seed=3, steps=10, progress=False)
-    resumed = train(dataset, tmp_path / "resumed", preset_name="tiny", steps=20, resume=True, progress=False)
+    cpu = {"preset_name": "tiny", "device": "cpu", "progress": False}
+    straight = train(dataset, tmp_path / "straight", seed=3, steps=20, **cpu)
+    train(dataset, tmp_path / "resumed", seed=3, steps=10, **cpu)
+    resumed = train(dataset, tmp_path / "resumed", steps=20, resume=True, **cpu)
     assert resumed.step == 20
     assert_same_weights(weights(straight.checkpoint), weights(resumed.checkpoint))
-    other_seed = train(dataset, tmp_path / "other", preset_name="tiny", seed=4, steps=20, progress=False)
+    other_seed = train(dataset, tmp_path / "other", seed=4, steps=20, **cpu)
     assert not torch.equal(
         weights(other_seed.checkpoint)["action_mean.weight"],
         weights(straight.checkpoint)["action_mean.weight"],

@@ -51,6 +51,7 @@ class CDTConfig:
 
     # Bookkeeping.
     num_threads: int = 2  # torch intra-op threads on CPU
+    cuda_fast_math: bool = True  # on CUDA: TF32 matmuls and the fused AdamW kernel (ignored on CPU)
     log_every: int = 100
     checkpoint_every: int = 1000
     eval_every: int = 2500
