@@ -146,3 +146,17 @@ def test_cli_runs_one_method_and_rejects_unknown_ones(tmp_path):
     done = subprocess.run([*common, "--methods", "pls,sarsa"], capture_output=True, text=True, env=env,
                           timeout=300)
     assert done.returncode == 2 and "unknown method(s) ['sarsa']" in done.stderr
+
+
+def test_a_pls_only_setting_keeps_the_baselines_runs(experiment, tmp_path):
+    """operation_cost_margin_se is read by PLS alone: changing it reuses the random-search run as it is
+    and refuses the stored PLS run (its fingerprint differs)."""
+    out_dir, settings, _ = experiment
+    changed = replace(settings, optimizer_overrides={**settings.optimizer_overrides,
+                                                     "operation_cost_margin_se": 1.0})
+    random_run = RunKey(TASK, B, "random", 0).path(out_dir)
+    before = (random_run.stat().st_mtime_ns, random_run.read_bytes())
+    run_experiment(replace(changed, methods=("random",)), out_dir, progress=False)
+    assert (random_run.stat().st_mtime_ns, random_run.read_bytes()) == before
+    with pytest.raises(ExperimentError, match="optimizer differ"):
+        run_experiment(replace(changed, methods=("pls",)), out_dir, progress=False)

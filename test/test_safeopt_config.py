@@ -86,6 +86,7 @@ def test_unknown_key_is_named_with_a_suggestion(tmp_path):
     ({"reward_lengthscale": [1.0, 2.0, 3.0]}, "reward_lengthscale"),
     ({"cost_prior_mean": "mean"}, "cost_prior_mean"),
     ({"threshold": float("nan")}, "threshold"),
+    ({"operation_cost_margin_se": -1.0}, "operation_cost_margin_se"),
 ])
 def test_invalid_values_are_rejected_with_the_key_named(change, message):
     with pytest.raises(OptimizerConfigError, match=message):

@@ -301,3 +301,24 @@ def test_operation_target_is_an_evaluated_target_not_a_prior_guess():
         evaluated.append(target)
         optimizer.report_episode(EpisodeRecord(target, target[0] - 700.0, 0.5 * target[1], 1000))
     assert optimizer.current.best_target in evaluated
+
+
+@pytest.mark.parametrize("margin", [2.0, None])
+def test_operation_skips_a_target_whose_own_costs_do_not_clear_b(margin):
+    """A seed target is safe by assumption whatever it measured; with the margin, operation holds the
+    target whose measured cost clears b, even at a lower reward (OptimizerConfig's "Operation" note)."""
+    config = synthetic_config(seed=1, operation_cost_margin_se=margin)
+    optimizer = build_optimizer(config)
+    b, k = config.threshold, config.episodes_per_evaluation
+    seed_target = optimizer.current.target
+    # Mean cost 0.76 b (not refuted: its lower bound stays below b) but a spread of ~b per episode.
+    for cost in [0.0, 0.0, 1.9 * b, 0.0, 1.9 * b][:k]:
+        optimizer.report_episode(episode(seed_target, reward=90.0, cost=cost))
+    other = optimizer.current.target
+    assert other != seed_target and optimizer.current.phase is not Phase.HALTED
+    for _ in range(k):
+        optimizer.report_episode(episode(other, reward=60.0, cost=0.1 * b))
+    grid = optimizer.grid
+    assert optimizer.model.safe[grid.index_of(seed_target)] and optimizer.model.safe[grid.index_of(other)]
+    held = grid.target(optimizer.best_safe_index())
+    assert held == (other if margin is not None else seed_target)

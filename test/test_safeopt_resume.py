@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from pls_core.safeopt import EpisodeRecord, InvalidEpisodeError, StoreMismatchError, build_optimizer
 from pls_core.safeopt.store import OptimizerStore
@@ -42,8 +43,15 @@ def child(store: Path, pause: float, evaluations: int = EVALUATIONS, threads: in
 
 
 def uninterrupted() -> list:
+    """The reference run, in this process with one torch thread like the children: the bounds' last bits
+    depend on the thread count (summation order), and the decisions are compared in full."""
     config = synthetic_config(seed=SEED)
-    return run(build_optimizer(config), SyntheticProblem.sample(config, SEED), EVALUATIONS)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return run(build_optimizer(config), SyntheticProblem.sample(config, SEED), EVALUATIONS)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_sigkill_mid_run_then_resume_matches_uninterrupted_run(tmp_path):

@@ -2,7 +2,9 @@
 
 For each task: one Rollouts (PolicyRunner + varpi envs), the grid sweep (cached), then every
 threshold x method x seed run. A run whose file exists with the same fingerprint is skipped; one with a
-different fingerprint stops the experiment (mixing settings in one folder would corrupt the table).
+different fingerprint stops the experiment (mixing settings in one folder would corrupt the table). The
+fingerprint holds what the run depends on: the model, the budget and the optimizer config less the fields
+its method never reads (so a PLS-only change keeps the baselines' runs).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pls_core.experiment.settings import (
     task_inputs,
 )
 from pls_core.experiment.sweep import load_or_run_sweep, sweep_targets
+from pls_core.safeopt.factory import OPTIMIZERS
 
 
 @dataclass
@@ -82,7 +85,9 @@ def _sweep(settings, inputs, rollouts, out_dir, bars) -> dict:
 
 def _run(settings, inputs, rollouts, key: RunKey, out_dir, bars, console) -> RunRecord:
     config = optimizer_config(inputs, key.threshold, key.method, key.seed, settings)
-    fingerprint = {"optimizer": config.to_dict(), "iterations": settings.iterations,
+    unused = OPTIMIZERS[key.method].unused_config_fields
+    fingerprint = {"optimizer": {k: v for k, v in config.to_dict().items() if k not in unused},
+                   "iterations": settings.iterations,
                    "model_sha256": inputs.model_sha256, "reward_range": list(inputs.reward_range)}
     path = key.path(out_dir)
     if path.is_file():

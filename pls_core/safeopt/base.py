@@ -51,6 +51,9 @@ class TargetOptimizer(ABC):
     """
 
     method: ClassVar[str]
+    # OptimizerConfig fields this method's choices never read: a change to one of them cannot change its
+    # runs, so `pls experiment` keeps them (its per-run fingerprint leaves these fields out).
+    unused_config_fields: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: OptimizerConfig) -> None:
         self.config = config
@@ -58,6 +61,7 @@ class TargetOptimizer(ABC):
         self.model = ConfidenceModel(config, self.grid)
         self.history: list[Decision] = []  # every decision, in order; history[-1] is current
         self.evaluations: list[tuple[tuple[float, float], float, float]] = []  # (target, mean R, mean G)
+        self._cost_variances: list[float] = []  # variance of each evaluation's mean cost (its noise)
         self._store: OptimizerStore | None = None
         self._episodes_here: list[EpisodeRecord] = []
         self._episode_ids: set[int] = set()
@@ -159,25 +163,34 @@ class TargetOptimizer(ABC):
         return int(tied[0]) if len(tied) == 1 else int(self.rng(stream).choice(tied))
 
     def best_safe_index(self) -> int:
-        """Operation choice: the evaluated safe target with the highest observed mean reward.
+        """Operation choice: the evaluated safe target with the highest observed mean reward, among those
+        whose measured cost clears b by `operation_cost_margin_se` standard errors (all of them if none
+        does).
 
         Only targets that were actually run count (Theorem 3 promises a near-optimal *sample*), and they
         are ranked by what was measured there (the mean over all their evaluations), not by the reward
         GP: its prior mean J = z and fixed kernel are far off for a model whose return ignores R (our
         Hopper CDT returns ~350 whatever R is asked; with the prior sd of 10 the GP put R = 1727,
         measured 243, at 1172, above R = 1255, measured 396, and PLS operated on the worse target).
-        Safety still comes from the GP (only safe-set members qualify). Before any evaluation, the
-        whole safe set (the seed box) is the candidate, ranked by the reward lower bound.
+        Safety comes from the GP (only safe-set members qualify) and, for the target held from then on,
+        from its own episodes too: a seed target is safe by assumption whatever it measured
+        (OptimizerConfig's "Operation" note). Before any evaluation, the whole safe set (the seed box)
+        is the candidate, ranked by the reward lower bound.
         """
         safe = self.model.safe
-        observed: dict[int, list[float]] = {}
-        for target, reward, _ in self.evaluations:
+        observed: dict[int, list[int]] = {}
+        for number, (target, _, _) in enumerate(self.evaluations):
             index = self.grid.index_of(target)
             if index is not None and safe[index]:
-                observed.setdefault(index, []).append(reward)
+                observed.setdefault(index, []).append(number)
         if observed:
             candidates = np.array(sorted(observed), dtype=np.int64)
-            means = np.array([math.fsum(observed[i]) / len(observed[i]) for i in candidates])
+            if self.config.operation_cost_margin_se is not None:
+                clear = np.array([self._measured_cost_clears_threshold(observed[i]) for i in candidates])
+                if clear.any():
+                    candidates = candidates[clear]
+            means = np.array([math.fsum(self.evaluations[n][1] for n in observed[i]) / len(observed[i])
+                              for i in candidates])
             return self.pick(candidates, means, STREAM_BEST)
         candidates = np.flatnonzero(safe)
         if candidates.size == 0:  # nothing is safe (refuted seed box): report the last target, unverified
@@ -186,6 +199,14 @@ class TargetOptimizer(ABC):
         return self.pick(candidates, lower[candidates], STREAM_BEST)
 
     # --- internals ------------------------------------------------------------------------------------
+
+    def _measured_cost_clears_threshold(self, numbers: list[int]) -> bool:
+        """Whether the mean of these evaluations' costs plus `operation_cost_margin_se` standard errors
+        (each evaluation's noise, combined for their mean) is <= b."""
+        m = len(numbers)
+        mean = math.fsum(self.evaluations[n][2] for n in numbers) / m
+        standard_error = math.sqrt(math.fsum(self._cost_variances[n] for n in numbers)) / m
+        return mean + self.config.operation_cost_margin_se * standard_error <= self.config.threshold
 
     def _accept(self, rec: EpisodeRecord) -> Decision | None:
         """Count a validated episode; on the last one of an evaluation, update and decide."""
@@ -201,6 +222,7 @@ class TargetOptimizer(ABC):
         reward_noise, cost_noise = self._measured_noise(self._episodes_here)
         self._episodes_here = []
         self.evaluations.append((target, reward, cost))
+        self._cost_variances.append(self.config.cost_noise_variance if cost_noise is None else cost_noise)
         note = ""
         try:
             self.model.observe(target, reward, cost, reward_noise, cost_noise)

@@ -14,11 +14,16 @@ import numpy as np
 from pls_core.safeopt.base import STREAM_RANDOM_SEARCH, Choice, TargetOptimizer
 from pls_core.safeopt.records import Phase
 
+# Only PLS's operation choice reads the measured-cost margin (random search falls back to the base rule
+# before any evaluation, when there is nothing measured to check).
+_BASELINE_UNUSED = frozenset({"operation_cost_margin_se"})
+
 
 class FixedTargetOptimizer(TargetOptimizer):
     """CDT as OSRL evaluates it: R = the dataset's max return (grid maximum if unknown), G = b, forever."""
 
     method = "fixed"
+    unused_config_fields = _BASELINE_UNUSED
 
     def _choose(self) -> Choice:
         reward = self.config.dataset_reward_max
@@ -27,6 +32,8 @@ class FixedTargetOptimizer(TargetOptimizer):
 
 
 class _BudgetedBaseline(TargetOptimizer):
+    unused_config_fields = _BASELINE_UNUSED
+
     @property
     def budget(self) -> int:
         return self.config.max_exploration_iterations + self.config.max_maximisation_iterations
