@@ -16,9 +16,10 @@ Readings of the paper's open points (pls-method.md §3):
   This stays within Algorithm 1's own expander definition for L = 0 (every safe z with l(z) <= b while
   some point is unsafe), narrowed to the points next to the unsafe set.
 * Stage 2 picks argmax of the reward upper bound over the safe set, for `max_maximisation_iterations`.
-* Operation runs the best verified target: of the evaluated targets inside the safe set, the one with
-  the highest measured mean reward (base.best_safe_index says why not the GP's bound). Evaluations
-  continue to update the GPs, so the choice can still improve, and
+* Operation runs the best verified target: of the evaluated targets inside the safe set whose own
+  measured cost clears b by `operation_cost_margin_se` standard errors, the one with the highest
+  measured mean reward (base.best_safe_index says why not the GP's bound). Evaluations continue to
+  update the GPs, so the choice can still improve, and
   a point whose data contradict its interval can leave the safe set (confidence.py).
 * The first decision (no data yet) is labelled SEED; it is a stage-1 pick, i.e. a seed point.
 * Halt: as soon as the data refute any seed point (confidence.py: cost lower bound above b there),
