@@ -322,3 +322,14 @@ def test_operation_skips_a_target_whose_own_costs_do_not_clear_b(margin):
     assert optimizer.model.safe[grid.index_of(seed_target)] and optimizer.model.safe[grid.index_of(other)]
     held = grid.target(optimizer.best_safe_index())
     assert held == (other if margin is not None else seed_target)
+    assert optimizer.operation_note(grid.index_of(held)) == ""
+
+
+def test_operation_says_so_when_no_measured_cost_clears_b():
+    config = synthetic_config(seed=1, max_exploration_iterations=1, max_maximisation_iterations=0)
+    optimizer = build_optimizer(config)
+    target = optimizer.current.target
+    for cost in [0.0, 0.0, 1.9, 0.0, 1.9][:config.episodes_per_evaluation]:
+        optimizer.report_episode(episode(target, reward=90.0, cost=cost * config.threshold))
+    assert optimizer.current.phase is Phase.OPERATION and optimizer.current.target == target
+    assert "measured cost clears b" in optimizer.current.note

@@ -198,6 +198,17 @@ class TargetOptimizer(ABC):
         lower, _ = self.model.reward_bounds()
         return self.pick(candidates, lower[candidates], STREAM_BEST)
 
+    def operation_note(self, index: int) -> str:
+        """Why a held target is short of the operation rule, or "" (best_safe_index falls back to the best
+        safe-set member when no evaluated one clears the measured-cost margin)."""
+        margin = self.config.operation_cost_margin_se
+        numbers = [n for n, (target, _, _) in enumerate(self.evaluations)
+                   if self.grid.index_of(target) == index]
+        if margin is None or not numbers or self._measured_cost_clears_threshold(numbers):
+            return ""
+        return (f"no evaluated safe target's measured cost clears b = {self.config.threshold:g} by "
+                f"{margin:g} standard errors; holding the best safe-set member")
+
     # --- internals ------------------------------------------------------------------------------------
 
     def _measured_cost_clears_threshold(self, numbers: list[int]) -> bool:

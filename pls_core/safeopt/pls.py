@@ -65,7 +65,8 @@ class PLSOptimizer(TargetOptimizer):
             _, upper = self.model.reward_bounds()
             best = self.pick(safe, upper[safe])
             return Choice(self.grid.target(best), Phase.REWARD_MAXIMISATION, len(safe))
-        return Choice(self.grid.target(self.best_safe_index()), Phase.OPERATION, 1)
+        best = self.best_safe_index()
+        return Choice(self.grid.target(best), Phase.OPERATION, 1, self.operation_note(best))
 
     def _widest_expander(self) -> tuple[int | None, int]:
         """(argmax of cost width over expanders wider than zeta, or None; number of such candidates).
