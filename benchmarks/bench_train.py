@@ -25,7 +25,7 @@ import torch
 
 from pls_core.cdt.model import build_model
 from pls_core.cdt.presets import preset
-from pls_core.cdt.trainer import train
+from pls_core.cdt.trainer import resolve_device, train
 from pls_core.dataset import OfflineDataset, save_dataset
 
 OBS, ACT = 17, 6
@@ -70,8 +70,7 @@ def main() -> None:
         f"{'preset':11s}{'params':>10s}{'batch':>7s}{'threads':>9s}{'steps':>7s}{'steps/s':>10s}{'s/step':>9s}"
         f"{'preset steps':>14s}{'est. hours':>12s}"
     )
-    on_cuda = torch.device(args.device if args.device != "auto" else
-                           ("cuda" if torch.cuda.is_available() else "cpu")).type == "cuda"
+    on_cuda = resolve_device(args.device).type == "cuda"
     runs = [("cpu", "cpu", args.steps_cpu, {}), ("paper", "paper", args.steps_paper, {})]
     if on_cuda:
         runs.append(("paper-fp32", "paper", args.steps_paper, {"cuda_fast_math": False}))

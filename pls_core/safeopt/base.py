@@ -178,11 +178,7 @@ class TargetOptimizer(ABC):
         is the candidate, ranked by the reward lower bound.
         """
         safe = self.model.safe
-        observed: dict[int, list[int]] = {}
-        for number, (target, _, _) in enumerate(self.evaluations):
-            index = self.grid.index_of(target)
-            if index is not None and safe[index]:
-                observed.setdefault(index, []).append(number)
+        observed = {index: numbers for index, numbers in self._evaluations_by_index().items() if safe[index]}
         if observed:
             candidates = np.array(sorted(observed), dtype=np.int64)
             if self.config.operation_cost_margin_se is not None:
@@ -202,14 +198,22 @@ class TargetOptimizer(ABC):
         """Why a held target is short of the operation rule, or "" (best_safe_index falls back to the best
         safe-set member when no evaluated one clears the measured-cost margin)."""
         margin = self.config.operation_cost_margin_se
-        numbers = [n for n, (target, _, _) in enumerate(self.evaluations)
-                   if self.grid.index_of(target) == index]
+        numbers = self._evaluations_by_index().get(index, [])
         if margin is None or not numbers or self._measured_cost_clears_threshold(numbers):
             return ""
         return (f"no evaluated safe target's measured cost clears b = {self.config.threshold:g} by "
                 f"{margin:g} standard errors; holding the best safe-set member")
 
     # --- internals ------------------------------------------------------------------------------------
+
+    def _evaluations_by_index(self) -> dict[int, list[int]]:
+        """Grid index -> the numbers (positions in `self.evaluations`) of the evaluations run there."""
+        by_index: dict[int, list[int]] = {}
+        for number, (target, _, _) in enumerate(self.evaluations):
+            index = self.grid.index_of(target)
+            if index is not None:
+                by_index.setdefault(index, []).append(number)
+        return by_index
 
     def _measured_cost_clears_threshold(self, numbers: list[int]) -> bool:
         """Whether the mean of these evaluations' costs plus `operation_cost_margin_se` standard errors
