@@ -90,6 +90,10 @@ class OfflineDataset:
         lengths = np.array([s.stop - s.start for s in slices], dtype=np.int64)
         return rewards, costs, lengths
 
+    def episode_terminated(self) -> np.ndarray:
+        """Per finished episode: did it end by termination (a fall), not by a time limit?"""
+        return np.array([bool(self.terminals[s.stop - 1]) for s in self.episode_slices()], dtype=bool)
+
     @property
     def sha256(self) -> str:
         """Hash of the array contents only (not attrs or compression), so re-saving keeps it."""

@@ -10,8 +10,10 @@ from typer.testing import CliRunner
 
 from pls_core.cli import app
 from pls_core.collect.behaviour import ensure_policies, policies_sha256, read_manifest
+from pls_core.collect.episodes import plan_episodes
 from pls_core.collect.pipeline import GridSpec, collect_dataset
 from pls_core.collect.recipes import get_recipe
+from pls_core.collect.rollout import rollout
 from pls_core.dataset import load_dataset
 
 TASK = "SafetyHalfCheetahVelocity-v1"
@@ -74,6 +76,23 @@ def test_safe_policy_fine_tuned_from_fast(tmp_path):
     assert policies["safe"]["start_from"] == "fast" and policies["fast"]["start_from"] is None
     assert policies["safe"]["timesteps"] == int(recipe.safe.timesteps * 0.005)
     assert (folder / "fast.zip").stat().st_mtime_ns < (folder / "safe.zip").stat().st_mtime_ns
+
+
+def test_curriculum_extras_are_trained_in_order_and_the_rollouts_mix_the_named_pair(tmp_path):
+    """Walker2d's recipe goes on past "safe" (steady, then quick) and rolls out with (quick, steady)."""
+    task = "SafetyWalker2dVelocity-v1"
+    recipe = get_recipe(task)
+    assert recipe.rollout_policies == ("quick", "steady")
+    folder = ensure_policies(recipe, tmp_path, seed=0, workers=2, progress=False, timestep_scale=0.002)
+    policies = read_manifest(folder)["policies"]
+    assert [policies[name]["start_from"] for name in ("fast", "safe", "steady", "quick")] == [
+        None, "fast", "safe", "steady"]
+    assert [policies[name]["seed"] for name in ("fast", "safe", "steady", "quick")] == [0, 1, 2, 3]
+    plans = plan_episodes(2, 0, recipe.max_fast_share, recipe.max_action_noise)
+    named = rollout(task, folder, plans, 0, workers=1, episode_len=20, progress=False,
+                    policy_names=recipe.rollout_policies)
+    default = rollout(task, folder, plans, 0, workers=1, episode_len=20, progress=False)
+    assert not np.array_equal(named[0]["actions"], default[0]["actions"])
 
 
 def test_collected_file_feeds_train_export_evaluate(first_run, tmp_path):

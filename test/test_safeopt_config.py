@@ -148,3 +148,15 @@ def test_seed_box_from_dataset_returns_covers_only_demonstrated_safe_returns():
     assert config.seed_reward_range == (300.0, 400.0) and config.reward_range[0] == 300.0
     with pytest.raises(OptimizerConfigError, match="2 episodes with cost return <= 1"):
         seed_reward_range_from_returns(rewards, costs, seed_cost_max=1.0)
+
+
+def test_seed_box_leaves_out_episodes_that_ended_in_a_fall():
+    from pls_core.safeopt.config import seed_reward_range_from_returns
+
+    rewards = np.array([100.0, 200.0, 300.0, 400.0, 500.0, 600.0, 700.0, 800.0, 900.0])
+    costs = np.zeros(9)
+    fell = np.array([True, True, True, True, False, False, False, False, False])  # the low returns fell
+    assert seed_reward_range_from_returns(rewards, costs, 5.0) == (500.0, 700.0)
+    assert seed_reward_range_from_returns(rewards, costs, 5.0, terminated=fell) == (700.0, 800.0)
+    with pytest.raises(OptimizerConfigError, match="4 episodes that ran to their time limit"):
+        seed_reward_range_from_returns(rewards, costs, 5.0, terminated=~fell)

@@ -268,7 +268,7 @@ def _seed_reward_range(sampler: SequenceSampler, task) -> list[float] | None:
 
     try:
         return list(seed_reward_range_from_returns(sampler.reward_returns, sampler.cost_returns,
-                                                   task.seed_cost_range[1]))
+                                                   task.seed_cost_range[1], terminated=sampler.terminated))
     except OptimizerConfigError:
         return None
 

@@ -142,7 +142,7 @@ def ensure_policies(
     folder = behaviour_dir(root, recipe.task_id)
     manifest = read_manifest(folder)
     entries = manifest.get("policies", {})
-    wanted = [recipe.fast, recipe.safe]
+    wanted = list(recipe.policies)
     saved = {name: folder / e["file"] for name, e in entries.items()}
     missing = [r for r in wanted if retrain or r.name not in saved or not saved[r.name].exists()]
     if not missing:

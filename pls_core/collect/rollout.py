@@ -19,7 +19,8 @@ CHUNK_EPISODES = 16
 _worker: dict = {}  # per-process envs and policies, built once by _init_worker
 
 
-def _init_worker(task_id: str, policy_folder: str, seed: int, episode_len: int | None) -> None:
+def _init_worker(task_id: str, policy_folder: str, seed: int, episode_len: int | None,
+                 policy_names: tuple[str, str]) -> None:
     import torch
 
     from pls_core.collect.behaviour import load_policies
@@ -27,8 +28,9 @@ def _init_worker(task_id: str, policy_folder: str, seed: int, episode_len: int |
 
     torch.set_num_threads(1)
     policies = load_policies(Path(policy_folder))
-    _worker.update(envs=[make_env(task_id) for _ in range(CHUNK_EPISODES)], fast=policies["fast"],
-                   safe=policies["safe"], seed=seed, episode_len=episode_len)
+    quick, cautious = policy_names
+    _worker.update(envs=[make_env(task_id) for _ in range(CHUNK_EPISODES)], fast=policies[quick],
+                   safe=policies[cautious], seed=seed, episode_len=episode_len)
 
 
 def run_episodes(envs: list, fast, safe, plans: list[EpisodePlan], seed: int,
@@ -75,14 +77,14 @@ def _run_chunk(plans: list[EpisodePlan]) -> list[tuple[int, dict]]:
 
 def rollout(
     task_id: str, policy_folder: Path, plans: list[EpisodePlan], seed: int, workers: int = 2,
-    episode_len: int | None = None, progress: bool = True,
+    episode_len: int | None = None, progress: bool = True, policy_names: tuple[str, str] = ("fast", "safe"),
 ) -> list[dict]:
-    """All planned episodes, in plan order."""
+    """All planned episodes, in plan order; `policy_names` are the (fast, safe) roles of the mix."""
     from tqdm import tqdm
 
     chunks = [plans[k:k + CHUNK_EPISODES] for k in range(0, len(plans), CHUNK_EPISODES)]
     results: dict[int, dict] = {}
-    initargs = (task_id, str(policy_folder), seed, episode_len)
+    initargs = (task_id, str(policy_folder), seed, episode_len, tuple(policy_names))
     with get_context("spawn").Pool(workers, initializer=_init_worker, initargs=initargs) as pool:
         bar = tqdm(total=len(plans), desc=f"rollouts {task_id}", unit="ep", disable=not progress)
         for chunk in pool.imap_unordered(_run_chunk, chunks):

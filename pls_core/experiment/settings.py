@@ -116,13 +116,15 @@ def task_inputs(task_id: str, settings: ExperimentSettings) -> TaskInputs:
     if dataset_path is not None and dataset_path.is_file():
         from pls_core.dataset import load_dataset
 
-        rewards, costs, _ = load_dataset(dataset_path).episode_returns()
+        dataset = load_dataset(dataset_path)
+        rewards, costs, _ = dataset.episode_returns()
         reward_range, cost_max, source = (float(rewards.min()), float(rewards.max())), float(costs.max()), \
             str(dataset_path)
         if settings.seed_box in ("auto", "dataset"):
             from pls_core.safeopt.config import seed_reward_range_from_returns
 
-            seed_range = seed_reward_range_from_returns(rewards, costs, get_task(task_id).seed_cost_range[1])
+            seed_range = seed_reward_range_from_returns(rewards, costs, get_task(task_id).seed_cost_range[1],
+                                                        terminated=dataset.episode_terminated())
     else:
         if settings.seed_box == "dataset":
             raise ExperimentError(f"seed_box 'dataset' needs {task_id}.hdf5 in --datasets-dir (got "

@@ -25,21 +25,29 @@ SEED_RETURN_QUANTILES = (0.5, 0.75)  # seed box along R from the dataset (seed_r
 
 
 def seed_reward_range_from_returns(reward_returns, cost_returns, seed_cost_max: float,
-                                   quantiles: tuple[float, float] = SEED_RETURN_QUANTILES
-                                   ) -> tuple[float, float]:
+                                   quantiles: tuple[float, float] = SEED_RETURN_QUANTILES,
+                                   terminated=None) -> tuple[float, float]:
     """The seed box along R that the dataset demonstrates as safe: the median to upper-quartile reward
-    return of the episodes whose cost return is <= `seed_cost_max` (the seed box's top G).
+    return of the episodes whose cost return is <= `seed_cost_max` (the seed box's top G) and that did
+    not end by termination (`terminated`, one flag per episode; None counts every episode).
 
     Why: Z0 must be known safe (Assumption 7). The paper's boxes fit DSRL's datasets; ours reach other
     returns (our Hopper data never exceed 1089, below the paper's Hopper box [1200, 1500]), and a CDT
-    asked for (R, G) that its data show at cost <= G behaves like those episodes.
+    asked for (R, G) that its data show at cost <= G behaves like those episodes. A fall is cheap in
+    cost only because it ends the episode: on Walker2d the low-cost episodes were mostly falls, the box
+    they gave (R 1080-2114) held targets whose episodes fell and exceeded b, so only episodes that run
+    to their time limit demonstrate a safe target.
     """
     import numpy as np
 
     rewards, costs = np.asarray(reward_returns, float), np.asarray(cost_returns, float)
-    safe = rewards[np.isfinite(rewards) & (costs <= seed_cost_max)]
+    keep = np.isfinite(rewards) & (costs <= seed_cost_max)
+    if terminated is not None:
+        keep &= ~np.asarray(terminated, bool)
+    safe = rewards[keep]
     if len(safe) < 5:
-        raise OptimizerConfigError(f"the dataset has {len(safe)} episodes with cost return <= "
+        ended = "" if terminated is None else " that ran to their time limit"
+        raise OptimizerConfigError(f"the dataset has {len(safe)} episodes{ended} with cost return <= "
                                    f"{seed_cost_max:g}; a data-derived seed box needs at least 5. Use the "
                                    "task's seed box instead, or collect more low-cost episodes")
     lo, hi = (float(np.quantile(safe, q)) for q in quantiles)
