@@ -31,6 +31,9 @@ def test_episode_plans_are_seeded_and_bounded():
     throttles = np.array([p.throttle for p in plans])
     assert shares.min() >= 0 and shares.max() <= 0.5 and np.median(shares) < 0.25  # low cost dominates
     assert throttles.min() >= 0.4 and (throttles == 1.0).mean() > 0.2
+    firm = plan_episodes(200, seed=1, max_fast_share=0.5, min_throttle=0.8)  # Walker2d's
+    assert min(p.throttle for p in firm) >= 0.8 and min(p.throttle for p in firm) < 0.85
+    assert [p.fast_share for p in firm] == shares.tolist()  # only the throttle range moved
 
 
 def test_grid_filter_caps_each_cell_and_drops_costs_above_max():

@@ -29,14 +29,14 @@ class EpisodePlan:
 
 
 def plan_episodes(
-    n: int, seed: int, max_fast_share: float, max_action_noise: float = 0.6,
+    n: int, seed: int, max_fast_share: float, max_action_noise: float = 0.6, min_throttle: float = 0.4,
 ) -> list[EpisodePlan]:
     """n plans; shares are squared-uniform so low-cost episodes (the region users constrain to) dominate."""
     rng = np.random.default_rng(seed)
     env_seeds = rng.integers(0, 2**31 - 1, size=n)
     shares = max_fast_share * rng.uniform(size=n) ** 2
-    # A third of the episodes run at full strength, the rest throttled down to 40 %.
-    throttles = np.where(rng.uniform(size=n) < 1 / 3, 1.0, rng.uniform(0.4, 1.0, size=n))
+    # A third of the episodes run at full strength, the rest throttled down to `min_throttle`.
+    throttles = np.where(rng.uniform(size=n) < 1 / 3, 1.0, rng.uniform(min_throttle, 1.0, size=n))
     noises = np.where(rng.uniform(size=n) < 0.5, 0.0, rng.uniform(0.0, max_action_noise, size=n))
     return [
         EpisodePlan(i, int(env_seeds[i]), float(shares[i]), float(throttles[i]), float(noises[i]))

@@ -38,6 +38,8 @@ class CollectionRecipe:
     max_fast_share: float
     # Largest action noise std; lower where noise makes a walker fall.
     max_action_noise: float = 0.6
+    # Weakest throttle (action scale); a walker collapses well above the default's 40 %.
+    min_throttle: float = 0.4
     # Further policies, each fine-tuned from an earlier one (a longer cost-limit curriculum).
     extra: tuple[BehaviourRecipe, ...] = ()
     # The two policies the rollouts mix, (quicker, more cautious): by default the two above.
@@ -82,6 +84,7 @@ RECIPES: dict[str, CollectionRecipe] = {
             episodes=1500,
             max_fast_share=0.6,
             max_action_noise=0.3,
+            min_throttle=0.8,
             # Both still fall (fast after ~117 steps; safe in 20-60 % of episodes under action noise), and
             # so did every CDT trained on their data. 200k more steps at the same penalty gave "steady":
             # no fall in 50 episodes (action noise up to 0.3, or throttle 0.8), cost 0-11. "quick" then
