@@ -82,17 +82,21 @@ class OfflineDataset:
             )
         return [slice(int(s), int(e) + 1) for s, e in zip(starts, ends, strict=True)]
 
-    def episode_returns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def episode_returns(self, slices: list[slice] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Reward returns, cost returns and lengths, one entry per finished episode."""
-        slices = self.episode_slices()
+        slices = self.episode_slices() if slices is None else slices
         rewards = np.array([self.rewards[s].sum(dtype=np.float64) for s in slices])
         costs = np.array([self.costs[s].sum(dtype=np.float64) for s in slices])
         lengths = np.array([s.stop - s.start for s in slices], dtype=np.int64)
         return rewards, costs, lengths
 
-    def episode_terminated(self) -> np.ndarray:
-        """Per finished episode: did it end by termination (a fall), not by a time limit?"""
-        return np.array([bool(self.terminals[s.stop - 1]) for s in self.episode_slices()], dtype=bool)
+    def episode_terminated(self, slices: list[slice] | None = None) -> np.ndarray:
+        """Per finished episode: did it end by termination (a fall), not by a time limit?
+
+        Pass the `episode_slices()` already in hand to skip splitting (and warning) a second time.
+        """
+        slices = self.episode_slices() if slices is None else slices
+        return np.array([bool(self.terminals[s.stop - 1]) for s in slices], dtype=bool)
 
     @property
     def sha256(self) -> str:

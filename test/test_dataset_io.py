@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import h5py
 import numpy as np
@@ -77,6 +78,10 @@ def test_trailing_unfinished_episode_is_dropped_with_warning():
     with pytest.warns(UserWarning, match="unfinished episode"):
         slices = ds.episode_slices()
     assert [s.stop - s.start for s in slices] == [4, 3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the slices in hand are reused: no second split, no second warning
+        assert ds.episode_terminated(slices).tolist() == [False, True]
+        assert ds.episode_returns(slices)[2].tolist() == [4, 3]
 
 
 @pytest.mark.parametrize("flag_dtype", [np.float32, bool])

@@ -35,7 +35,7 @@ class SequenceSampler:
         self.costs_to_go = reverse_cumsum(self.costs, self.starts, self.lengths)
         self.reward_returns = self.returns_to_go[self.starts]
         self.cost_returns = self.costs_to_go[self.starts]
-        self.terminated = dataset.episode_terminated()
+        self.terminated = dataset.episode_terminated(slices)
 
         # Entries = real trajectories followed by relabelled ones (a source episode plus shifted targets).
         # The relabelling ceiling must reach the dataset's best return: deployment asks for exactly that R.

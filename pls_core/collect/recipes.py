@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pls_core.collect.episodes import DEFAULT_MAX_ACTION_NOISE, DEFAULT_MIN_THROTTLE
 from pls_core.tasks import get_task
 
 
@@ -37,9 +38,11 @@ class CollectionRecipe:
     # Largest per-segment probability of acting with the fast policy; sets how far the cost range reaches.
     max_fast_share: float
     # Largest action noise std; lower where noise makes a walker fall.
-    max_action_noise: float = 0.6
+    max_action_noise: float = DEFAULT_MAX_ACTION_NOISE
     # Weakest throttle (action scale); a walker collapses well above the default's 40 %.
-    min_throttle: float = 0.4
+    min_throttle: float = DEFAULT_MIN_THROTTLE
+    # Largest per-episode cost budget; set, it replaces the random mix (see pls_core.collect.episodes).
+    max_cost_budget: float | None = None
     # Further policies, each fine-tuned from an earlier one (a longer cost-limit curriculum).
     extra: tuple[BehaviourRecipe, ...] = ()
     # The two policies the rollouts mix, (quicker, more cautious): by default the two above.

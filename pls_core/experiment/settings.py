@@ -117,14 +117,15 @@ def task_inputs(task_id: str, settings: ExperimentSettings) -> TaskInputs:
         from pls_core.dataset import load_dataset
 
         dataset = load_dataset(dataset_path)
-        rewards, costs, _ = dataset.episode_returns()
+        slices = dataset.episode_slices()
+        rewards, costs, _ = dataset.episode_returns(slices)
         reward_range, cost_max, source = (float(rewards.min()), float(rewards.max())), float(costs.max()), \
             str(dataset_path)
         if settings.seed_box in ("auto", "dataset"):
             from pls_core.safeopt.config import seed_reward_range_from_returns
 
             seed_range = seed_reward_range_from_returns(rewards, costs, get_task(task_id).seed_cost_range[1],
-                                                        terminated=dataset.episode_terminated())
+                                                        terminated=dataset.episode_terminated(slices))
     else:
         if settings.seed_box == "dataset":
             raise ExperimentError(f"seed_box 'dataset' needs {task_id}.hdf5 in --datasets-dir (got "
