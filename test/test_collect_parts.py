@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from pls_core.collect.episodes import plan_episodes
@@ -49,19 +47,3 @@ def test_grid_filter_caps_each_cell_and_drops_costs_above_max():
     assert np.all(np.diff(kept) > 0)
     cells = np.minimum(costs[kept] // 10, 9) * 10 + np.minimum(rewards[kept] // (1000 / 10), 9)
     assert np.unique(cells, return_counts=True)[1].max() <= 2
-
-
-def test_cost_budgets_replace_the_random_mix_and_leave_the_rest_of_the_plan():
-    plain = plan_episodes(200, seed=1, max_fast_share=0.5)
-    budgeted = plan_episodes(200, seed=1, max_fast_share=0.5, max_cost_budget=300.0)
-    assert all(np.isinf(p.cost_budget) for p in plain)
-    assert [dataclasses.replace(p, cost_budget=np.inf) for p in budgeted] == plain
-    budgets = np.array([p.cost_budget for p in budgeted])
-    assert budgets.min() >= 0 and budgets.max() <= 300 and np.median(budgets) < 100  # low cost dominates
-    plan = budgeted[0]
-    # Budgeted: fast exactly while the cost spent is below the budget, whatever the segment draw says.
-    assert plan.acts_fast(segment_draw=0.99, cost_so_far=plan.cost_budget - 1)
-    assert not plan.acts_fast(segment_draw=0.0, cost_so_far=plan.cost_budget)
-    # Without a budget the draw decides, however much cost is spent.
-    assert plain[0].acts_fast(segment_draw=0.0, cost_so_far=1e9) == (plain[0].fast_share > 0)
-    assert not plain[0].acts_fast(segment_draw=1.0, cost_so_far=0.0)

@@ -9,19 +9,12 @@ import pytest
 from typer.testing import CliRunner
 
 from pls_core.cli import app
-from pls_core.collect.behaviour import (
-    behaviour_dir,
-    ensure_policies,
-    load_policies,
-    policies_sha256,
-    read_manifest,
-)
-from pls_core.collect.episodes import EpisodePlan, plan_episodes
-from pls_core.collect.pipeline import DEFAULT_BEHAVIOUR_ROOT, GridSpec, collect_dataset
+from pls_core.collect.behaviour import ensure_policies, policies_sha256, read_manifest
+from pls_core.collect.episodes import plan_episodes
+from pls_core.collect.pipeline import GridSpec, collect_dataset
 from pls_core.collect.recipes import get_recipe
-from pls_core.collect.rollout import rollout, run_episodes
+from pls_core.collect.rollout import rollout
 from pls_core.dataset import load_dataset
-from pls_core.envs import make_env
 
 TASK = "SafetyHalfCheetahVelocity-v1"
 TINY = dict(episodes=4, episode_len=30, grid=GridSpec(per_cell=100), timestep_scale=0.005, progress=False)
@@ -100,24 +93,6 @@ def test_curriculum_extras_are_trained_in_order_and_the_rollouts_mix_the_named_p
                     policy_names=recipe.rollout_policies)
     default = rollout(task, folder, plans, 0, workers=1, episode_len=20, progress=False)
     assert not np.array_equal(named[0]["actions"], default[0]["actions"])
-
-
-def test_budgeted_episode_switches_to_the_cautious_policy_once_its_cost_budget_is_spent():
-    """Walker2d's committed (quick, steady) pair: quick until the cost reaches the budget, steady after."""
-    task = "SafetyWalker2dVelocity-v1"
-    recipe = get_recipe(task)
-    policies = load_policies(behaviour_dir(DEFAULT_BEHAVIOUR_ROOT, task))
-    quick, steady = (policies[name] for name in recipe.rollout_policies)
-    # fast_share 0: without the budget this episode would never act with quick.
-    plan = EpisodePlan(0, env_seed=0, fast_share=0.0, throttle=1.0, action_noise=0.0, cost_budget=5.0)
-    [episode] = run_episodes([make_env(task)], quick, steady, [plan], seed=0, episode_len=400)
-    spent = np.cumsum(episode["costs"])
-    switch = int(np.argmax(spent >= plan.cost_budget)) + 1  # first step acted with the budget spent
-    assert spent[-1] >= plan.cost_budget and 0 < switch < len(spent)
-    obs, actions = episode["observations"], episode["actions"]
-    for policy, rows in ((quick, slice(0, switch)), (steady, slice(switch, None))):
-        np.testing.assert_allclose(actions[rows], policy.policy.predict(obs[rows], deterministic=True)[0],
-                                   atol=1e-5)
 
 
 def test_collected_file_feeds_train_export_evaluate(first_run, tmp_path):

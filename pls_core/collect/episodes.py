@@ -4,10 +4,6 @@ Each episode acts, segment by segment, with the fast policy with probability `fa
 safe one otherwise (mean speed, hence cost, grows with the share), scales the actions by `throttle` (slower,
 cheaper, lower reward) and adds Gaussian `action_noise` (worse reward at a given cost, so the data also
 holds sub-optimal episodes below the frontier, as DSRL's does).
-
-A finite `cost_budget` replaces the random mix: the fast policy acts until the episode's cost reaches the
-budget, the safe one after. Then the cost still to come, which the CDT is conditioned on, alone says which
-gait the data used at every step; a random mix leaves the model to guess and it learns the average.
 """
 
 from __future__ import annotations
@@ -28,13 +24,6 @@ class EpisodePlan:
     fast_share: float
     throttle: float
     action_noise: float
-    cost_budget: float = np.inf
-
-    def acts_fast(self, segment_draw: float, cost_so_far: float) -> bool:
-        """Whether the fast policy acts now: within the cost budget if any, else by the segment draw."""
-        if np.isfinite(self.cost_budget):
-            return cost_so_far < self.cost_budget
-        return segment_draw < self.fast_share
 
     def rng(self, seed: int) -> np.random.Generator:
         """The episode's own stream, so results do not depend on which worker runs it or in what order."""
@@ -43,20 +32,16 @@ class EpisodePlan:
 
 def plan_episodes(
     n: int, seed: int, max_fast_share: float, max_action_noise: float = DEFAULT_MAX_ACTION_NOISE,
-    min_throttle: float = DEFAULT_MIN_THROTTLE, max_cost_budget: float | None = None,
+    min_throttle: float = DEFAULT_MIN_THROTTLE,
 ) -> list[EpisodePlan]:
-    """n plans; shares (or budgets) are squared-uniform so low-cost episodes, the region users constrain
-    to, dominate."""
+    """n plans; shares are squared-uniform so low-cost episodes (the region users constrain to) dominate."""
     rng = np.random.default_rng(seed)
     env_seeds = rng.integers(0, 2**31 - 1, size=n)
     shares = max_fast_share * rng.uniform(size=n) ** 2
     # A third of the episodes run at full strength, the rest throttled down to `min_throttle`.
     throttles = np.where(rng.uniform(size=n) < 1 / 3, 1.0, rng.uniform(min_throttle, 1.0, size=n))
     noises = np.where(rng.uniform(size=n) < 0.5, 0.0, rng.uniform(0.0, max_action_noise, size=n))
-    # Drawn last, so plans without budgets are the same as before budgets existed.
-    budgets = np.full(n, np.inf) if max_cost_budget is None else max_cost_budget * rng.uniform(size=n) ** 2
     return [
-        EpisodePlan(i, int(env_seeds[i]), float(shares[i]), float(throttles[i]), float(noises[i]),
-                    float(budgets[i]))
+        EpisodePlan(i, int(env_seeds[i]), float(shares[i]), float(throttles[i]), float(noises[i]))
         for i in range(n)
     ]

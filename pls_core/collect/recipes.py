@@ -41,8 +41,6 @@ class CollectionRecipe:
     max_action_noise: float = DEFAULT_MAX_ACTION_NOISE
     # Weakest throttle (action scale); a walker collapses well above the default's 40 %.
     min_throttle: float = DEFAULT_MIN_THROTTLE
-    # Largest per-episode cost budget; set, it replaces the random mix (see pls_core.collect.episodes).
-    max_cost_budget: float | None = None
     # Further policies, each fine-tuned from an earlier one (a longer cost-limit curriculum).
     extra: tuple[BehaviourRecipe, ...] = ()
     # The two policies the rollouts mix, (quicker, more cautious): by default the two above.

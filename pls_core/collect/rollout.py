@@ -41,19 +41,18 @@ def run_episodes(envs: list, fast, safe, plans: list[EpisodePlan], seed: int,
     obs = np.stack([env.reset(seed=plan.env_seed)[0] for env, plan in zip(envs, plans, strict=False)])
     steps = [{key: [] for key in DSRL_KEYS} for _ in plans]
     active = list(range(len(plans)))
-    draws = np.zeros(len(plans))
-    spent = np.zeros(len(plans))
+    use_fast = np.zeros(len(plans), dtype=bool)
     t = 0
     while active:
         if t % SEGMENT_STEPS == 0:
             for i in active:
-                draws[i] = rngs[i].uniform()
+                use_fast[i] = rngs[i].uniform() < plans[i].fast_share
         fast_actions, _ = fast.policy.predict(obs[active], deterministic=True)
         safe_actions, _ = safe.policy.predict(obs[active], deterministic=True)
         still_active = []
         for row, i in enumerate(active):
             plan = plans[i]
-            action = fast_actions[row] if plan.acts_fast(draws[i], spent[i]) else safe_actions[row]
+            action = fast_actions[row] if use_fast[i] else safe_actions[row]
             noise = plan.action_noise * rngs[i].standard_normal(action.shape)
             action = np.clip(plan.throttle * action + noise, low, high)
             next_obs, reward, cost, terminated, truncated, _ = envs[i].step(action)
@@ -63,7 +62,6 @@ def run_episodes(envs: list, fast, safe, plans: list[EpisodePlan], seed: int,
             for key, value in zip(DSRL_KEYS, values, strict=True):
                 steps[i][key].append(value)
             obs[i] = next_obs
-            spent[i] += cost
             if not (terminated or truncated):
                 still_active.append(i)
         active = still_active
