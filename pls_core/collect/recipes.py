@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pls_core.collect.episodes import DEFAULT_MAX_ACTION_NOISE, DEFAULT_MIN_THROTTLE
+from pls_core.collect.rollout import DEFAULT_POLICY_PAIR
 from pls_core.tasks import get_task
 
 
@@ -44,7 +45,7 @@ class CollectionRecipe:
     # Further policies, each fine-tuned from an earlier one (a longer cost-limit curriculum).
     extra: tuple[BehaviourRecipe, ...] = ()
     # The two policies the rollouts mix, (quicker, more cautious): by default the two above.
-    rollout_policies: tuple[str, str] = ("fast", "safe")
+    rollout_policies: tuple[str, str] = DEFAULT_POLICY_PAIR
 
     @property
     def policies(self) -> tuple[BehaviourRecipe, ...]:

@@ -16,6 +16,7 @@ from pls_core.collect.episodes import SEGMENT_STEPS, EpisodePlan
 from pls_core.dataset import DSRL_KEYS
 
 CHUNK_EPISODES = 16
+DEFAULT_POLICY_PAIR = ("fast", "safe")  # (quicker, more cautious) policy names a rollout mixes
 _worker: dict = {}  # per-process envs and policies, built once by _init_worker
 
 
@@ -28,9 +29,9 @@ def _init_worker(task_id: str, policy_folder: str, seed: int, episode_len: int |
 
     torch.set_num_threads(1)
     policies = load_policies(Path(policy_folder))
-    quick, cautious = policy_names
-    _worker.update(envs=[make_env(task_id) for _ in range(CHUNK_EPISODES)], fast=policies[quick],
-                   safe=policies[cautious], seed=seed, episode_len=episode_len)
+    fast_name, safe_name = policy_names
+    _worker.update(envs=[make_env(task_id) for _ in range(CHUNK_EPISODES)], fast=policies[fast_name],
+                   safe=policies[safe_name], seed=seed, episode_len=episode_len)
 
 
 def run_episodes(envs: list, fast, safe, plans: list[EpisodePlan], seed: int,
@@ -77,7 +78,8 @@ def _run_chunk(plans: list[EpisodePlan]) -> list[tuple[int, dict]]:
 
 def rollout(
     task_id: str, policy_folder: Path, plans: list[EpisodePlan], seed: int, workers: int = 2,
-    episode_len: int | None = None, progress: bool = True, policy_names: tuple[str, str] = ("fast", "safe"),
+    episode_len: int | None = None, progress: bool = True,
+    policy_names: tuple[str, str] = DEFAULT_POLICY_PAIR,
 ) -> list[dict]:
     """All planned episodes, in plan order; `policy_names` are the (fast, safe) roles of the mix."""
     from tqdm import tqdm
