@@ -36,15 +36,6 @@ def test_episode_plans_are_seeded_and_bounded():
     assert [p.fast_share for p in firm] == shares.tolist()  # only the throttle range moved
 
 
-def test_whole_episode_plans_keep_one_policy_per_episode():
-    plans = plan_episodes(400, seed=1, max_fast_share=0.3, whole_episodes=True)
-    shares = np.array([p.fast_share for p in plans])
-    assert set(shares.tolist()) == {0.0, 1.0}
-    assert 0.2 < shares.mean() < 0.4
-    segmented = plan_episodes(400, seed=1, max_fast_share=0.3)
-    assert [p.throttle for p in plans] == [p.throttle for p in segmented]  # only the shares differ
-
-
 def test_grid_filter_caps_each_cell_and_drops_costs_above_max():
     rng = np.random.default_rng(0)
     costs = np.concatenate([np.full(50, 10.0), rng.uniform(0, 100, 50), [150.0]])

@@ -32,18 +32,12 @@ class EpisodePlan:
 
 def plan_episodes(
     n: int, seed: int, max_fast_share: float, max_action_noise: float = DEFAULT_MAX_ACTION_NOISE,
-    min_throttle: float = DEFAULT_MIN_THROTTLE, whole_episodes: bool = False,
+    min_throttle: float = DEFAULT_MIN_THROTTLE,
 ) -> list[EpisodePlan]:
-    """n plans; shares are squared-uniform so low-cost episodes (the region users constrain to) dominate.
-
-    `whole_episodes`: each episode keeps one policy throughout (share 1 with probability
-    `max_fast_share`, else 0). Why: where both policies act in the same states at the same costs-to-go,
-    a CDT regressing their actions averages two gaits into a third that neither demonstrated.
-    """
+    """n plans; shares are squared-uniform so low-cost episodes (the region users constrain to) dominate."""
     rng = np.random.default_rng(seed)
     env_seeds = rng.integers(0, 2**31 - 1, size=n)
-    draws = rng.uniform(size=n)
-    shares = (draws < max_fast_share).astype(float) if whole_episodes else max_fast_share * draws**2
+    shares = max_fast_share * rng.uniform(size=n) ** 2
     # A third of the episodes run at full strength, the rest throttled down to `min_throttle`.
     throttles = np.where(rng.uniform(size=n) < 1 / 3, 1.0, rng.uniform(min_throttle, 1.0, size=n))
     noises = np.where(rng.uniform(size=n) < 0.5, 0.0, rng.uniform(0.0, max_action_noise, size=n))

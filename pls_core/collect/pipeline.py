@@ -58,7 +58,7 @@ def collect_dataset(
 
     start = time.perf_counter()
     plans = plan_episodes(episodes or recipe.episodes, seed, recipe.max_fast_share, recipe.max_action_noise,
-                          recipe.min_throttle, recipe.whole_episodes)
+                          recipe.min_throttle)
     raw = rollout(task_id, folder, plans, seed, workers=workers, episode_len=episode_len, progress=progress,
                   policy_names=recipe.rollout_policies)
     timings["rollout_s"] = time.perf_counter() - start

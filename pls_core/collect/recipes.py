@@ -46,8 +46,6 @@ class CollectionRecipe:
     extra: tuple[BehaviourRecipe, ...] = ()
     # The two policies the rollouts mix, (quicker, more cautious): by default the two above.
     rollout_policies: tuple[str, str] = DEFAULT_POLICY_PAIR
-    # Mix per episode instead of per segment (episodes.plan_episodes); max_fast_share is then P(quicker).
-    whole_episodes: bool = False
 
     @property
     def policies(self) -> tuple[BehaviourRecipe, ...]:
@@ -86,7 +84,7 @@ RECIPES: dict[str, CollectionRecipe] = {
             fast=BehaviourRecipe("fast", 0.0, 300_000, net_arch=_SMALL_NET),
             safe=BehaviourRecipe("safe", _VELOCITY_SAFE_PENALTY, 100_000, _SMALL_NET, start_from="fast"),
             episodes=1500,
-            max_fast_share=0.2,
+            max_fast_share=0.6,
             max_action_noise=0.3,
             min_throttle=0.8,
             # Both still fall (fast after ~117 steps; safe in 20-60 % of episodes under action noise), and
@@ -98,7 +96,6 @@ RECIPES: dict[str, CollectionRecipe] = {
             extra=(BehaviourRecipe("steady", _VELOCITY_SAFE_PENALTY, 200_000, _SMALL_NET, start_from="safe"),
                    BehaviourRecipe("quick", 0.0, 100_000, _SMALL_NET, start_from="steady")),
             rollout_policies=("quick", "steady"),
-            whole_episodes=True,
         ),
         CollectionRecipe(
             "SafetyCarCircle1-v0",
