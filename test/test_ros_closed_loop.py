@@ -138,8 +138,12 @@ def test_pls_sim_runs_two_supervisor_iterations_seen_from_another_process(ros_en
             assert f"[pls] {name}: exit code 0" in log
             assert any(line.startswith(f"[{name}] ") for line in log), name
         assert any(line.startswith(f"[pls] episode {MAX_EPISODES - 1}: ") for line in log), text[-6000:]
-        assert any(line.startswith("[pls] target  #2 ") for line in log), text[-6000:]
-        assert any(line.startswith("[pls] status  iteration 2 ") for line in log), text[-6000:]
+        # The launcher's monitor is a late joiner too (target and status are latched, depth 1): it may see
+        # only the latest of each, so require that it saw the run reach iteration 2, not every step.
+        target_iterations = [int(ln.split()[2][1:]) for ln in log if ln.startswith("[pls] target  #")]
+        status_iterations = [int(ln.split()[3]) for ln in log if ln.startswith("[pls] status  iteration ")]
+        assert target_iterations and max(target_iterations) >= 2, text[-6000:]
+        assert status_iterations and max(status_iterations) >= 2, text[-6000:]
         assert not any("without the supervisor's acknowledgement" in line for line in log), text[-6000:]
 
         heard.wait_for(lambda ls: sum('"/pls/episode_result"' in line for line in ls) >= MAX_EPISODES, 30,
