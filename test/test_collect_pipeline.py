@@ -115,3 +115,37 @@ def test_collected_file_feeds_train_export_evaluate(first_run, tmp_path):
     contract = ModelContract.from_onnx(tmp_path / "p.onnx")
     assert contract.dataset_sha256 == load_dataset(dataset).sha256
     assert any((tmp_path / "eval").iterdir())
+
+
+def test_interrupted_training_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
+    """A stop mid-training (hours for Ant) loses at most one chunk: the next call goes on from there."""
+    from pls_core.collect import behaviour
+    from pls_core.collect.recipes import BehaviourRecipe
+    from pls_core.collect.training_log import TrainingLog
+
+    recipe = BehaviourRecipe("tiny", 0.0, 200, net_arch=(16, 16), learning_starts=50)
+    real_step = TrainingLog._on_step
+    stepped = []
+
+    def crash_after_first_chunk(self):
+        stepped.append(self.num_timesteps)
+        if self.num_timesteps > 150:
+            raise KeyboardInterrupt("session stopped")
+        return real_step(self)
+
+    monkeypatch.setattr(TrainingLog, "_on_step", crash_after_first_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        behaviour.train_policy(TASK, recipe, 0, tmp_path, progress=False, checkpoint_every=100)
+    partial = behaviour.partial_dir(tmp_path, "tiny")
+    assert json.loads((partial / "progress.json").read_text())["steps"] == 100
+    assert not (tmp_path / "tiny.zip").exists()
+
+    def count(self):
+        stepped.append(self.num_timesteps)
+        return real_step(self)
+
+    monkeypatch.setattr(TrainingLog, "_on_step", count)
+    stepped.clear()
+    entry = behaviour.train_policy(TASK, recipe, 0, tmp_path, progress=False, checkpoint_every=100)
+    assert stepped == list(range(101, 201))  # only the second chunk ran, counting on from the first
+    assert entry["timesteps"] == 200 and (tmp_path / "tiny.zip").exists() and not partial.exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, replace
@@ -17,6 +18,8 @@ import numpy as np
 from pls_core.collect.recipes import BehaviourRecipe, CollectionRecipe
 
 MANIFEST = "manifest.json"
+# Steps between saved checkpoints of a training (model + replay buffer), so it survives a stop.
+CHECKPOINT_EVERY = 50_000
 
 
 def behaviour_dir(root: Path, task_id: str) -> Path:
@@ -55,46 +58,73 @@ def evaluate_policy(model, task_id: str, episodes: int, seed: int) -> dict:
     }
 
 
-def train_policy(task_id: str, recipe: BehaviourRecipe, seed: int, out_dir: Path, progress: bool) -> dict:
-    """Train one SAC policy on r - lambda*c, save it as <out_dir>/<name>.zip, return its manifest entry."""
-    _limit_threads()
-    if progress:  # a spawned worker starts with unconfigured logging
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
+def partial_dir(out_dir: Path, name: str) -> Path:
+    """Where an unfinished training keeps its model and replay buffer between chunks (git-ignored)."""
+    return Path(out_dir) / ".partial" / name
+
+
+def _new_model(task_id: str, recipe: BehaviourRecipe, seed: int, out_dir: Path):
+    """(model, steps already done, seconds already spent): resumed, fine-tuned or fresh."""
     from stable_baselines3 import SAC
     from stable_baselines3.common.monitor import Monitor
 
-    from pls_core.collect.training_log import TrainingLog
     from pls_core.collect.wrappers import CostPenaltyEnv
     from pls_core.envs import make_env
 
     env = Monitor(CostPenaltyEnv(make_env(task_id, seed=seed), recipe.cost_penalty))
+    partial = partial_dir(out_dir, recipe.name)
+    if (partial / "model.zip").exists():
+        # A session that stopped mid-training: go on from its last chunk, replay buffer included.
+        done = json.loads((partial / "progress.json").read_text())
+        model = SAC.load(partial / "model.zip", env=env, device="cpu")
+        model.load_replay_buffer(partial / "buffer.pkl")
+        return model, done["steps"], done["seconds"]
     if recipe.start_from:
         # Fine-tune a competent policy under the penalty (fresh replay buffer: old rewards lack the cost).
         model = SAC.load(out_dir / f"{recipe.start_from}.zip", env=env, device="cpu")
         model.learning_starts = recipe.learning_starts
         model.set_random_seed(seed)
     else:
-        model = SAC(
-            "MlpPolicy",
-            env,
-            policy_kwargs={"net_arch": list(recipe.net_arch)},
-            learning_starts=recipe.learning_starts,
-            seed=seed,
-            device="cpu",
-            verbose=0,
-        )
-    start = time.perf_counter()
+        model = SAC("MlpPolicy", env, policy_kwargs={"net_arch": list(recipe.net_arch)},
+                    learning_starts=recipe.learning_starts, seed=seed, device="cpu", verbose=0)
+    return model, 0, 0.0
+
+
+def train_policy(task_id: str, recipe: BehaviourRecipe, seed: int, out_dir: Path, progress: bool,
+                 checkpoint_every: int = CHECKPOINT_EVERY) -> dict:
+    """Train one SAC policy on r - lambda*c, save it as <out_dir>/<name>.zip, return its manifest entry.
+
+    Long trainings (Ant's fast policy takes hours on two cores) save model and replay buffer every
+    `checkpoint_every` steps, so a later call resumes where an interrupted one stopped.
+    """
+    _limit_threads()
+    if progress:  # a spawned worker starts with unconfigured logging
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from pls_core.collect.training_log import TrainingLog
+
+    model, steps, seconds = _new_model(task_id, recipe, seed, out_dir)
+    partial = partial_dir(out_dir, recipe.name)
     progress_log = TrainingLog(f"{task_id} {recipe.name}", recipe.timesteps)
-    model.learn(total_timesteps=recipe.timesteps, callback=progress_log)
-    train_seconds = time.perf_counter() - start
+    while steps < recipe.timesteps:
+        chunk = min(checkpoint_every, recipe.timesteps - steps)
+        start = time.perf_counter()
+        # The first chunk of a fresh or fine-tuned policy counts from 0 (learning_starts applies to it).
+        model.learn(total_timesteps=chunk, callback=progress_log, reset_num_timesteps=steps == 0)
+        steps, seconds = steps + chunk, seconds + time.perf_counter() - start
+        if steps < recipe.timesteps:
+            partial.mkdir(parents=True, exist_ok=True)
+            model.save(partial / "model.zip")
+            model.save_replay_buffer(partial / "buffer.pkl")
+            (partial / "progress.json").write_text(json.dumps({"steps": steps, "seconds": seconds}))
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(out_dir / f"{recipe.name}.zip")
+    shutil.rmtree(partial, ignore_errors=True)
     return {
         **asdict(recipe),
         "file": f"{recipe.name}.zip",
         "algo": "SAC",
         "seed": seed,
-        "train_seconds": round(train_seconds, 1),
+        "train_seconds": round(seconds, 1),
         "evaluation": evaluate_policy(model, task_id, episodes=3, seed=10_000 + seed),
     }
 
