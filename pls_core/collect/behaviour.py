@@ -26,11 +26,11 @@ def behaviour_dir(root: Path, task_id: str) -> Path:
     return Path(root) / task_id
 
 
-def _limit_threads() -> None:
-    """Two rollout/training processes share two cores; torch's own pool would oversubscribe them."""
+def _set_threads(threads: int) -> None:
+    """Trainings running side by side share the cores; torch's own pool would oversubscribe them."""
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(max(1, threads))
 
 
 def evaluate_policy(model, task_id: str, episodes: int, seed: int) -> dict:
@@ -91,13 +91,13 @@ def _new_model(task_id: str, recipe: BehaviourRecipe, seed: int, out_dir: Path):
 
 
 def train_policy(task_id: str, recipe: BehaviourRecipe, seed: int, out_dir: Path, progress: bool,
-                 checkpoint_every: int = CHECKPOINT_EVERY) -> dict:
+                 checkpoint_every: int = CHECKPOINT_EVERY, threads: int = 1) -> dict:
     """Train one SAC policy on r - lambda*c, save it as <out_dir>/<name>.zip, return its manifest entry.
 
     Long trainings (Ant's fast policy takes hours on two cores) save model and replay buffer every
     `checkpoint_every` steps, so a later call resumes where an interrupted one stopped.
     """
-    _limit_threads()
+    _set_threads(threads)
     if progress:  # a spawned worker starts with unconfigured logging
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     from pls_core.collect.training_log import TrainingLog
@@ -130,9 +130,9 @@ def train_policy(task_id: str, recipe: BehaviourRecipe, seed: int, out_dir: Path
 
 
 def _train_chain(task_id: str, chain: list[BehaviourRecipe], seeds: dict, out_dir: Path,
-                 progress: bool) -> list[dict]:
+                 progress: bool, threads: int) -> list[dict]:
     """Policies that build on each other, trained one after the other in one process."""
-    return [train_policy(task_id, r, seeds[r.name], out_dir, progress) for r in chain]
+    return [train_policy(task_id, r, seeds[r.name], out_dir, progress, threads=threads) for r in chain]
 
 
 def _chains(recipes: list[BehaviourRecipe]) -> list[list[BehaviourRecipe]]:
@@ -180,9 +180,12 @@ def ensure_policies(
     scaled = [_scaled(r, timestep_scale) for r in missing]
     seeds = {r.name: seed + i for i, r in enumerate(wanted)}
     chains = _chains(scaled)
-    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(chains))),
-                             mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_train_chain, recipe.task_id, c, seeds, folder, progress) for c in chains]
+    processes = max(1, min(workers, len(chains)))
+    # One chain alone (Ant's fast -> safe) gets every worker's core: two threads train SAC ~1.4x faster.
+    threads = max(1, workers // processes)
+    with ProcessPoolExecutor(max_workers=processes, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_train_chain, recipe.task_id, c, seeds, folder, progress, threads)
+                   for c in chains]
         for chain, future in zip(chains, futures, strict=True):
             for r, entry in zip(chain, future.result(), strict=True):
                 entries[r.name] = {**entry, "command": command}
