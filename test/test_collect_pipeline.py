@@ -149,3 +149,42 @@ def test_interrupted_training_resumes_from_its_last_checkpoint(tmp_path, monkeyp
     entry = behaviour.train_policy(TASK, recipe, 0, tmp_path, progress=False, checkpoint_every=100)
     assert stepped == list(range(101, 201))  # only the second chunk ran, counting on from the first
     assert entry["timesteps"] == 200 and (tmp_path / "tiny.zip").exists() and not partial.exists()
+
+
+def _spawned_workers(pid: int) -> list[int]:
+    """Child processes of `pid` that are multiprocessing workers (not its resource tracker)."""
+    from pathlib import Path
+
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children
+            if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def test_sigterm_stops_the_training_workers_too(tmp_path):
+    """`timeout` or a scheduler killing `pls collect` must not leave a training running as an orphan."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "pls_core.cli", "collect", "--task", TASK, "--out", str(tmp_path / "x.hdf5"),
+         "--behaviour-dir", str(tmp_path / "behaviour"), "--train-scale", "0.5", "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    workers: list[int] = []
+    while len(workers) < 2 and time.monotonic() < deadline and cli.poll() is None:
+        time.sleep(0.5)
+        workers = _spawned_workers(cli.pid)
+    assert len(workers) == 2, "HalfCheetah's fast and safe policies train in two worker processes"
+    time.sleep(5)  # into training (50k steps each: minutes, far from done)
+    cli.send_signal(signal.SIGTERM)
+    assert cli.wait(timeout=60) == 128 + signal.SIGTERM
+    deadline = time.monotonic() + 30
+    while any(os.path.exists(f"/proc/{w}") for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    alive = [w for w in workers if os.path.exists(f"/proc/{w}")]
+    for w in alive:
+        os.kill(w, signal.SIGKILL)
+    assert not alive, f"workers {alive} outlived the killed `pls collect`"

@@ -8,7 +8,6 @@ import json
 import logging
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, replace
 from multiprocessing import get_context
 from pathlib import Path
@@ -183,11 +182,13 @@ def ensure_policies(
     processes = max(1, min(workers, len(chains)))
     # One chain alone (Ant's fast -> safe) gets every worker's core: two threads train SAC ~1.4x faster.
     threads = max(1, workers // processes)
-    with ProcessPoolExecutor(max_workers=processes, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_train_chain, recipe.task_id, c, seeds, folder, progress, threads)
+    # multiprocessing's Pool, unlike concurrent.futures', terminates its workers when the caller leaves
+    # early (Ctrl-C, or SIGTERM turned into SystemExit by the CLI): no orphan keeps writing checkpoints.
+    with get_context("spawn").Pool(processes) as pool:
+        pending = [pool.apply_async(_train_chain, (recipe.task_id, c, seeds, folder, progress, threads))
                    for c in chains]
-        for chain, future in zip(chains, futures, strict=True):
-            for r, entry in zip(chain, future.result(), strict=True):
+        for chain, result in zip(chains, pending, strict=True):
+            for r, entry in zip(chain, result.get(), strict=True):
                 entries[r.name] = {**entry, "command": command}
     from pls_core import __version__
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -28,6 +29,10 @@ def _command_line(params: dict) -> str:
     return shlex.join(words)
 
 
+def _exit_on_sigterm(signum, _frame) -> None:
+    raise SystemExit(128 + signum)
+
+
 def collect(
     ctx: typer.Context,
     out: Annotated[Path, Opt(help="HDF5 file to write (DSRL layout).")],
@@ -46,6 +51,9 @@ def collect(
 ) -> None:
     """Behaviour policies of graded safety -> perturbed rollouts -> (cost, reward) grid filter -> HDF5."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # A kill (timeout, scheduler) unwinds like Ctrl-C, so the worker pools stop with us instead of
+    # training on as orphans that a rerun would race for the same checkpoint files.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     import logging
 
     from pls_core.collect.pipeline import DEFAULT_BEHAVIOUR_ROOT, GridSpec, collect_dataset
