@@ -160,6 +160,16 @@ def _spawned_workers(pid: int) -> list[int]:
             if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
 
 
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie may never be reaped in a container)."""
+    from pathlib import Path
+
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def test_sigterm_stops_the_training_workers_too(tmp_path):
     """`timeout` or a scheduler killing `pls collect` must not leave a training running as an orphan."""
     import os
@@ -172,19 +182,21 @@ def test_sigterm_stops_the_training_workers_too(tmp_path):
         [sys.executable, "-m", "pls_core.cli", "collect", "--task", TASK, "--out", str(tmp_path / "x.hdf5"),
          "--behaviour-dir", str(tmp_path / "behaviour"), "--train-scale", "0.5", "--quiet"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
     workers: list[int] = []
-    while len(workers) < 2 and time.monotonic() < deadline and cli.poll() is None:
-        time.sleep(0.5)
-        workers = _spawned_workers(cli.pid)
-    assert len(workers) == 2, "HalfCheetah's fast and safe policies train in two worker processes"
-    time.sleep(5)  # into training (50k steps each: minutes, far from done)
-    cli.send_signal(signal.SIGTERM)
-    assert cli.wait(timeout=60) == 128 + signal.SIGTERM
-    deadline = time.monotonic() + 30
-    while any(os.path.exists(f"/proc/{w}") for w in workers) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    alive = [w for w in workers if os.path.exists(f"/proc/{w}")]
-    for w in alive:
-        os.kill(w, signal.SIGKILL)
-    assert not alive, f"workers {alive} outlived the killed `pls collect`"
+    try:
+        deadline = time.monotonic() + 120
+        while len(workers) < 2 and time.monotonic() < deadline and cli.poll() is None:
+            time.sleep(0.5)
+            workers = _spawned_workers(cli.pid)
+        assert len(workers) == 2, "HalfCheetah's fast and safe policies train in two worker processes"
+        time.sleep(5)  # into training (50k steps each: minutes, far from done)
+        cli.send_signal(signal.SIGTERM)
+        assert cli.wait(timeout=60) == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 30
+        while any(map(_running, workers)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not [w for w in workers if _running(w)], "workers outlived the killed `pls collect`"
+    finally:  # never leave a training behind, whatever failed above
+        cli.kill()
+        for w in filter(_running, workers):
+            os.kill(w, signal.SIGKILL)
