@@ -14,7 +14,7 @@ from pls_core.runtime import ModelContract, PolicyRunner, shipped_model_path
 TASK = "SafetyHalfCheetahVelocity-v1"
 SHIPPED = sorted(p.parent.name for p in shipped_model_path(TASK).parent.parent.glob("*/policy.onnx"))
 DIMS = {"SafetyHalfCheetahVelocity-v1": (17, 6), "SafetyHopperVelocity-v1": (11, 3),
-        "SafetyWalker2dVelocity-v1": (17, 6)}
+        "SafetyWalker2dVelocity-v1": (17, 6), "SafetyAntVelocity-v1": (27, 8)}
 
 
 @pytest.mark.parametrize("task", SHIPPED)

@@ -53,7 +53,7 @@ def test_cost_lengthscale_along_g_scales_with_the_threshold():
 
 
 @pytest.mark.parametrize("task", ["SafetyHalfCheetahVelocity-v1", "SafetyHopperVelocity-v1",
-                                  "SafetyWalker2dVelocity-v1"])
+                                  "SafetyWalker2dVelocity-v1", "SafetyAntVelocity-v1"])
 @pytest.mark.parametrize("b", [5.0, 20.0, 40.0])
 def test_default_cost_prior_certifies_only_the_seed_box(task, b):
     """The cost output scale (b/2) may shrink only while the prior alone still leaves every untested
