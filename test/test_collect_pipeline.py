@@ -119,6 +119,8 @@ def test_collected_file_feeds_train_export_evaluate(first_run, tmp_path):
 
 def test_interrupted_training_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
     """A stop mid-training (hours for Ant) loses at most one chunk: the next call goes on from there."""
+    from dataclasses import replace
+
     from pls_core.collect import behaviour
     from pls_core.collect.recipes import BehaviourRecipe
     from pls_core.collect.training_log import TrainingLog
@@ -139,6 +141,8 @@ def test_interrupted_training_resumes_from_its_last_checkpoint(tmp_path, monkeyp
     partial = behaviour.partial_dir(tmp_path, "tiny")
     assert json.loads((partial / "progress.json").read_text())["steps"] == 100
     assert not (tmp_path / "tiny.zip").exists()
+    with pytest.raises(ValueError, match=r"another recipe or seed.*--retrain"):  # not silently mixed
+        behaviour.train_policy(TASK, replace(recipe, net_arch=(32, 32)), 0, tmp_path, progress=False)
 
     def count(self):
         stepped.append(self.num_timesteps)

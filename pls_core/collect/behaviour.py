@@ -62,6 +62,11 @@ def partial_dir(out_dir: Path, name: str) -> Path:
     return Path(out_dir) / ".partial" / name
 
 
+def _resume_key(recipe: BehaviourRecipe, seed: int) -> dict:
+    """What a checkpoint must match to be resumed: everything but the step budget (as JSON reads it)."""
+    return json.loads(json.dumps({**asdict(recipe), "timesteps": None, "seed": seed}))
+
+
 def _new_model(task_id: str, recipe: BehaviourRecipe, seed: int, out_dir: Path):
     """(model, steps already done, seconds already spent): resumed, fine-tuned or fresh."""
     from stable_baselines3 import SAC
@@ -75,6 +80,10 @@ def _new_model(task_id: str, recipe: BehaviourRecipe, seed: int, out_dir: Path):
     if (partial / "model.zip").exists():
         # A session that stopped mid-training: go on from its last chunk, replay buffer included.
         done = json.loads((partial / "progress.json").read_text())
+        ours = _resume_key(recipe, seed)
+        if done.get("recipe") != ours:  # the step budget may change; what is trained may not
+            raise ValueError(f"{partial} holds an unfinished training of another recipe or seed "
+                             f"({done.get('recipe')}, now {ours}); delete that folder, or pass --retrain")
         model = SAC.load(partial / "model.zip", env=env, device="cpu")
         model.load_replay_buffer(partial / "buffer.pkl")
         return model, done["steps"], done["seconds"]
@@ -114,7 +123,8 @@ def train_policy(task_id: str, recipe: BehaviourRecipe, seed: int, out_dir: Path
             partial.mkdir(parents=True, exist_ok=True)
             model.save(partial / "model.zip")
             model.save_replay_buffer(partial / "buffer.pkl")
-            (partial / "progress.json").write_text(json.dumps({"steps": steps, "seconds": seconds}))
+            (partial / "progress.json").write_text(
+                json.dumps({"steps": steps, "seconds": seconds, "recipe": _resume_key(recipe, seed)}))
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(out_dir / f"{recipe.name}.zip")
     shutil.rmtree(partial, ignore_errors=True)
@@ -176,6 +186,9 @@ def ensure_policies(
     missing = [r for r in wanted if retrain or r.name not in saved or not saved[r.name].exists()]
     if not missing:
         return folder
+    if retrain:  # from scratch: an interrupted earlier training is not resumed
+        for r in missing:
+            shutil.rmtree(partial_dir(folder, r.name), ignore_errors=True)
     scaled = [_scaled(r, timestep_scale) for r in missing]
     seeds = {r.name: seed + i for i, r in enumerate(wanted)}
     chains = _chains(scaled)
