@@ -67,6 +67,18 @@ def _resume_key(recipe: BehaviourRecipe, seed: int) -> dict:
     return json.loads(json.dumps({**asdict(recipe), "timesteps": None, "seed": seed}))
 
 
+def _checkpoint_progress(partial: Path, recipe: BehaviourRecipe, seed: int) -> dict | None:
+    """The saved progress of an unfinished training to resume, None if there is none."""
+    if not (partial / "model.zip").exists():
+        return None
+    done = json.loads((partial / "progress.json").read_text())
+    ours = _resume_key(recipe, seed)
+    if done.get("recipe") != ours:  # the step budget may change; what is trained may not
+        raise ValueError(f"{partial} holds an unfinished training of another recipe or seed "
+                         f"({done.get('recipe')}, now {ours}); delete that folder, or pass --retrain")
+    return done
+
+
 def _new_model(task_id: str, recipe: BehaviourRecipe, seed: int, out_dir: Path):
     """(model, steps already done, seconds already spent): resumed, fine-tuned or fresh."""
     from stable_baselines3 import SAC
@@ -75,15 +87,11 @@ def _new_model(task_id: str, recipe: BehaviourRecipe, seed: int, out_dir: Path):
     from pls_core.collect.wrappers import CostPenaltyEnv
     from pls_core.envs import make_env
 
-    env = Monitor(CostPenaltyEnv(make_env(task_id, seed=seed), recipe.cost_penalty))
     partial = partial_dir(out_dir, recipe.name)
-    if (partial / "model.zip").exists():
+    done = _checkpoint_progress(partial, recipe, seed)  # checked before anything is built
+    env = Monitor(CostPenaltyEnv(make_env(task_id, seed=seed), recipe.cost_penalty))
+    if done is not None:
         # A session that stopped mid-training: go on from its last chunk, replay buffer included.
-        done = json.loads((partial / "progress.json").read_text())
-        ours = _resume_key(recipe, seed)
-        if done.get("recipe") != ours:  # the step budget may change; what is trained may not
-            raise ValueError(f"{partial} holds an unfinished training of another recipe or seed "
-                             f"({done.get('recipe')}, now {ours}); delete that folder, or pass --retrain")
         model = SAC.load(partial / "model.zip", env=env, device="cpu")
         model.load_replay_buffer(partial / "buffer.pkl")
         return model, done["steps"], done["seconds"]
