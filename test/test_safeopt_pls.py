@@ -11,6 +11,7 @@ import pytest
 from pls_core.safeopt import (
     EpisodeRecord,
     InvalidEpisodeError,
+    OptimizerConfigError,
     Phase,
     StaleEpisodeError,
     build_optimizer,
@@ -194,6 +195,33 @@ def test_each_evaluation_carries_its_measured_noise_with_the_configured_floor():
     for _ in range(n):
         tight.report_episode(episode(tight.current.target, cost=0.4 * b))
     assert tight.model.cost_gp.train_noise[0] == pytest.approx(config.cost_noise_variance / scale ** 2)
+
+
+def test_episode_cost_margin_observes_an_upper_level_of_one_episodes_cost():
+    """With episode_cost_margin_sd = k the cost GP sees mean + k sd of the evaluation's episodes, with that
+    statistic's noise, so a target whose mean is safe but whose episodes scatter past b gets a higher cost
+    bound; k = 0 is the paper's mean."""
+    b = synthetic_config().threshold
+    n = synthetic_config().episodes_per_evaluation
+    costs = [0.1 * b] * (n - 2) + [1.5 * b, 1.5 * b]  # mean well below b, two episodes above it
+    runs = {}
+    for k in (0.0, 1.645):
+        optimizer = build_optimizer(synthetic_config(seed=4, episode_cost_margin_sd=k))
+        target = optimizer.current.target
+        for cost in costs:
+            optimizer.report_episode(episode(target, cost=cost))
+        runs[k] = optimizer
+    mean, sd = float(np.mean(costs)), float(np.std(costs, ddof=1))
+    assert runs[0.0].evaluations[0][2] == pytest.approx(mean)
+    assert runs[1.645].evaluations[0][2] == pytest.approx(mean + 1.645 * sd)
+    scale = runs[0.0].config.effective_cost_output_scale
+    expected = sd ** 2 * (1 / n + 1.645 ** 2 / (2 * (n - 1))) / scale ** 2
+    assert runs[1.645].model.cost_gp.train_noise[0] == pytest.approx(expected)
+    index = runs[0.0].grid.index_of(runs[0.0].evaluations[0][0])
+    assert runs[1.645].model.cost_omega()[1][index] > runs[0.0].model.cost_omega()[1][index] + 1.0
+    assert runs[1.645].model.safe.sum() <= runs[0.0].model.safe.sum()
+    with pytest.raises(OptimizerConfigError, match="episode_cost_margin_sd must be a number >= 0"):
+        synthetic_config(episode_cost_margin_sd=-1.0)
 
 
 def test_a_seed_box_the_data_refute_halts_pls_and_no_baseline_breaks():

@@ -60,7 +60,8 @@ class TargetOptimizer(ABC):
         self.grid = TargetGrid.from_config(config)
         self.model = ConfidenceModel(config, self.grid)
         self.history: list[Decision] = []  # every decision, in order; history[-1] is current
-        self.evaluations: list[tuple[tuple[float, float], float, float]] = []  # (target, mean R, mean G)
+        # (target, mean R, cost observation: mean G, + k sd with episode_cost_margin_sd = k)
+        self.evaluations: list[tuple[tuple[float, float], float, float]] = []
         self._cost_variances: list[float] = []  # variance of each evaluation's mean cost (its noise)
         self._store: OptimizerStore | None = None
         self._episodes_here: list[EpisodeRecord] = []
@@ -233,7 +234,7 @@ class TargetOptimizer(ABC):
             return None
         target = self.current.target
         reward = math.fsum(e.reward_return for e in self._episodes_here) / len(self._episodes_here)
-        cost = math.fsum(e.cost_return for e in self._episodes_here) / len(self._episodes_here)
+        cost = self._cost_observation(self._episodes_here)
         reward_noise, cost_noise = self._measured_noise(self._episodes_here)
         self._episodes_here = []
         self.evaluations.append((target, reward, cost))
@@ -248,15 +249,32 @@ class TargetOptimizer(ABC):
         self.history.append(self._decide(note))
         return self.current
 
+    def _cost_observation(self, episodes: list[EpisodeRecord]) -> float:
+        """What the cost GP observes for one evaluation: the episodes' mean cost (the paper), plus
+        `episode_cost_margin_sd` of their standard deviations (OptimizerConfig's "Per-episode cost").
+        A single episode has no measurable spread; it takes the configured one."""
+        costs = [e.cost_return for e in episodes]
+        mean = math.fsum(costs) / len(costs)
+        k = self.config.episode_cost_margin_sd
+        if k == 0:
+            return mean
+        if len(costs) >= 2:
+            sd = statistics.stdev(costs)
+        else:
+            sd = math.sqrt(self.config.cost_noise_variance * self.config.episodes_per_evaluation)
+        return mean + k * sd
+
     def _measured_noise(self, episodes: list[EpisodeRecord]) -> tuple[float | None, float | None]:
-        """Noise variances of this evaluation's mean returns: the episodes' own spread (sample variance /
-        count), floored at the configured values; None (configured values) when switched off or for a
-        single episode, whose spread cannot be measured."""
+        """Noise variances of this evaluation's observations: the episodes' own spread (sample variance
+        / count; for the cost, the variance of mean + k sd when `episode_cost_margin_sd` = k > 0),
+        floored at the configured values; None (configured values) when switched off or for a single
+        episode, whose spread cannot be measured."""
         if not self.config.noise_from_episodes or len(episodes) < 2:
             return None, None
         n = len(episodes)
+        k = self.config.episode_cost_margin_sd
         reward_var = statistics.variance([e.reward_return for e in episodes]) / n
-        cost_var = statistics.variance([e.cost_return for e in episodes]) / n
+        cost_var = statistics.variance([e.cost_return for e in episodes]) * (1 / n + k * k / (2 * (n - 1)))
         return (max(self.config.reward_noise_variance, reward_var),
                 max(self.config.cost_noise_variance, cost_var))
 
