@@ -160,3 +160,20 @@ def test_a_pls_only_setting_keeps_the_baselines_runs(experiment, tmp_path):
     assert (random_run.stat().st_mtime_ns, random_run.read_bytes()) == before
     with pytest.raises(ExperimentError, match="optimizer differ"):
         run_experiment(replace(changed, methods=("pls",)), out_dir, progress=False)
+
+
+def test_a_run_made_before_an_optimizer_field_existed_is_reused_at_its_default(experiment):
+    """Runs stored before `episode_cost_margin_sd` existed lack it in their fingerprint; they ran as its
+    default (0, the paper's mean) and are reused, but not for a run that asks for another value."""
+    out_dir, settings, _ = experiment
+    pls_run = RunKey(TASK, B, "pls", 0).path(out_dir)
+    stored = json.loads(pls_run.read_text())
+    assert stored["fingerprint"]["optimizer"].pop("episode_cost_margin_sd") == 0.0
+    pls_run.write_text(json.dumps(stored))
+    before = pls_run.read_bytes()
+    run_experiment(replace(settings, methods=("pls",)), out_dir, progress=False)
+    assert pls_run.read_bytes() == before
+    asks_more = replace(settings, methods=("pls",), optimizer_overrides={
+        **settings.optimizer_overrides, "episode_cost_margin_sd": 2.0})
+    with pytest.raises(ExperimentError, match="optimizer differ"):
+        run_experiment(asks_more, out_dir, progress=False)

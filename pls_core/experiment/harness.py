@@ -4,7 +4,8 @@ For each task: one Rollouts (PolicyRunner + varpi envs), the grid sweep (cached)
 threshold x method x seed run. A run whose file exists with the same fingerprint is skipped; one with a
 different fingerprint stops the experiment (mixing settings in one folder would corrupt the table). The
 fingerprint holds what the run depends on: the model, the budget and the optimizer config less the fields
-its method never reads (so a PLS-only change keeps the baselines' runs).
+its method never reads (so a PLS-only change keeps the baselines' runs); a run stored before an optimizer
+field existed counts as run at that field's default.
 """
 
 from __future__ import annotations
@@ -83,6 +84,22 @@ def _sweep(settings, inputs, rollouts, out_dir, bars) -> dict:
     return sweep
 
 
+def _with_new_defaults(stored: dict, current: dict) -> dict:
+    """`stored` with every optimizer field it predates set to that field's default: a field is only ever
+    added with a default that keeps the old behaviour, so a run made before it ran as the default."""
+    import dataclasses
+
+    from pls_core.safeopt import OptimizerConfig
+
+    old = stored.get("optimizer")
+    if not isinstance(old, dict) or not isinstance(current.get("optimizer"), dict):
+        return stored
+    defaults = {f.name: f.default for f in dataclasses.fields(OptimizerConfig)
+                if f.default is not dataclasses.MISSING}
+    added = {k: defaults[k] for k in current["optimizer"] if k not in old and k in defaults}
+    return {**stored, "optimizer": {**old, **added}}
+
+
 def _run(settings, inputs, rollouts, key: RunKey, out_dir, bars, console) -> RunRecord:
     config = optimizer_config(inputs, key.threshold, key.method, key.seed, settings)
     unused = OPTIMIZERS[key.method].unused_config_fields
@@ -92,7 +109,7 @@ def _run(settings, inputs, rollouts, key: RunKey, out_dir, bars, console) -> Run
     path = key.path(out_dir)
     if path.is_file():
         stored = RunRecord.load(path)
-        if stored.fingerprint == fingerprint:
+        if _with_new_defaults(stored.fingerprint, fingerprint) == fingerprint:
             return stored
         changed = sorted(k for k in fingerprint if stored.fingerprint.get(k) != fingerprint[k])
         raise ExperimentError(f"{path} was run with other settings ({', '.join(changed)} differ); use a new "

@@ -102,7 +102,7 @@ class OptimizerConfig:
     * Per-episode cost. The paper observes each evaluation's mean cost, so b bounds the *expected* cost
       of a target, while its Table 8 counts *episodes* above b. A model whose per-episode cost has a
       long tail breaks an episode's budget at targets whose mean is safe: on Ant (b = 20) 30 of 30
-      unsafe search episodes came from targets with mean cost 4-8, one or two episodes of 20 at 22-53.
+      unsafe search episodes came from targets with mean cost 3-8, one to three episodes of 20 at 21-53.
       `episode_cost_margin_sd` = k makes the observation mean + k x sd of the evaluation's episodes,
       so the safe set bounds an upper level of one episode's cost (about the 1 - Phi(-k) quantile if
       costs were normal) rather than its mean. Its noise variance is then the sample variance x
