@@ -130,7 +130,8 @@ def _plot_progress(optimizer: TargetOptimizer, snapshots: list[GridSnapshot], ou
     ax_c.legend(loc="upper left")
     ax_s.step(np.arange(len(snapshots)), [s.decision.safe_set_size for s in snapshots], where="post")
     ax_r.set_ylabel("mean reward return")
-    ax_c.set_ylabel("mean cost return")
+    k = optimizer.config.episode_cost_margin_sd
+    ax_c.set_ylabel("mean cost return" if k == 0 else f"mean + {k:g} sd of cost return")
     ax_s.set_ylabel("safe set size")
     ax_s.set_xlabel("iteration (evaluation)")
     handles = [plt.Line2D([], [], marker="o", ls="", color=colour, label=phase.value)
