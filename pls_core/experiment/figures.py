@@ -53,7 +53,8 @@ def plot_curves(runs, reward_range, threshold: float, path: Path) -> Path:
             mean = np.nanmean(values, axis=0)
             std = np.nanstd(values, axis=0, ddof=1) if counts.min() > 1 else np.zeros_like(mean)
             (line,) = ax.plot(x, mean, marker="o", markersize=3, label=f"{method} ({len(mine)} seeds)")
-            ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+            low = np.maximum(mean - std, 0.0) if ax is ax_cost else mean - std  # a cost is never < 0
+            ax.fill_between(x, low, mean + std, color=line.get_color(), alpha=0.15)
     ax_cost.axhline(1.0, color="red", linestyle="--", linewidth=1, label=f"threshold b = {threshold:g}")
     ax_reward.set_ylabel("normalised reward of the evaluation")
     ax_cost.set_ylabel("normalised cost (cost return / b)")
