@@ -62,7 +62,7 @@ class TargetOptimizer(ABC):
         self.history: list[Decision] = []  # every decision, in order; history[-1] is current
         # (target, mean R, cost observation: mean G, + k sd with episode_cost_margin_sd = k)
         self.evaluations: list[tuple[tuple[float, float], float, float]] = []
-        self._cost_variances: list[float] = []  # variance of each evaluation's mean cost (its noise)
+        self._cost_variances: list[float] = []  # variance of each evaluation's cost observation (its noise)
         self._store: OptimizerStore | None = None
         self._episodes_here: list[EpisodeRecord] = []
         self._episode_ids: set[int] = set()

@@ -106,7 +106,9 @@ class OptimizerConfig:
       `episode_cost_margin_sd` = k makes the observation mean + k x sd of the evaluation's episodes,
       so the safe set bounds an upper level of one episode's cost (about the 1 - Phi(-k) quantile if
       costs were normal) rather than its mean. Its noise variance is then the sample variance x
-      (1 / n + k^2 / (2 (n - 1))), the normal-theory variance of that statistic. 0 (default): the paper.
+      (1 / n + k^2 / (2 (n - 1))), the normal-theory variance of that statistic (with
+      `noise_from_episodes` off, `cost_noise_variance` is used as given: size it for the statistic).
+      0 (default): the paper.
       The operation margin and random search's feasibility read the same statistic.
       Measured with k = 2 (README, 5 seeds per task and b): unsafe search episodes fell where the tail
       is away from the seed box (Ant b = 20 6.0 -> 2.0, Hopper 4.6 -> 1.8) at equal reward, Walker2d at
