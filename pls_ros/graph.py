@@ -139,9 +139,9 @@ _SIM, _POL, _SUP = SIM_NODE.name, POLICY_NODE.name, SUPERVISOR_NODE.name
 # Arguments both graphs share (the policy and the supervisor run in both).
 _TASK_TARGETS = (Param(_POL, "expected_task_id"), Param(_SUP, "task_id"))
 _COMMON = (
-    Argument("model", "exported ONNX policy; a relative path is looked up in the working directory, "
-             "share/pls_ros, then next to the pls_core package (shipped models). The supervisor reads its "
-             "contract for the grid and seed box when config is empty",
+    Argument("model", "exported ONNX policy; empty: the model shipped for task. A relative path is looked "
+             "up in the working directory, share/pls_ros, then next to the pls_core package (shipped "
+             "models). The supervisor reads its contract for the grid and seed box when config is empty",
              (Param(_POL, "model_path"), Param(_SUP, "model_path"))),
     Argument("threshold", "safety threshold b on the episode cost return",
              (Param(_SUP, "threshold", float),)),

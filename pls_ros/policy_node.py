@@ -34,20 +34,14 @@ from pls_core.tasks import DEFAULT_TASK
 from pls_ros import qos
 from pls_ros.conversions import float32_array, from_float32_field, stamp_ns
 from pls_ros.params import ParamSpec, declare_parameters
-from pls_ros.paths import resolve_existing
+from pls_ros.paths import resolve_existing, shipped_model
 from pls_ros.spin import StartupError, run_node
 
 NODE_NAME = "pls_policy"
 
 
-def shipped_model(task_id: str) -> str:
-    return f"pls_core/models/{task_id}/policy.onnx"
-
-
-DEFAULT_MODEL = shipped_model(DEFAULT_TASK)
-
 PARAMS = (
-    ParamSpec("model_path", "str", DEFAULT_MODEL, "exported ONNX policy; empty = the model shipped for "
+    ParamSpec("model_path", "str", "", "exported ONNX policy; empty = the model shipped for "
               "expected_task_id; a relative path is looked up in the working directory, the pls_ros share "
               "directory, then next to the pls_core package"),
     ParamSpec("expected_task_id", "str", DEFAULT_TASK, "refuse a model trained for another task; empty = "

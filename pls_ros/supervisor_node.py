@@ -35,7 +35,7 @@ from pls_core.tasks import DEFAULT_TASK, TASKS
 from pls_ros import qos
 from pls_ros.conversions import episode_id, episode_record, supervisor_status_msg, target_return_msg
 from pls_ros.params import ParamSpec, declare_parameters
-from pls_ros.paths import resolve_existing, resolve_output
+from pls_ros.paths import resolve_existing, resolve_output, shipped_model
 from pls_ros.spin import StartupError, run_node
 
 NODE_NAME = "pls_supervisor"
@@ -49,7 +49,8 @@ PARAMS = (
               "pls_ros share directory, then the repository"),
     ParamSpec("model_path", "str", "", "the policy's ONNX file; with optimizer_config empty, the grid "
               "and the seed box come from its contract (the data it was trained on: "
-              "OptimizerConfig.for_model_stats) instead of the task's defaults; empty = not used"),
+              "OptimizerConfig.for_model_stats) instead of the task's defaults; empty = the model shipped "
+              "for task_id (the policy's default too), or the task's defaults if none is shipped"),
     ParamSpec("store_path", "str", "runs/supervisor/pls_store.sqlite", "SQLite log of the run; the node "
               "resumes from it when it exists (relative to the working directory)"),
     ParamSpec("threshold", "float", 0.0, "override: safety threshold b on the episode cost return; 0 = "
@@ -83,14 +84,16 @@ class SupervisorNode(Node):
                 raise StartupError(f"{exc}. Fix: set optimizer_config to a YAML of optimiser settings, or to "
                                    "an empty string for the task's defaults") from None
             config = OptimizerConfig.from_yaml(config_path, **overrides)  # OptimizerConfigError names the key
-        elif p["model_path"]:
-            config_path, config = self._config_from_model(p["model_path"], p["task_id"], overrides)
+        elif p["model_path"] or self._has_shipped_model(p["task_id"]):
+            model = p["model_path"] or shipped_model(p["task_id"])
+            config_path, config = self._config_from_model(model, p["task_id"], overrides)
         else:
             config_path = f"defaults for {p['task_id']}"
             config = OptimizerConfig.for_task(p["task_id"], **overrides)
         if config.task and config.task != p["task_id"]:
             raise StartupError(f"{config_path} is for task {config.task!r} but task_id is {p['task_id']!r}; "
-                               "use the optimiser config of the task the policy runs, or fix task_id")
+                               "use the optimiser config of the task the policy runs, an empty "
+                               "optimizer_config (config:=\"\") for its defaults, or fix task_id")
         self.store_path = resolve_output(p["store_path"])
         try:
             self.optimizer = build_optimizer(config, self.store_path)
@@ -116,6 +119,14 @@ class SupervisorNode(Node):
             f"threshold {config.threshold:g}, {config.episodes_per_evaluation} episodes per evaluation, "
             f"iteration {status['iteration']}, {status['episodes_total']} episodes stored")
         self.follow(self.optimizer.current, "resumed" if resumed else "start")
+
+    @staticmethod
+    def _has_shipped_model(task_id: str) -> bool:
+        try:
+            resolve_existing(shipped_model(task_id), "model_path")
+        except FileNotFoundError:
+            return False
+        return True
 
     @staticmethod
     def _config_from_model(model_path: str, task_id: str, overrides: dict):

@@ -309,3 +309,26 @@ def test_takes_grid_and_seed_box_from_the_model_contract(ros_env, probe, tmp_pat
         assert "is a model for 'SafetyHalfCheetahVelocity-v1'" in other.output()
     finally:
         other.kill()
+
+
+def test_an_empty_model_path_means_the_model_shipped_for_the_task(ros_env, probe, tmp_path):
+    """`task:=` alone must pick that task's shipped model, as the policy does: with model_path and
+    optimizer_config empty the supervisor plans on the shipped Ant model's data (its seed box, not the
+    paper's)."""
+    from pls_core.runtime import ModelContract, shipped_model_path
+
+    task = "SafetyAntVelocity-v1"
+    stats = ModelContract.from_onnx(shipped_model_path(task)).dataset_stats
+    lo, hi = stats["seed_reward_range"]
+    assert (lo, hi) != OptimizerConfig.for_task(task, threshold=20.0).seed_reward_range
+    params = {"optimizer_config": "", "model_path": "", "task_id": task, "threshold": 20.0,
+              "store_path": str(tmp_path / "store.sqlite"), "status_period_s": 0.5}
+    node = NodeProcess("supervisor_node", ros_env, params_file=CONFIG / "supervisor.yaml", params=params,
+                       log_name="shipped_model")
+    try:
+        first = wait_until(lambda: targets(probe), DISCOVERY_TIMEOUT, "the first target")[0]
+        assert lo - 1e-6 <= first[0] <= hi + 1e-6
+        node.wait_for_log(f"models/{task}/policy.onnx")
+        assert node.stop() == 0
+    finally:
+        node.kill()

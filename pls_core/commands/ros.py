@@ -85,7 +85,7 @@ def _run_graph(name: str, ctx: typer.Context, options: dict[str, object], params
 def sim(
     ctx: typer.Context,
     task: str = typer.Option(None, help="Safety-Gymnasium task id [default: sim.yaml's task_id]"),
-    model: str = typer.Option(None, help="exported ONNX policy [default: policy.yaml's model_path]"),
+    model: str = typer.Option(None, help="exported ONNX policy [default: the model shipped for --task]"),
     threshold: float = typer.Option(None, help="safety threshold b on the episode cost return"),
     config: str = typer.Option(None, help="optimiser config YAML for the supervisor"),
     mode: str = typer.Option(None, help="lockstep | realtime"),
@@ -113,7 +113,7 @@ def sim(
 def robot(
     ctx: typer.Context,
     task: str = typer.Option(None, help="task id the model was trained for"),
-    model: str = typer.Option(None, help="exported ONNX policy [default: policy.yaml's model_path]"),
+    model: str = typer.Option(None, help="exported ONNX policy [default: the model shipped for --task]"),
     threshold: float = typer.Option(None, help="safety threshold b on the episode cost return"),
     config: str = typer.Option(None, help="optimiser config YAML for the supervisor"),
     episodes_per_evaluation: int = typer.Option(None, help="episodes per target evaluation (varpi)"),
