@@ -54,8 +54,3 @@ def resolve_output(value: str) -> Path:
     """A path to write to: absolute or `~` as given, relative to the working directory otherwise."""
     return Path(value).expanduser().resolve()
 
-
-def shipped_model(task_id: str) -> str:
-    """The model this repository ships for `task_id`, as a relative path for `resolve_existing`: what an
-    empty model_path means in the policy and the supervisor, so `task:=` alone picks the task's model."""
-    return f"pls_core/models/{task_id}/policy.onnx"

@@ -34,7 +34,7 @@ from pls_core.tasks import DEFAULT_TASK
 from pls_ros import qos
 from pls_ros.conversions import float32_array, from_float32_field, stamp_ns
 from pls_ros.params import ParamSpec, declare_parameters
-from pls_ros.paths import resolve_existing, shipped_model
+from pls_ros.paths import resolve_existing
 from pls_ros.spin import StartupError, run_node
 
 NODE_NAME = "pls_policy"
@@ -71,16 +71,16 @@ class PolicyNode(Node):
         # node_kwargs (context, parameter_overrides, ...) are for in-process use such as tests.
         super().__init__(NODE_NAME, **node_kwargs)
         self.p = p = declare_parameters(self, PARAMS)
-        from pls_core.runtime import ContractError, ModelContract, PolicyRunner
+        from pls_core.runtime import ContractError, ModelContract, PolicyRunner, shipped_model_path
 
         self.ContractError = ContractError
-        model = p["model_path"] or (shipped_model(p["expected_task_id"]) if p["expected_task_id"] else "")
-        if not model:
+        if not p["model_path"] and not p["expected_task_id"]:
             raise StartupError("model_path is empty and so is expected_task_id; set model_path to an ONNX "
                                "file, or expected_task_id to use the model shipped for that task")
         try:
-            path = resolve_existing(model, "model_path")
-        except FileNotFoundError as exc:
+            path = resolve_existing(p["model_path"], "model_path") if p["model_path"] \
+                else shipped_model_path(p["expected_task_id"])
+        except (FileNotFoundError, ContractError) as exc:
             raise StartupError(f"{exc}. Fix: set model_path to an ONNX file written by `pls export`") \
                 from None
         self.contract: ModelContract = ModelContract.from_onnx(path)

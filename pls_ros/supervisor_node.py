@@ -35,7 +35,7 @@ from pls_core.tasks import DEFAULT_TASK, TASKS
 from pls_ros import qos
 from pls_ros.conversions import episode_id, episode_record, supervisor_status_msg, target_return_msg
 from pls_ros.params import ParamSpec, declare_parameters
-from pls_ros.paths import resolve_existing, resolve_output, shipped_model
+from pls_ros.paths import resolve_existing, resolve_output
 from pls_ros.spin import StartupError, run_node
 
 NODE_NAME = "pls_supervisor"
@@ -84,8 +84,7 @@ class SupervisorNode(Node):
                 raise StartupError(f"{exc}. Fix: set optimizer_config to a YAML of optimiser settings, or to "
                                    "an empty string for the task's defaults") from None
             config = OptimizerConfig.from_yaml(config_path, **overrides)  # OptimizerConfigError names the key
-        elif p["model_path"] or self._has_shipped_model(p["task_id"]):
-            model = p["model_path"] or shipped_model(p["task_id"])
+        elif model := p["model_path"] or self._shipped_model(p["task_id"]):
             config_path, config = self._config_from_model(model, p["task_id"], overrides)
         else:
             config_path = f"defaults for {p['task_id']}"
@@ -121,12 +120,14 @@ class SupervisorNode(Node):
         self.follow(self.optimizer.current, "resumed" if resumed else "start")
 
     @staticmethod
-    def _has_shipped_model(task_id: str) -> bool:
+    def _shipped_model(task_id: str) -> str:
+        """The model pls ships for the task (what an empty model_path means, as in pls_policy); "" if none."""
+        from pls_core.runtime import ContractError, shipped_model_path
+
         try:
-            resolve_existing(shipped_model(task_id), "model_path")
-        except FileNotFoundError:
-            return False
-        return True
+            return str(shipped_model_path(task_id))
+        except ContractError:
+            return ""
 
     @staticmethod
     def _config_from_model(model_path: str, task_id: str, overrides: dict):
