@@ -28,6 +28,10 @@ def test_shipped_model_contract_matches_its_manifest(task):
     assert hashlib.sha256(path.read_bytes()).hexdigest() == manifest["onnx_sha256"]
     assert contract.dataset_sha256 == manifest["dataset"]["sha256"]
     assert contract.train_config["preset"] == manifest["training"]["preset"] == "cpu"
+    # The supervisor and `pls experiment` plan on the seed box the contract records (`pls train` writes it).
+    stats = contract.dataset_stats
+    lo, hi = stats["seed_reward_range"]
+    assert stats["reward_return_min"] <= lo < hi <= stats["reward_return_max"]
 
 
 def test_shipped_model_drives_the_cheetah_forward():
