@@ -35,8 +35,9 @@ _VELOCITY = dict(episode_len=1000, can_terminate=True, max_cost=250.0, relabel_d
 TASKS: dict[str, TaskSpec] = {
     spec.task_id: spec
     for spec in (
-        # Paper prints the HalfCheetah seed range as [200, 2300]; we read it as the typo it most likely is
-        # and keep the conservative [2000, 2300] only where the dataset supports it (see derive_seed_box).
+        # Paper prints the HalfCheetah seed range as [200, 2300]; we read it as the typo it most likely is.
+        # These are the paper's boxes: a model whose contract records its data's box (`pls train`,
+        # safeopt.config.seed_reward_range_from_returns) is planned on that one instead.
         TaskSpec("SafetyHalfCheetahVelocity-v1", **{**_VELOCITY, "can_terminate": False},
                  relabel_max_reward=3000.0, relabel_max_rew_decrease=500.0,
                  seed_reward_range=(2000.0, 2300.0)),
