@@ -53,4 +53,3 @@ def resolve_existing(value: str, what: str) -> Path:
 def resolve_output(value: str) -> Path:
     """A path to write to: absolute or `~` as given, relative to the working directory otherwise."""
     return Path(value).expanduser().resolve()
-
