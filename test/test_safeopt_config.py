@@ -24,7 +24,7 @@ YAML = Path(__file__).resolve().parent.parent / "config" / "optimizer.yaml"
 def test_shipped_yaml_loads_and_builds_a_pls_optimizer():
     config = OptimizerConfig.from_yaml(YAML)
     assert (config.task, config.method, config.threshold) == ("SafetyHalfCheetahVelocity-v1", "pls", 20.0)
-    assert config.cost_lengthscale == (500.0, 10.0) and config.reward_lengthscale == 100.0
+    assert config.cost_lengthscale == (500.0, 10.0) and config.reward_lengthscale == (100.0, 10.0)
     optimizer = build_optimizer(config)
     assert optimizer.current.phase is Phase.SEED and optimizer.current.verified_safe
     r, g = optimizer.current.target
@@ -37,7 +37,7 @@ def test_yaml_overrides_and_matches_task_derivation():
     derived = OptimizerConfig.for_task("SafetyHalfCheetahVelocity-v1", 20.0, dataset_reward_max=2806.93)
     shipped = OptimizerConfig.from_yaml(YAML)
     for key in ("reward_range", "cost_range", "grid_resolution", "seed_reward_range", "seed_cost_range",
-                "cost_lengthscale", "reward_outputscale", "max_episode_length"):
+                "cost_lengthscale", "reward_lengthscale", "reward_outputscale", "max_episode_length"):
         assert getattr(derived, key) == getattr(shipped, key), key
 
 
@@ -48,6 +48,7 @@ def test_cost_lengthscale_along_g_scales_with_the_threshold():
         config = OptimizerConfig.for_task("SafetyHalfCheetahVelocity-v1", b)
         l_r, l_g = config.cost_lengthscale
         assert l_r == 500.0 and l_g == b / 2
+        assert config.reward_lengthscale == (100.0, b / 2)  # the reward GP sees G on the cost's scale
         slopes.append(config.effective_cost_output_scale / l_g)
     assert slopes == [1.0, 1.0, 1.0]
 

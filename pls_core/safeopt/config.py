@@ -20,6 +20,7 @@ METHODS = ("pls", "fixed", "gp_ucb", "random")
 PRIOR_MEANS = ("target", "zero")
 COST_R_LENGTHSCALE_FACTOR = 5.0  # cost lengthscale along R, in reward lengthscales (see for_task)
 COST_G_LENGTHSCALE_FRACTION = 0.5  # cost lengthscale along G, as a fraction of the threshold b (see for_task)
+REWARD_G_LENGTHSCALE_FRACTION = 0.5  # reward lengthscale along G, as a fraction of b (see for_task)
 COST_OUTPUT_SCALE_FRACTION = 0.5  # default cost output scale (cost GP prior sd), as a fraction of b
 SEED_RETURN_QUANTILES = (0.5, 0.75)  # seed box along R from the dataset (seed_reward_range_from_returns)
 
@@ -255,6 +256,13 @@ class OptimizerConfig:
         (README, same seeds) b = 40 went from 0.250 to 0.285 on Hopper (fixed 0.281) and from 0.783 to
         0.795 on HalfCheetah (fixed 0.799), with no unsafe episode before or after.
         Chosen on surrogates of our models, used unchanged on every task.
+        The reward kernel is anisotropic too: the paper's lengthscale (100 for the velocity tasks) along R,
+        REWARD_G_LENGTHSCALE_FRACTION x b along G. Isotropic 100 in raw units made the reward GP flat over
+        the whole G axis (0 to 2b), so stage 2 could not see that a CDT's reward rises with its cost
+        budget: at R max every safe G tied and was drawn at random (HalfCheetah b = 20: G 1, 4, 7, 11 in
+        one run), and PLS operated at G 3-11 while the reward there is ~1 % below G = b. Along G the
+        reward varies on the scale the cost does (the CDT trades one for the other), hence the same b / 2.
+        It only steers choices; no safety decision reads the reward GP.
         `seed_reward_range` replaces the task's (paper) seed box along R, e.g. one derived from the
         dataset with `seed_reward_range_from_returns`; the grid then starts at its low end.
         """
@@ -274,7 +282,7 @@ class OptimizerConfig:
             task=task_id, threshold=b, reward_range=(r_lo, r_hi), cost_range=(0.0, g_hi),
             seed_reward_range=seed_r, seed_cost_range=tuple(spec.seed_cost_range),
             grid_resolution=(max(resolution[0], 2), max(resolution[1], 2)),
-            reward_lengthscale=reward_ls, reward_outputscale=reward_var,
+            reward_lengthscale=(reward_ls, REWARD_G_LENGTHSCALE_FRACTION * b), reward_outputscale=reward_var,
             cost_lengthscale=(COST_R_LENGTHSCALE_FACTOR * reward_ls, COST_G_LENGTHSCALE_FRACTION * b),
             cost_output_scale=COST_OUTPUT_SCALE_FRACTION * b,  # explicit, so stored configs record it
             max_episode_length=spec.episode_len, cost_return_limits=(0.0, float(spec.episode_len)),
