@@ -58,6 +58,11 @@ def experiment(
     progress: Annotated[bool, Opt(help="Show progress bars and one line per finished run.")] = True,
 ) -> None:
     """Run every task x threshold x method x seed, then write results.json/CSV, table.md and figures."""
+    import torch
+
+    # The GPs hold <= 20 observations: one thread is fastest, and two experiment processes side by side
+    # each spinning two OpenMP threads on a 2-core machine ran 2.5-2.8x slower (measured 2026-12-03).
+    torch.set_num_threads(1)
     from pls_core.dataset import DatasetError
     from pls_core.experiment.harness import run_experiment
     from pls_core.experiment.settings import ExperimentError
