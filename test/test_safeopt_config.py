@@ -88,6 +88,7 @@ def test_unknown_key_is_named_with_a_suggestion(tmp_path):
     ({"cost_prior_mean": "mean"}, "cost_prior_mean"),
     ({"threshold": float("nan")}, "threshold"),
     ({"operation_cost_margin_se": -1.0}, "operation_cost_margin_se"),
+    ({"reward_trend_slope_sd": -0.5}, "reward_trend_slope_sd"),
 ])
 def test_invalid_values_are_rejected_with_the_key_named(change, message):
     with pytest.raises(OptimizerConfigError, match=message):

@@ -26,6 +26,7 @@ from pls_core.safeopt.config import OptimizerConfig
 from pls_core.safeopt.gp import GridGP, srinivas_alpha
 from pls_core.safeopt.grid import TargetGrid
 from pls_core.safeopt.safe_set import fake_observation_expanders, lipschitz_expanders, lipschitz_safe_set
+from pls_core.safeopt.trend import LinearTrend
 
 
 class ConfidenceModel:
@@ -40,6 +41,11 @@ class ConfidenceModel:
         self.cost_prior_mean = points[:, 1].copy() if config.cost_prior_mean == "target" else zeros.copy()
         self.reward_gp = GridGP(points, config.reward_lengthscale, config.reward_outputscale,
                                 config.reward_noise_variance / self.reward_scale ** 2)
+        self.reward_trend = None
+        if config.reward_trend_slope_sd > 0:
+            half_width = 0.5 * (config.reward_range[1] - config.reward_range[0])
+            self.reward_trend = LinearTrend(points, config.reward_range,
+                                            config.reward_trend_slope_sd * half_width / self.reward_scale)
         self.cost_gp = GridGP(points, config.cost_lengthscale, config.cost_outputscale,
                               config.cost_noise_variance / self.cost_scale ** 2)
         self.cost_lower = np.full(grid.size, float(config.cost_return_limits[0]))
@@ -100,12 +106,19 @@ class ConfidenceModel:
     def alpha(self) -> float:
         return srinivas_alpha(self.grid.size, self.num_observations + 1, self.config.delta)
 
+    def _reward_posterior(self) -> tuple[np.ndarray, np.ndarray]:
+        """The reward GP's mean and variance over the grid, with the learned trend when configured."""
+        if self.reward_trend is None:
+            return self.reward_gp.mean, self.reward_gp.variance
+        return self.reward_trend.posterior(self.reward_gp)
+
     def reward_mean(self) -> np.ndarray:
-        return self.reward_prior_mean + self.reward_scale * self.reward_gp.mean
+        return self.reward_prior_mean + self.reward_scale * self._reward_posterior()[0]
 
     def reward_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        half = self.alpha * self.reward_scale * np.sqrt(self.reward_gp.variance)
-        mean = self.reward_mean()
+        mean, var = self._reward_posterior()
+        mean = self.reward_prior_mean + self.reward_scale * mean
+        half = self.alpha * self.reward_scale * np.sqrt(var)
         return mean - half, mean + half
 
     def cost_mean(self) -> np.ndarray:
@@ -127,7 +140,8 @@ class ConfidenceModel:
             return (float(r_lo[index]), float(r_hi[index])), \
                 (float(self.cost_lower[index]), float(self.cost_upper[index]))
         r_prior, g_prior = self._prior_at(target)
-        (r_mean,), (r_var,) = self.reward_gp.posterior_at(np.array([target]))
+        (r_mean,), (r_var,) = self.reward_gp.posterior_at(np.array([target])) if self.reward_trend is None \
+            else self.reward_trend.posterior_at(self.reward_gp, np.array([target]))
         (g_mean,), (g_var,) = self.cost_gp.posterior_at(np.array([target]))
         r_half = self.alpha * self.reward_scale * np.sqrt(r_var)
         g_half = self.alpha * self.cost_scale * np.sqrt(g_var)

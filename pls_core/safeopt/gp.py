@@ -254,10 +254,19 @@ class GridGP:
         pt = torch.as_tensor(np.asarray(points, dtype=float).reshape(-1, 2), dtype=DTYPE)
         with torch.no_grad():
             prior_var = torch.diagonal(self.kernel(pt).to_dense())
-            if f.x.shape[0] == 0:
-                return np.zeros(len(pt)), prior_var.numpy().copy()
-            v = torch.linalg.solve_triangular(f.chol, self.kernel(f.x, pt).to_dense(), upper=False)
+        if f.x.shape[0] == 0:
+            return np.zeros(len(pt)), prior_var.numpy().copy()
+        v = torch.as_tensor(self.whitened_cross(pt.numpy()), dtype=DTYPE)
         return (v.T @ f.a).numpy(), (prior_var - (v * v).sum(0)).clamp_min(0.0).numpy()
+
+    def whitened_cross(self, points: np.ndarray) -> np.ndarray:
+        """L^-1 K_X,points (N, m): the data's whitened covariance with arbitrary points."""
+        f = self._factor
+        pt = torch.as_tensor(np.asarray(points, dtype=float).reshape(-1, 2), dtype=DTYPE)
+        if f.x.shape[0] == 0:
+            return np.zeros((0, len(pt)))
+        with torch.no_grad():
+            return torch.linalg.solve_triangular(f.chol, self.kernel(f.x, pt).to_dense(), upper=False).numpy()
 
     def reference_model(self) -> _ExactModel:
         """A GPyTorch ExactGP with this GP's kernel, noise and data, in eval mode (noise must be > 0)."""

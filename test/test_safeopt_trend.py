@@ -1,0 +1,64 @@
+"""The reward GP's learned linear trend: exact marginalisation, and what it changes in the choice."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+import torch
+
+from pls_core.safeopt.confidence import ConfidenceModel
+from pls_core.safeopt.gp import GridGP
+from pls_core.safeopt.grid import TargetGrid
+from pls_core.safeopt.synthetic import synthetic_config
+from pls_core.safeopt.trend import LinearTrend
+
+SD, NOISE = 3.0, 0.5
+
+
+def test_trend_posterior_is_the_gp_with_the_trend_in_its_kernel():
+    """beta ~ N(0, sd^2 I) marginalised = a GP with kernel k + sd^2 h(z)^T h(z') (R&W eq. 2.41)."""
+    rng = np.random.default_rng(0)
+    axes = np.meshgrid(np.linspace(500, 2000, 16), np.linspace(0, 30, 7), indexing="ij")
+    grid = np.stack(axes, -1).reshape(-1, 2)
+    gp = GridGP(grid, (100.0, 10.0), 100.0, NOISE)
+    trend = LinearTrend(grid, (500.0, 2000.0), SD)
+    x = np.concatenate([grid[rng.choice(len(grid), 6, replace=False)], [[777.0, 3.3]]])
+    y = 5.0 * rng.standard_normal(len(x))
+    for xi, yi in zip(x, y, strict=True):
+        gp.add_observation(tuple(xi), yi)
+
+    def kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            k = gp.kernel(torch.as_tensor(a), torch.as_tensor(b)).to_dense().numpy()
+        return k + SD ** 2 * trend.basis(a).T @ trend.basis(b)
+
+    factor = scipy.linalg.cho_factor(kernel(x, x) + NOISE * np.eye(len(x)), lower=True)
+    k_xz = kernel(x, grid)
+    mean = k_xz.T @ scipy.linalg.cho_solve(factor, y)
+    var = np.diag(kernel(grid, grid)) - np.einsum("ij,ij->j", k_xz, scipy.linalg.cho_solve(factor, k_xz))
+    got_mean, got_var = trend.posterior(gp)
+    assert np.abs(got_mean - mean).max() < 1e-8
+    assert np.abs(got_var - var).max() < 1e-8
+    off_mean, off_var = trend.posterior_at(gp, grid[:9] + 0.0)
+    assert np.abs(off_mean - mean[:9]).max() < 1e-8 and np.abs(off_var - var[:9]).max() < 1e-8
+    prior_mean, prior_var = trend.posterior(GridGP(grid, (100.0, 10.0), 100.0, NOISE))
+    assert np.abs(prior_mean).max() == 0.0 and prior_var.min() >= 100.0 + SD ** 2
+
+
+def test_flat_reward_pulls_the_unmeasured_top_of_the_grid_down():
+    """A model whose reward ignores R (Hopper): the paper's prior keeps promising R at the grid's top;
+    the trend learns the flat level from low-R evaluations and stops promising it."""
+    models = {sd: ConfidenceModel(synthetic_config(reward_trend_slope_sd=sd, reward_lengthscale=10.0),
+                                  TargetGrid.from_config(synthetic_config())) for sd in (0.0, 1.0)}
+    for model in models.values():
+        for r in (0.0, 15.0, 30.0, 45.0, 60.0):
+            model.observe((r, 2.0), reward=20.0, cost=1.0)
+    top = int(np.argmax(models[0.0].grid.points[:, 0]))
+    plain_top, trend_top = models[0.0].reward_mean()[top], models[1.0].reward_mean()[top]
+    assert plain_top > 90.0  # prior mean R = 100 there, untouched by data 40 away
+    assert abs(trend_top - 20.0) < 15.0  # the slope prior shrinks the fit a little towards J = R
+    (lo, hi), _ = models[1.0].bounds_at((100.0, 2.0))
+    (_, plain_hi), _ = models[0.0].bounds_at((100.0, 2.0))
+    assert lo < 20.0 < hi < plain_hi  # the slope's own uncertainty widens the interval, not past J = R
+    measured = models[1.0].grid.index_of((20.0, 2.0))
+    assert abs(models[1.0].reward_mean()[measured] - 20.0) < 1.0
