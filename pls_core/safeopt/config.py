@@ -87,6 +87,8 @@ class OptimizerConfig:
       stopped sampling the grid's top after 3 evaluations, but reward (363 +- 23) and unsafe search
       episodes (6.0 +- 1.6) were those of the default (363 +- 21, 5.8 +- 1.9): the unsafe episodes moved
       to high G at mid R, where the model's per-episode cost has the same long tail.
+      On Ant (b = 20, seeds 0-1), whose reward falls with R, it sent stage 2 to the costly low-R edge:
+      30 and 32 unsafe search episodes (default: 3 and 3).
     * Noise. `*_noise_variance` is the variance, in raw units squared, of one evaluation (the mean of
       `episodes_per_evaluation` episodes), i.e. per-episode variance / episodes_per_evaluation.
       Defaults assume per-episode standard deviations of about 22 (reward) and 4.5 (cost) at 20 episodes.
