@@ -398,14 +398,14 @@ class OptimizerConfig:
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise OptimizerConfigError(f"{name} must be a finite number >= 0 (0: noiseless), "
                                            f"got {value!r}")
-        k = self.episode_cost_margin_sd
-        if isinstance(k, bool) or not isinstance(k, int | float) or not math.isfinite(k) or k < 0:
-            raise OptimizerConfigError(f"episode_cost_margin_sd must be a number >= 0 (episode standard "
-                                       f"deviations; 0: the paper's mean cost), got {k!r}")
-        sd = self.reward_trend_slope_sd
-        if isinstance(sd, bool) or not isinstance(sd, int | float) or not math.isfinite(sd) or sd < 0:
-            raise OptimizerConfigError(f"reward_trend_slope_sd must be a number >= 0 (prior sd of the "
-                                       f"learned slope of J over R; 0: off, the paper's prior), got {sd!r}")
+        for name, meaning in (("episode_cost_margin_sd",
+                               "episode standard deviations; 0: the paper's mean cost"),
+                              ("reward_trend_slope_sd",
+                               "prior sd of the learned slope of J over R; 0: off, the paper's prior")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+                    or value < 0:
+                raise OptimizerConfigError(f"{name} must be a number >= 0 ({meaning}), got {value!r}")
         margin = self.operation_cost_margin_se
         if margin is not None and (isinstance(margin, bool) or not isinstance(margin, int | float)
                                    or not math.isfinite(margin) or margin < 0):

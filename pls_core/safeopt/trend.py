@@ -46,11 +46,6 @@ class LinearTrend:
         mean, var = gp.posterior_at(points)
         return self._combine(gp, gp.whitened_cross(points), mean, var, self.basis(points))
 
-    def coefficients(self, gp: GridGP) -> np.ndarray:
-        """beta_bar: the trend's posterior mean (offset, slope per half-width), GP units."""
-        a_h, m_inv, a = self._solve(gp)
-        return m_inv @ (a_h.T @ a)
-
     def _solve(self, gp: GridGP) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         chol = gp.state.factor.chol.numpy()
         h_train = self.basis(gp.train_inputs)
