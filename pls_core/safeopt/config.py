@@ -346,6 +346,12 @@ class OptimizerConfig:
                     or value <= 0:
                 raise OptimizerConfigError(f"{name} must be a finite number > 0, got {value!r}")
 
+        def non_negative(name: str, value: Any, meaning: str) -> None:
+            """`meaning` follows ">= 0" in the message: the unit, what 0 (or null) means."""
+            if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value) \
+                    or value < 0:
+                raise OptimizerConfigError(f"{name} must be a number >= 0 {meaning}, got {value!r}")
+
         def interval(name: str, pair: tuple, allow_none: bool = False, allow_point: bool = False) -> None:
             for v in pair:
                 if v is None and allow_none:
@@ -398,19 +404,13 @@ class OptimizerConfig:
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise OptimizerConfigError(f"{name} must be a finite number >= 0 (0: noiseless), "
                                            f"got {value!r}")
-        for name, meaning in (("episode_cost_margin_sd",
-                               "episode standard deviations; 0: the paper's mean cost"),
-                              ("reward_trend_slope_sd",
-                               "prior sd of the learned slope of J over R; 0: off, the paper's prior")):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-                    or value < 0:
-                raise OptimizerConfigError(f"{name} must be a number >= 0 ({meaning}), got {value!r}")
-        margin = self.operation_cost_margin_se
-        if margin is not None and (isinstance(margin, bool) or not isinstance(margin, int | float)
-                                   or not math.isfinite(margin) or margin < 0):
-            raise OptimizerConfigError(f"operation_cost_margin_se must be a number >= 0 (standard errors) or "
-                                       f"null (the paper's rule: measured cost unchecked), got {margin!r}")
+        non_negative("episode_cost_margin_sd", self.episode_cost_margin_sd,
+                     "(episode standard deviations; 0: the paper's mean cost)")
+        non_negative("reward_trend_slope_sd", self.reward_trend_slope_sd,
+                     "(prior sd of the learned slope of J over R; 0: off, the paper's prior)")
+        if self.operation_cost_margin_se is not None:
+            non_negative("operation_cost_margin_se", self.operation_cost_margin_se,
+                         "(standard errors) or null (the paper's rule: measured cost unchecked)")
         for name in ("reward_prior_mean", "cost_prior_mean"):
             if getattr(self, name) not in PRIOR_MEANS:
                 raise OptimizerConfigError(f"{name} must be one of {', '.join(PRIOR_MEANS)}, "
