@@ -7,6 +7,7 @@ pls_core.safeopt.records, which is free of numpy/torch at import time.
 from __future__ import annotations
 
 import array
+import math
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -85,11 +86,14 @@ def target_return_msg(decision: Decision, stamp: Time) -> TargetReturn:
 
 def supervisor_status_msg(decision: Decision, stamp: Time, *, grid_size: int, best_reward_lower: float,
                           episodes_at_current_target: int, episodes_per_evaluation: int,
-                          message: str) -> SupervisorStatus:
+                          message: str, published_target: tuple[float, float] | None) -> SupervisorStatus:
     """The status for `decision` (the optimiser's current one). The message documents candidate_set_size
     as the size of the candidate grid Z and best_predicted_reward as the reward lower confidence bound at
     the best target: pass the optimiser status()'s "grid_size" and "best_reward_lower" (the Decision's own
-    candidate_set_size and best_predicted_reward are the phase's candidates and the posterior mean)."""
+    candidate_set_size and best_predicted_reward are the phase's candidates and the posterior mean).
+    `published_target` is the target last published on /pls/target_return (None before the first and
+    once halted): the one results are counted for, which can differ from `decision`'s when that is held
+    back as not verified safe."""
     msg = SupervisorStatus()
     msg.header.stamp = stamp
     msg.iteration = int(decision.iteration)
@@ -101,6 +105,8 @@ def supervisor_status_msg(decision: Decision, stamp: Time, *, grid_size: int, be
     msg.best_predicted_reward = float(best_reward_lower)
     msg.best_predicted_cost_upper = float(decision.best_cost_upper)
     msg.threshold = float(decision.threshold)
+    msg.target_reward_return, msg.target_cost_return = (
+        (math.nan, math.nan) if published_target is None else (float(v) for v in published_target))
     msg.episodes_at_current_target = int(episodes_at_current_target)
     msg.episodes_per_evaluation = int(episodes_per_evaluation)
     msg.message = message

@@ -5,6 +5,7 @@
   obs/act defaults), they are taken from the model contract: any task's model runs without extra flags.
   Every Observation is still checked against the model's obs_dim.
 * Targets: follows the latest TargetReturn, applied when an episode starts (step 0), never mid-episode.
+  Step 0 sent again (a lockstep retry) after a new target arrived starts the episode over with that one.
   Without a target, or after joining an episode in the middle, it answers with the fallback action.
 * Halt: a PHASE_HALTED TargetReturn (the episode data refute the supervisor's seed set: no target is
   safe) drops the target at once, mid-episode too, and every action is the fallback action until a new
@@ -243,7 +244,10 @@ class PolicyNode(Node):
 
     def process(self, msg: Observation, received: int) -> None:
         same_episode = self.episode is not None and msg.episode == self.episode
-        if same_episode and msg.step == self.step and self.last_action is not None:
+        # Step 0 again after a newer target arrived (the lockstep sim refused the old one; nothing has been
+        # applied yet): start the episode over with the new target below instead of repeating the answer.
+        restart = msg.step == 0 and self.target is not None and self.target != self.episode_target
+        if same_episode and msg.step == self.step and self.last_action is not None and not restart:
             self.republish(received)  # the same observation again (lockstep retry): same answer
             return
         if same_episode and 0 < msg.step < self.step:

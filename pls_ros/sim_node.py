@@ -15,6 +15,10 @@ Modes (parameter `mode`):
   (iteration, episodes at the target, message) moved on. The supervisor publishes it after processing the
   result and after publishing any new TargetReturn, so the policy holds the new target before step 0
   instead of running a whole episode with the old one (which the supervisor would discard as stale).
+  The status names that target, and step 0 is taken only from an action carrying it: the target and the
+  status reach the policy and the sim separately, so under load the policy can still hold the old target
+  when the go-ahead reaches the sim. The sim then publishes step 0 again after `lockstep_retry_s`, and the
+  policy, holding the new target by then, starts the episode over with it.
   After `supervisor_sync_timeout_s` without one the sim warns and goes on; while no supervisor publishes
   status it does not wait at all.
 * realtime: a timer at `control_rate_hz` steps the sim with the latest action of the current episode;
@@ -165,6 +169,7 @@ class SimNode(Node):
         self.sync = self.p["mode"] == "lockstep" and self.p["sync_with_supervisor"]
         # Newest supervisor state seen; a result is acknowledged by a later-stamped status with another state.
         self.status_state: tuple | None = None
+        self.supervisor_target: tuple[float, float] | None = None  # the target the newest status names
         self.last_result_ns = 0
         # While waiting for the acknowledgement: (result stamp ns, status_state then, time.monotonic() then).
         self.awaiting: tuple[int, tuple | None, float] | None = None
@@ -313,6 +318,8 @@ class SimNode(Node):
             return
         state = (int(msg.iteration), int(msg.episodes_at_current_target), msg.message)
         stamp = stamp_ns(msg.header.stamp)
+        target = (float(msg.target_reward_return), float(msg.target_cost_return))
+        self.supervisor_target = target if all(math.isfinite(v) for v in target) else None
         self.status_state = state
         if self.awaiting is None:
             return
@@ -368,6 +375,13 @@ class SimNode(Node):
                     f"episode {ep.index} waits for a policy action at step 0 (got: "
                     f"{problem or msg.reason or 'fallback'})", throttle_duration_sec=5.0)
                 return  # lockstep_watch publishes step 0 again after lockstep_retry_s
+            carried = (float(msg.target_reward_return), float(msg.target_cost_return))
+            if self.sync and self.supervisor_target is not None and carried != self.supervisor_target:
+                self.get_logger().info(
+                    f"episode {ep.index} waits for the policy to take the supervisor's target "
+                    f"{self.supervisor_target} (its step-0 action carries {carried})",
+                    throttle_duration_sec=5.0)
+                return  # an episode run with it would be discarded as stale; step 0 goes out again
             ep.started = True
         if action is None:
             self.get_logger().warning(f"invalid action for step {ep.step}: {problem}; applying fallback",

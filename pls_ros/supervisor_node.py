@@ -271,7 +271,9 @@ class SupervisorNode(Node):
             self.optimizer.current, self.get_clock().now().to_msg(), grid_size=status["grid_size"],
             best_reward_lower=status["best_reward_lower"],
             episodes_at_current_target=status["episodes_at_target"],
-            episodes_per_evaluation=status["episodes_per_evaluation"], message=self.message)
+            episodes_per_evaluation=status["episodes_per_evaluation"], message=self.message,
+            published_target=None if self.published is None or self.published.phase is Phase.HALTED
+            else self.published.target)
         self.status_pub.publish(msg)
 
     def on_shutdown(self, reason: str) -> None:

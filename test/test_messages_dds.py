@@ -18,7 +18,9 @@ SAMPLES = {
     "SupervisorStatus": dict(iteration=7, phase=1, num_observations=7, safe_set_size=1234,
                              candidate_set_size=2500,
                              best_reward_return=2500.0, best_cost_return=10.0, best_predicted_reward=2450.5,
-                             best_predicted_cost_upper=18.25, threshold=20.0, episodes_at_current_target=3,
+                             best_predicted_cost_upper=18.25, threshold=20.0,
+                             target_reward_return=1234.5678901, target_cost_return=7.125,
+                             episodes_at_current_target=3,
                              episodes_per_evaluation=20, message="expanded safe set"),
 }
 

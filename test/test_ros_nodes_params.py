@@ -88,7 +88,8 @@ def test_conversions_round_trip():
     assert (target.reward_return, target.cost_return, target.iteration, target.phase) == (2200.0, 10.0, 3, 2)
     assert (target.cost_lower, target.cost_upper) == (2.0, 15.0)
     status = cv.supervisor_status_msg(decision, cv.time_msg(1), grid_size=1681, best_reward_lower=2190.0,
-                                      episodes_at_current_target=4, episodes_per_evaluation=20, message="hi")
+                                      episodes_at_current_target=4, episodes_per_evaluation=20, message="hi",
+                                      published_target=(1800.0, 4.0))
     assert status.phase == SupervisorStatus.PHASE_REWARD_MAXIMISATION and status.safe_set_size == 40
     assert (status.best_reward_return, status.best_cost_return, status.threshold) == (2250.0, 5.0, 20.0)
     # The documented meanings: the size of the grid Z (not the phase's 12 candidates) and the reward lower
@@ -96,6 +97,12 @@ def test_conversions_round_trip():
     assert (status.candidate_set_size, status.best_predicted_reward) == (1681, 2190.0)
     assert status.episodes_at_current_target == 4 and status.episodes_per_evaluation == 20
     assert status.message == "hi"
+    # The target results are counted for: the published one (here a held one, not the decision's).
+    assert (status.target_reward_return, status.target_cost_return) == (1800.0, 4.0)
+    none = cv.supervisor_status_msg(decision, cv.time_msg(1), grid_size=1681, best_reward_lower=2190.0,
+                                    episodes_at_current_target=0, episodes_per_evaluation=20, message="",
+                                    published_target=None)
+    assert math.isnan(none.target_reward_return) and math.isnan(none.target_cost_return)
 
 
 def test_relative_paths_resolve_without_an_ament_index(monkeypatch, tmp_path):

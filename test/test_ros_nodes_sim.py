@@ -66,10 +66,10 @@ def test_lockstep_episode_with_the_policy_node_and_frames(ros_env, probe, tmp_pa
         policy.kill()
 
 
-def publish_status(pub, iteration, count, phase=0, message=""):
-    """The test playing the supervisor: a SupervisorStatus stamped now."""
+def publish_status(pub, iteration, count, phase=0, message="", target=(math.nan, math.nan)):
+    """The test playing the supervisor: a SupervisorStatus stamped now, naming `target` (NaN: none)."""
     msg = SupervisorStatus(iteration=iteration, episodes_at_current_target=count, phase=phase,
-                           message=message)
+                           message=message, target_reward_return=target[0], target_cost_return=target[1])
     msg.header.stamp = time_msg(time.time_ns())
     pub.publish(msg)
 
@@ -91,8 +91,8 @@ def test_lockstep_starts_an_episode_only_after_the_supervisor_acknowledged_the_l
 
     status_pub = probe.publisher(SupervisorStatus, qos.SUPERVISOR_STATUS_TOPIC, qos.SUPERVISOR_STATUS_QOS)
 
-    def status(iteration, count, message=""):
-        publish_status(status_pub, iteration, count, message=message)
+    def status(iteration, count, message="", target=(math.nan, math.nan)):
+        publish_status(status_pub, iteration, count, message=message, target=target)
 
     def results(n):
         return wait_until(lambda: len(probe.messages("result")) >= n and probe.messages("result"), 120,
@@ -115,9 +115,15 @@ def test_lockstep_starts_an_episode_only_after_the_supervisor_acknowledged_the_l
         time.sleep(0.5)
         assert len(probe.messages("result")) == 1, "episode 1 ran without the acknowledgement"
         assert 1 not in episodes_seen(), "episode 1 started without the acknowledgement"
-        # The supervisor's answer: a new target, then the status of the new state.
+        # The supervisor's answer: a new target, then the status of the new state, which names it. Here the
+        # target reaches the policy late (as under load, the two travel separately): the go-ahead alone
+        # does not start episode 1 with the old target; step 0 waits until the policy carries the new one.
+        status(1, 0, target=(500.0, 2.0))
+        sim.wait_for_log(r"episode 1 waits for the policy to take the supervisor's target \(500\.0, 2\.0\)")
+        assert len(probe.messages("result")) == 1
+        assert not any(m.episode == 1 and m.step > 0 for m in probe.messages("obs")), \
+            "episode 1 started with the old target"
         publish_target(probe.target, 500.0, 2.0, iteration=1)
-        status(1, 0)
         second = results(2)[1]
         assert (first.target_reward_return, first.target_cost_return) == (300.0, 10.0)
         assert (second.target_reward_return, second.target_cost_return) == (500.0, 2.0), \
