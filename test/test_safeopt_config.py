@@ -89,6 +89,8 @@ def test_unknown_key_is_named_with_a_suggestion(tmp_path):
     ({"threshold": float("nan")}, "threshold"),
     ({"operation_cost_margin_se": -1.0}, "operation_cost_margin_se"),
     ({"reward_trend_slope_sd": -0.5}, "reward_trend_slope_sd"),
+    ({"cost_prior_mean": "evidence"}, "cost_prior_mean must be one of target, zero,"),  # the certificate
+    ({"reward_prior_mean": "evidence", "reward_trend_slope_sd": 1.0}, "do not combine"),
 ])
 def test_invalid_values_are_rejected_with_the_key_named(change, message):
     with pytest.raises(OptimizerConfigError, match=message):

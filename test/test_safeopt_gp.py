@@ -147,6 +147,18 @@ def test_zero_noise_repeat_fails_and_leaves_state_unchanged():
     assert np.array_equal(gp.mean, before[0]) and np.array_equal(gp.variance, before[1])
 
 
+def test_log_marginal_likelihood_matches_gpytorch(data):
+    """The evidence the reward prior is chosen by (confidence.py): GPyTorch's exact MLL, times N."""
+    grid, x, y, gp = data
+    model = gp.reference_model()
+    mll = gpytorch.mlls.ExactMarginalLogLikelihood(model.likelihood, model)
+    model.train()
+    with torch.no_grad():
+        expected = float(mll(model(model.train_inputs[0]), model.train_targets)) * len(y)
+    assert abs(gp.log_marginal_likelihood - expected) < 1e-6 * max(1.0, abs(expected))
+    assert GridGP(grid, LENGTHSCALE, OUTPUTSCALE, NOISE).log_marginal_likelihood == 0.0  # no data
+
+
 def test_hyperparameter_fit_raises_marginal_likelihood(data):
     grid, x, y, _ = data
     gp = GridGP(grid, (5.0, 5.0), 0.2, NOISE)  # deliberately poor start

@@ -1,4 +1,5 @@
-"""The reward GP's learned linear trend: exact marginalisation, and what it changes in the choice."""
+"""The reward GP's answers to a model that does not follow R: the learned linear trend (exact
+marginalisation), and the prior mean chosen by evidence; what each changes in the choice."""
 
 from __future__ import annotations
 
@@ -62,3 +63,36 @@ def test_flat_reward_pulls_the_unmeasured_top_of_the_grid_down():
     assert lo < 20.0 < hi < plain_hi  # the slope's own uncertainty widens the interval, not past J = R
     measured = models[1.0].grid.index_of((20.0, 2.0))
     assert abs(models[1.0].reward_mean()[measured] - 20.0) < 1.0
+
+
+def evidence_models(reward_of_r) -> dict[str, ConfidenceModel]:
+    """Models under each reward prior mean, fed the same evaluations along R at G = 2."""
+    grid = TargetGrid.from_config(synthetic_config())
+    models = {name: ConfidenceModel(synthetic_config(reward_prior_mean=name, reward_lengthscale=10.0), grid)
+              for name in ("target", "zero", "evidence")}
+    for model in models.values():
+        for r in (0.0, 15.0, 30.0, 45.0, 60.0):
+            model.observe((r, 2.0), reward=reward_of_r(r), cost=1.0)
+    return models
+
+
+def test_evidence_keeps_the_papers_prior_for_a_model_that_follows_r():
+    models = evidence_models(lambda r: r + 3.0)
+    assert models["evidence"].reward_prior == "target"
+    for a, b in zip(models["evidence"].reward_bounds(), models["target"].reward_bounds(), strict=True):
+        assert np.array_equal(a, b)  # the very same bounds: the choice changes nothing here
+
+
+def test_evidence_drops_the_papers_prior_for_a_model_whose_reward_stays_flat():
+    """Hopper's shape: ~20 whatever R. J ~ z would keep promising R = 100 at the unmeasured top."""
+    models = evidence_models(lambda r: 20.0)
+    model = models["evidence"]
+    assert model.reward_prior == "zero"
+    for a, b in zip(model.reward_bounds(), models["zero"].reward_bounds(), strict=True):
+        assert np.array_equal(a, b)
+    top = int(np.argmax(model.grid.points[:, 0]))
+    assert models["target"].reward_mean()[top] > 90.0 > model.reward_bounds()[1][top]
+    assert model.bounds_at((99.0, 3.0)) == models["zero"].bounds_at((99.0, 3.0))  # off the grid too
+    # The cost side is untouched by the reward prior: same intervals, same safe set.
+    assert np.array_equal(model.cost_upper, models["target"].cost_upper)
+    assert np.array_equal(model.safe, models["target"].safe)

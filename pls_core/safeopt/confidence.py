@@ -16,6 +16,10 @@ that cannot keep its own seed box safe must not be kept running on it. All confl
 `conflicts`.
 The reward interval is the current Omega_N, not intersected (the paper does not intersect it, and it
 is only used for choosing, never for safety).
+With `reward_prior_mean: evidence` the reward GP is kept under both prior means, the commanded R (the
+paper's J ~ z) and zero, and the bounds come from the one whose log marginal likelihood on the
+evaluations so far is higher (type-II maximum likelihood over the two; the paper's on a tie, so before
+any data). The cost GP's prior is fixed: the safety certificate never depends on such a choice.
 """
 
 from __future__ import annotations
@@ -37,10 +41,14 @@ class ConfidenceModel:
         self.reward_scale = config.reward_output_scale
         self.cost_scale = config.effective_cost_output_scale
         zeros = np.zeros(grid.size)
-        self.reward_prior_mean = points[:, 0].copy() if config.reward_prior_mean == "target" else zeros.copy()
         self.cost_prior_mean = points[:, 1].copy() if config.cost_prior_mean == "target" else zeros.copy()
-        self.reward_gp = GridGP(points, config.reward_lengthscale, config.reward_outputscale,
-                                config.reward_noise_variance / self.reward_scale ** 2)
+        # One reward GP per candidate prior mean (two under "evidence"), the paper's first: ties keep it.
+        names = ("target", "zero") if config.reward_prior_mean == "evidence" else (config.reward_prior_mean,)
+        self.reward_gps = {name: GridGP(points, config.reward_lengthscale, config.reward_outputscale,
+                                        config.reward_noise_variance / self.reward_scale ** 2)
+                           for name in names}
+        self._reward_prior_means = {"target": points[:, 0].copy(), "zero": zeros.copy()}
+        self.reward_prior = names[0]  # the prior mean the reward bounds use now
         self.reward_trend = None
         if config.reward_trend_slope_sd > 0:
             half_width = 0.5 * (config.reward_range[1] - config.reward_range[0])
@@ -59,7 +67,16 @@ class ConfidenceModel:
 
     @property
     def num_observations(self) -> int:
-        return self.reward_gp.num_observations
+        return self.cost_gp.num_observations
+
+    @property
+    def reward_gp(self) -> GridGP:
+        return self.reward_gps[self.reward_prior]
+
+    @property
+    def reward_prior_mean(self) -> np.ndarray:
+        """The reward prior mean over the grid, of the prior in use."""
+        return self._reward_prior_means[self.reward_prior]
 
     def observe(self, target: tuple[float, float], reward: float, cost: float,
                 reward_noise: float | None = None, cost_noise: float | None = None) -> None:
@@ -68,17 +85,22 @@ class ConfidenceModel:
         `*_noise` is the evaluation's own noise variance (raw units^2); None uses the configured one.
         Atomic: on GPNumericalError neither GP nor any interval changes.
         """
-        r_prior, g_prior = self._prior_at(target)
         r_noise = None if reward_noise is None else reward_noise / self.reward_scale ** 2
         g_noise = None if cost_noise is None else cost_noise / self.cost_scale ** 2
-        reward_state = self.reward_gp.prepare_observation(target, (reward - r_prior) / self.reward_scale,
-                                                          r_noise)
-        cost_state = self.cost_gp.prepare_observation(target, (cost - g_prior) / self.cost_scale, g_noise)
+        reward_states = {name: gp.prepare_observation(
+            target, (reward - self._reward_prior_at(target, name)) / self.reward_scale, r_noise)
+            for name, gp in self.reward_gps.items()}
+        cost_state = self.cost_gp.prepare_observation(target, (cost - self._cost_prior_at(target)) /
+                                                      self.cost_scale, g_noise)
         if self.config.fit_hyperparameters:
-            reward_state = self.reward_gp.prepare_fit(reward_state, self.config.fit_iterations)
+            reward_states = {name: self.reward_gps[name].prepare_fit(state, self.config.fit_iterations)
+                             for name, state in reward_states.items()}
             cost_state = self.cost_gp.prepare_fit(cost_state, self.config.fit_iterations)
-        self.reward_gp.commit(reward_state)
+        for name, state in reward_states.items():
+            self.reward_gps[name].commit(state)
         self.cost_gp.commit(cost_state)
+        evidence = {name: gp.log_marginal_likelihood for name, gp in self.reward_gps.items()}
+        self.reward_prior = max(evidence, key=evidence.get)  # the first (the paper's) on a tie
         self._intersect_cost_intervals()
 
     def _intersect_cost_intervals(self) -> None:
@@ -139,7 +161,7 @@ class ConfidenceModel:
             r_lo, r_hi = self.reward_bounds()
             return (float(r_lo[index]), float(r_hi[index])), \
                 (float(self.cost_lower[index]), float(self.cost_upper[index]))
-        r_prior, g_prior = self._prior_at(target)
+        r_prior, g_prior = self._reward_prior_at(target, self.reward_prior), self._cost_prior_at(target)
         (r_mean,), (r_var,) = self.reward_gp.posterior_at(np.array([target])) if self.reward_trend is None \
             else self.reward_trend.posterior_at(self.reward_gp, np.array([target]))
         (g_mean,), (g_var,) = self.cost_gp.posterior_at(np.array([target]))
@@ -148,10 +170,12 @@ class ConfidenceModel:
         r_mid, g_mid = r_prior + self.reward_scale * r_mean, g_prior + self.cost_scale * g_mean
         return (float(r_mid - r_half), float(r_mid + r_half)), (float(g_mid - g_half), float(g_mid + g_half))
 
-    def _prior_at(self, target: tuple[float, float]) -> tuple[float, float]:
-        r = target[0] if self.config.reward_prior_mean == "target" else 0.0
-        g = target[1] if self.config.cost_prior_mean == "target" else 0.0
-        return float(r), float(g)
+    @staticmethod
+    def _reward_prior_at(target: tuple[float, float], name: str) -> float:
+        return float(target[0]) if name == "target" else 0.0
+
+    def _cost_prior_at(self, target: tuple[float, float]) -> float:
+        return float(target[1]) if self.config.cost_prior_mean == "target" else 0.0
 
     # --- expanders ------------------------------------------------------------------------------------
 

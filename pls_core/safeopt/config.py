@@ -18,6 +18,7 @@ from pls_core.safeopt.errors import OptimizerConfigError
 
 METHODS = ("pls", "fixed", "gp_ucb", "random")
 PRIOR_MEANS = ("target", "zero")
+REWARD_PRIOR_MEANS = (*PRIOR_MEANS, "evidence")  # evidence: whichever of the two explains the data better
 COST_R_LENGTHSCALE_FACTOR = 5.0  # cost lengthscale along R, in reward lengthscales (see for_task)
 COST_G_LENGTHSCALE_FRACTION = 0.5  # cost lengthscale along G, as a fraction of the threshold b (see for_task)
 REWARD_G_LENGTHSCALE_FRACTION = 0.5  # reward lengthscale along G, as a fraction of b (see for_task)
@@ -79,7 +80,10 @@ class OptimizerConfig:
     * Prior mean. "target" (default) centres each GP on the commanded return (R for reward, G for cost),
       the leading term of the paper's Theorem 1 (J(pi_z) = z + GP term + small bias); the kernel then
       describes the return-conditioned policy's deviation from its command. "zero" is the plain
-      zero-mean GP of SafeOpt.
+      zero-mean GP of SafeOpt. "evidence" (reward only) keeps the reward GP under both and uses the one
+      with the higher log marginal likelihood on the evaluations so far (confidence.py): the paper's
+      where the model follows R (HalfCheetah, Ant), zero where its reward stays flat whatever R it is
+      asked for (Hopper), so stage 2 stops reading the gap between R and the reward as opportunity.
       `reward_trend_slope_sd` > 0 adds a linear trend in R to the reward GP, a + s R with a Gaussian
       prior (sd of s: this value; of a: the same times half the grid's R range), marginalised exactly
       (safeopt/trend.py), so the evaluations can teach it that the model's reward stops following R
@@ -155,7 +159,7 @@ class OptimizerConfig:
     noise_from_episodes: bool = True  # per-evaluation noise = max(configured, sample variance / episodes)
     reward_output_scale: float = 1.0
     cost_output_scale: float | None = None  # None: COST_OUTPUT_SCALE_FRACTION x the threshold b
-    reward_prior_mean: str = "target"  # target | zero
+    reward_prior_mean: str = "target"  # target | zero | evidence (the better-fitting of the two)
     cost_prior_mean: str = "target"
     reward_trend_slope_sd: float = 0.0  # > 0: learn J ~ prior + a + s R (prior sd of s); 0: the paper's prior
     fit_hyperparameters: bool = False
@@ -411,10 +415,14 @@ class OptimizerConfig:
         if self.operation_cost_margin_se is not None:
             non_negative("operation_cost_margin_se", self.operation_cost_margin_se,
                          "(standard errors) or null (the paper's rule: measured cost unchecked)")
-        for name in ("reward_prior_mean", "cost_prior_mean"):
-            if getattr(self, name) not in PRIOR_MEANS:
-                raise OptimizerConfigError(f"{name} must be one of {', '.join(PRIOR_MEANS)}, "
+        for name, allowed in (("reward_prior_mean", REWARD_PRIOR_MEANS), ("cost_prior_mean", PRIOR_MEANS)):
+            if getattr(self, name) not in allowed:
+                raise OptimizerConfigError(f"{name} must be one of {', '.join(allowed)}, "
                                            f"got {getattr(self, name)!r}")
+        if self.reward_prior_mean == "evidence" and self.reward_trend_slope_sd > 0:
+            raise OptimizerConfigError("reward_prior_mean 'evidence' and reward_trend_slope_sd > 0 are two "
+                                       "answers to the same misfit and do not combine; set "
+                                       "reward_trend_slope_sd to 0 or reward_prior_mean to target")
         if self.max_episode_length is not None and (not isinstance(self.max_episode_length, int)
                                                     or self.max_episode_length < 1):
             raise OptimizerConfigError(f"max_episode_length must be an integer >= 1 or null, "

@@ -125,6 +125,14 @@ class GridGP:
         return GPState(self.kernel, self._factor)
 
     @property
+    def log_marginal_likelihood(self) -> float:
+        """log p(y | X) under this kernel and noise (GP units): how well the prior explains the data."""
+        f = self._factor
+        n = f.y.shape[0]
+        log_det_half = torch.log(torch.diagonal(f.chol)).sum()
+        return float(-0.5 * (f.a @ f.a) - log_det_half - 0.5 * n * math.log(2 * math.pi))
+
+    @property
     def lengthscale(self) -> tuple[float, float]:
         ls = self.kernel.base_kernel.lengthscale.detach().reshape(-1)
         return float(ls[0]), float(ls[1])
