@@ -49,7 +49,8 @@ def test_trend_posterior_is_the_gp_with_the_trend_in_its_kernel():
 def test_flat_reward_pulls_the_unmeasured_top_of_the_grid_down():
     """A model whose reward ignores R (Hopper): the paper's prior keeps promising R at the grid's top;
     the trend learns the flat level from low-R evaluations and stops promising it."""
-    models = {sd: ConfidenceModel(synthetic_config(reward_trend_slope_sd=sd, reward_lengthscale=10.0),
+    models = {sd: ConfidenceModel(synthetic_config(reward_trend_slope_sd=sd, reward_lengthscale=10.0,
+                                                   reward_prior_mean="target"),
                                   TargetGrid.from_config(synthetic_config())) for sd in (0.0, 1.0)}
     for model in models.values():
         for r in (0.0, 15.0, 30.0, 45.0, 60.0):

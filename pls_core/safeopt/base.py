@@ -134,7 +134,8 @@ class TargetOptimizer(ABC):
             "best_reward_lower": float(self.model.reward_bounds()[0][self.grid.index_of(d.best_target)]),
             "reward_bounds": list(d.reward_bounds), "cost_bounds": list(d.cost_bounds),
             "gp_failures": self._gp_failures, "last_gp_error": self._last_gp_error,
-            "confidence_conflicts": self.model.conflicts, "note": d.note,
+            "confidence_conflicts": self.model.conflicts, "reward_prior": self.model.reward_prior,
+            "note": d.note,
             "store": str(self._store.path) if self._store is not None else None,
         }
         r_min, r_max = self.config.dataset_reward_min, self.config.dataset_reward_max
