@@ -58,11 +58,17 @@ def episode_id(msg: EpisodeResult) -> int:
     return stamp_ns(msg.header.stamp)
 
 
+def carried_target(msg) -> tuple[float, float]:
+    """(R, G) from a message's target_reward_return/target_cost_return (Action, EpisodeResult,
+    SupervisorStatus)."""
+    return float(msg.target_reward_return), float(msg.target_cost_return)
+
+
 def episode_record(msg: EpisodeResult) -> EpisodeRecord:
     """The optimiser's record of an EpisodeResult; `episode` is `episode_id(msg)`, the robot-side index is
     kept in `reason`."""
     return EpisodeRecord(
-        target=(float(msg.target_reward_return), float(msg.target_cost_return)),
+        target=carried_target(msg),
         reward_return=float(msg.reward_return),
         cost_return=float(msg.cost_return),
         length=int(msg.length),

@@ -42,7 +42,7 @@ from rclpy.node import Node
 
 from pls_core.tasks import DEFAULT_TASK, TASKS
 from pls_ros import qos
-from pls_ros.conversions import float32_array, from_float32_field, stamp_ns
+from pls_ros.conversions import carried_target, float32_array, from_float32_field, stamp_ns
 from pls_ros.params import ParamSpec, declare_parameters
 from pls_ros.spin import StartupError, run_node
 
@@ -240,7 +240,7 @@ class SimNode(Node):
             ep.fallback_steps += 1
             ep.last_fallback_reason = fallback_reason or (msg.reason if msg is not None else "")
         if msg is not None and not msg.fallback:
-            target = (float(msg.target_reward_return), float(msg.target_cost_return))
+            target = carried_target(msg)
             if target not in ep.targets:
                 ep.targets.append(target)
         obs, reward, cost, terminated, truncated, _info = self.env.step(action.astype(np.float32))
@@ -318,7 +318,7 @@ class SimNode(Node):
             return
         state = (int(msg.iteration), int(msg.episodes_at_current_target), msg.message)
         stamp = stamp_ns(msg.header.stamp)
-        target = (float(msg.target_reward_return), float(msg.target_cost_return))
+        target = carried_target(msg)
         self.supervisor_target = target if all(math.isfinite(v) for v in target) else None
         self.status_state = state
         if self.awaiting is None:
@@ -375,7 +375,7 @@ class SimNode(Node):
                     f"episode {ep.index} waits for a policy action at step 0 (got: "
                     f"{problem or msg.reason or 'fallback'})", throttle_duration_sec=5.0)
                 return  # lockstep_watch publishes step 0 again after lockstep_retry_s
-            carried = (float(msg.target_reward_return), float(msg.target_cost_return))
+            carried = carried_target(msg)
             if self.sync and self.supervisor_target is not None and carried != self.supervisor_target:
                 self.get_logger().info(
                     f"episode {ep.index} waits for the policy to take the supervisor's target "
