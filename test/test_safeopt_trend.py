@@ -46,15 +46,23 @@ def test_trend_posterior_is_the_gp_with_the_trend_in_its_kernel():
     assert np.abs(prior_mean).max() == 0.0 and prior_var.min() >= 100.0 + SD ** 2
 
 
+def fed_models(variants: dict, reward_of_r) -> dict:
+    """One model per config variant (reward lengthscale 10), all fed the same five evaluations along R at
+    G = 2 with reward `reward_of_r(R)` and cost 1."""
+    grid = TargetGrid.from_config(synthetic_config())
+    models = {key: ConfidenceModel(synthetic_config(reward_lengthscale=10.0, **overrides), grid)
+              for key, overrides in variants.items()}
+    for model in models.values():
+        for r in (0.0, 15.0, 30.0, 45.0, 60.0):
+            model.observe((r, 2.0), reward=reward_of_r(r), cost=1.0)
+    return models
+
+
 def test_flat_reward_pulls_the_unmeasured_top_of_the_grid_down():
     """A model whose reward ignores R (Hopper): the paper's prior keeps promising R at the grid's top;
     the trend learns the flat level from low-R evaluations and stops promising it."""
-    models = {sd: ConfidenceModel(synthetic_config(reward_trend_slope_sd=sd, reward_lengthscale=10.0,
-                                                   reward_prior_mean="target"),
-                                  TargetGrid.from_config(synthetic_config())) for sd in (0.0, 1.0)}
-    for model in models.values():
-        for r in (0.0, 15.0, 30.0, 45.0, 60.0):
-            model.observe((r, 2.0), reward=20.0, cost=1.0)
+    models = fed_models({sd: dict(reward_trend_slope_sd=sd, reward_prior_mean="target") for sd in (0.0, 1.0)},
+                        lambda r: 20.0)
     top = int(np.argmax(models[0.0].grid.points[:, 0]))
     plain_top, trend_top = models[0.0].reward_mean()[top], models[1.0].reward_mean()[top]
     assert plain_top > 90.0  # prior mean R = 100 there, untouched by data 40 away
@@ -67,14 +75,9 @@ def test_flat_reward_pulls_the_unmeasured_top_of_the_grid_down():
 
 
 def evidence_models(reward_of_r) -> dict[str, ConfidenceModel]:
-    """Models under each reward prior mean, fed the same evaluations along R at G = 2."""
-    grid = TargetGrid.from_config(synthetic_config())
-    models = {name: ConfidenceModel(synthetic_config(reward_prior_mean=name, reward_lengthscale=10.0), grid)
-              for name in ("target", "zero", "evidence")}
-    for model in models.values():
-        for r in (0.0, 15.0, 30.0, 45.0, 60.0):
-            model.observe((r, 2.0), reward=reward_of_r(r), cost=1.0)
-    return models
+    """Models under each reward prior mean, fed the same evaluations."""
+    return fed_models({name: dict(reward_prior_mean=name) for name in ("target", "zero", "evidence")},
+                      reward_of_r)
 
 
 def test_evidence_keeps_the_papers_prior_for_a_model_that_follows_r():
