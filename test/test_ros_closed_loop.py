@@ -188,7 +188,7 @@ def test_pls_sim_runs_two_supervisor_iterations_seen_from_another_process(ros_en
         assert t["cost_lower"] <= t["cost_upper"] and t["reward_lower"] <= t["reward_upper"]
     # Lockstep sync: no episode ran with an outdated target, so none was rejected as stale; every result
     # was counted, at the iteration whose target it ran with, varpi per evaluation.
-    assert rejections == 0, f"{rejections} results rejected (stale targets?)"
+    assert rejections == 0, f"{rejections} results rejected (stale targets?); the run's log:\n{text[-8000:]}"
     iteration_of = {rec.episode: iteration for iteration, rec in counted}
     assert len(counted) == len(iteration_of) == MAX_EPISODES
     for r in results:
