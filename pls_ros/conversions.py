@@ -92,14 +92,15 @@ def target_return_msg(decision: Decision, stamp: Time) -> TargetReturn:
 
 def supervisor_status_msg(decision: Decision, stamp: Time, *, grid_size: int, best_reward_lower: float,
                           episodes_at_current_target: int, episodes_per_evaluation: int,
-                          message: str, published_target: tuple[float, float] | None) -> SupervisorStatus:
+                          message: str, published_target: tuple[float, float] | None,
+                          last_result_ns: int) -> SupervisorStatus:
     """The status for `decision` (the optimiser's current one). The message documents candidate_set_size
     as the size of the candidate grid Z and best_predicted_reward as the reward lower confidence bound at
     the best target: pass the optimiser status()'s "grid_size" and "best_reward_lower" (the Decision's own
     candidate_set_size and best_predicted_reward are the phase's candidates and the posterior mean).
     `published_target` is the target last published on /pls/target_return (None before the first and
     once halted): the one results are counted for, which can differ from `decision`'s when that is held
-    back as not verified safe."""
+    back as not verified safe. `last_result_ns` is the stamp of the newest result taken (0: none yet)."""
     msg = SupervisorStatus()
     msg.header.stamp = stamp
     msg.iteration = int(decision.iteration)
@@ -114,6 +115,7 @@ def supervisor_status_msg(decision: Decision, stamp: Time, *, grid_size: int, be
     msg.target_reward_return, msg.target_cost_return = (
         (math.nan, math.nan) if published_target is None else (float(v) for v in published_target))
     msg.episodes_at_current_target = int(episodes_at_current_target)
+    msg.last_result_stamp = time_msg(last_result_ns)
     msg.episodes_per_evaluation = int(episodes_per_evaluation)
     msg.message = message
     return msg

@@ -11,10 +11,10 @@ Modes (parameter `mode`):
   action (not a fallback): a policy without a target yet holds the sim instead of wasting episodes. If no
   answer comes within `lockstep_retry_s` the observation is published again.
   With `sync_with_supervisor` (default), after an EpisodeResult the next episode's step 0 waits until the
-  supervisor has acknowledged that result: a /pls/supervisor_status stamped after it whose state
-  (iteration, episodes at the target, message) moved on. The supervisor publishes it after processing the
-  result and after publishing any new TargetReturn, so the policy holds the new target before step 0
-  instead of running a whole episode with the old one (which the supervisor would discard as stale).
+  supervisor has acknowledged that result: a /pls/supervisor_status whose last_result_stamp is the
+  result's own stamp. The supervisor publishes it after processing the result and after publishing any
+  new TargetReturn, so the policy holds the new target before step 0 instead of running a whole episode
+  with the old one (which the supervisor would discard as stale).
   The status names that target, and step 0 is taken only from an action carrying it: the target and the
   status reach the policy and the sim separately, so under load the policy can still hold the old target
   when the go-ahead reaches the sim. The sim then publishes step 0 again after `lockstep_retry_s`, and the
@@ -69,9 +69,9 @@ PARAMS = (
     ParamSpec("lockstep_retry_s", "float", 0.5, "lockstep: publish the observation again when no action "
               "answers it within this time [s]", 0.05, 60.0),
     ParamSpec("sync_with_supervisor", "bool", True, "lockstep: start the next episode only once the "
-              "supervisor has acknowledged the last EpisodeResult (a /pls/supervisor_status stamped after "
-              "it; needs the sim's and the supervisor's clocks synchronised), so step 0 runs with any new "
-              "target; no waiting while no supervisor publishes status"),
+              "supervisor has acknowledged the last EpisodeResult (a /pls/supervisor_status whose "
+              "last_result_stamp is that result's stamp), so step 0 runs with any new target; no waiting "
+              "while no supervisor publishes status"),
     ParamSpec("supervisor_sync_timeout_s", "float", 5.0, "lockstep: start the next episode anyway (with a "
               "warning) when the supervisor has not acknowledged the last result within this time [s]",
               0.0, 3600.0),
@@ -167,12 +167,10 @@ class SimNode(Node):
                                                 qos.EPISODE_RESULT_QOS)
         self.create_subscription(Action, qos.ACTION_TOPIC, self.on_action, qos.ACTION_SUBSCRIPTION_QOS)
         self.sync = self.p["mode"] == "lockstep" and self.p["sync_with_supervisor"]
-        # Newest supervisor state seen; a result is acknowledged by a later-stamped status with another state.
-        self.status_state: tuple | None = None
         self.supervisor_target: tuple[float, float] | None = None  # the target the newest status names
         self.last_result_ns = 0
-        # While waiting for the acknowledgement: (result stamp ns, status_state then, time.monotonic() then).
-        self.awaiting: tuple[int, tuple | None, float] | None = None
+        # While waiting for the acknowledgement: (the result's stamp ns, time.monotonic() then).
+        self.awaiting: tuple[int, float] | None = None
         if self.sync:
             self.create_subscription(SupervisorStatus, qos.SUPERVISOR_STATUS_TOPIC, self.on_supervisor_status,
                                      qos.SUPERVISOR_STATUS_QOS)
@@ -300,7 +298,7 @@ class SimNode(Node):
     def next_episode(self) -> None:
         """Start the next episode now, or (lockstep sync) once the supervisor has acknowledged the result."""
         if self.sync and self.count_publishers(qos.SUPERVISOR_STATUS_TOPIC) > 0:
-            self.awaiting = (self.last_result_ns, self.status_state, time.monotonic())
+            self.awaiting = (self.last_result_ns, time.monotonic())
         elif not self.finished:
             self.start_episode()
 
@@ -316,32 +314,28 @@ class SimNode(Node):
                                     f"{self.episodes_finished} episodes")
             self.finished, self.awaiting = True, None
             return
-        state = (int(msg.iteration), int(msg.episodes_at_current_target), msg.message)
-        stamp = stamp_ns(msg.header.stamp)
         target = carried_target(msg)
         self.supervisor_target = target if all(math.isfinite(v) for v in target) else None
-        self.status_state = state
         if self.awaiting is None:
             return
-        result_ns, state_then, since = self.awaiting
-        # Stamped after the result: not an older status delivered late. Another state: not a periodic status
-        # published after the result was stamped but before the supervisor took it (processing a result
-        # always changes the count at the target, the iteration, or the message naming the result's stamp).
-        if stamp > result_ns and state != state_then:
+        result_ns, since = self.awaiting
+        # The supervisor names the result it took last. Judging by the status's own stamp and a change of
+        # state instead let a periodic status that left before the supervisor took the result through
+        # whenever the sim had missed an earlier status (e.g. before discovery finished).
+        if stamp_ns(msg.last_result_stamp) == result_ns:
             waited = time.monotonic() - since
             self.get_logger().debug(f"the supervisor acknowledged the result in {waited:.3f} s")
             self.acknowledged()
 
     def check_sync_timeout(self) -> None:
-        _, _, since = self.awaiting
+        _, since = self.awaiting
         waited = time.monotonic() - since
         timeout = self.p["supervisor_sync_timeout_s"]
         gone = self.count_publishers(qos.SUPERVISOR_STATUS_TOPIC) == 0
         if waited < timeout and not gone:
             return
         why = ("the supervisor stopped publishing status" if gone else
-               f"no /pls/supervisor_status acknowledged it within {timeout:g} s (is the supervisor busy, or "
-               "are the clocks of the sim and the supervisor not synchronised?)")
+               f"no /pls/supervisor_status acknowledged it within {timeout:g} s (is the supervisor busy?)")
         last = f"episode {self.episodes_finished - 1}'s result"
         if self.finished:
             self.get_logger().warning(f"stopping without the supervisor's acknowledgement of {last}: {why}")

@@ -11,8 +11,9 @@
   (the one TargetReturn without a verified-safe target): the policy then holds its safe fallback action.
   The optimiser refuses later episodes; the store stays halted when resumed.
 * Every result it takes (counted, rejected or failed; not a re-delivered duplicate) is followed by a
-  SupervisorStatus, published after any new TargetReturn: the lockstep sim waits for it (stamped after
-  its result) before starting the next episode, so no episode starts with an outdated target.
+  SupervisorStatus, published after any new TargetReturn, whose last_result_stamp is that result's
+  stamp: the lockstep sim waits for it before starting the next episode, so no episode starts with an
+  outdated target.
 * Everything goes through the optimiser's SQLite store (`store_path`). After a crash the node rebuilds
   the optimiser from it, republishes the same current target, and drops re-delivered results it already
   stored: results are identified by their header stamp (ns), which stays the same when DDS replays the
@@ -99,6 +100,7 @@ class SupervisorNode(Node):
         except Exception as exc:  # StoreMismatchError, a damaged or locked file: refuse to guess
             raise StartupError(f"cannot resume from {self.store_path}: {exc}") from None
         self.known = self._stored_episode_ids()
+        self.last_result_ns = max(self.known, default=0)  # stamp of the result taken last
         self.published = None  # the Decision whose target is on /pls/target_return
         self.message = ""
         self.duplicates = 0
@@ -221,6 +223,7 @@ class SupervisorNode(Node):
             self.reject(f"{label} has no header stamp; the robot side must stamp EpisodeResults (the stamp "
                         "identifies a result when it is delivered again)")
             return
+        self.last_result_ns = key  # the robot side waits for its newest result to show up in the status
         if key in self.known:
             self.duplicates += 1
             self.get_logger().debug(f"{label} is already stored; ignored")
@@ -273,7 +276,7 @@ class SupervisorNode(Node):
             episodes_at_current_target=status["episodes_at_target"],
             episodes_per_evaluation=status["episodes_per_evaluation"], message=self.message,
             published_target=None if self.published is None or self.published.phase is Phase.HALTED
-            else self.published.target)
+            else self.published.target, last_result_ns=self.last_result_ns)
         self.status_pub.publish(msg)
 
     def on_shutdown(self, reason: str) -> None:

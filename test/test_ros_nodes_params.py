@@ -87,9 +87,10 @@ def test_conversions_round_trip():
     target = cv.target_return_msg(decision, cv.time_msg(1))
     assert (target.reward_return, target.cost_return, target.iteration, target.phase) == (2200.0, 10.0, 3, 2)
     assert (target.cost_lower, target.cost_upper) == (2.0, 15.0)
+    taken_ns = 1_700_000_000_123_456_789
     status = cv.supervisor_status_msg(decision, cv.time_msg(1), grid_size=1681, best_reward_lower=2190.0,
                                       episodes_at_current_target=4, episodes_per_evaluation=20, message="hi",
-                                      published_target=(1800.0, 4.0))
+                                      published_target=(1800.0, 4.0), last_result_ns=taken_ns)
     assert status.phase == SupervisorStatus.PHASE_REWARD_MAXIMISATION and status.safe_set_size == 40
     assert (status.best_reward_return, status.best_cost_return, status.threshold) == (2250.0, 5.0, 20.0)
     # The documented meanings: the size of the grid Z (not the phase's 12 candidates) and the reward lower
@@ -99,10 +100,13 @@ def test_conversions_round_trip():
     assert status.message == "hi"
     # The target results are counted for: the published one (here a held one, not the decision's).
     assert (status.target_reward_return, status.target_cost_return) == (1800.0, 4.0)
+    # The result the supervisor took last, by its stamp: the robot side's acknowledgement.
+    assert cv.stamp_ns(status.last_result_stamp) == taken_ns
     none = cv.supervisor_status_msg(decision, cv.time_msg(1), grid_size=1681, best_reward_lower=2190.0,
                                     episodes_at_current_target=0, episodes_per_evaluation=20, message="",
-                                    published_target=None)
+                                    published_target=None, last_result_ns=0)
     assert math.isnan(none.target_reward_return) and math.isnan(none.target_cost_return)
+    assert cv.stamp_ns(none.last_result_stamp) == 0
 
 
 def test_relative_paths_resolve_without_an_ament_index(monkeypatch, tmp_path):

@@ -66,11 +66,14 @@ def test_lockstep_episode_with_the_policy_node_and_frames(ros_env, probe, tmp_pa
         policy.kill()
 
 
-def publish_status(pub, iteration, count, phase=0, message="", target=(math.nan, math.nan)):
-    """The test playing the supervisor: a SupervisorStatus stamped now, naming `target` (NaN: none)."""
+def publish_status(pub, iteration, count, phase=0, message="", target=(math.nan, math.nan), taken=None):
+    """The test playing the supervisor: a SupervisorStatus stamped now, naming `target` (NaN: none) and the
+    result `taken` last (None: none yet)."""
     msg = SupervisorStatus(iteration=iteration, episodes_at_current_target=count, phase=phase,
                            message=message, target_reward_return=target[0], target_cost_return=target[1])
     msg.header.stamp = time_msg(time.time_ns())
+    if taken is not None:
+        msg.last_result_stamp = taken.header.stamp
     pub.publish(msg)
 
 
@@ -91,8 +94,8 @@ def test_lockstep_starts_an_episode_only_after_the_supervisor_acknowledged_the_l
 
     status_pub = probe.publisher(SupervisorStatus, qos.SUPERVISOR_STATUS_TOPIC, qos.SUPERVISOR_STATUS_QOS)
 
-    def status(iteration, count, message="", target=(math.nan, math.nan)):
-        publish_status(status_pub, iteration, count, message=message, target=target)
+    def status(iteration, count, target=(math.nan, math.nan), taken=None):
+        publish_status(status_pub, iteration, count, target=target, taken=taken)
 
     def results(n):
         return wait_until(lambda: len(probe.messages("result")) >= n and probe.messages("result"), 120,
@@ -101,7 +104,8 @@ def test_lockstep_starts_an_episode_only_after_the_supervisor_acknowledged_the_l
     def episodes_seen():
         return {m.episode for m in probe.messages("obs")}
 
-    status(0, 0)  # a supervisor is there: the sim waits for it (latched, as the real one's)
+    # A supervisor is there (the sim waits for it), but the sim gets no status of it before the first result
+    # ends, as when discovery is slow under load.
     sim, policy = start_lockstep_sim_and_policy(ros_env, max_episodes=3, supervisor_sync_timeout_s=2.0)
     try:
         # The sim waits only for a supervisor it knows of: let discovery finish before the run starts.
@@ -109,8 +113,9 @@ def test_lockstep_starts_an_episode_only_after_the_supervisor_acknowledged_the_l
                    "subscription")
         publish_target(probe.target, 300.0, 10.0)
         first = results(1)[0]
-        # A status stamped after the result but with the state before it (a periodic status that left before
-        # the supervisor took the result) is no acknowledgement: episode 1 does not start.
+        # A status stamped after the result that does not name it (a periodic status that left before the
+        # supervisor took the result) is no acknowledgement: episode 1 does not start. (Judged by a newer
+        # stamp and a state other than the last one seen, this one let episode 1 start.)
         status(0, 0)
         time.sleep(0.5)
         assert len(probe.messages("result")) == 1, "episode 1 ran without the acknowledgement"
@@ -118,7 +123,7 @@ def test_lockstep_starts_an_episode_only_after_the_supervisor_acknowledged_the_l
         # The supervisor's answer: a new target, then the status of the new state, which names it. Here the
         # target reaches the policy late (as under load, the two travel separately): the go-ahead alone
         # does not start episode 1 with the old target; step 0 waits until the policy carries the new one.
-        status(1, 0, target=(500.0, 2.0))
+        status(1, 0, target=(500.0, 2.0), taken=first)
         sim.wait_for_log(r"episode 1 waits for the policy to take the supervisor's target \(500\.0, 2\.0\)")
         assert len(probe.messages("result")) == 1
         assert not any(m.episode == 1 and m.step > 0 for m in probe.messages("obs")), \
@@ -133,7 +138,7 @@ def test_lockstep_starts_an_episode_only_after_the_supervisor_acknowledged_the_l
         sim.wait_for_log(r"starting episode 2 without the supervisor's acknowledgement of episode 1's result")
         assert stamp_ns(third.header.stamp) - stamp_ns(second.header.stamp) > 2.0e9
         # After the last episode the sim stops only once the supervisor has taken the result.
-        status(1, 1)
+        status(1, 1, target=(500.0, 2.0), taken=third)
         assert sim.wait(30) == 0, sim.output()[-3000:]
         assert all(r.fallback_steps <= 5 and r.reason == "time_limit" for r in (first, second, third))
         assert "stopping without the supervisor's acknowledgement" not in sim.output()

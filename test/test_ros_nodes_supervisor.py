@@ -17,7 +17,7 @@ from test_ros_nodes_support import CONFIG, DISCOVERY_TIMEOUT, NodeProcess, Probe
 
 from pls_core.safeopt import EpisodeRecord, OptimizerConfig, Phase, build_optimizer
 from pls_ros import qos
-from pls_ros.conversions import time_msg
+from pls_ros.conversions import episode_id, stamp_ns, time_msg
 
 TASK = "SafetyHalfCheetahVelocity-v1"
 VARPI = 4  # episodes per evaluation: small, so that a few results move the optimiser
@@ -121,6 +121,7 @@ def test_sigkill_and_restart_lose_no_result_and_republish_the_target(ros_env, pr
         send(result(VARPI + 3, t1))  # completes the evaluation at t1
         t2 = wait_until(lambda: [t for t in targets(probe) if t[2] == 2], DISCOVERY_TIMEOUT, "iteration 2")[0]
         final = wait_status(probe, lambda s: s.iteration == 2, "the status of iteration 2")
+        assert stamp_ns(final.last_result_stamp) == episode_id(sent[-1])  # the result taken last
         episodes, _ = stored(store)
         assert len(episodes) == len(sent) == 2 * VARPI
         assert second.stop() == 0
