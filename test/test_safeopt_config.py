@@ -84,6 +84,9 @@ def test_unknown_key_is_named_with_a_suggestion(tmp_path):
     ({"seed_reward_range": [90.0, 150.0]}, "seed box"),
     ({"method": "safeopt"}, "method must be one of"),
     ({"cost_noise_variance": -1.0}, "cost_noise_variance"),
+    ({"reward_noise_variance": True}, r"reward_noise_variance must be a number >= 0 \(0: noiseless\)"),
+    ({"lipschitz": True}, "lipschitz must be a number >= 0"),  # YAML `true` is no number
+    ({"max_episode_length": True}, "max_episode_length must be an integer >= 1"),
     ({"reward_lengthscale": [1.0, 2.0, 3.0]}, "reward_lengthscale"),
     ({"cost_prior_mean": "mean"}, "cost_prior_mean"),
     ({"threshold": float("nan")}, "threshold"),

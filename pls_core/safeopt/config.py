@@ -389,10 +389,9 @@ class OptimizerConfig:
             raise OptimizerConfigError(f"delta must be in (0, 1), got {self.delta!r}")
         if self.zeta is not None:
             positive("zeta", self.zeta)
-        if self.lipschitz is not None and (not isinstance(self.lipschitz, int | float) or self.lipschitz < 0
-                                           or not math.isfinite(self.lipschitz)):
-            raise OptimizerConfigError(f"lipschitz must be a finite number >= 0 or null, got "
-                                       f"{self.lipschitz!r}")
+        if self.lipschitz is not None:
+            non_negative("lipschitz", self.lipschitz,
+                         "(cost per target unit) or null (0 or null: GP-based expanders)")
         for name in ("episodes_per_evaluation", "fit_iterations"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -410,10 +409,7 @@ class OptimizerConfig:
         if self.cost_output_scale is not None:
             positive("cost_output_scale", self.cost_output_scale)
         for name in ("reward_noise_variance", "cost_noise_variance"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-                raise OptimizerConfigError(f"{name} must be a finite number >= 0 (0: noiseless), "
-                                           f"got {value!r}")
+            non_negative(name, getattr(self, name), "(0: noiseless)")
         non_negative("episode_cost_margin_sd", self.episode_cost_margin_sd,
                      "(episode standard deviations; 0: the paper's mean cost)")
         non_negative("reward_trend_slope_sd", self.reward_trend_slope_sd,
@@ -430,6 +426,7 @@ class OptimizerConfig:
                                        "answers to the same misfit and do not combine; set "
                                        "reward_trend_slope_sd to 0 or reward_prior_mean to target")
         if self.max_episode_length is not None and (not isinstance(self.max_episode_length, int)
+                                                    or isinstance(self.max_episode_length, bool)
                                                     or self.max_episode_length < 1):
             raise OptimizerConfigError(f"max_episode_length must be an integer >= 1 or null, "
                                        f"got {self.max_episode_length!r}")
