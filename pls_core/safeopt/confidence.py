@@ -51,9 +51,8 @@ class ConfidenceModel:
         self.reward_prior = names[0]  # the prior mean the reward bounds use now
         self.reward_trend = None
         if config.reward_trend_slope_sd > 0:
-            half_width = 0.5 * (config.reward_range[1] - config.reward_range[0])
-            self.reward_trend = LinearTrend(points, config.reward_range,
-                                            config.reward_trend_slope_sd * half_width / self.reward_scale)
+            self.reward_trend = LinearTrend.with_slope_sd(points, config.reward_range,
+                                                          config.reward_trend_slope_sd, self.reward_scale)
         self.cost_gp = GridGP(points, config.cost_lengthscale, config.cost_outputscale,
                               config.cost_noise_variance / self.cost_scale ** 2)
         self.cost_lower = np.full(grid.size, float(config.cost_return_limits[0]))

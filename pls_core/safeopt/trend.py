@@ -32,6 +32,15 @@ class LinearTrend:
         self.sd = float(sd)
         self._grid_basis = self.basis(grid_points)
 
+    @classmethod
+    def with_slope_sd(cls, grid_points: np.ndarray, reward_range: tuple[float, float], slope_sd: float,
+                      scale: float) -> LinearTrend:
+        """The trend whose slope along R has prior sd `slope_sd` (reward per unit of R; the config's
+        reward_trend_slope_sd) in a GP whose unit is `scale` raw reward."""
+        trend = cls(grid_points, reward_range, 0.0)
+        trend.sd = float(slope_sd) * trend.half_width / scale
+        return trend
+
     def basis(self, points: np.ndarray) -> np.ndarray:
         """h(z) for each row of `points` (m, 2): shape (2, m)."""
         r = (np.asarray(points, dtype=float).reshape(-1, 2)[:, 0] - self.centre) / self.half_width
