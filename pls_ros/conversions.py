@@ -100,7 +100,7 @@ def supervisor_status_msg(decision: Decision, stamp: Time, *, grid_size: int, be
     candidate_set_size and best_predicted_reward are the phase's candidates and the posterior mean).
     `published_target` is the target last published on /pls/target_return (None before the first and
     once halted): the one results are counted for, which can differ from `decision`'s when that is held
-    back as not verified safe. `last_result_ns` is the stamp of the newest result taken (0: none yet)."""
+    back as not verified safe. `last_result_ns` is the stamp of the result taken last (0: none yet)."""
     msg = SupervisorStatus()
     msg.header.stamp = stamp
     msg.iteration = int(decision.iteration)
