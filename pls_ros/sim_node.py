@@ -169,8 +169,9 @@ class SimNode(Node):
         self.sync = self.p["mode"] == "lockstep" and self.p["sync_with_supervisor"]
         self.supervisor_target: tuple[float, float] | None = None  # the target the newest status names
         self.last_result_ns = 0
-        # While waiting for the acknowledgement: (the result's stamp ns, time.monotonic() then).
-        self.awaiting: tuple[int, float] | None = None
+        # While waiting for the supervisor to acknowledge the result stamped last_result_ns: since when
+        # (time.monotonic()).
+        self.awaiting: float | None = None
         if self.sync:
             self.create_subscription(SupervisorStatus, qos.SUPERVISOR_STATUS_TOPIC, self.on_supervisor_status,
                                      qos.SUPERVISOR_STATUS_QOS)
@@ -298,7 +299,7 @@ class SimNode(Node):
     def next_episode(self) -> None:
         """Start the next episode now, or (lockstep sync) once the supervisor has acknowledged the result."""
         if self.sync and self.count_publishers(qos.SUPERVISOR_STATUS_TOPIC) > 0:
-            self.awaiting = (self.last_result_ns, time.monotonic())
+            self.awaiting = time.monotonic()
         elif not self.finished:
             self.start_episode()
 
@@ -318,18 +319,16 @@ class SimNode(Node):
         self.supervisor_target = target if all(math.isfinite(v) for v in target) else None
         if self.awaiting is None:
             return
-        result_ns, since = self.awaiting
         # The supervisor names the result it took last. Judging by the status's own stamp and a change of
         # state instead let a periodic status that left before the supervisor took the result through
         # whenever the sim had missed an earlier status (e.g. before discovery finished).
-        if stamp_ns(msg.last_result_stamp) == result_ns:
-            waited = time.monotonic() - since
+        if stamp_ns(msg.last_result_stamp) == self.last_result_ns:
+            waited = time.monotonic() - self.awaiting
             self.get_logger().debug(f"the supervisor acknowledged the result in {waited:.3f} s")
             self.acknowledged()
 
     def check_sync_timeout(self) -> None:
-        _, since = self.awaiting
-        waited = time.monotonic() - since
+        waited = time.monotonic() - self.awaiting
         timeout = self.p["supervisor_sync_timeout_s"]
         gone = self.count_publishers(qos.SUPERVISOR_STATUS_TOPIC) == 0
         if waited < timeout and not gone:
