@@ -362,6 +362,11 @@ class OptimizerConfig:
                     or value < 0:
                 raise OptimizerConfigError(f"{name} must be a number >= 0 {meaning}, got {value!r}")
 
+        def integer(name: str, value: Any, low: int, meaning: str = "") -> None:
+            """`meaning` follows ">= low" in the message (e.g. " or null")."""
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise OptimizerConfigError(f"{name} must be an integer >= {low}{meaning}, got {value!r}")
+
         def interval(name: str, pair: tuple, allow_none: bool = False, allow_point: bool = False) -> None:
             for v in pair:
                 if v is None and allow_none:
@@ -393,13 +398,9 @@ class OptimizerConfig:
             non_negative("lipschitz", self.lipschitz,
                          "(cost per target unit) or null (0 or null: GP-based expanders)")
         for name in ("episodes_per_evaluation", "fit_iterations"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise OptimizerConfigError(f"{name} must be an integer >= 1, got {value!r}")
+            integer(name, getattr(self, name), 1)
         for name in ("max_exploration_iterations", "max_maximisation_iterations", "seed"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise OptimizerConfigError(f"{name} must be an integer >= 0, got {value!r}")
+            integer(name, getattr(self, name), 0)
         for name in ("reward_lengthscale", "cost_lengthscale"):
             value = getattr(self, name)
             for v in value if isinstance(value, tuple) else (value,):
@@ -425,11 +426,8 @@ class OptimizerConfig:
             raise OptimizerConfigError("reward_prior_mean 'evidence' and reward_trend_slope_sd > 0 are two "
                                        "answers to the same misfit and do not combine; set "
                                        "reward_trend_slope_sd to 0 or reward_prior_mean to target")
-        if self.max_episode_length is not None and (not isinstance(self.max_episode_length, int)
-                                                    or isinstance(self.max_episode_length, bool)
-                                                    or self.max_episode_length < 1):
-            raise OptimizerConfigError(f"max_episode_length must be an integer >= 1 or null, "
-                                       f"got {self.max_episode_length!r}")
+        if self.max_episode_length is not None:
+            integer("max_episode_length", self.max_episode_length, 1, " or null")
         for name in ("fit_hyperparameters", "boundary_fallback", "noise_from_episodes"):
             if not isinstance(getattr(self, name), bool):
                 raise OptimizerConfigError(f"{name} must be true or false")
