@@ -2,10 +2,11 @@
 
 * Counts EpisodeResults at the current target; after `episodes_per_evaluation` of them the optimiser
   updates and the node publishes the next TargetReturn (RELIABLE + TRANSIENT_LOCAL: latched).
-* Only verified-safe targets are ever published (cost upper confidence bound <= threshold). When
-  anything is wrong (an optimiser exception, a decision that is not verified safe) the node keeps the last
-  verified safe target and says why in SupervisorStatus.message; a rejected result (stale target,
-  non-finite, aborted episode) is logged and reported there too.
+* Only verified-safe targets are ever published (cost upper confidence bound <= threshold), so the node
+  runs PLS only: the baselines (fixed, gp_ucb, random) propose outside the safe set and are refused at
+  start. When anything is wrong (an optimiser exception, a decision that is not verified safe, which PLS
+  never makes) the node keeps the last verified safe target and says why in SupervisorStatus.message; a
+  rejected result (stale target, non-finite, aborted episode) is logged and reported there too.
 * Halt: when the episode data refute the seed set, nothing is safe, the last verified target included,
   so holding it would be wrong. The optimiser's HALTED decision goes out as a PHASE_HALTED TargetReturn
   (the one TargetReturn without a verified-safe target): the policy then holds its safe fallback action.
@@ -58,8 +59,6 @@ PARAMS = (
               "the optimizer_config value", 0.0, 1e9),
     ParamSpec("episodes_per_evaluation", "int", 0, "override: episodes averaged per target evaluation "
               "(the paper's varpi); 0 = the optimizer_config value", 0, 100000),
-    ParamSpec("method", "str", "", "override: pls | fixed | gp_ucb | random; empty = the optimizer_config "
-              "value", choices=("", "pls", "fixed", "gp_ucb", "random")),
     ParamSpec("seed", "int", -1, "override: optimiser random seed; -1 = the optimizer_config value",
               -1, 2**31 - 1),
     ParamSpec("status_period_s", "float", 1.0, "SupervisorStatus period [s]; it is also published on every "
@@ -77,7 +76,7 @@ class SupervisorNode(Node):
 
         self.InvalidEpisodeError, self.StaleEpisodeError = InvalidEpisodeError, StaleEpisodeError
         overrides = {k: p[k] for k, unset in (("threshold", 0.0), ("episodes_per_evaluation", 0),
-                                               ("method", ""), ("seed", -1)) if p[k] != unset}
+                                               ("seed", -1)) if p[k] != unset}
         if p["optimizer_config"]:
             try:
                 config_path = resolve_existing(p["optimizer_config"], "optimizer_config")
@@ -94,6 +93,13 @@ class SupervisorNode(Node):
             raise StartupError(f"{config_path} is for task {config.task!r} but task_id is {p['task_id']!r}; "
                                "use the optimiser config of the task the policy runs, an empty "
                                "optimizer_config (config:=\"\") for its defaults, or fix task_id")
+        if config.method != "pls":
+            raise StartupError(
+                f"{config_path} sets method {config.method!r}, a baseline that does not restrict its "
+                "proposals to the verified safe set. The supervisor publishes only verified safe targets, "
+                "so it would hold one forever and reject every result as stale. Fix: method: pls in the "
+                "optimizer config; compare baselines offline with "
+                f"`pls experiment --methods {config.method}`")
         self.store_path = resolve_output(p["store_path"])
         try:
             self.optimizer = build_optimizer(config, self.store_path)
@@ -186,7 +192,9 @@ class SupervisorNode(Node):
         self.message = (f"iteration {decision.iteration}: target {decision.target} is not verified safe "
                         f"(cost upper bound {decision.cost_bounds[1]:.3g} > threshold "
                         f"{decision.threshold:g}); "
-                        + (f"holding {held.target}" if held else "no verified safe target to publish"))
+                        + (f"holding {held.target}" if held else "no verified safe target to publish")
+                        + "; the search stops: results at the held target do not count toward the "
+                        "unverified one. Fix: investigate the optimiser, then restart with a new store_path")
         self.get_logger().error(self.message)
         if held is not None and held is not self.published:
             self.publish_target(held, "holding the last verified safe target")

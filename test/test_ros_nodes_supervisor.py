@@ -194,6 +194,22 @@ def test_refuses_a_store_written_with_another_config(ros_env, probe, optimizer_y
         other.kill()
 
 
+def test_refuses_a_baseline_method_naming_the_fix(ros_env, optimizer_yaml, tmp_path):
+    """A baseline proposes targets outside the verified safe set: the supervisor would hold one forever and
+    reject every result, so it refuses to start (and writes no store)."""
+    _, config = optimizer_yaml
+    path = tmp_path / "gp_ucb.yaml"
+    path.write_text(yaml.safe_dump(config.replace(method="gp_ucb").to_dict()))
+    store = tmp_path / "store.sqlite"
+    node = start_supervisor(ros_env, path, store)
+    try:
+        assert node.wait(DISCOVERY_TIMEOUT) == 2
+        assert "sets method 'gp_ucb'" in node.output() and "Fix: method: pls" in node.output()
+        assert not store.exists()
+    finally:
+        node.kill()
+
+
 def test_holds_the_last_verified_target_when_the_optimiser_fails(ros_env, optimizer_yaml, tmp_path):
     """In process: an optimiser exception or an unverified decision never moves the published target."""
     import dataclasses
