@@ -60,3 +60,33 @@ def test_a_halted_run_has_no_final_score_counts_as_safe_and_is_counted():
     (entry,) = aggregate([halted, {**run("pls", 1, 0.8, 0.5, 1, 0.1), "halted": False}])
     assert entry["halted_runs"] == 1 and entry["final_safe_runs"] == 2
     assert entry["final_reward_mean"] == pytest.approx(0.8)  # the halted run has no reward to average
+
+
+def test_compare_to_fixed_is_welchs_test_on_the_final_rewards():
+    from pls_core.experiment.report import _comparison_line, compare_to_fixed
+
+    def rows(method, rewards, b=20.0):
+        return [{**run(method, seed, r, 0.5, 0, 0.0), "threshold": b} for seed, r in enumerate(rewards)]
+
+    fixed = [0.27, 0.28, 0.26, 0.27, 0.28]
+    noisy = [0.22, 0.27, 0.24, 0.28, 0.25]  # 0.02 below, spread 0.024
+    tight = [0.20, 0.21, 0.20, 0.21, 0.20]  # 0.07 below, spread 0.005
+    halted = {**run("pls", 9, 0.9, 0.5, 0, 0.0), "final_reward": None}
+    table = compare_to_fixed(rows("fixed", fixed) + rows("pls", noisy) + [halted] + rows("gp_ucb", tight)
+                             + rows("fixed", fixed, 40.0) + rows("pls", [0.3, 0.31], 40.0)
+                             + rows("random", [0.1], 40.0))
+    by = {(c["method"], c["threshold"]): c for c in table}
+    assert set(by) == {("pls", 20.0), ("gp_ucb", 20.0), ("pls", 40.0), ("random", 40.0)}
+    level = by[("pls", 20.0)]
+    m1, m2 = sum(noisy) / 5, sum(fixed) / 5  # Welch's t by hand; the halted run is left out
+    v1 = sum((x - m1) ** 2 for x in noisy) / 4 / 5
+    v2 = sum((x - m2) ** 2 for x in fixed) / 4 / 5
+    assert level["runs"] == 5 and level["reward_minus_fixed"] == pytest.approx(m1 - m2)
+    assert level["welch_t"] == pytest.approx((m1 - m2) / (v1 + v2) ** 0.5)
+    assert 0.05 <= level["p"] < 0.2 and level["verdict"] == "level"
+    assert by[("gp_ucb", 20.0)]["verdict"] == "below" and by[("gp_ucb", 20.0)]["p"] < 1e-4
+    assert by[("pls", 40.0)]["verdict"] == "above"
+    assert by[("random", 40.0)]["verdict"] is None  # one run: no test
+    assert "within noise" in _comparison_line(level)
+    assert "beyond noise" in _comparison_line(by[("gp_ucb", 20.0)])
+    assert "too few runs" in _comparison_line(by[("random", 40.0)])

@@ -4,7 +4,9 @@ Scores are DSRL's (pls_core.normalise): reward (R - R_min) / (R_max - R_min) ove
 returns, cost G / b, safe iff <= 1. Per run: the final target's fresh evaluation, the number of unsafe
 episodes (cost return > b) during the search, and the regret: the normalised reward of the sweep's best
 safe target minus the final one's (negative when the method beat the sweep's coarse grid, or by noise).
-Stds are sample stds (ddof 1) over seeds, 0 for a single seed.
+Stds are sample stds (ddof 1) over seeds, 0 for a single seed. "Within noise" against the fixed target
+(the issue's reward criterion) is Welch's two-sided t-test on the final normalised rewards at the 5 % level:
+a method below the fixed target's mean by less than that test can tell from seed-to-seed spread is level.
 Files: results.json (everything), results.csv (the table), runs.csv, episodes.csv, table.md, figures/.
 """
 
@@ -15,6 +17,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from pls_core.experiment.paper import paper_numbers
 from pls_core.experiment.sweep import best_safe, sweep_summaries
@@ -62,11 +65,51 @@ def aggregate(rows: list[dict]) -> list[dict]:
     return table
 
 
+WITHIN_NOISE_P = 0.05  # two-sided Welch test level for "at least the fixed target's reward, within noise"
+
+
+def compare_to_fixed(rows: list[dict]) -> list[dict]:
+    """Per (task, b) and method other than `fixed`: its mean final normalised reward minus fixed's, Welch's
+    t and two-sided p over seeds (halted runs have no reward and are left out), and the verdict: "above"
+    or "level" (below by less than noise) or "below" (p < WITHIN_NOISE_P); None without two runs each."""
+    finals: dict[tuple, list[float]] = {}
+    for row in rows:
+        if row["final_reward"] is not None:
+            finals.setdefault((row["task"], row["threshold"], row["method"]), []).append(row["final_reward"])
+    out = []
+    for (task, b, method), values in finals.items():
+        fixed = finals.get((task, b, "fixed"))
+        if method == "fixed" or fixed is None:
+            continue
+        diff = float(np.mean(values) - np.mean(fixed))
+        t = p = verdict = None
+        if len(values) >= 2 and len(fixed) >= 2 and (np.std(values) > 0 or np.std(fixed) > 0):
+            result = stats.ttest_ind(values, fixed, equal_var=False)
+            t, p = float(result.statistic), float(result.pvalue)
+            verdict = "above" if diff >= 0 else "level" if p >= WITHIN_NOISE_P else "below"
+        out.append({"task": task, "threshold": b, "method": method, "runs": len(values),
+                    "fixed_runs": len(fixed), "reward_minus_fixed": diff, "welch_t": t, "p": p,
+                    "verdict": verdict})
+    return out
+
+
+def _comparison_line(c: dict) -> str:
+    head = (f"- {c['method']} − fixed, final reward at b={c['threshold']:g}: {c['reward_minus_fixed']:+.3f} "
+            f"({c['runs']} vs {c['fixed_runs']} runs")
+    if c["verdict"] is None:
+        return head + "; too few runs for a test)"
+    words = {"above": "at or above the fixed target",
+             "level": f"below, within noise (p >= {WITHIN_NOISE_P:g})",
+             "below": f"below the fixed target beyond noise (p < {WITHIN_NOISE_P:g})"}
+    return head + f", Welch t {c['welch_t']:+.2f}, p {c['p']:.3f}): {words[c['verdict']]}"
+
+
 def _pm(mean, std, digits: int = 2) -> str:
     return "—" if mean is None else f"{mean:.{digits}f}±{std:.{digits}f}"
 
 
-def markdown(settings, task_results, table: list[dict], sweep_bests: dict) -> str:
+def markdown(settings, task_results, table: list[dict], sweep_bests: dict,
+             comparisons: list[dict] = ()) -> str:
     lines = [
         "# pls experiment: normalised final reward / cost, unsafe search episodes, regret",
         "",
@@ -108,6 +151,9 @@ def markdown(settings, task_results, table: list[dict], sweep_bests: dict) -> st
                 f"{entry['final_safe_runs']}/{entry['runs']} | "
                 f"{_pm(entry['unsafe_episodes_mean'], entry['unsafe_episodes_std'], 1)} (of {per_run}) | "
                 f"{_pm(entry['regret_mean'], entry['regret_std'])} | {' | '.join(paper)} |")
+        against = [_comparison_line(c) for c in comparisons if c["task"] == inputs.task_id]
+        if against:
+            lines += ["", *against]
     return "\n".join(lines) + "\n"
 
 
@@ -156,15 +202,17 @@ def write_report(out_dir: Path, settings, task_results) -> dict[str, Path]:
         rows += [run_row(run, result.inputs.reward_range, sweep_bests[(run.key.task, run.key.threshold)])
                  for run in result.runs]
     table = aggregate(rows)
+    comparisons = compare_to_fixed(rows)
     paths = {name: out_dir / name for name in ("results.json", "results.csv", "runs.csv", "episodes.csv",
                                                "table.md")}
     tasks = {r.inputs.task_id: _task_entry(r.inputs, sweep_bests, settings.thresholds) for r in task_results}
     paths["results.json"].write_text(json.dumps(
-        {"settings": settings.to_dict(), "tasks": tasks, "summary": table, "runs": rows}, indent=1))
+        {"settings": settings.to_dict(), "tasks": tasks, "summary": table, "against_fixed": comparisons,
+         "runs": rows}, indent=1))
     _write_csv(paths["results.csv"], table)
     _write_csv(paths["runs.csv"], rows)
     _write_csv(paths["episodes.csv"], episode_rows(task_results))
-    paths["table.md"].write_text(markdown(settings, task_results, table, sweep_bests))
+    paths["table.md"].write_text(markdown(settings, task_results, table, sweep_bests, comparisons))
     figures = out_dir / "figures"
     for result in task_results:
         task = result.inputs.task_id
