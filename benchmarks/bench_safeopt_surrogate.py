@@ -1,6 +1,6 @@
 """PLS settings compared on a surrogate of one task's measured (R, G) response, in seconds instead of hours.
 
-The surrogate is the grid sweep a `pls experiment` run measured (out/<run>/sweep/<task>.json): the mean
+The surrogate is the grid sweep a `pls experiment` run measured (out/<run>/sweep/<task>_b<b>.json): the mean
 reward and cost return per swept target, interpolated linearly (extrapolated at the edges), plus Gaussian
 episode noise with the sweep's pooled per-episode standard deviations. Each setting runs the real
 optimiser (pls_core.safeopt, same budget split as `pls experiment`) on it for several seeds and prints
@@ -10,7 +10,7 @@ This is how the cost lengthscales along R and G and the cost output scale were c
 few episodes per target), so differences of ~0.02 are not significant, and its one pooled noise level
 overstates unsafe episodes where the real cost spread is small.
 
-    python benchmarks/bench_safeopt_surrogate.py out/experiment/sweep/SafetyHalfCheetahVelocity-v1.json
+    python benchmarks/bench_safeopt_surrogate.py out/experiment/sweep/SafetyHalfCheetahVelocity-v1_b40.json
 """
 
 from __future__ import annotations
@@ -94,13 +94,14 @@ def run(surrogate: Surrogate, config: OptimizerConfig, iterations: int, seed: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sweep", type=Path, help="out/<experiment>/sweep/<task>.json")
+    parser.add_argument("sweep", type=Path, help="out/<experiment>/sweep/<task>_b<b>.json (the largest b's: "
+                        "its grid covers the smaller b's)")
     parser.add_argument("--thresholds", default="20,40")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--seed-reward-range", default=None, help="lo,hi (default: the task's box)")
     parser.add_argument("--dataset-cost-max", type=float, default=None)
     args = parser.parse_args()
-    task = args.sweep.stem
+    task = args.sweep.stem.rsplit("_b", 1)[0]
     surrogate = Surrogate(args.sweep)
     defaults = ExperimentSettings()
     explore = math.ceil(defaults.pls_exploration_fraction * defaults.iterations)

@@ -16,6 +16,7 @@ from pls_core.experiment.harness import run_experiment
 from pls_core.experiment.loop import RunKey, RunRecord
 from pls_core.experiment.rollouts import Rollouts
 from pls_core.experiment.settings import ExperimentError, ExperimentSettings, SweepSettings
+from pls_core.experiment.sweep import sweep_path
 from pls_core.rollout import run_episodes
 from pls_core.runtime import PolicyRunner
 
@@ -90,12 +91,35 @@ def test_report_has_the_table_the_csv_and_the_figures(experiment):
 
 def test_resume_skips_finished_runs_and_refuses_other_settings(experiment):
     out_dir, settings, _ = experiment
-    files = sorted((out_dir / "runs").rglob("*.json")) + [out_dir / "sweep" / f"{TASK}.json"]
+    files = sorted((out_dir / "runs").rglob("*.json")) + [sweep_path(out_dir, TASK, B)]
     before = {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in files}
     run_experiment(settings, out_dir, progress=False)
     assert {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in files} == before
     with pytest.raises(ExperimentError, match="other settings"):
         run_experiment(replace(settings, iterations=3), out_dir, progress=False)
+
+
+def test_a_thresholds_sweep_and_regret_do_not_depend_on_the_other_thresholds_asked(experiment, tmp_path):
+    """Each b has its own sweep over its own grid Z (G up to 2b): adding b = 40 to the command in the same
+    folder leaves b = 20's sweep file and regret as they were, and b = 40's sweep reaches G = 80."""
+    out_dir, settings, paths = experiment
+    folder = tmp_path / "more"
+    run_experiment(replace(settings, methods=("random",)), folder, progress=False)
+    alone = sweep_path(folder, TASK, B)
+    before = (alone.stat().st_mtime_ns, alone.read_bytes())
+    both = run_experiment(replace(settings, methods=("random",), thresholds=(B, 40.0)), folder,
+                          progress=False)
+    assert (alone.stat().st_mtime_ns, alone.read_bytes()) == before
+    wide = json.loads(sweep_path(folder, TASK, 40.0).read_text())
+    assert max(g for _, g in wide["targets"]) == 80.0
+    assert max(g for _, g in json.loads(before[1])["targets"]) == 2 * B
+
+    def regret(report):
+        rows = json.loads(report["results.json"].read_text())["runs"]
+        return [r["regret"] for r in rows if r["threshold"] == B and r["method"] == "random"]
+
+    assert regret(both) == regret(paths) and regret(both)[0] is not None
+    assert f"sweep {TASK} b=40" in both and both[f"sweep {TASK} b=40"].is_file()
 
 
 def test_runs_are_reproducible_by_seed(experiment, tmp_path):

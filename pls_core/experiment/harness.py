@@ -1,6 +1,6 @@
 """Every run of an experiment, in order, with resume and progress; then the report.
 
-For each task: one Rollouts (PolicyRunner + varpi envs), the grid sweep (cached), then every
+For each task: one Rollouts (PolicyRunner + varpi envs), a grid sweep per threshold (cached), then every
 threshold x method x seed run. A run whose file exists with the same fingerprint is skipped; one with a
 different fingerprint stops the experiment (mixing settings in one folder would corrupt the table). The
 fingerprint holds what the run depends on: the model, the budget and the optimizer config less the fields
@@ -23,16 +23,16 @@ from pls_core.experiment.settings import (
     optimizer_config,
     task_inputs,
 )
-from pls_core.experiment.sweep import load_or_run_sweep, sweep_targets
+from pls_core.experiment.sweep import load_or_run_sweep, sweep_path, sweep_targets
 from pls_core.safeopt.factory import OPTIMIZERS
 
 
 @dataclass
 class TaskResults:
-    """What the report needs of one task: its inputs, its grid sweep and its runs."""
+    """What the report needs of one task: its inputs, its grid sweep per threshold b and its runs."""
 
     inputs: TaskInputs
-    sweep: dict
+    sweeps: dict[float, dict]
     runs: list[RunRecord]
 
 
@@ -60,25 +60,29 @@ def run_experiment(settings: ExperimentSettings, out_dir: Path, progress: bool =
             task = inputs.task_id
             rollouts = Rollouts(inputs.model_path, task, settings.episodes_per_evaluation)
             try:
-                sweep = _sweep(settings, inputs, rollouts, out_dir, bars)
+                sweeps = {float(b): _sweep(settings, inputs, rollouts, b, out_dir, bars)
+                          for b in settings.thresholds}
                 runs = []
                 for key in run_keys(settings, task):
                     runs.append(_run(settings, inputs, rollouts, key, out_dir, bars, console))
                     bars.advance(all_runs)
             finally:
                 rollouts.close()
-            results.append(TaskResults(inputs, sweep, runs))
+            results.append(TaskResults(inputs, sweeps, runs))
     return write_report(out_dir, settings, results)
 
 
-def _sweep(settings, inputs, rollouts, out_dir, bars) -> dict:
-    config = optimizer_config(inputs, max(settings.thresholds), "pls", 0, settings)
+def _sweep(settings, inputs, rollouts, threshold, out_dir, bars) -> dict:
+    """The sweep of b's own candidate grid Z, so that b's regret never depends on which other thresholds
+    the command asked for (one sweep over the largest b's grid gave b = 20 another reference cell)."""
+    config = optimizer_config(inputs, threshold, "pls", 0, settings)
     targets = sweep_targets(config, settings.sweep)
     fingerprint = {"model_sha256": inputs.model_sha256, "reward_range": list(inputs.reward_range),
                    "targets": [list(t) for t in targets], "episodes_per_target": settings.sweep.episodes,
                    "seed": SWEEP_SEED}
-    bar = bars.add_task(f"{inputs.task_id} sweep", total=len(targets) * settings.sweep.episodes)
-    sweep = load_or_run_sweep(out_dir / "sweep" / f"{inputs.task_id}.json", rollouts, targets,
+    bar = bars.add_task(f"{inputs.task_id} sweep b={threshold:g}",
+                        total=len(targets) * settings.sweep.episodes)
+    sweep = load_or_run_sweep(sweep_path(out_dir, inputs.task_id, threshold), rollouts, targets,
                               settings.sweep.episodes, fingerprint, on_batch=lambda n: bars.advance(bar, n))
     bars.update(bar, visible=False)
     return sweep

@@ -124,12 +124,13 @@ def markdown(settings, task_results, table: list[dict], sweep_bests: dict,
         "as safe, and their search has fewer episodes.",
     ]
     for result in task_results:
-        inputs, sweep = result.inputs, result.sweep
+        inputs, sweep = result.inputs, next(iter(result.sweeps.values()))
         lo, hi = inputs.reward_range
         lines += ["", f"## {inputs.task_id}", "",
                   f"Model `{inputs.model_path}` (sha256 {inputs.model_sha256[:12]}); reward range [{lo:.1f}, "
-                  f"{hi:.1f}] from {inputs.statistics_source}; sweep: {len(sweep['targets'])} targets x "
-                  f"{sweep['fingerprint']['episodes_per_target']} episodes; seed box R in "
+                  f"{hi:.1f}] from {inputs.statistics_source}; sweep per b over its grid Z: "
+                  f"{len(sweep['targets'])} targets x {sweep['fingerprint']['episodes_per_target']} "
+                  "episodes; seed box R in "
                   + (f"[{inputs.seed_reward_range[0]:.0f}, {inputs.seed_reward_range[1]:.0f}] from the "
                      "dataset" if inputs.seed_reward_range else "the task's (paper) range") + "."]
         for b in settings.thresholds:
@@ -195,7 +196,7 @@ def write_report(out_dir: Path, settings, task_results) -> dict[str, Path]:
     sweep_bests, rows = {}, []
     for result in task_results:
         for b in settings.thresholds:
-            summaries = sweep_summaries(result.sweep, result.inputs.reward_range, b)
+            summaries = sweep_summaries(result.sweeps[float(b)], result.inputs.reward_range, b)
             grid = next(run.fingerprint["optimizer"] for run in result.runs if run.key.threshold == float(b))
             sweep_bests[(result.inputs.task_id, float(b))] = best_safe(summaries, grid["reward_range"],
                                                                          grid["cost_range"])
@@ -220,8 +221,7 @@ def write_report(out_dir: Path, settings, task_results) -> dict[str, Path]:
             runs = [run for run in result.runs if run.key.threshold == float(b)]
             paths[f"curves {task} b={b:g}"] = plot_curves(
                 runs, result.inputs.reward_range, b, figures / f"curves_{task}_b{b:g}.png")
-        paths[f"sweep {task}"] = plot_sweep(
-            sweep_summaries(result.sweep, result.inputs.reward_range, settings.thresholds[0]),
-            {b: sweep_bests[(task, float(b))] for b in settings.thresholds}, figures / f"sweep_{task}.png",
-            title=task)
+            paths[f"sweep {task} b={b:g}"] = plot_sweep(
+                sweep_summaries(result.sweeps[float(b)], result.inputs.reward_range, b),
+                {b: sweep_bests[(task, float(b))]}, figures / f"sweep_{task}_b{b:g}.png", title=task)
     return paths

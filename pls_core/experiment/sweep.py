@@ -1,9 +1,9 @@
-"""The dense grid sweep: every target of a grid over the optimisers' (R, G) range, run once per task.
+"""The dense grid sweep: every target of an even grid over the optimisers' (R, G) range, per task and b.
 
-For each threshold b, its best safe cell (highest mean reward among the targets with mean cost <= b inside
-that b's candidate grid Z, the set the methods choose from) is the reference for the runs' regret; one
-sweep serves every threshold, method and seed. Cached in DIR/sweep/<task>.json and reused
-while its fingerprint (model hash, grid, episodes, seed) is unchanged.
+For each threshold b, the sweep covers b's candidate grid Z (the set the methods choose from; G runs to
+2b), and its best safe cell (highest mean reward among the targets with mean cost <= b) is the reference
+for the runs' regret; one sweep serves every method and seed at that b. Cached in
+DIR/sweep/<task>_b<b>.json and reused while its fingerprint (model hash, grid, episodes, seed) is unchanged.
 """
 
 from __future__ import annotations
@@ -20,8 +20,12 @@ from pls_core.experiment.rollouts import Rollouts
 from pls_core.experiment.settings import SWEEP_SEED, SweepSettings
 
 
+def sweep_path(out_dir: Path, task: str, threshold: float) -> Path:
+    return Path(out_dir) / "sweep" / f"{task}_b{threshold:g}.json"
+
+
 def sweep_targets(config, sweep: SweepSettings) -> list[tuple[float, float]]:
-    """An even grid spanning `config`'s candidate grid Z (pass the config of the largest threshold)."""
+    """An even grid spanning `config`'s candidate grid Z."""
     rewards = np.linspace(*config.reward_range, sweep.reward_points)
     costs = np.linspace(*config.cost_range, sweep.cost_points)
     return [(float(r), float(g)) for r in rewards for g in costs]
