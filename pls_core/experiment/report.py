@@ -108,8 +108,7 @@ def _pm(mean, std, digits: int = 2) -> str:
     return "—" if mean is None else f"{mean:.{digits}f}±{std:.{digits}f}"
 
 
-def markdown(settings, task_results, table: list[dict], sweep_bests: dict,
-             comparisons: list[dict] = ()) -> str:
+def markdown(settings, task_results, table: list[dict], sweep_bests: dict, comparisons: list[dict]) -> str:
     lines = [
         "# pls experiment: normalised final reward / cost, unsafe search episodes, regret",
         "",
@@ -193,13 +192,13 @@ def write_report(out_dir: Path, settings, task_results) -> dict[str, Path]:
     from pls_core.experiment.figures import plot_curves, plot_sweep
 
     out_dir = Path(out_dir)
-    sweep_bests, rows = {}, []
+    sweep_cells, sweep_bests, rows = {}, {}, []  # per (task, b): the sweep's summaries, its best safe one
     for result in task_results:
         for b in settings.thresholds:
-            summaries = sweep_summaries(result.sweeps[float(b)], result.inputs.reward_range, b)
+            key = (result.inputs.task_id, float(b))
+            sweep_cells[key] = sweep_summaries(result.sweeps[float(b)], result.inputs.reward_range, b)
             grid = next(run.fingerprint["optimizer"] for run in result.runs if run.key.threshold == float(b))
-            sweep_bests[(result.inputs.task_id, float(b))] = best_safe(summaries, grid["reward_range"],
-                                                                         grid["cost_range"])
+            sweep_bests[key] = best_safe(sweep_cells[key], grid["reward_range"], grid["cost_range"])
         rows += [run_row(run, result.inputs.reward_range, sweep_bests[(run.key.task, run.key.threshold)])
                  for run in result.runs]
     table = aggregate(rows)
@@ -222,6 +221,6 @@ def write_report(out_dir: Path, settings, task_results) -> dict[str, Path]:
             paths[f"curves {task} b={b:g}"] = plot_curves(
                 runs, result.inputs.reward_range, b, figures / f"curves_{task}_b{b:g}.png")
             paths[f"sweep {task} b={b:g}"] = plot_sweep(
-                sweep_summaries(result.sweeps[float(b)], result.inputs.reward_range, b),
-                {b: sweep_bests[(task, float(b))]}, figures / f"sweep_{task}_b{b:g}.png", title=task)
+                sweep_cells[(task, float(b))], {b: sweep_bests[(task, float(b))]},
+                figures / f"sweep_{task}_b{b:g}.png", title=task)
     return paths
