@@ -167,3 +167,17 @@ def test_seed_box_leaves_out_episodes_that_ended_in_a_fall():
     assert seed_reward_range_from_returns(rewards, costs, 5.0, terminated=fell) == (700.0, 800.0)
     with pytest.raises(OptimizerConfigError, match="4 episodes that ran to their time limit"):
         seed_reward_range_from_returns(rewards, costs, 5.0, terminated=~fell)
+
+
+def test_settings_records_errors_and_grid_import_without_torch():
+    """The ROS nodes and the CLI read settings and records without paying for torch / GPyTorch."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pls_core.safeopt.config, pls_core.safeopt.records, pls_core.safeopt.errors, "
+            "pls_core.safeopt.grid, pls_core.experiment.settings; "
+            "from pls_core.safeopt import OptimizerConfig, Phase, EpisodeRecord; "
+            "loaded = [m for m in ('torch', 'gpytorch') if m in sys.modules]; "
+            "assert not loaded, loaded")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

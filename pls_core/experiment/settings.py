@@ -12,12 +12,12 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pls_core.safeopt.config import METHODS  # plain Python: importing the settings loads no torch
 from pls_core.tasks import DEFAULT_TASK, get_task
 
 SEED_STRIDE = 1_000_000
 FINAL_OFFSET = 500_000
 SWEEP_SEED = 900_000_000
-METHODS = ("pls", "fixed", "gp_ucb", "random")  # pls_core.safeopt.config.METHODS, without importing torch
 SEED_BOXES = ("auto", "dataset", "task")
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
