@@ -7,6 +7,7 @@ a shape error deep inside training.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import warnings
 from dataclasses import dataclass, field
@@ -30,6 +31,25 @@ _REGENERATE = "regenerate it with `pls collect --task TASK --out FILE`"
 
 class DatasetError(ValueError):
     """A dataset file or array set that cannot be used; the message says what is wrong and how to fix it."""
+
+
+@functools.cache
+def task_dims(task_id: str | None) -> tuple[int, int] | None:
+    """(observation size, action size) of a task pls knows, read from its environment; None otherwise.
+
+    The environment is the contract: a dataset or model whose sizes differ belongs to another task.
+    """
+    from pls_core.tasks import TASKS
+
+    if task_id not in TASKS:
+        return None
+    from pls_core.envs import make_env
+
+    env = make_env(task_id)
+    try:
+        return int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))
+    finally:
+        env.close()
 
 
 @dataclass
@@ -110,7 +130,8 @@ class OfflineDataset:
 
 
 def validate(ds: OfflineDataset, obs_dim: int | None = None, act_dim: int | None = None) -> None:
-    """Raise DatasetError unless `ds` has consistent shapes, finite values and at least one episode end."""
+    """Raise DatasetError unless `ds` has consistent shapes, finite values, non-negative costs, at least one
+    episode end, and the sizes of its task (attrs["task_id"]) and of `obs_dim` / `act_dim` when given."""
     for key in _VECTOR_KEYS:
         array = getattr(ds, key)
         if array.ndim != 2:
@@ -139,6 +160,12 @@ def validate(ds: OfflineDataset, obs_dim: int | None = None, act_dim: int | None
             raise DatasetError(
                 f"`{key}` holds {bad} NaN/inf values; drop the affected episodes or {_REGENERATE}"
             )
+    negative = int(np.count_nonzero(ds.costs < 0))
+    if negative:
+        raise DatasetError(
+            f"`costs` holds {negative} negative values (smallest {float(ds.costs.min()):g}); a cost is a "
+            f"non-negative penalty per step, so the file has the wrong sign or field: {_REGENERATE}"
+        )
     if not (ds.terminals | ds.timeouts).any():
         raise DatasetError(
             "no episode ends: `terminals` and `timeouts` are all zero, so episodes cannot be split. Set "
@@ -149,6 +176,26 @@ def validate(ds: OfflineDataset, obs_dim: int | None = None, act_dim: int | None
             raise DatasetError(
                 f"{name} dim is {actual} but the environment expects {expected}: the file belongs to another "
                 f"task; use that task's dataset or {_REGENERATE}"
+            )
+    validate_task(ds)
+
+
+def validate_task(ds: OfflineDataset) -> None:
+    """Raise DatasetError when the arrays do not fit the task named in `ds.attrs["task_id"]`.
+
+    Every transition's observation and action must have the task environment's sizes; a file without a
+    task id (a DSRL download) or for a task pls does not know is checked by the caller's dims only.
+    """
+    task_id = ds.attrs.get("task_id")
+    dims = task_dims(task_id) if isinstance(task_id, str) else None
+    if dims is None:
+        return
+    for name, actual, expected in (("observation", ds.obs_dim, dims[0]), ("action", ds.act_dim, dims[1])):
+        if actual != expected:
+            raise DatasetError(
+                f"all {ds.num_transitions} transitions have {name}s of {actual} values, but {task_id} has "
+                f"{expected}: the file's arrays belong to another task or were cut; use a {task_id} dataset, "
+                f"e.g. regenerate it with `pls collect --task {task_id} --out FILE`"
             )
 
 

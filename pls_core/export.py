@@ -29,6 +29,10 @@ class ExportError(RuntimeError):
     """The exported graph does not reproduce the torch model."""
 
 
+class ExportInputError(ValueError):
+    """The checkpoint or the output path cannot be used (a user error); the message names the fix."""
+
+
 class _MeanAction(torch.nn.Module):
     """The deployed policy only: the Normal distribution and the cost head stay behind."""
 
@@ -72,14 +76,19 @@ def contract_metadata(model, config, facts: dict, extra_config: dict | None = No
     return {key: json.dumps(value) for key, value in values.items()}
 
 
-def export_model(model, config, facts: dict, out_path, extra_config: dict | None = None) -> float:
+def export_model(model, config, facts: dict, out_path, extra_config: dict | None = None,
+                 source: str = "the model") -> float:
     """Trace `model` (a ConstrainedDecisionTransformer) to ONNX with its contract, check parity, save.
 
-    Returns the worst |onnxruntime - torch| seen; nothing is written when parity fails.
+    Returns the worst |onnxruntime - torch| seen. Nothing is written (and no .tmp left) when the graph
+    answers its contract's probe inputs with non-finite actions (ExportInputError naming `source`), when
+    parity fails (ExportError) or when the file cannot be written (ExportInputError).
     """
     import onnx
 
-    out_path = Path(out_path)
+    from pls_core.runtime import ContractError, ModelContract, check_probe_actions
+
+    out_path = check_output_path(out_path)
     policy = _MeanAction(copy.deepcopy(model).cpu()).eval()
     example = random_windows(
         facts, config.context_len, batch=2, max_timestep=model.max_timestep, rng=np.random.default_rng(0)
@@ -98,36 +107,105 @@ def export_model(model, config, facts: dict, out_path, extra_config: dict | None
             dynamic_axes={name: {0: "batch"} for name in (*INPUT_NAMES, OUTPUT_NAME)},
         )
     graph = onnx.load_from_string(buffer.getvalue())
-    for key, value in contract_metadata(model, config, facts, extra_config).items():
+    metadata = contract_metadata(model, config, facts, extra_config)
+    for key, value in metadata.items():
         graph.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(graph)
     serialised = graph.SerializeToString()
+    try:
+        check_probe_actions(_session(serialised), ModelContract.from_metadata(metadata, source), source,
+                            "retrain it, or export an earlier checkpoint; nothing was written")
+    except ContractError as exc:
+        raise ExportInputError(str(exc)) from None
     worst = check_onnx_parity(policy, serialised, facts, config.context_len, model.max_timestep)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.name + ".tmp")
-    tmp.write_bytes(serialised)
-    tmp.replace(out_path)  # readers (a running policy node) never see a half-written file
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(serialised)
+        tmp.replace(out_path)  # readers (a running policy node) never see a half-written file
+    except OSError as exc:
+        raise ExportInputError(
+            f"cannot write {out_path} ({exc.strerror or exc}); choose an --out in a writable folder"
+        ) from None
+    finally:
+        tmp.unlink(missing_ok=True)
     return worst
 
 
+def check_output_path(out_path) -> Path:
+    """The output file path, refused early when it is a folder (the file would go nowhere)."""
+    out_path = Path(out_path)
+    if out_path.is_dir():
+        raise ExportInputError(
+            f"--out {out_path} is a folder; give the .onnx file to write, e.g. {out_path / 'policy.onnx'}"
+        )
+    return out_path
+
+
+def _session(onnx_bytes: bytes):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+
+
 def load_checkpoint_model(checkpoint_path):
-    """Rebuild the CDT from a training checkpoint: (model in eval mode, config, checkpoint dict)."""
+    """Rebuild the CDT from a training checkpoint: (model in eval mode, config, checkpoint dict).
+
+    ExportInputError when the file is missing, empty, damaged, not a `pls train` checkpoint, holds
+    non-finite weights, or was trained on data of sizes other than its task's.
+    """
     from pls_core.cdt.model import build_model_from_facts
     from pls_core.cdt.presets import CDTConfig
+    from pls_core.dataset import task_dims
 
-    saved = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-    config = CDTConfig.from_dict(saved["config"])
-    facts = saved["facts"]
-    model = build_model_from_facts(config, facts)
-    model.load_state_dict(saved["model"])
+    path = Path(checkpoint_path)
+    fix = "use the checkpoint.pt that `pls train` wrote (or train again)"
+    if not path.is_file():
+        raise ExportInputError(f"checkpoint {path} does not exist or is not a file; {fix}")
+    if path.stat().st_size == 0:
+        raise ExportInputError(f"checkpoint {path} is empty (0 bytes); {fix}")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch/pickle/zip raise many types for a damaged file
+        raise ExportInputError(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}: {str(exc)[:200]}): the file is damaged "
+            f"or truncated; {fix}"
+        ) from None
+    try:
+        config = CDTConfig.from_dict(saved["config"])
+        facts = saved["facts"]
+        model = build_model_from_facts(config, facts)
+        model.load_state_dict(saved["model"])
+    except Exception as exc:  # a foreign pickle or a mismatched state dict
+        raise ExportInputError(
+            f"{path} is not a `pls train` checkpoint of this version ({type(exc).__name__}: "
+            f"{str(exc)[:200]}); {fix}"
+        ) from None
+    bad = sum(int((~torch.isfinite(p)).sum()) for p in model.state_dict().values() if p.is_floating_point())
+    if bad:
+        raise ExportInputError(
+            f"checkpoint {path} holds {bad} NaN/inf weights (training diverged or the file is damaged); "
+            "export an earlier checkpoint or retrain"
+        )
+    dims = task_dims(facts.get("task_id"))
+    if dims is not None and (facts["obs_dim"], facts["act_dim"]) != dims:
+        raise ExportInputError(
+            f"checkpoint {path} was trained on observations of {facts['obs_dim']} and actions of "
+            f"{facts['act_dim']} values, but {facts['task_id']} has {dims[0]} and {dims[1]}: its dataset "
+            f"belongs to another task; retrain on a {facts['task_id']} dataset"
+        )
     return model.eval(), config, saved
 
 
 def export_checkpoint(checkpoint_path, out_path) -> float:
     """`pls export`: rebuild the model from a training checkpoint and export it; returns the parity gap."""
+    check_output_path(out_path)
     model, config, saved = load_checkpoint_model(checkpoint_path)
-    extra = {"preset": saved["preset"], "seed": saved["seed"], "step": saved["step"]}
-    return export_model(model, config, saved["facts"], out_path, extra_config=extra)
+    extra = {"preset": saved.get("preset"), "seed": saved.get("seed"), "step": saved.get("step")}
+    return export_model(model, config, saved["facts"], out_path, extra_config=extra,
+                        source=f"checkpoint {checkpoint_path}")
 
 
 def random_windows(
@@ -156,11 +234,7 @@ def random_windows(
 
 def check_onnx_parity(policy, onnx_bytes: bytes, facts: dict, context_len: int, max_timestep: int) -> float:
     """Max |ORT - torch| over random and real windows, batch 1 and batched; raises ExportError if too big."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+    session = _session(onnx_bytes)
     cases = [
         random_windows(facts, context_len, batch, max_timestep, np.random.default_rng(batch))
         for batch in (1, 7)

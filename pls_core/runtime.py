@@ -17,6 +17,9 @@ from pathlib import Path
 import numpy as np
 
 SUPPORTED_FORMAT = 1
+# No observation of the supported tasks comes near this magnitude (MuJoCo joint velocities are clipped far
+# below it); a value beyond it is a unit or sensor fault, and acting on it would be acting on garbage.
+MAX_OBSERVATION_MAGNITUDE = 1e6
 SHIPPED_MODELS = Path(__file__).resolve().parent / "models"
 
 
@@ -119,7 +122,12 @@ class ModelContract:
             raise ContractError(f"{source}: non-positive dimensions in the contract; re-export the model")
 
     def check_observation(self, obs: np.ndarray) -> None:
-        """Refuse observations of the wrong shape or with NaN/inf: a sensor fault must not become action."""
+        """Refuse an observation the policy must not act on; ContractError names the problem and the fix.
+
+        The one check every consumer of observations calls (PolicyRunner.act, the ROS policy node): the
+        shape must be [obs_dim] or [num_envs, obs_dim], every value finite and within
+        +-MAX_OBSERVATION_MAGNITUDE. A sensor fault must become a refusal, never an action.
+        """
         obs = np.asarray(obs)
         if obs.ndim not in (1, 2) or obs.shape[-1] != self.obs_dim:
             raise ContractError(
@@ -132,6 +140,76 @@ class ModelContract:
                 f"observation has NaN/inf at {bad}; fix the source of the observation, the policy "
                 "will not act on it"
             )
+        if np.any(np.abs(obs) > MAX_OBSERVATION_MAGNITUDE):
+            bad = np.argwhere(np.abs(obs) > MAX_OBSERVATION_MAGNITUDE).tolist()
+            raise ContractError(
+                f"observation has values beyond +-{MAX_OBSERVATION_MAGNITUDE:g} at {bad} (largest "
+                f"{float(np.max(np.abs(obs))):.3g}); a unit or sensor fault upstream: fix the source of the "
+                "observation, the policy will not act on it"
+            )
+
+    def check_task(self, source: str = "model") -> None:
+        """Refuse a contract whose observation/action sizes differ from its task's environment.
+
+        Only tasks pls knows (pls_core.tasks) are checked; a model for a robot task of its own passes.
+        """
+        from pls_core.dataset import task_dims
+
+        dims = task_dims(self.task_id)
+        if dims is None:
+            return
+        if (self.obs_dim, self.act_dim) != dims:
+            raise ContractError(
+                f"{source} expects observations of {self.obs_dim} and actions of {self.act_dim} values, but "
+                f"{self.task_id} has {dims[0]} and {dims[1]}: it was trained on a dataset of another task; "
+                f"train it on a {self.task_id} dataset (`pls collect --task {self.task_id}`) and re-export"
+            )
+
+
+def probe_inputs(contract: ModelContract) -> dict[str, np.ndarray]:
+    """Inputs a model must answer with finite actions: deterministic windows built from its contract.
+
+    The dataset's mean observation and +-3 standard deviations, targets across the dataset's return
+    ranges, a window with one real step and a full one, timesteps from 0 to beyond max_timestep.
+    """
+    k, obs_dim, act_dim = contract.context_len, contract.obs_dim, contract.act_dim
+    mean = np.asarray(contract.obs_mean, dtype=np.float32)
+    std = np.asarray(contract.obs_std, dtype=np.float32)
+    stats = contract.dataset_stats or {}
+    rewards = (float(stats.get("reward_return_min", 0.0)), float(stats.get("reward_return_max", 1000.0)))
+    costs = (float(stats.get("cost_return_min", 0.0)), float(stats.get("cost_return_max", 100.0)))
+    states, rtg, ctg, steps, padding = [], [], [], [], []
+    for shift, reward, cost, first, valid in (
+        (0.0, rewards[1], costs[0], 0, 1),
+        (3.0, rewards[0], costs[1], 0, k),
+        (-3.0, rewards[1], costs[1], contract.max_timestep, k),
+    ):
+        pad = np.arange(k) < k - valid
+        states.append(np.where(pad[:, None], 0.0, mean + shift * std))
+        rtg.append(np.where(pad, 0.0, reward))
+        ctg.append(np.where(pad, 0.0, cost))
+        steps.append(np.where(pad, 0, first + np.arange(k)))
+        padding.append(pad)
+    n = len(states)
+    return {
+        "states": np.asarray(states, dtype=np.float32).reshape(n, k, obs_dim),
+        "actions": np.zeros((n, k, act_dim), dtype=np.float32),
+        "returns_to_go": np.asarray(rtg, dtype=np.float32),
+        "costs_to_go": np.asarray(ctg, dtype=np.float32),
+        "timesteps": np.asarray(steps, dtype=np.int64),
+        "padding_mask": np.asarray(padding, dtype=bool),
+    }
+
+
+def check_probe_actions(session, contract: ModelContract, source: str, fix: str) -> None:
+    """Run `session` (an onnxruntime session of the model) on probe_inputs; ContractError on non-finite
+    actions. `fix` says what to do about it (re-export, retrain)."""
+    actions = np.asarray(session.run(["action"], probe_inputs(contract))[0])
+    if not np.all(np.isfinite(actions)):
+        raise ContractError(
+            f"{source} returns NaN/inf actions on its own contract's probe inputs: its weights are damaged "
+            f"or diverged; {fix}"
+        )
 
 
 class PolicyRunner:
@@ -147,6 +225,9 @@ class PolicyRunner:
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
         self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self.contract.check_task(str(model_path))
+        check_probe_actions(self._session, self.contract, str(model_path),
+                            "re-export it from its checkpoint with `pls export` (retrain if that fails too)")
         self.num_envs = num_envs
         n, k, c = num_envs, self.contract.context_len, self.contract
         self._states = np.zeros((n, k, c.obs_dim), dtype=np.float32)

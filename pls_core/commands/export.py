@@ -14,7 +14,11 @@ def export(
     ],
     out: Annotated[Path, typer.Option(help="Where to write the .onnx file.")],
 ) -> None:
-    """Export a CDT checkpoint to ONNX (fixed context, padding mask) and check parity with torch."""
+    """Export a CDT checkpoint to ONNX (fixed context, padding mask) and check parity with torch.
+
+    A damaged, empty or foreign checkpoint, one with NaN weights or of another task's sizes, and an --out
+    that is a folder or cannot be written are refused (exit 2; export.ExportInputError) with nothing written.
+    """
     from pls_core.export import PARITY_TOLERANCE, ExportError, export_checkpoint
     from pls_core.runtime import ModelContract
 
