@@ -5,11 +5,15 @@ iteration it counted toward), every rejected one with its reason, and every deci
 state is a pure function of (configuration, accepted episodes), so resuming replays the episodes and
 checks that the replay reproduces the stored decisions; nothing numeric is ever loaded back.
 Each write is its own committed transaction: a SIGKILL loses at most the write in flight.
+An existing file is integrity-checked before anything reads or writes it: a damaged store is never resumed
+(its replay would be wrong) nor written (writes into a damaged file can lose more of it); it is refused with
+the path of a copy to inspect.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -35,10 +39,56 @@ CREATE TABLE IF NOT EXISTS rejections (
 """
 
 
+class StoreDamagedError(RuntimeError):
+    """The SQLite store fails its integrity check; it was neither resumed nor written."""
+
+
+def _integrity_problem(path: Path) -> str | None:
+    """None when `path` is absent, empty or passes `PRAGMA integrity_check`; else what is wrong."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        return str(exc)
+    try:
+        rows = db.execute("PRAGMA integrity_check").fetchall()
+    except sqlite3.DatabaseError as exc:  # "file is not a database", "database disk image is malformed"
+        return str(exc)
+    finally:
+        db.close()
+    problems = [" ".join(str(row[0]).split()) for row in rows if row[0] != "ok"]
+    return "; ".join(problems[:3]) + (f" (+{len(problems) - 3} more)" if len(problems) > 3 else "") \
+        if problems else None
+
+
+def _copy_aside(path: Path) -> Path:
+    """Copy the store (and its WAL/SHM files) to <name>.damaged-<UTC time>; the copy's path."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    copy = path.with_name(f"{path.name}.damaged-{stamp}")
+    n = 1
+    while copy.exists():
+        copy, n = path.with_name(f"{path.name}.damaged-{stamp}-{n}"), n + 1
+    shutil.copy2(path, copy)
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            shutil.copy2(side, copy.with_name(copy.name + suffix))
+    return copy
+
+
 class OptimizerStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        problem = _integrity_problem(self.path)
+        if problem is not None:
+            copy = _copy_aside(self.path)
+            raise StoreDamagedError(
+                f"the store {self.path} is damaged ({problem}); it was not resumed and nothing was written "
+                f"to it. A copy to inspect is at {copy}. Move the damaged file away (or give another store "
+                "path) to start a new run, or restore it from a backup"
+            )
         # autocommit with explicit transactions; usable from the thread an executor calls us on (the
         # optimiser serialises calls, see TargetOptimizer)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
