@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -271,10 +272,13 @@ def coerce(value: str, kind: type) -> object:
         if low in ("false", "0", "no", "off"):
             return False
         raise ValueError(f"not a boolean: {value!r}")
-    if kind is int:
-        return int(value)
-    if kind is float:
-        return float(value)
+    try:
+        if kind is int:
+            return int(value)
+        if kind is float:
+            return float(value)
+    except ValueError:
+        raise ValueError(f"not {'an integer' if kind is int else 'a number'}") from None
     raise TypeError(f"unsupported parameter type {kind!r}")
 
 
@@ -337,39 +341,103 @@ class ResolvedNode:
         return [python or sys.executable, "-m", self.spec.module, *self.ros_args()]
 
 
+class LaunchError(ValueError):
+    """A launch argument or node parameter the graph cannot start with; the message names it and the fix.
+
+    Raised by `resolve` before any node is started: `pls sim`/`pls robot` exit with code 2, and the launch
+    files stop `ros2 launch` with code 2, so a bad value never leaves half a graph running.
+    """
+
+
 def resolve(graph: Graph, values: Mapping[str, str] | None = None, config: str | Path | None = None,
             extra_params: Iterable[tuple[str, str, object]] = ()) -> list[ResolvedNode]:
     """Bind argument values (strings, as `name:=value`; missing ones take their defaults) to the graph.
 
     Every argument becomes an explicit override on its target parameters, exactly as the launch files pass
-    `LaunchConfiguration`s; `extra_params` are further (node, parameter, value) overrides.
+    them; `extra_params` are further (node, parameter, value) overrides. Every value a node would get (its
+    parameter file, the arguments, the extras) is checked against the node's parameter table
+    (pls_ros.node_params: names, types, ranges, choices) here, so a misspelled name or an out-of-range
+    value is refused with LaunchError (a KeyError for an unknown argument or node) before any node starts.
     """
+    from pls_ros.node_params import BY_NODE
+    from pls_ros.params import ParameterError, check_values
+
     folder = Path(config) if config is not None else config_dir()
     values = dict(values or {})
+    extra_params = list(extra_params)
     for name in values:
         graph.argument(name)  # unknown argument -> KeyError listing the known ones
+    unknown = {node for node, _, _ in extra_params} - {s.name for s in graph.nodes}
+    if unknown:
+        raise KeyError(f"graph {graph.name!r} has no node(s) {', '.join(sorted(unknown))}; its nodes: "
+                       f"{', '.join(s.name for s in graph.nodes)}")
     bound = {**argument_defaults(graph, folder), **values}
     for arg in graph.arguments:
         if arg.choices and bound[arg.name] not in arg.choices:
-            raise ValueError(f"argument {arg.name}:={bound[arg.name]!r}: "
-                             f"choose one of {', '.join(arg.choices)}")
+            raise LaunchError(f"launch argument {arg.name}:={bound[arg.name]!r}: "
+                              f"choose one of {', '.join(arg.choices)}")
     resolved = []
     for spec in graph.nodes:
+        table = BY_NODE[spec.name]
+        params_file = folder / spec.params_file
+        try:
+            check_values(read_params(params_file, spec.name), table, spec.name)
+        except ParameterError as exc:
+            raise LaunchError(f"{params_file}: {exc}. Fix: correct that file") from None
         overrides: dict[str, object] = {}
         for param, arg_name in node_parameter_arguments(graph, spec.name):
+            given = bound[arg_name]
             try:
-                overrides[param.name] = coerce(bound[arg_name], param.type)
-            except ValueError as exc:
-                raise ValueError(f"argument {arg_name}:={bound[arg_name]!r}: {exc}") from None
+                value = coerce(given, param.type)
+                overrides.update(check_values({param.name: value}, table, spec.name))
+            except ValueError as exc:  # ParameterError included
+                what = graph.argument(arg_name).description
+                raise LaunchError(f"launch argument {arg_name}:={given!r}: {exc}. Fix: give {arg_name} "
+                                  f"({what}) a valid value") from None
         for node, name, value in extra_params:
             if node == spec.name:
-                overrides[name] = value
+                try:
+                    overrides.update(check_values({name: value}, table, spec.name))
+                except ParameterError as exc:
+                    raise LaunchError(f"parameter {node}.{name}={value!r}: {exc}. Fix: correct the "
+                                      f"parameter's name or value") from None
         remaps = [(topic, bound[arg_name]) for topic, arg_name in node_remappings(graph, spec.name)]
-        resolved.append(ResolvedNode(spec, folder / spec.params_file, overrides, remaps))
-    unknown = {node for node, _, _ in extra_params} - {s.name for s in graph.nodes}
-    if unknown:
-        raise KeyError(f"graph {graph.name!r} has no node(s) {', '.join(sorted(unknown))}")
+        resolved.append(ResolvedNode(spec, params_file, overrides, remaps))
     return resolved
+
+
+EXIT_USAGE = 2  # a bad launch argument or parameter: the project's exit code for a user error
+
+
+def launch_error_text(exc: BaseException) -> str:
+    """The one line printed for a LaunchError (or an unknown argument/node, a KeyError) before exit 2."""
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    return f"[pls] cannot launch: {text}"
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"killed by {name}"
+    return f"exit code {code}"
+
+
+def exit_is_failure(code: int | None) -> bool:
+    """A required node's exit that must make the whole launch fail: non-zero, or killed by a signal."""
+    return code is not None and code != 0
+
+
+def exit_message(spec: NodeSpec, code: int | None) -> str:
+    """What the launchers say when a required node ends (the launch files' shutdown reason too)."""
+    if not exit_is_failure(code):
+        return f"required node {spec.name} finished ({describe_exit(code)}): stopping the graph"
+    return (f"required node {spec.name} failed ({describe_exit(code)}): stopping the graph; its log above "
+            "says why")
 
 
 def topic_in_graph(graph: Graph, topic: str, values: Mapping[str, str] | None = None,

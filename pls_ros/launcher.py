@@ -29,15 +29,7 @@ from typing import TextIO
 
 from pls_ros import graph as G
 
-SIGNAL_NAMES = {int(s): s.name for s in signal.Signals}
-
-
-def describe_exit(code: int | None) -> str:
-    if code is None:
-        return "still running"
-    if code < 0:
-        return f"killed by {SIGNAL_NAMES.get(-code, f'signal {-code}')}"
-    return f"exit code {code}"
+describe_exit = G.describe_exit
 
 
 class Printer:
@@ -169,8 +161,8 @@ class Launcher:
                     continue
                 others = [o.name for o in self.running if o is not r and o.proc.poll() is None]
                 if r.node.spec.required:
-                    self.say(f"required node {r.name} ended ({describe_exit(code)})"
-                             + (f": stopping {', '.join(others)}" if others else ""))
+                    self.say(G.exit_message(r.node.spec, code)
+                             + (f" ({', '.join(others)} still running)" if others else ""))
                     return 0 if code == 0 else (code if code > 0 else 1)
                 if r.name not in self._reported:
                     self._reported.add(r.name)
@@ -282,8 +274,12 @@ def launch(graph: G.Graph, values: Mapping[str, str] | None = None, *, extra_par
     """Resolve `graph` with argument `values` and run it until it ends; returns the exit status."""
     from pls_ros.dds import local_dds_environment
 
-    nodes = G.resolve(graph, values, config, extra_params)
     printer = printer or Printer()
+    try:
+        nodes = G.resolve(graph, values, config, extra_params)  # every value checked before any node starts
+    except (KeyError, ValueError) as exc:
+        print(G.launch_error_text(exc), file=sys.stderr, flush=True)
+        return G.EXIT_USAGE
     env = dict(env) if env is not None else local_dds_environment()
     if dry_run:
         for node in nodes:

@@ -13,12 +13,11 @@ under a running control loop is a restart, not a parameter event.
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
 KINDS = ("bool", "int", "float", "str", "float_list")
 
@@ -53,7 +52,10 @@ class ParamSpec:
             parts.append("one of " + ", ".join(self.choices))
         return "; ".join(parts)
 
-    def descriptor(self) -> ParameterDescriptor:
+    def descriptor(self):
+        """The rcl_interfaces ParameterDescriptor (imported here: the tables themselves need no ROS)."""
+        from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
         d = ParameterDescriptor(
             name=self.name,
             description=self.description,
@@ -115,17 +117,78 @@ class ParamSpec:
         return out
 
 
+def unknown_names(given: Iterable[str], specs: Sequence[ParamSpec], node: str) -> str:
+    """'' when every name in `given` is a parameter of `specs`; otherwise a message naming each unknown one,
+    the closest known name, and the full list."""
+    known = [spec.name for spec in specs]
+    problems = []
+    for name in given:
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        problems.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    if not problems:
+        return ""
+    return (f"{node} has no parameter {', '.join(problems)}; its parameters are: {', '.join(known)}")
+
+
+def check_values(values: Mapping[str, Any], specs: Sequence[ParamSpec], node: str) -> dict:
+    """Check parameter values the way `node` would (names, types, ranges, choices) without starting it.
+
+    Returns the coerced values; ParameterError naming the node and the parameter (the caller adds where
+    to fix it).
+    """
+    unknown = unknown_names(values, specs, node)
+    if unknown:
+        raise ParameterError(unknown)
+    by_name = {spec.name: spec for spec in specs}
+    out = {}
+    for name, value in values.items():
+        try:
+            out[name] = by_name[name].coerce(value)
+        except ParameterError as exc:
+            raise ParameterError(f"{node} {exc}") from None
+    return out
+
+
+# Parameters rclpy itself declares on every node; an override of these is not a typo.
+_RCLPY_PARAMETERS = ("use_sim_time", "start_type_description_service")
+
+
 def declare_parameters(node, specs: Sequence[ParamSpec]) -> dict[str, Any]:
-    """Declare every spec on `node` and return {name: checked value}; ParameterError on a bad value."""
+    """Declare every spec on `node` and return {name: checked value}; ParameterError on a bad value.
+
+    A parameter given to the node (parameter file or `-p`) that it does not declare is refused as well:
+    rclpy would silently ignore it, so a misspelled `-p max_episode_step:=...` would change nothing.
+    """
+    from rclpy.exceptions import ParameterException
+
+    overrides = dict(getattr(node, "_parameter_overrides", {}) or {})
+    given = [name for name in overrides
+             if name not in _RCLPY_PARAMETERS and not name.startswith("qos_overrides.")]
+    unknown = unknown_names(given, specs, node.get_name())
+    if unknown:
+        raise ParameterError(f"{unknown}. Fix: correct the name in the parameter file (config/*.yaml) or "
+                             "the `-p <name>:=<value>` argument")
     values: dict[str, Any] = {}
     for spec in specs:
         # rclpy cannot type an empty list; declared untyped (None), it reads back as [].
         default = None if spec.kind == "float_list" and not spec.default else spec.default
-        param = node.declare_parameter(spec.name, default, spec.descriptor())
+        fix = (f"fix it in the node's parameter file (config/*.yaml) or with `-p {spec.name}:=<value>`")
+        try:
+            param = node.declare_parameter(spec.name, default, spec.descriptor())
+        except ParameterException as exc:
+            # rclpy refuses a value outside the descriptor's range with its own exception and traceback:
+            # give our message instead (the override's value checked by the same rules).
+            given_value = overrides.get(spec.name)
+            try:
+                spec.coerce(getattr(given_value, "value", given_value))
+            except ParameterError as ours:
+                raise ParameterError(f"{ours}; {fix}") from None
+            raise ParameterError(f"parameter {spec.name!r}: {exc}; {fix}") from None
         value = param.value if param.type_ != param.Type.NOT_SET else None
         try:
             values[spec.name] = spec.coerce(value)
         except ParameterError as exc:
-            raise ParameterError(f"{exc}; fix it in the node's parameter file (config/*.yaml) or with "
-                                 f"`-p {spec.name}:=<value>`") from None
+            raise ParameterError(f"{exc}; {fix}") from None
     return values

@@ -31,40 +31,16 @@ from pls_interfaces.msg import Action, Observation, PolicyStatus, TargetReturn
 from rclpy.duration import Duration
 from rclpy.node import Node
 
-from pls_core.tasks import DEFAULT_TASK
-from pls_ros import qos
+from pls_ros import node_params, qos
 from pls_ros.conversions import float32_array, from_float32_field, stamp_ns
-from pls_ros.params import ParamSpec, declare_parameters
+from pls_ros.params import declare_parameters
 from pls_ros.paths import resolve_existing
 from pls_ros.spin import StartupError, run_node
 
 NODE_NAME = "pls_policy"
 
 
-PARAMS = (
-    ParamSpec("model_path", "str", "", "exported ONNX policy; empty = the model shipped for "
-              "expected_task_id; a relative path is looked up in the working directory, the pls_ros share "
-              "directory, then next to the pls_core package"),
-    ParamSpec("expected_task_id", "str", DEFAULT_TASK, "refuse a model trained for another task; empty = "
-              "any task (the model contract's)"),
-    ParamSpec("expected_obs_dim", "int", 0, "refuse a model with another observation size; 0 = the model "
-              "contract's (observations are always checked against the model)", 0, 100000),
-    ParamSpec("expected_act_dim", "int", 0, "refuse a model with another action size; 0 = the model "
-              "contract's", 0, 100000),
-    ParamSpec("trigger", "str", "observation", "observation: answer each observation at once (needed by the "
-              "lockstep sim, quickest in realtime); timer: act once per control period on the newest "
-              "observation", choices=("observation", "timer")),
-    ParamSpec("control_rate_hz", "float", 20.0, "control rate [Hz]: timer rate, watchdog rate and the "
-              "deadline for inference", 1.0, 1000.0),
-    ParamSpec("stale_after_periods", "float", 3.0, "an observation older than this many control periods is "
-              "stale: the fallback action is published instead", 0.5, 1000.0),
-    ParamSpec("check_stamp_age", "bool", True, "also judge staleness by the observation's header stamp "
-              "(needs clocks synchronised with the robot); receipt age is always checked"),
-    ParamSpec("fallback_action", "float_list", [], "safe action published on stale/invalid observations, "
-              "without a target and at shutdown; empty = zeros; must lie within the model's bounds",
-              -1e6, 1e6),
-    ParamSpec("status_period_s", "float", 1.0, "PolicyStatus publication period [s]", 0.05, 3600.0),
-)
+PARAMS = node_params.POLICY
 
 
 class PolicyNode(Node):

@@ -40,51 +40,15 @@ from pls_interfaces.msg import Action, EpisodeResult, Observation, SupervisorSta
 from rclpy.duration import Duration
 from rclpy.node import Node
 
-from pls_core.tasks import DEFAULT_TASK, TASKS
-from pls_ros import qos
+from pls_core.tasks import TASKS
+from pls_ros import node_params, qos
 from pls_ros.conversions import carried_target, float32_array, from_float32_field, stamp_ns
-from pls_ros.params import ParamSpec, declare_parameters
+from pls_ros.params import declare_parameters
 from pls_ros.spin import StartupError, run_node
 
 NODE_NAME = "pls_sim"
 
-PARAMS = (
-    ParamSpec("task_id", "str", DEFAULT_TASK, "Safety-Gymnasium task to simulate",
-              choices=tuple(sorted(TASKS))),
-    ParamSpec("seed", "int", 0, "episode e is reset with seed + e (reproducible initial states)",
-              0, 2**31 - 1),
-    ParamSpec("mode", "str", "lockstep", "lockstep: advance when the action for the current step arrives, "
-              "as fast as possible; realtime: step at control_rate_hz with the latest action",
-              choices=("lockstep", "realtime")),
-    ParamSpec("control_rate_hz", "float", 20.0, "realtime mode step rate [Hz] (HalfCheetah's simulated dt "
-              "is 0.05 s, so 20 Hz is wall-clock real time); unused in lockstep", 1.0, 1000.0),
-    ParamSpec("max_episode_steps", "int", 0, "episode length limit [steps]; 0 = the task's (pls_core.tasks); "
-              "at most the task's, which the policy was trained for", 0, 10**6),
-    ParamSpec("max_episodes", "int", 0, "stop cleanly (exit 0) after this many episodes; 0 = unlimited",
-              0, 10**9),
-    ParamSpec("fallback_action", "float_list", [], "action applied when no valid policy action is available "
-              "(realtime); empty = zeros", -1e6, 1e6),
-    ParamSpec("action_timeout_periods", "float", 3.0, "realtime: an action older than this many control "
-              "periods is not applied (fallback instead)", 0.5, 1000.0),
-    ParamSpec("lockstep_retry_s", "float", 0.5, "lockstep: publish the observation again when no action "
-              "answers it within this time [s]", 0.05, 60.0),
-    ParamSpec("sync_with_supervisor", "bool", True, "lockstep: start the next episode only once the "
-              "supervisor has acknowledged the last EpisodeResult (a /pls/supervisor_status whose "
-              "last_result_stamp is that result's stamp), so step 0 runs with any new target; no waiting "
-              "while no supervisor publishes status"),
-    ParamSpec("supervisor_sync_timeout_s", "float", 5.0, "lockstep: start the next episode anyway (with a "
-              "warning) when the supervisor has not acknowledged the last result within this time [s]",
-              0.0, 3600.0),
-    ParamSpec("max_fallback_steps", "int", 5, "episodes with more steps than this not driven by a policy "
-              "action are reported as 'aborted: ...'", 0, 10**6),
-    ParamSpec("record_video_dir", "str", "", "write rendered frames (MUJOCO_GL=egl) under this folder, one "
-              "subfolder per recorded episode; empty = no rendering"),
-    ParamSpec("video_format", "str", "png", "png: one PNG per rendered frame; mp4: one video per episode "
-              "(needs imageio-ffmpeg)", choices=("png", "mp4")),
-    ParamSpec("render_every_n_steps", "int", 5, "render one frame every N steps of a recorded episode",
-              1, 10**6),
-    ParamSpec("record_every_n_episodes", "int", 1, "record episodes 0, N, 2N, ...", 1, 10**6),
-)
+PARAMS = node_params.SIM
 
 
 @dataclass

@@ -33,37 +33,16 @@ from rclpy.duration import Duration
 from rclpy.node import Node
 
 from pls_core.safeopt.records import Phase
-from pls_core.tasks import DEFAULT_TASK, TASKS
-from pls_ros import qos
-from pls_ros.conversions import episode_id, episode_record, supervisor_status_msg, target_return_msg
-from pls_ros.params import ParamSpec, declare_parameters
+from pls_ros import node_params, qos
+from pls_ros.conversions import episode_id
+from pls_ros.params import declare_parameters
 from pls_ros.paths import resolve_existing, resolve_output
 from pls_ros.spin import StartupError, run_node
+from pls_ros.supervisor_messages import episode_record, supervisor_status_msg, target_return_msg
 
 NODE_NAME = "pls_supervisor"
 
-PARAMS = (
-    ParamSpec("task_id", "str", DEFAULT_TASK, "task the policy runs; must match the optimizer_config's "
-              "`task` when that is set", choices=tuple(sorted(TASKS))),
-    ParamSpec("optimizer_config", "str", "config/optimizer.yaml", "optimiser settings (flat YAML of "
-              "pls_core.safeopt.OptimizerConfig keys); empty = the task's defaults "
-              "(OptimizerConfig.for_task); relative paths are looked up in the working directory, the "
-              "pls_ros share directory, then the repository"),
-    ParamSpec("model_path", "str", "", "the policy's ONNX file; with optimizer_config empty, the grid "
-              "and the seed box come from its contract (the data it was trained on: "
-              "OptimizerConfig.for_model_stats) instead of the task's defaults; empty = the model shipped "
-              "for task_id (the policy's default too), or the task's defaults if none is shipped"),
-    ParamSpec("store_path", "str", "runs/supervisor/pls_store.sqlite", "SQLite log of the run; the node "
-              "resumes from it when it exists (relative to the working directory)"),
-    ParamSpec("threshold", "float", 0.0, "override: safety threshold b on the episode cost return; 0 = "
-              "the optimizer_config value", 0.0, 1e9),
-    ParamSpec("episodes_per_evaluation", "int", 0, "override: episodes averaged per target evaluation "
-              "(the paper's varpi); 0 = the optimizer_config value", 0, 100000),
-    ParamSpec("seed", "int", -1, "override: optimiser random seed; -1 = the optimizer_config value",
-              -1, 2**31 - 1),
-    ParamSpec("status_period_s", "float", 1.0, "SupervisorStatus period [s]; it is also published on every "
-              "change", 0.05, 3600.0),
-)
+PARAMS = node_params.SUPERVISOR
 
 
 class SupervisorNode(Node):

@@ -76,13 +76,15 @@ def test_launch_file_is_built_only_from_the_graph(name):
     assert ("pls_ros", "graph") in imports
     # Real launch API (not runnable here, but these are the names a ROS 2 install provides).
     assert {("launch", "LaunchDescription"), ("launch.actions", "DeclareLaunchArgument"),
-            ("launch.substitutions", "LaunchConfiguration"), ("launch_ros.actions", "Node"),
+            ("launch.actions", "OpaqueFunction"), ("launch.actions", "Shutdown"),
+            ("launch_ros.actions", "Node"),
             ("launch_ros.parameter_descriptions", "ParameterValue")} <= imports
     graph_assign = [n for n in tree.body
                     if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "GRAPH"]
     assert [ast.unparse(a.value) for a in graph_assign] == [f"graph.{name.upper()}"]
     assert getattr(G, name.upper()) is graph
-    assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body)
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert {"generate_launch_description", "start_nodes", "on_exit"} <= set(functions)
 
     # Every argument is declared from GRAPH.arguments, with the graph's default, description and choices.
     (declare,) = calls(tree, "DeclareLaunchArgument")
@@ -93,23 +95,42 @@ def test_launch_file_is_built_only_from_the_graph(name):
     assert kw(declare, "default_value") == f"defaults[{var}.name]"
     assert kw(declare, "description") == f"{var}.description"
     assert "graph.argument_defaults(GRAPH, config)" in ast.unparse(tree)
+    # The nodes are made by an OpaqueFunction, at launch time, from the values of all arguments.
+    (opaque,) = calls(tree, "OpaqueFunction")
+    assert kw(opaque, "function") == "start_nodes"
 
-    # Every node comes from GRAPH.nodes; parameters = [its parameter file, typed argument overrides].
+    # start_nodes: every argument value through graph.resolve first; a bad one exits 2 before any Node
+    # action exists, so `ros2 launch` never starts part of the graph.
+    body = functions["start_nodes"].body
+    kinds = [type(stmt) for stmt in body if not isinstance(stmt, ast.Expr)]
+    assert kinds == [ast.Assign, ast.Try, ast.Return], kinds
+    values, guarded, returned = (stmt for stmt in body if not isinstance(stmt, ast.Expr))
+    assert "for arg in GRAPH.arguments" in ast.unparse(values)
+    assert "context.launch_configurations[arg.name]" in ast.unparse(values)
+    assert ast.unparse(guarded.body) == "resolved = graph.resolve(GRAPH, values, config)"
+    (handler,) = guarded.handlers
+    assert "SystemExit(graph.EXIT_USAGE)" in ast.unparse(handler)
+    assert "launch_error_text" in ast.unparse(handler)
+    assert not calls(guarded, "Node")
     (node_call,) = calls(tree, "Node")
-    (loop,) = loops[node_call]
-    assert ast.unparse(loop.iter) == "GRAPH.nodes"
-    spec = ast.unparse(loop.target)
+    assert node_call in list(ast.walk(returned))
+    assert "for node in resolved" in ast.unparse(returned)
     assert kw(node_call, "package") == "graph.PACKAGE"
-    assert kw(node_call, "executable") == f"{spec}.executable"
-    assert kw(node_call, "name") == f"{spec}.name"
-    assert kw(node_call, "parameters") == f"[str(config / {spec}.params_file), overrides]"
-    assert kw(node_call, "remappings") == "remappings"
-    assert f"if {spec}.required" in kw(node_call, "on_exit") and "Shutdown(" in kw(node_call, "on_exit")
-    source = ast.unparse(tree)
-    assert f"graph.node_parameter_arguments(GRAPH, {spec}.name)" in source
-    assert "ParameterValue(LaunchConfiguration(arg_name), value_type=param.type)" in source
-    assert f"graph.node_remappings(GRAPH, {spec}.name)" in source
-    assert "(topic, LaunchConfiguration(arg_name))" in source
+    assert kw(node_call, "executable") == "node.spec.executable"
+    assert kw(node_call, "name") == "node.spec.name"
+    assert kw(node_call, "parameters") == (
+        "[str(node.params_file), {name: ParameterValue(value, value_type=type(value)) "
+        "for name, value in node.overrides.items()}]")
+    assert kw(node_call, "remappings") == "node.remappings"
+    assert kw(node_call, "on_exit") == "on_exit(node.spec)"
+
+    # on_exit: required nodes only; a failure outside a requested shutdown raises (ros2 launch exits
+    # non-zero), a clean exit shuts the launch down with the graph's message as the reason.
+    exit_source = ast.unparse(functions["on_exit"])
+    assert "if not spec.required" in exit_source
+    assert "graph.exit_is_failure(event.returncode) and (not context.is_shutdown)" in exit_source
+    assert "raise RuntimeError(message)" in exit_source and "Shutdown(reason=message)" in exit_source
+    assert "graph.exit_message(spec, event.returncode)" in exit_source
 
     # ...and no name of the graph is spelled out in the file (docstring aside).
     strings = {n.value for n in ast.walk(ast.Module(body=tree.body[1:], type_ignores=[]))

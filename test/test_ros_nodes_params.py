@@ -63,6 +63,7 @@ def test_conversions_round_trip():
 
     from pls_core.safeopt.records import Decision, Phase
     from pls_ros import conversions as cv
+    from pls_ros import supervisor_messages as sm
 
     values = [0.5, -1.25, 3.0]
     assert cv.from_float32_field(cv.float32_array(values)).tolist() == values
@@ -74,7 +75,7 @@ def test_conversions_round_trip():
     msg = EpisodeResult(episode=7, target_reward_return=2100.0, target_cost_return=5.0, reward_return=2050.5,
                         cost_return=3.0, length=1000, truncated=True, reason="time_limit")
     msg.header.stamp = cv.time_msg(42_000_000_001)
-    rec = cv.episode_record(msg)
+    rec = sm.episode_record(msg)
     assert rec.target == (2100.0, 5.0) and rec.reward_return == 2050.5 and rec.length == 1000
     assert rec.episode == 42_000_000_001 == cv.episode_id(msg)
     assert "robot episode 7" in rec.reason
@@ -84,11 +85,11 @@ def test_conversions_round_trip():
                         candidate_set_size=12, num_observations=3, best_target=(2250.0, 5.0),
                         best_predicted_reward=2240.0, best_cost_upper=12.0, threshold=20.0,
                         verified_safe=True)
-    target = cv.target_return_msg(decision, cv.time_msg(1))
+    target = sm.target_return_msg(decision, cv.time_msg(1))
     assert (target.reward_return, target.cost_return, target.iteration, target.phase) == (2200.0, 10.0, 3, 2)
     assert (target.cost_lower, target.cost_upper) == (2.0, 15.0)
     taken_ns = 1_700_000_000_123_456_789
-    status = cv.supervisor_status_msg(decision, cv.time_msg(1), grid_size=1681, best_reward_lower=2190.0,
+    status = sm.supervisor_status_msg(decision, cv.time_msg(1), grid_size=1681, best_reward_lower=2190.0,
                                       episodes_at_current_target=4, episodes_per_evaluation=20, message="hi",
                                       published_target=(1800.0, 4.0), last_result_ns=taken_ns)
     assert status.phase == SupervisorStatus.PHASE_REWARD_MAXIMISATION and status.safe_set_size == 40
@@ -102,7 +103,7 @@ def test_conversions_round_trip():
     assert (status.target_reward_return, status.target_cost_return) == (1800.0, 4.0)
     # The result the supervisor took last, by its stamp: the robot side's acknowledgement.
     assert cv.stamp_ns(status.last_result_stamp) == taken_ns
-    none = cv.supervisor_status_msg(decision, cv.time_msg(1), grid_size=1681, best_reward_lower=2190.0,
+    none = sm.supervisor_status_msg(decision, cv.time_msg(1), grid_size=1681, best_reward_lower=2190.0,
                                     episodes_at_current_target=0, episodes_per_evaluation=20, message="",
                                     published_target=None, last_result_ns=0)
     assert math.isnan(none.target_reward_return) and math.isnan(none.target_cost_return)

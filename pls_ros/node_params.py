@@ -1,0 +1,103 @@
+"""The parameter table of every pls node: name, type, default, description, range or choices.
+
+Plain data (no rclpy), so that the launchers can check every value a graph would pass before starting any
+node (pls_ros.graph.resolve), and the nodes declare exactly these (pls_ros.params.declare_parameters).
+config/<node>.yaml lists the same parameters with the same defaults (test_ros_nodes_params checks it).
+"""
+
+from __future__ import annotations
+
+from pls_core.tasks import DEFAULT_TASK, TASKS
+from pls_ros.params import ParamSpec
+
+SIM = (
+    ParamSpec("task_id", "str", DEFAULT_TASK, "Safety-Gymnasium task to simulate",
+              choices=tuple(sorted(TASKS))),
+    ParamSpec("seed", "int", 0, "episode e is reset with seed + e (reproducible initial states)",
+              0, 2**31 - 1),
+    ParamSpec("mode", "str", "lockstep", "lockstep: advance when the action for the current step arrives, "
+              "as fast as possible; realtime: step at control_rate_hz with the latest action",
+              choices=("lockstep", "realtime")),
+    ParamSpec("control_rate_hz", "float", 20.0, "realtime mode step rate [Hz] (HalfCheetah's simulated dt "
+              "is 0.05 s, so 20 Hz is wall-clock real time); unused in lockstep", 1.0, 1000.0),
+    ParamSpec("max_episode_steps", "int", 0, "episode length limit [steps]; 0 = the task's (pls_core.tasks); "
+              "at most the task's, which the policy was trained for", 0, 10**6),
+    ParamSpec("max_episodes", "int", 0, "stop cleanly (exit 0) after this many episodes; 0 = unlimited",
+              0, 10**9),
+    ParamSpec("fallback_action", "float_list", [], "action applied when no valid policy action is available "
+              "(realtime); empty = zeros", -1e6, 1e6),
+    ParamSpec("action_timeout_periods", "float", 3.0, "realtime: an action older than this many control "
+              "periods is not applied (fallback instead)", 0.5, 1000.0),
+    ParamSpec("lockstep_retry_s", "float", 0.5, "lockstep: publish the observation again when no action "
+              "answers it within this time [s]", 0.05, 60.0),
+    ParamSpec("sync_with_supervisor", "bool", True, "lockstep: start the next episode only once the "
+              "supervisor has acknowledged the last EpisodeResult (a /pls/supervisor_status whose "
+              "last_result_stamp is that result's stamp), so step 0 runs with any new target; no waiting "
+              "while no supervisor publishes status"),
+    ParamSpec("supervisor_sync_timeout_s", "float", 5.0, "lockstep: start the next episode anyway (with a "
+              "warning) when the supervisor has not acknowledged the last result within this time [s]",
+              0.0, 3600.0),
+    ParamSpec("max_fallback_steps", "int", 5, "episodes with more steps than this not driven by a policy "
+              "action are reported as 'aborted: ...'", 0, 10**6),
+    ParamSpec("record_video_dir", "str", "", "write rendered frames (MUJOCO_GL=egl) under this folder, one "
+              "subfolder per recorded episode; empty = no rendering"),
+    ParamSpec("video_format", "str", "png", "png: one PNG per rendered frame; mp4: one video per episode "
+              "(needs imageio-ffmpeg)", choices=("png", "mp4")),
+    ParamSpec("render_every_n_steps", "int", 5, "render one frame every N steps of a recorded episode",
+              1, 10**6),
+    ParamSpec("record_every_n_episodes", "int", 1, "record episodes 0, N, 2N, ...", 1, 10**6),
+)
+
+
+POLICY = (
+    ParamSpec("model_path", "str", "", "exported ONNX policy; empty = the model shipped for "
+              "expected_task_id; a relative path is looked up in the working directory, the pls_ros share "
+              "directory, then next to the pls_core package"),
+    ParamSpec("expected_task_id", "str", DEFAULT_TASK, "refuse a model trained for another task; empty = "
+              "any task (the model contract's)"),
+    ParamSpec("expected_obs_dim", "int", 0, "refuse a model with another observation size; 0 = the model "
+              "contract's (observations are always checked against the model)", 0, 100000),
+    ParamSpec("expected_act_dim", "int", 0, "refuse a model with another action size; 0 = the model "
+              "contract's", 0, 100000),
+    ParamSpec("trigger", "str", "observation", "observation: answer each observation at once (needed by the "
+              "lockstep sim, quickest in realtime); timer: act once per control period on the newest "
+              "observation", choices=("observation", "timer")),
+    ParamSpec("control_rate_hz", "float", 20.0, "control rate [Hz]: timer rate, watchdog rate and the "
+              "deadline for inference", 1.0, 1000.0),
+    ParamSpec("stale_after_periods", "float", 3.0, "an observation older than this many control periods is "
+              "stale: the fallback action is published instead", 0.5, 1000.0),
+    ParamSpec("check_stamp_age", "bool", True, "also judge staleness by the observation's header stamp "
+              "(needs clocks synchronised with the robot); receipt age is always checked"),
+    ParamSpec("fallback_action", "float_list", [], "safe action published on stale/invalid observations, "
+              "without a target and at shutdown; empty = zeros; must lie within the model's bounds",
+              -1e6, 1e6),
+    ParamSpec("status_period_s", "float", 1.0, "PolicyStatus publication period [s]", 0.05, 3600.0),
+)
+
+
+SUPERVISOR = (
+    ParamSpec("task_id", "str", DEFAULT_TASK, "task the policy runs; must match the optimizer_config's "
+              "`task` when that is set", choices=tuple(sorted(TASKS))),
+    ParamSpec("optimizer_config", "str", "config/optimizer.yaml", "optimiser settings (flat YAML of "
+              "pls_core.safeopt.OptimizerConfig keys); empty = the task's defaults "
+              "(OptimizerConfig.for_task); relative paths are looked up in the working directory, the "
+              "pls_ros share directory, then the repository"),
+    ParamSpec("model_path", "str", "", "the policy's ONNX file; with optimizer_config empty, the grid "
+              "and the seed box come from its contract (the data it was trained on: "
+              "OptimizerConfig.for_model_stats) instead of the task's defaults; empty = the model shipped "
+              "for task_id (the policy's default too), or the task's defaults if none is shipped"),
+    ParamSpec("store_path", "str", "runs/supervisor/pls_store.sqlite", "SQLite log of the run; the node "
+              "resumes from it when it exists (relative to the working directory)"),
+    ParamSpec("threshold", "float", 0.0, "override: safety threshold b on the episode cost return; 0 = "
+              "the optimizer_config value", 0.0, 1e9),
+    ParamSpec("episodes_per_evaluation", "int", 0, "override: episodes averaged per target evaluation "
+              "(the paper's varpi); 0 = the optimizer_config value", 0, 100000),
+    ParamSpec("seed", "int", -1, "override: optimiser random seed; -1 = the optimizer_config value",
+              -1, 2**31 - 1),
+    ParamSpec("status_period_s", "float", 1.0, "SupervisorStatus period [s]; it is also published on every "
+              "change", 0.05, 3600.0),
+)
+
+
+# ROS node name -> its table (the names pls_ros.graph gives the nodes).
+BY_NODE = {"pls_sim": SIM, "pls_policy": POLICY, "pls_supervisor": SUPERVISOR}
