@@ -126,32 +126,39 @@ def parse_overrides(pairs: list[str] | None, option: str = "--set") -> dict:
     return overrides
 
 
-def check_override_types(overrides: dict, defaults: dict, what: str, option: str = "--set") -> None:
-    """Refuse unknown keys and values whose kind differs from the default's (a word for a number).
+def check_override_types(overrides: dict, defaults: dict, what: str, option: str = "--set") -> dict:
+    """`overrides` with each value in its default's kind; UserError for unknown keys or another kind.
 
-    A number may replace a number (int or float where the default is a float), a list a tuple/list; a
-    default of None accepts anything. Ranges are the config's own business.
+    A number may replace a number (1e3 for an int key becomes 1000, an int for a float key a float), a
+    list a tuple/list; a default of None accepts anything. Ranges are the config's own business.
     """
     unknown = sorted(set(overrides) - set(defaults))
     if unknown:
         raise UserError(f"{option}: unknown {what} key(s) {unknown}; known: {sorted(defaults)}")
+    checked = {}
     for key, value in overrides.items():
         default = defaults[key]
+        number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
         if default is None:
-            continue
-        if isinstance(default, bool):
+            ok = True
+        elif isinstance(default, bool):
             ok = isinstance(value, bool)
         elif isinstance(default, int):
-            ok = isinstance(value, int) and not isinstance(value, bool)
+            ok = number and float(value).is_integer()
+            value = int(value) if ok else value
         elif isinstance(default, float):
-            ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            ok = number
+            value = float(value) if ok else value
         elif isinstance(default, list | tuple):
             ok = isinstance(value, list)
         else:
             ok = isinstance(value, type(default))
         if not ok:
-            kind = "a finite number" if isinstance(default, float) else type(default).__name__
-            raise UserError(f"{option} {key}={value!r}: expected {kind} like the default {default!r}")
+            kind = {bool: "true or false", int: "a whole number", float: "a finite number"}.get(
+                type(default), type(default).__name__)
+            raise UserError(f"{option} {key}={value!r}: expected {kind} (the default is {default!r})")
+        checked[key] = value
+    return checked
 
 
 # --- input checks ------------------------------------------------------------------------------------------

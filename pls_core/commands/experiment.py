@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from pls_core.commands.common import check_writable_folder, parse_overrides, parse_value, require
 from pls_core.experiment.settings import DEFAULT_MODELS_DIR, METHODS, ExperimentSettings, SweepSettings
 
 DEFAULTS = ExperimentSettings()
@@ -17,16 +19,36 @@ def _split(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def _overrides(pairs: list[str] | None) -> dict:
-    """`--set key=value` pairs of OptimizerConfig keys; values parsed as YAML (3e-4, true, [1, 2])."""
-    import yaml
+def _thresholds(text: str) -> tuple[float, ...]:
+    """--thresholds as positive finite numbers; UserError naming the first one that is not."""
+    values = []
+    for item in _split(text):
+        value = parse_value(item)
+        require(isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+                and value > 0, f"--thresholds: {item!r} is not a positive number; give cost thresholds b "
+                "separated by commas, e.g. --thresholds 20,40")
+        values.append(float(value))
+    require(bool(values), "--thresholds is empty; give cost thresholds b separated by commas, e.g. 20,40")
+    return tuple(values)
 
-    overrides = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise typer.BadParameter(f"--set expects key=value, got {pair!r}")
-        overrides[key.strip()] = yaml.safe_load(value)
+
+# OptimizerConfig keys each run sets from its own options or from the task and its data; a --set of one
+# would silently fight the option (or collide with it).
+_STAGES = "--iterations and --pls-exploration-fraction"
+_SET_PER_RUN = {
+    "threshold": "--thresholds", "method": "--methods", "seed": "--seeds",
+    "episodes_per_evaluation": "--episodes-per-evaluation", "max_exploration_iterations": _STAGES,
+    "max_maximisation_iterations": _STAGES, "task_id": "--tasks", "dataset_reward_min": "--datasets-dir",
+    "dataset_reward_max": "--datasets-dir", "dataset_cost_max": "--datasets-dir",
+    "seed_reward_range": "--seed-box",
+}
+
+
+def _optimizer_overrides(pairs: list[str] | None) -> dict:
+    overrides = parse_overrides(pairs)
+    for key in overrides:
+        require(key not in _SET_PER_RUN, f"--set {key}: every run sets it from {_SET_PER_RUN.get(key)}; use "
+                "that option instead")
     return overrides
 
 
@@ -56,8 +78,20 @@ def experiment(
         list[str] | None, Opt("--set", help="OptimizerConfig key=value for every run, repeatable.")
     ] = None,
     progress: Annotated[bool, Opt(help="Show progress bars and one line per finished run.")] = True,
+    report: Annotated[Path | None, Opt(help="Run nothing: regenerate this document (e.g. docs/results.md) "
+                                            "from the <out>/*/results.json files.")] = None,
 ) -> None:
     """Run every task x threshold x method x seed, then write results.json/CSV, table.md and figures."""
+    if report is not None:
+        from pls_core.experiment.report import write_results_document
+        from pls_core.experiment.settings import ExperimentError
+
+        try:
+            typer.echo(f"report: {write_results_document(report, out)}")
+        except ExperimentError as exc:
+            typer.echo(f"pls experiment: {exc}", err=True)
+            raise typer.Exit(2) from None
+        return
     import torch
 
     # The GPs hold <= 20 observations: one thread is fastest, and two experiment processes side by side
@@ -69,14 +103,21 @@ def experiment(
     from pls_core.runtime import ContractError
     from pls_core.safeopt.errors import OptimizerConfigError
 
+    for name, value in (("--seeds", seeds), ("--episodes-per-evaluation", episodes_per_evaluation),
+                        ("--iterations", iterations)):
+        require(value >= 1, f"{name} {value}: must be at least 1")
+    require(0.0 < pls_exploration_fraction <= 1.0,
+            f"--pls-exploration-fraction {pls_exploration_fraction:g}: must be in (0, 1]")
+    threshold_values = _thresholds(thresholds)
+    check_writable_folder(out, "--out")
     try:
         settings = ExperimentSettings(
-            tasks=tuple(_split(tasks)), thresholds=tuple(float(b) for b in _split(thresholds)),
+            tasks=tuple(_split(tasks)), thresholds=threshold_values,
             methods=tuple(_split(methods)), seeds=seeds, episodes_per_evaluation=episodes_per_evaluation,
             iterations=iterations, pls_exploration_fraction=pls_exploration_fraction,
             sweep=SweepSettings(sweep_rewards, sweep_costs, sweep_episodes),
-            optimizer_overrides=_overrides(overrides), models_dir=models_dir, datasets_dir=datasets_dir,
-            seed_box=seed_box)
+            optimizer_overrides=_optimizer_overrides(overrides), models_dir=models_dir,
+            datasets_dir=datasets_dir, seed_box=seed_box)
         paths = run_experiment(settings, out, progress=progress)
     except (ExperimentError, OptimizerConfigError, ContractError, DatasetError) as exc:
         typer.echo(f"pls experiment: {exc}", err=True)

@@ -2,29 +2,41 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from pls_core.commands.common import (
+    UserError,
+    check_override_types,
+    check_writable_folder,
+    parse_overrides,
+    require,
+)
 
-def _parse_overrides(pairs: list[str]) -> dict:
-    """`--set key=value` pairs; values parsed as YAML scalars/lists (3e-4, true, [20, 40])."""
-    import yaml
 
-    overrides = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise typer.BadParameter(f"--set expects key=value, got {pair!r}")
-        parsed = yaml.safe_load(value)
-        if isinstance(parsed, str):
-            # YAML 1.1 reads "3e-4" (no dot) as a string; a number is what was meant.
-            with contextlib.suppress(ValueError):
-                parsed = float(parsed)
-        overrides[key.strip()] = parsed
-    return overrides
+def check_device(name: str) -> str:
+    """The --device value, refused (UserError) when torch cannot use it on this machine."""
+    import torch
+
+    if name == "auto":
+        return name
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name!r} is not a device name; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UserError(f"--device {name}: this machine has no CUDA GPU torch can use; use --device cpu "
+                            "(or auto)")
+        if device.index is not None and device.index >= count:
+            raise UserError(f"--device {name}: this machine has {count} CUDA device(s), "
+                            f"cuda:0..cuda:{count - 1}")
+    elif device.type != "cpu":
+        raise UserError(f"--device {name}: only cpu and cuda devices are supported; use auto, cpu or cuda")
+    return name
 
 
 def train(
@@ -43,9 +55,19 @@ def train(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Train a Constrained Decision Transformer on an offline dataset."""
+    from pls_core.cdt.presets import PRESETS
+    from pls_core.cdt.presets import preset as get_preset
     from pls_core.cdt.trainer import TrainingDiverged
     from pls_core.cdt.trainer import train as run_training
 
+    require(preset in PRESETS, f"--preset {preset!r} is not a preset; choose one of {', '.join(PRESETS)}")
+    require(steps is None or steps >= 1, f"--steps {steps}: training needs at least 1 gradient step")
+    check_device(device)
+    parsed = parse_overrides(overrides)
+    parsed = check_override_types(parsed, get_preset(preset).to_dict(), "CDT config")
+    require("steps" not in parsed or (isinstance(parsed["steps"], int) and parsed["steps"] >= 1),
+            f"--set steps={parsed.get('steps')!r}: training needs at least 1 gradient step")
+    check_writable_folder(out, "--out")
     try:
         result = run_training(
             dataset,
@@ -55,12 +77,16 @@ def train(
             steps=steps,
             resume=resume,
             device=device,
-            overrides=_parse_overrides(overrides or []),
+            overrides=parsed,
             progress=progress,
         )
-    except (TrainingDiverged, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+    except TrainingDiverged as exc:
+        typer.echo(f"pls train: error: {exc}", err=True)
         raise typer.Exit(code=1) from None
+    except ValueError as exc:  # the trainer's refusals: a bad dataset (DatasetError), resume mismatches
+        raise UserError(str(exc)) from None
+    if not Path(result.checkpoint).is_file():
+        raise RuntimeError(f"training finished at step {result.step} but wrote no {result.checkpoint}")
     typer.echo(
         f"trained to step {result.step} in {result.wall_time_s / 60:.1f} min of training time; "
         f"checkpoint: {result.checkpoint}"
