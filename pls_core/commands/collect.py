@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from pls_core.commands.common import UserError, check_task, check_writable_file, require
 from pls_core.tasks import DEFAULT_TASK
 
 Opt = typer.Option
@@ -33,6 +34,24 @@ def _exit_on_sigterm(signum, _frame) -> None:
     raise SystemExit(128 + signum)
 
 
+def _check_options(task: str, out: Path, counts: dict[str, int | None], train_scale: float) -> None:
+    """Refuse bad options before any behaviour training or rollout starts (UserError, exit 2)."""
+    import math
+
+    from pls_core.collect.recipes import get_recipe
+
+    check_task(task)
+    try:
+        get_recipe(task)
+    except KeyError as exc:
+        raise UserError(f"--task {task}: {exc.args[0]}") from None
+    for option, value in counts.items():
+        hint = " (leave --episodes out for the task's default)" if option == "--episodes" else ""
+        require(value is None or value >= 1, f"{option} {value}: must be at least 1{hint}")
+    require(math.isfinite(train_scale) and train_scale > 0, f"--train-scale {train_scale:g}: must be > 0")
+    check_writable_file(out, "--out")
+
+
 def collect(
     ctx: typer.Context,
     out: Annotated[Path, Opt(help="HDF5 file to write (DSRL layout).")],
@@ -50,6 +69,9 @@ def collect(
     quiet: Annotated[bool, Opt(help="No progress bars.")] = False,
 ) -> None:
     """Behaviour policies of graded safety -> perturbed rollouts -> (cost, reward) grid filter -> HDF5."""
+    counts = {"--episodes": episodes, "--workers": workers, "--episode-len": episode_len,
+              "--cost-bins": cost_bins, "--reward-bins": reward_bins, "--per-cell": per_cell}
+    _check_options(task, out, counts, train_scale)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     # A kill (timeout, scheduler) unwinds like Ctrl-C, so the worker pools stop with us instead of
     # training on as orphans that a rerun would race for the same checkpoint files.

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from pls_core.commands.common import check_writable_file
+
 dataset_app = typer.Typer(no_args_is_help=True, help="Inspect offline datasets (DSRL HDF5 layout).")
 
 
@@ -16,14 +18,15 @@ def info(
     file: Annotated[Path, typer.Argument(help="HDF5 dataset (ours or a DSRL file).")],
     plot: Annotated[Path | None, typer.Option(help="Write a (cost, reward) scatter PNG here.")] = None,
 ) -> None:
-    """Episodes, reward and cost return ranges, dims and content hash, as JSON."""
-    from pls_core.dataset import DatasetError, dataset_summary, load_dataset, plot_cost_reward
+    """Episodes, reward and cost return ranges, dims and content hash, as JSON.
 
-    try:
-        ds = load_dataset(file)
-    except DatasetError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    The file is validated first: shapes, finite values, non-negative costs and its task's sizes.
+    """
+    from pls_core.dataset import dataset_summary, load_dataset, plot_cost_reward
+
+    if plot is not None:
+        check_writable_file(plot, "--plot")
+    ds = load_dataset(file)  # DatasetError: one line, exit 2 (commands.common)
     typer.echo(json.dumps(dataset_summary(ds), indent=2))
     if plot is not None:
         typer.echo(f"scatter: {plot_cost_reward(ds, plot)}")

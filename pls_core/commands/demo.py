@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from pls_core.commands.common import check_writable_folder, require
+
 DEFAULT_OUT = Path("out/demo")
 
 
@@ -21,6 +23,10 @@ def demo(
     episode_steps: int = typer.Option(0, help="episode length; 0: the task's (1000 for HalfCheetah)"),
 ) -> None:
     """Run sim + policy + supervisor (lockstep) for a short budget, then write plots and a report."""
+    require(max_episodes >= 1, f"--max-episodes {max_episodes}: run at least 1 episode")
+    require(0 < threshold < float("inf"), f"--threshold {threshold:g}: must be a positive number")
+    require(episode_steps >= 0, f"--episode-steps {episode_steps}: must be >= 0 (0: the task's length)")
+    check_writable_folder(out, "--out")
     from pls_core.report import write_run_report
     from pls_ros import graph as G
     from pls_ros.dds import local_dds_environment

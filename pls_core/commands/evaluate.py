@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from pls_core.commands.common import check_writable_folder, require
 
-def _floats(text: str) -> list[float]:
+
+def _floats(text: str, option: str) -> list[float]:
+    """A comma-separated list of finite numbers, at least one; UserError naming the option otherwise."""
+    example = f"e.g. {option} 0,10,20"
     try:
-        return [float(x) for x in text.replace(",", " ").split()]
+        values = [float(x) for x in text.replace(",", " ").split()]
     except ValueError:
-        raise typer.BadParameter(f"expected numbers separated by commas, got {text!r}") from None
+        values = None
+    require(values is not None, f"{option} {text!r}: expected numbers separated by commas, {example}")
+    require(bool(values), f"{option} is empty: give at least one target, {example}")
+    require(all(math.isfinite(v) for v in values),
+            f"{option} {text!r}: targets must be finite numbers, {example}")
+    return values
 
 
 def evaluate(
@@ -38,18 +48,26 @@ def evaluate(
 
     from pls_core.evaluate import evaluate_grid, rich_table, write_report
 
+    reward_targets, cost_targets = _floats(rewards, "--rewards"), _floats(costs, "--costs")
+    require(episodes >= 1, f"--episodes {episodes}: run at least 1 episode per target")
+    require(num_envs >= 1, f"--num-envs {num_envs}: must be at least 1")
+    require(math.isfinite(threshold) and threshold > 0,
+            f"--threshold {threshold:g}: must be a positive number")
+    report_dir = check_writable_folder(out or model.parent / f"eval_{model.stem}", "--out")
     console = Console()
     reward_range, provenance = None, {"model": str(model), "seed": seed, "episodes_per_target": episodes}
     if dataset is not None:
         from pls_core.dataset import load_dataset
+        from pls_core.runtime import ModelContract
 
-        returns, _, _ = load_dataset(dataset).episode_returns()
+        contract = ModelContract.from_onnx(model)
+        returns, _, _ = load_dataset(dataset, contract.obs_dim, contract.act_dim).episode_returns()
         reward_range = (float(returns.min()), float(returns.max()))
         provenance["dataset"] = str(dataset)
     summaries, results = evaluate_grid(
         model,
-        _floats(rewards),
-        _floats(costs),
+        reward_targets,
+        cost_targets,
         episodes,
         threshold,
         reward_range=reward_range,
@@ -59,7 +77,7 @@ def evaluate(
     title = f"{model.name}: actual vs target returns (b = {threshold:g})"
     console.print(rich_table(summaries, title))
     report = write_report(
-        out or model.parent / f"eval_{model.stem}", summaries, results, threshold, title, provenance
+        report_dir, summaries, results, threshold, title, provenance
     )
     typer.echo("report: " + ", ".join(str(p) for p in report.values()))
 

@@ -13,6 +13,8 @@ from typing import Annotated
 
 import typer
 
+from pls_core.commands.common import check_writable_folder, require
+
 optimise_app = typer.Typer(no_args_is_help=True, help="GP safe optimisation of the target returns (PLS).")
 Opt = typer.Option
 
@@ -32,6 +34,10 @@ def demo(
 
     if out is not None and store is None:
         raise typer.BadParameter("--out needs --store (figures are drawn from the recorded run)")
+    require(evaluations is None or evaluations >= 1, f"--evaluations {evaluations}: must be at least 1")
+    require(every >= 1, f"--every {every}: must be at least 1")
+    if out is not None:
+        check_writable_folder(out, "--out")
     config = synthetic_config(method=method, seed=seed)
     problem = SyntheticProblem.sample(config, seed)
     optimizer = build_optimizer(config, store)
@@ -69,6 +75,8 @@ def plot(
     """Safe set, GP means and widths per iteration, chosen targets, and returns against b."""
     from pls_core.safeopt.plots import plot_store
 
+    require(every >= 1, f"--every {every}: must be at least 1")
+    check_writable_folder(out, "--out")
     files = plot_store(store, out, every=every)
     typer.echo("\n".join(str(f) for f in files))
 
