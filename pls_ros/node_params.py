@@ -66,6 +66,9 @@ POLICY = (
               "deadline for inference", 1.0, 1000.0),
     ParamSpec("stale_after_periods", "float", 3.0, "an observation older than this many control periods is "
               "stale: the fallback action is published instead", 0.5, 1000.0),
+    ParamSpec("max_step_jump", "int", 100, "an observation more than this many steps ahead of the newest "
+              "one (or this far into the next episode) is ignored as implausible, unless the robot side was "
+              "silent for stale_after_periods", 1, 10**9),
     ParamSpec("check_stamp_age", "bool", True, "also judge staleness by the observation's header stamp "
               "(needs clocks synchronised with the robot); receipt age is always checked"),
     ParamSpec("fallback_action", "float_list", [], "safe action published on stale/invalid observations, "

@@ -10,6 +10,14 @@
 * Halt: a PHASE_HALTED TargetReturn (the episode data refute the supervisor's seed set: no target is
   safe) drops the target at once, mid-episode too, and every action is the fallback action until a new
   verified target arrives; that target is applied from the next episode start like any other.
+* Which observations count: only one from the episode being followed or the next one (episode + 1) may
+  touch the policy's state, and only a step at most `max_step_jump` ahead of the newest one: anything
+  else (a foreign episode, a step of 4e9, step 0 replayed after the episode has moved on) is ignored with
+  a warning, not answered, and the running episode goes on. Once the robot side has been silent for
+  `stale_after_periods` periods, any observation is taken again (a restarted driver counts from 0).
+* States (one at a time, `State`): waiting_for_target -> waiting_for_observation (a target, no episode
+  followed) -> running (following an episode) <-> fallback (following it, but its input went stale or
+  invalid); halted from any state on a PHASE_HALTED target, left by the next verified target.
 * Trigger: `timer` publishes one action per tick of `control_rate_hz` (the newest observation's answer,
   held while no newer one arrives); `observation` answers each observation at once (lockstep sim).
 * Watchdog (both triggers, checked every control period): an observation that is stale (received, or
@@ -23,8 +31,10 @@
 
 from __future__ import annotations
 
+import enum
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from pls_interfaces.msg import Action, Observation, PolicyStatus, TargetReturn
@@ -41,6 +51,29 @@ NODE_NAME = "pls_policy"
 
 
 PARAMS = node_params.POLICY
+
+
+class State(enum.Enum):
+    """What the policy node is doing; PolicyStatus.state carries the value."""
+
+    WAITING_FOR_TARGET = "waiting_for_target"  # no verified target yet: every answer is the fallback
+    WAITING_FOR_EPISODE = "waiting_for_observation"  # a target, no episode followed: next step 0 starts one
+    RUNNING = "running"  # following an episode with the policy's actions
+    FALLBACK = "fallback"  # following an episode, but its last input was stale or invalid
+    HALTED = "halted"  # the supervisor found no safe target: fallback until a new verified target
+
+
+@dataclass
+class Followed:
+    """The episode the runner's context belongs to."""
+
+    episode: int
+    target: tuple[float, float]
+    step: int = -1  # last step acted on
+    accounted: int = 0  # last step whose reward/cost is in pending_* (or already recorded)
+    acted: bool = False  # runner.act() awaits its record()
+    pending_reward: float = 0.0  # rewards/costs received but not yet recorded
+    pending_cost: float = 0.0
 
 
 class PolicyNode(Node):
@@ -77,15 +110,15 @@ class PolicyNode(Node):
 
         self.period_ns = int(1e9 / p["control_rate_hz"])
         self.stale_ns = int(p["stale_after_periods"] * self.period_ns)
+        self.state = State.WAITING_FOR_TARGET
         self.target: tuple[float, float] | None = None  # latest verified-safe target from the supervisor
         self.target_iteration = -1
-        self.halted = ""  # why the supervisor halted; set: every action is the fallback action
-        self.episode: int | None = None  # episode the runner is in; None = not following one
-        self.episode_target = (math.nan, math.nan)
-        self.step = -1  # last step acted on in `episode`
-        self.accounted = -1  # last step whose reward/cost is in pending_* (or already recorded)
-        self.acted = False  # runner.act() awaits its record()
-        self.pending_reward = self.pending_cost = 0.0  # rewards/costs received but not yet recorded
+        self.halt_reason = ""
+        self.followed: Followed | None = None  # set exactly in RUNNING and FALLBACK
+        # Newest observation let through (episode, step, receipt ns): what "current" and "next" mean.
+        self.seen: tuple[int, int, int] | None = None
+        self.ignored = 0
+        self._ignore_logged: dict[str, float] = {}  # kind of ignored observation -> when last logged
         self.pending: tuple[Observation, int] | None = None  # newest unprocessed observation (timer mode)
         self.last_obs: tuple[Observation, int] | None = None  # newest observation seen, with receipt time
         self.last_action: Action | None = None
@@ -145,32 +178,82 @@ class PolicyNode(Node):
         if not all(math.isfinite(v) for v in target):
             self.get_logger().error(f"ignoring a non-finite target {target}")
             return
+        halted = self.state is State.HALTED
         if target != self.target:
             self.get_logger().info(f"target (R={target[0]:.2f}, G={target[1]:.2f}) from iteration "
                                    f"{msg.iteration}; applied from the next episode start"
-                                   + ("; that ends the halt" if self.halted else ""))
+                                   + ("; that ends the halt" if halted else ""))
         self.target, self.target_iteration = target, int(msg.iteration)
+        if self.state in (State.WAITING_FOR_TARGET, State.HALTED):
+            self.state = State.WAITING_FOR_EPISODE
 
     def halt(self, msg: TargetReturn) -> None:
         """The supervisor found no safe target: the one being followed is refuted, so stop following it
         now, not at the next episode start, and answer with the fallback action until a new target."""
-        if not self.halted:
+        if self.state is not State.HALTED:
             self.get_logger().error(
                 f"the supervisor halted at iteration {msg.iteration}: the episode data refute its seed "
                 f"set, no target is verified safe (the last one, R={msg.reward_return:.2f} "
                 f"G={msg.cost_return:.2f}, is not). Publishing the fallback action until a new verified "
                 "target arrives")
-        self.halted = (f"halted by the supervisor at iteration {msg.iteration}: no target is verified "
-                       "safe; holding the fallback action until a new verified target")
+        self.halt_reason = (f"halted by the supervisor at iteration {msg.iteration}: no target is verified "
+                            "safe; holding the fallback action until a new verified target")
         self.target, self.target_iteration = None, int(msg.iteration)
-        if self.episode is not None:
-            self.episode, self.episode_target = None, (math.nan, math.nan)
-            if self.last_obs is not None:  # replace the last policy action (timer mode holds it)
-                last = self.last_obs[0]
-                self.publish_fallback(last.episode, last.step, self.halted, None)
+        was_following = self.followed is not None
+        self.state, self.followed = State.HALTED, None
+        if was_following and self.last_obs is not None:  # replace the last policy action (timer mode holds)
+            last = self.last_obs[0]
+            self.publish_fallback(last.episode, last.step, self.halt_reason, None)
+
+    def admit(self, msg: Observation, received: int) -> bool:
+        """Whether `msg` may touch the policy's state: an observation of the current or the next episode,
+        at most max_step_jump steps ahead of the newest one; after stale_after_periods of silence from the
+        robot side, any (a restarted driver counts from 0 again). Others are logged and dropped."""
+        episode, step = int(msg.episode), int(msg.step)
+        kind = problem = ""
+        if self.seen is not None:
+            seen_episode, seen_step, seen_ns = self.seen
+            quiet = received - seen_ns > self.stale_ns
+            jump = self.p["max_step_jump"]
+            if quiet:
+                if (episode, step) != (seen_episode, seen_step):
+                    self.get_logger().info(
+                        f"observation {episode}/{step} after {(received - seen_ns) / 1e6:.0f} ms of silence "
+                        f"(last: {seen_episode}/{seen_step}): following the robot side from here")
+            elif episode == seen_episode:
+                if step == 0 and seen_step > 0:
+                    kind, problem = "replay", (
+                        f"step 0 of episode {episode} again after step {seen_step}: a replayed or duplicated "
+                        "observation; the policy's context is not restarted")
+                elif step > seen_step + jump:
+                    kind, problem = "jump", (
+                        f"step {step} of episode {episode} is {step - seen_step} steps ahead of the newest "
+                        f"({seen_step}); more than max_step_jump ({jump})")
+                elif step < seen_step:
+                    return False  # out of date (overtaken by a newer one): nothing to say
+            elif episode == seen_episode + 1:
+                if step > jump:
+                    kind, problem = "jump", (f"step {step} of the next episode {episode} is more than "
+                                             f"max_step_jump ({jump}) steps into it")
+            else:
+                kind, problem = "foreign", (
+                    f"episode {episode} is neither the current ({seen_episode}) nor the next one")
+        if problem:
+            self.ignored += 1
+            now = time.monotonic()
+            if now - self._ignore_logged.get(kind, -math.inf) >= 2.0:  # each kind at most every 2 s
+                self._ignore_logged[kind] = now
+                self.get_logger().warning(
+                    f"ignored observation {episode}/{step}: {problem}. Only the current or the next "
+                    f"episode's observations are used ({self.ignored} ignored so far)")
+            return False
+        self.seen = (episode, step, received)
+        return True
 
     def on_observation(self, msg: Observation) -> None:
         received = self.now_ns()
+        if not self.admit(msg, received):
+            return
         if self.p["trigger"] == "observation":
             self.ticks += 1
             self.process(msg, received)
@@ -209,72 +292,83 @@ class PolicyNode(Node):
 
     def _accumulate(self, msg: Observation) -> None:
         """Count the reward/cost an observation reports for its episode (also when it is not acted on)."""
-        if self.episode is not None and msg.episode == self.episode and msg.step > self.accounted:
-            self.accounted = msg.step
+        f = self.followed
+        if f is not None and msg.episode == f.episode and msg.step > f.accounted:
+            f.accounted = msg.step
             if math.isfinite(msg.reward) and math.isfinite(msg.cost):
-                self.pending_reward += msg.reward
-                self.pending_cost += msg.cost
+                f.pending_reward += msg.reward
+                f.pending_cost += msg.cost
             else:
                 self.get_logger().error(f"observation {msg.episode}/{msg.step} reports a non-finite reward "
                                         "or cost; not counted", throttle_duration_sec=5.0)
 
-    def process(self, msg: Observation, received: int) -> None:
-        same_episode = self.episode is not None and msg.episode == self.episode
-        # Step 0 again after a newer target arrived (the lockstep sim refused the old one; nothing has been
-        # applied yet): start the episode over with the new target below instead of repeating the answer.
-        restart = msg.step == 0 and self.target is not None and self.target != self.episode_target
-        if same_episode and msg.step == self.step and self.last_action is not None and not restart:
-            self.republish(received)  # the same observation again (lockstep retry): same answer
-            return
-        if same_episode and 0 < msg.step < self.step:
-            return  # out of date
-        if msg.step == 0:
-            self.start_episode(msg)  # also when the robot side restarted and counts episodes from 0 again
-        elif msg.episode != self.episode:
-            self.episode = None
-        self._accumulate(msg)
-        if self.episode is None:
-            reason = self.halted or (
-                "no target return received yet" if self.target is None else
-                f"joined episode {msg.episode} at step {msg.step}; the policy starts at the next episode")
-            self.publish_fallback(msg.episode, msg.step, reason, received)
-            return
-        reason = self._stale_reason(msg, received)
+    def _invalid(self, msg: Observation, received: int) -> tuple[np.ndarray, str]:
+        """The observation vector, and why it must not be acted on ('' when it may)."""
         obs = from_float32_field(msg.observation)
+        reason = self._stale_reason(msg, received)
         if not reason:
             try:
                 self.contract.check_observation(obs)
             except self.ContractError as exc:
                 reason = str(exc)
-        if reason:
+        return obs, reason
+
+    def process(self, msg: Observation, received: int) -> None:
+        f = self.followed
+        same_episode = f is not None and msg.episode == f.episode
+        if same_episode and msg.step == f.step and self.last_action is not None:
+            # Step 0 again before any other step, after a newer target arrived (the lockstep sim refused
+            # the old one; nothing has been applied yet): start over with the new target. Otherwise the
+            # same observation again (lockstep retry): the same answer.
+            if not (msg.step == 0 and self.target is not None and self.target != f.target):
+                self.republish(received)
+                return
+            self.get_logger().info(f"episode {msg.episode}: step 0 sent again after the new target "
+                                   f"{self.target} arrived; starting the episode over with it")
+        elif same_episode and msg.step < f.step:
+            return  # out of date
+        obs, reason = self._invalid(msg, received)
+        if msg.step == 0 and not reason and self.state not in (State.WAITING_FOR_TARGET, State.HALTED):
+            self.start_episode(msg)
+        elif not same_episode and self.followed is not None:
+            self.state, self.followed = State.WAITING_FOR_EPISODE, None  # left the followed episode
+        self._accumulate(msg)
+        f = self.followed
+        if f is None:
+            reason = reason or {
+                State.HALTED: self.halt_reason,
+                State.WAITING_FOR_TARGET: "no target return received yet",
+            }.get(self.state, f"joined episode {msg.episode} at step {msg.step}; the policy starts at the "
+                              "next episode")
             self.publish_fallback(msg.episode, msg.step, reason, received)
             return
-        if self.acted:
-            self.runner.record(self.pending_reward, self.pending_cost)
-            self.pending_reward = self.pending_cost = 0.0
+        if reason:
+            self.state = State.FALLBACK
+            self.publish_fallback(msg.episode, msg.step, reason, received)
+            return
+        if f.acted:
+            self.runner.record(f.pending_reward, f.pending_cost)
+            f.pending_reward = f.pending_cost = 0.0
         start = time.perf_counter()
         action = self.runner.act(obs)
         infer_s = time.perf_counter() - start
-        self.acted, self.step = True, msg.step
+        f.acted, f.step = True, msg.step
         if infer_s * 1e9 > self.period_ns:
             self.get_logger().warning(f"inference took {infer_s * 1e3:.1f} ms, more than the control period "
-                                   f"{self.period_ns / 1e6:.1f} ms", throttle_duration_sec=5.0)
+                                      f"{self.period_ns / 1e6:.1f} ms", throttle_duration_sec=5.0)
         if not np.all(np.isfinite(action)):
+            self.state = State.FALLBACK
             self.publish_fallback(msg.episode, msg.step, "the model returned NaN/inf", received)
             return
+        self.state = State.RUNNING
         self.publish_action(msg.episode, msg.step, action, "", received)
 
     def start_episode(self, msg: Observation) -> None:
-        if self.target is None:
-            self.episode = None
+        if self.target is None:  # not reached: only WAITING_FOR_EPISODE/RUNNING/FALLBACK start episodes
             return
-        if self.halted:
-            self.get_logger().info(f"halt over: episode {msg.episode} follows the new target {self.target}")
-            self.halted = ""
         self.runner.reset(self.target)
-        self.episode, self.episode_target, self.step, self.acted = msg.episode, self.target, -1, False
-        self.accounted = 0
-        self.pending_reward = self.pending_cost = 0.0
+        self.followed = Followed(episode=int(msg.episode), target=self.target)
+        self.state = State.RUNNING
 
     def _stale_reason(self, msg: Observation, received: int) -> str:
         limit = f"more than {self.p['stale_after_periods']:g} control periods"
@@ -292,6 +386,8 @@ class PolicyNode(Node):
         msg, received = self.last_obs
         age = now - received
         if age > self.stale_ns:
+            if self.state is State.RUNNING:
+                self.state = State.FALLBACK
             self.publish_fallback(msg.episode, msg.step, f"stale observation: none for {age / 1e6:.1f} ms "
                                   f"(more than {self.p['stale_after_periods']:g} control periods)", None)
         elif self.last_action is not None:
@@ -305,7 +401,8 @@ class PolicyNode(Node):
         out.header.stamp = self.get_clock().now().to_msg()
         out.episode, out.step = int(episode), int(step)
         out.action = float32_array(action)
-        target = self.episode_target if episode == self.episode else (math.nan, math.nan)
+        f = self.followed
+        target = f.target if f is not None and episode == f.episode else (math.nan, math.nan)
         out.target_reward_return, out.target_cost_return = target
         out.fallback, out.reason = fallback, reason
         self.action_pub.publish(out)
@@ -328,21 +425,13 @@ class PolicyNode(Node):
         if received is not None:
             self.latencies_ms.append((self.now_ns() - received) / 1e6)
 
-    def state(self) -> str:
-        if self.halted:
-            return "halted"
-        if self.target is None:
-            return "waiting_for_target"
-        if self.last_action is None:
-            return "waiting_for_observation"
-        return "fallback" if self.last_action.fallback else "running"
-
     def publish_status(self) -> None:
         msg = PolicyStatus()
         msg.header.stamp = self.get_clock().now().to_msg()
-        msg.state = self.state()
+        msg.state = self.state.value
         msg.task_id = self.contract.task_id
-        msg.target_reward_return, msg.target_cost_return = self.episode_target
+        msg.target_reward_return, msg.target_cost_return = (
+            self.followed.target if self.followed is not None else (math.nan, math.nan))
         if self.latencies_ms:
             p50, p99 = np.percentile(self.latencies_ms, [50, 99])
             msg.latency_p50_ms, msg.latency_p99_ms = float(p50), float(p99)

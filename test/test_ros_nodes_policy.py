@@ -279,13 +279,57 @@ def test_observation_trigger_targets_only_at_episode_start_and_contract_fallback
         assert old.fallback and "stale observation: stamped" in old.reason
         ok = ask(probe, observation(1, 3))
         assert not ok.fallback and ok.target_reward_return == 500.0
-        joined = ask(probe, observation(7, 12))
-        assert joined.fallback and "joined episode 7 at step 12" in joined.reason
+        joined = ask(probe, observation(2, 12))  # the next episode, its start missed
+        assert joined.fallback and "joined episode 2 at step 12" in joined.reason
 
         status = wait_until(lambda: [s for s in probe.messages("status") if s.ticks >= 8], 10, "status")[-1]
         assert status.deadline_overruns <= status.ticks
         assert node.stop() == 0
         assert "stopped (received SIGTERM)" in node.output()
+    finally:
+        node.kill()
+
+
+def test_only_the_current_or_the_next_episode_touches_the_policy(ros_env, model, probe):
+    """One bad message must not break an episode: a foreign episode's NaN step 0, a step of 4e9 and a
+    replayed step 0 are ignored (and logged), and the running episode goes on with its target."""
+    # 2 s of silence before the policy re-synchronises to any episode: far longer than a test step takes.
+    node = start_policy(ros_env, model, trigger="observation", stale_after_periods=40.0)
+    try:
+        publish_target(probe.target, 300.0, 10.0)
+        node.wait_for_log(r"target \(R=300\.00, G=10\.00\)")
+        assert not publish_until_answered(probe, observation(0, 0)).fallback
+        assert not ask(probe, observation(0, 1)).fallback
+
+        since = len(probe.messages("action"))
+        probe.obs.publish(observation(5, 0, values=[math.nan] * OBS_DIM))
+        node.wait_for_log(r"ignored observation 5/0: episode 5 is neither the current \(0\) nor the next")
+        after_foreign = ask(probe, observation(0, 2))
+        assert not after_foreign.fallback and after_foreign.target_reward_return == 300.0
+
+        probe.obs.publish(observation(0, 4_000_000_000))
+        node.wait_for_log(r"ignored observation 0/4000000000: .* more than max_step_jump")
+        after_jump = ask(probe, observation(0, 3))
+        assert not after_jump.fallback and after_jump.target_reward_return == 300.0
+
+        probe.obs.publish(observation(0, 0))
+        node.wait_for_log(r"ignored observation 0/0: step 0 of episode 0 again after step 3: .*not restarted")
+        after_replay = ask(probe, observation(0, 4))
+        assert not after_replay.fallback and after_replay.target_reward_return == 300.0
+        # The ignored observations were not answered: a realtime driver would have applied those answers.
+        assert not [a for a in probe.messages("action")[since:] if (a.episode, a.step) in {(5, 0), (0, 0)}]
+        assert not [a for a in probe.messages("action") if a.step == 4_000_000_000]
+
+        assert not ask(probe, observation(1, 0)).fallback  # the next episode starts as usual
+        # A driver that restarts and counts from 0 again is followed once it was silent long enough.
+        time.sleep(2.5)
+        restarted = publish_until_answered(probe, observation(0, 0), timeout=10)
+        assert not restarted.fallback and restarted.target_reward_return == 300.0
+        node.wait_for_log(r"observation 0/0 after \d+ ms of silence .*following the robot side")
+        status = wait_until(lambda: [s for s in probe.messages("status") if s.state == "running"], 10,
+                            "a running status")[-1]
+        assert status.target_reward_return == 300.0
+        assert node.stop() == 0
     finally:
         node.kill()
 
