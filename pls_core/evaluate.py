@@ -2,7 +2,9 @@
 
 This is the measurement behind the paper's Figure 2 (CDT's actual cost can sit above or far below the
 requested G) and the reason PLS tunes z online. Output: a table (terminal and markdown), heatmaps of the
-actual reward and cost returns over the grid, and the raw per-episode results as JSON.
+actual reward and cost returns over the grid, and the raw per-episode results as JSON. Normalised reward
+is given on two scales (pls_core.normalise): our dataset's range and DSRL's (the paper's), "n/a" where
+DSRL has no constants for the task.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pls_core.normalise import normalised_cost, normalised_reward
+from pls_core.normalise import dsrl_normalised_reward, fmt_score, normalised_cost, normalised_reward
 from pls_core.rollout import EpisodeResult, run_episodes
 
 
@@ -26,8 +28,9 @@ class TargetSummary:
     reward_std: float
     cost_mean: float
     cost_std: float
-    normalised_reward: float
+    normalised_reward: float  # on our dataset's reward range
     normalised_cost: float
+    dsrl_reward: float | None = None  # on DSRL's reward range (the paper's scale); None without constants
 
 
 def evaluate_grid(
@@ -53,10 +56,12 @@ def evaluate_grid(
         stats = runner.contract.dataset_stats
         reward_range = (stats["reward_return_min"], stats["reward_return_max"])
     results = run_episodes(runner, runner.contract.task_id, targets, episodes, seed=seed)
-    return summarise(results, targets, reward_range, threshold), results
+    return summarise(results, targets, reward_range, threshold, task=runner.contract.task_id), results
 
 
-def summarise(results: list[EpisodeResult], targets, reward_range, threshold: float) -> list[TargetSummary]:
+def summarise(results: list[EpisodeResult], targets, reward_range, threshold: float,
+              task: str | None = None) -> list[TargetSummary]:
+    """Per target: means, stds and normalised scores; the DSRL score only when `task` is given."""
     summaries = []
     for target_reward, target_cost in targets:
         mine = [r for r in results if (r.target_reward, r.target_cost) == (target_reward, target_cost)]
@@ -73,6 +78,7 @@ def summarise(results: list[EpisodeResult], targets, reward_range, threshold: fl
                 float(cost.std()),
                 float(normalised_reward(reward.mean(), *reward_range)),
                 float(normalised_cost(cost.mean(), threshold)),
+                None if task is None else dsrl_normalised_reward(float(reward.mean()), task),
             )
         )
     return summaries
@@ -84,7 +90,8 @@ COLUMNS = (
     "episodes",
     "reward (mean ± sd)",
     "cost (mean ± sd)",
-    "norm. reward",
+    "norm. reward (ours)",
+    "norm. reward (DSRL)",
     "norm. cost",
 )
 
@@ -98,10 +105,16 @@ def _rows(summaries: list[TargetSummary]) -> list[tuple[str, ...]]:
             f"{s.reward_mean:.1f} ± {s.reward_std:.1f}",
             f"{s.cost_mean:.1f} ± {s.cost_std:.1f}",
             f"{s.normalised_reward:.3f}",
+            fmt_score(s.dsrl_reward, 3),
             f"{s.normalised_cost:.2f}",
         )
         for s in summaries
     ]
+
+
+SCALES_NOTE = ("norm. reward (ours): (R - R_min) / (R_max - R_min) over our dataset's episode returns; "
+               "(DSRL): over DSRL's published range for the task, the scale of the paper's tables (n/a: no "
+               "DSRL constants); norm. cost: cost return / b.")
 
 
 def markdown_table(summaries: list[TargetSummary]) -> str:
@@ -113,7 +126,7 @@ def markdown_table(summaries: list[TargetSummary]) -> str:
 def rich_table(summaries: list[TargetSummary], title: str):
     from rich.table import Table
 
-    table = Table(title=title)
+    table = Table(title=title, caption=SCALES_NOTE)
     for column in COLUMNS:
         table.add_column(column, justify="right")
     for row in _rows(summaries):
@@ -192,6 +205,6 @@ def write_report(
             indent=2,
         )
     )
-    paths["markdown"].write_text(f"## {title}\n\n" + markdown_table(summaries))
+    paths["markdown"].write_text(f"## {title}\n\n" + markdown_table(summaries) + f"\n{SCALES_NOTE}\n")
     plot_heatmaps(summaries, threshold, paths["heatmaps"], title)
     return paths

@@ -53,8 +53,12 @@ def test_grid_report_summarises_every_target(tmp_path):
     for s in summaries:
         assert s.normalised_reward == pytest.approx((s.reward_mean + 500.0) / 1000.0)
         assert s.normalised_cost == pytest.approx(s.cost_mean / 20.0)
+        # DSRL's scale beside ours: DSRL's published HalfCheetah range, not the one asked for
+        assert s.dsrl_reward == pytest.approx((s.reward_mean - 5.7510) / (2806.9331 - 5.7510))
     paths = write_report(tmp_path, summaries, results, 20.0, "tiny", {"model": "tiny"})
-    assert markdown_table(summaries).count("\n") == 2 + 4
+    table = markdown_table(summaries)
+    assert table.count("\n") == 2 + 4 and "| norm. reward (ours) | norm. reward (DSRL) |" in table
+    assert f"| {summaries[0].dsrl_reward:.3f} |" in table
     assert json.loads(paths["json"].read_text())["threshold"] == 20.0
     assert paths["heatmaps"].stat().st_size > 1000
 
@@ -113,3 +117,4 @@ def test_cli_train_export_evaluate_end_to_end(tmp_path):
     report = json.loads((tmp_path / "report" / "results.json").read_text())
     assert [s["target_cost"] for s in report["summaries"]] == [0.0, 20.0]
     assert np.isfinite(report["summaries"][0]["normalised_reward"])
+    assert np.isfinite(report["summaries"][0]["dsrl_reward"])  # the task has DSRL constants
