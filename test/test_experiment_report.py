@@ -90,3 +90,80 @@ def test_compare_to_fixed_is_welchs_test_on_the_final_rewards():
     assert "within noise" in _comparison_line(level)
     assert "beyond noise" in _comparison_line(by[("gp_ucb", 20.0)])
     assert "too few runs" in _comparison_line(by[("random", 40.0)])
+
+
+def test_dsrl_scale_uses_dsrl_constants_and_says_na_without_them():
+    from pls_core.normalise import dsrl_normalised_reward, fmt_score
+
+    # The paper's PLS at b = 20 on HalfCheetah is 0.99 on DSRL's scale: about 2780 raw (pls-method.md).
+    assert dsrl_normalised_reward(2780.0, "SafetyHalfCheetahVelocity-v1") == pytest.approx(0.99, abs=0.005)
+    assert dsrl_normalised_reward(37.0515, "SafetyHopperVelocity-v1") == pytest.approx(0.0)
+    assert dsrl_normalised_reward(1911.3967, "SafetyHopperVelocity-v1") == pytest.approx(1.0)
+    assert dsrl_normalised_reward(10.0, "SafetyPointGoal1-v0") is None
+    assert (fmt_score(None), fmt_score(0.8312)) == ("n/a", "0.83")
+
+
+def results_for(task: str) -> dict:
+    """A results.json dict as write_report makes it, for one task, b = 20, PLS and fixed, two seeds each."""
+    rows = [{**run(method, seed, reward, 0.5, 1, 0.01), "task": task, "halted": False,
+             "final_reward_dsrl": None if task == "T" else reward + 0.1}
+            for method, rewards in (("pls", (0.80, 0.82)), ("fixed", (0.78, 0.79)))
+            for seed, reward in enumerate(rewards)]
+    from pls_core.experiment.report import compare_to_fixed
+
+    return {"settings": {"iterations": 2, "episodes_per_evaluation": 2, "seeds": 2},
+            "provenance": {"command": "pls experiment --out x", "commit": "abc123",
+                           "machine": {"cpu": "Some CPU", "avx512": False, "cores": 2},
+                           "date": "2026-12-06 00:00 UTC"},
+            "tasks": {task: {"model": "m.onnx", "model_sha256": "0" * 64, "reward_range": [0.0, 1000.0],
+                             "statistics_source": "model contract", "seed_reward_range": [500.0, 600.0],
+                             "sweep_targets": 4, "sweep_episodes_per_target": 1,
+                             "sweep_best_safe": {"20": {"target": [900.0, 10.0], "reward": 0.81, "cost": 0.5,
+                                                        "reward_dsrl": None if task == "T" else 0.91}}}},
+            "summary": aggregate(rows), "against_fixed": compare_to_fixed(rows), "runs": rows}
+
+
+def test_the_table_shows_both_reward_scales_and_the_papers_on_dsrls():
+    from pls_core.experiment.report import markdown
+
+    hopper = markdown(results_for("SafetyHopperVelocity-v1"))
+    assert "| reward (ours) | reward (DSRL) |" in hopper and "| paper reward (DSRL) |" in hopper
+    assert "| 20 | pls | 2 | 0 | 0.81±0.01 | 0.91±0.01 |" in hopper
+    assert "| 0.83±0.01 | 0.42±0.10 | 2±2 |" in hopper  # Table 1's Hopper PLS row, beside ours
+    assert "reward 0.81 (DSRL 0.91)" in hopper and "DSRL's [37.1, 1911.4]" in hopper
+    assert "machine: Some CPU, 2 logical cores, no AVX-512" in hopper
+    unknown = markdown(results_for("T"))
+    assert "| 20 | pls | 2 | 0 | 0.81±0.01 | n/a |" in unknown and "(DSRL n/a)" in unknown
+
+
+def test_the_results_document_is_rendered_from_the_result_files_alone(tmp_path):
+    import json
+
+    from pls_core.experiment.report import results_document, write_results_document
+
+    results = tmp_path / "docs" / "results"
+    for name, task in (("b_hopper", "SafetyHopperVelocity-v1"), ("a_other", "T")):
+        (results / name / "figures").mkdir(parents=True)
+        (results / name / "results.json").write_text(json.dumps(results_for(task)))
+        (results / name / "figures" / "curves.png").write_bytes(b"png")
+    (results / "legacy.md").write_text("## Legacy\n\nhand-copied\n")
+    doc = write_results_document(tmp_path / "docs" / "results.md")
+    text = doc.read_text()
+    assert text.index("## a_other") < text.index("## b_hopper") < text.index("## Legacy")
+    assert "![curves](results/a_other/figures/curves.png)" in text
+    assert "command: `pls experiment --out x`" in text and "commit: abc123" in text
+    assert results_document(doc) == text  # regenerating changes nothing
+    (results / "legacy.md").unlink()
+    assert "hand-copied" not in results_document(doc)
+
+
+def test_docs_results_md_is_what_pls_experiment_report_regenerates():
+    """The committed document is byte-identical to a regeneration from the files committed beside it."""
+    from pathlib import Path
+
+    from pls_core.experiment.report import results_document
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "results.md"
+    assert doc.read_text() == results_document(doc), (
+        "docs/results.md differs from its result files: run `pls experiment --out docs/results --report "
+        "docs/results.md` and commit the result")

@@ -1,13 +1,18 @@
 """From runs to the paper's table: per (task, b, method) means ± stds over seeds, beside the paper's numbers.
 
-Scores are DSRL's (pls_core.normalise): reward (R - R_min) / (R_max - R_min) over the dataset's episode
-returns, cost G / b, safe iff <= 1. Per run: the final target's fresh evaluation, the number of unsafe
+Scores are DSRL's (pls_core.normalise): reward (R - R_min) / (R_max - R_min), cost G / b, safe iff <= 1.
+Reward is given on two scales: ours (R_min/R_max of the model's dataset) and DSRL's (its published
+per-task range, the scale of the paper's tables; "n/a" for a task without DSRL constants).
+Per run: the final target's fresh evaluation, the number of unsafe
 episodes (cost return > b) during the search, and the regret: the normalised reward of the sweep's best
 safe target minus the final one's (negative when the method beat the sweep's coarse grid, or by noise).
 Stds are sample stds (ddof 1) over seeds, 0 for a single seed. "Within noise" against the fixed target
 (the issue's reward criterion) is Welch's two-sided t-test on the final normalised rewards at the 5 % level:
 a method below the fixed target's mean by less than that test can tell from seed-to-seed spread is level.
-Files: results.json (everything), results.csv (the table), runs.csv, episodes.csv, table.md, figures/.
+Files: results.json (everything, with the command, machine, commit and date that made it), results.csv
+(the table), runs.csv, episodes.csv, table.md (rendered from results.json alone), figures/.
+A results document (docs/results.md) is rendered from committed results.json files by
+write_results_document, so it is regenerated, never hand-edited.
 """
 
 from __future__ import annotations
@@ -20,8 +25,15 @@ import numpy as np
 from scipy import stats
 
 from pls_core.experiment.paper import paper_numbers
+from pls_core.experiment.provenance import REPO_ROOT, describe, provenance
 from pls_core.experiment.sweep import best_safe, sweep_summaries
-from pls_core.normalise import normalised_cost, normalised_reward
+from pls_core.normalise import (
+    dsrl_normalised_reward,
+    dsrl_reward_range,
+    fmt_score,
+    normalised_cost,
+    normalised_reward,
+)
 
 
 def run_row(run, reward_range, sweep_best) -> dict:
@@ -35,6 +47,8 @@ def run_row(run, reward_range, sweep_best) -> dict:
             "final_target_reward": final["target"][0], "final_target_cost": final["target"][1],
             "final_reward_return": final["reward_mean"], "final_cost_return": final["cost_mean"],
             "final_reward": reward, "final_cost": cost, "final_safe": halted or cost <= 1.0,
+            "final_reward_dsrl": None if halted else dsrl_normalised_reward(final["reward_mean"],
+                                                                            run.key.task),
             "search_episodes": len(run.episodes), "unsafe_episodes": run.unsafe_episodes,
             "regret": None if sweep_best is None or halted else sweep_best.normalised_reward - reward,
             "wall_time_s": run.wall_time_s}
@@ -59,8 +73,9 @@ def aggregate(rows: list[dict]) -> list[dict]:
                  "halted_runs": sum(r.get("halted", False) for r in group),
                  "search_episodes": sum(r["search_episodes"] for r in group),
                  "unsafe_episodes_total": sum(r["unsafe_episodes"] for r in group)}
-        for name in ("final_reward", "final_cost", "unsafe_episodes", "regret", "wall_time_s"):
-            entry[f"{name}_mean"], entry[f"{name}_std"] = _mean_std(r[name] for r in group)
+        for name in ("final_reward", "final_reward_dsrl", "final_cost", "unsafe_episodes", "regret",
+                     "wall_time_s"):
+            entry[f"{name}_mean"], entry[f"{name}_std"] = _mean_std(r.get(name) for r in group)
         table.append(entry)
     return table
 
@@ -108,50 +123,73 @@ def _pm(mean, std, digits: int = 2) -> str:
     return "—" if mean is None else f"{mean:.{digits}f}±{std:.{digits}f}"
 
 
-def markdown(settings, task_results, table: list[dict], sweep_bests: dict, comparisons: list[dict]) -> str:
+def _display_path(path: str) -> str:
+    """A path inside this repository relative to its root (so documents do not name one machine's folders)."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _sweep_best_line(b: str, best: dict | None) -> str:
+    if best is None:
+        return f"- best safe sweep target in Z at b={b}: none"
+    r, g = best["target"]
+    return (f"- best safe sweep target in Z at b={b}: R={r:.0f}, G={g:.1f} -> reward {best['reward']:.2f} "
+            f"(DSRL {fmt_score(best.get('reward_dsrl'))}), cost {best['cost']:.2f}")
+
+
+def markdown(results: dict, level: int = 1) -> str:
+    """The report's tables, rendered from a results.json dict alone; headings start at `level`."""
+    settings, h = results["settings"], "#" * level
     lines = [
-        "# pls experiment: normalised final reward / cost, unsafe search episodes, regret",
+        f"{h} pls experiment: normalised final reward / cost, unsafe search episodes, regret",
         "",
-        f"Budget per run: {settings.iterations} evaluations x {settings.episodes_per_evaluation} episodes; "
-        f"{settings.seeds} seed(s); final = the method's operation target over "
-        f"{settings.episodes_per_evaluation} fresh episodes. Reward (R - R_min)/(R_max - R_min) over the "
-        "dataset's episode returns, cost G/b (safe iff <= 1); mean±std over seeds. Unsafe: search episodes "
-        "with cost return > b, mean±std per run (of search episodes per run). Regret: normalised reward of "
-        "the sweep's best safe target minus the final one's. Paper: Tables 1 (b=20) and 7 (b=40), unsafe "
-        "from Table 8 (b=20); our `fixed` is the paper's CDT. Halted: PLS runs that stopped because their "
-        "data refuted the seed box (no verified safe target left); they have no final reward or cost, count "
-        "as safe, and their search has fewer episodes.",
+        f"Budget per run: {settings['iterations']} evaluations x {settings['episodes_per_evaluation']} "
+        f"episodes; {settings['seeds']} seed(s); final = the method's operation target over "
+        f"{settings['episodes_per_evaluation']} fresh episodes. Reward (R - R_min)/(R_max - R_min) on two "
+        "scales: ours (R_min/R_max of the model's dataset) and DSRL (DSRL's published per-task range, the "
+        "scale of the paper's tables; n/a: no DSRL constants for the task); cost G/b (safe iff <= 1); "
+        "mean±std over seeds. Unsafe: search episodes with cost return > b, mean±std per run (of search "
+        "episodes per run). Regret (our scale): normalised reward of the sweep's best safe target minus the "
+        "final one's. Paper: Tables 1 (b=20) and 7 (b=40), unsafe from Table 8 (b=20); our `fixed` is the "
+        "paper's CDT. Halted: PLS runs that stopped because their data refuted the seed box (no verified "
+        "safe target left); they have no final reward or cost, count as safe, and their search has fewer "
+        "episodes.",
     ]
-    for result in task_results:
-        inputs, sweep = result.inputs, next(iter(result.sweeps.values()))
-        lo, hi = inputs.reward_range
-        lines += ["", f"## {inputs.task_id}", "",
-                  f"Model `{inputs.model_path}` (sha256 {inputs.model_sha256[:12]}); reward range [{lo:.1f}, "
-                  f"{hi:.1f}] from {inputs.statistics_source}; sweep per b over its grid Z: "
-                  f"{len(sweep['targets'])} targets x {sweep['fingerprint']['episodes_per_target']} "
-                  "episodes; seed box R in "
-                  + (f"[{inputs.seed_reward_range[0]:.0f}, {inputs.seed_reward_range[1]:.0f}] from the "
-                     "dataset" if inputs.seed_reward_range else "the task's (paper) range") + "."]
-        for b in settings.thresholds:
-            best = sweep_bests[(inputs.task_id, float(b))]
-            lines.append(f"- best safe sweep target in Z at b={b:g}: " + (
-                "none" if best is None else
-                f"R={best.target_reward:.0f}, G={best.target_cost:.1f} -> reward "
-                f"{best.normalised_reward:.2f}, cost {best.normalised_cost:.2f}"))
-        lines += ["", "| b | method | runs | halted | reward | cost | final safe | unsafe (search) | "
-                      "regret | paper reward | paper cost | paper unsafe |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for entry in (e for e in table if e["task"] == inputs.task_id):
-            per_run = round(entry["search_episodes"] / entry["runs"])
-            paper = paper_numbers(entry["task"], entry["threshold"], entry["method"])
+    if results.get("provenance"):
+        lines += ["", "Made by:", *describe(results["provenance"])]
+    for task, entry in results["tasks"].items():
+        lo, hi = entry["reward_range"]
+        dsrl = dsrl_reward_range(task)
+        seed_box = entry.get("seed_reward_range")
+        sweep = (f"{entry['sweep_targets']} targets x {entry['sweep_episodes_per_target']} episodes"
+                 if "sweep_targets" in entry else "size not recorded")
+        lines += ["", f"{h}# {task}", "",
+                  f"Model `{_display_path(entry['model'])}` (sha256 {entry['model_sha256'][:12]}); "
+                  f"reward range [{lo:.1f}, {hi:.1f}] from {entry['statistics_source']}; DSRL's "
+                  + (f"[{dsrl[0]:.1f}, {dsrl[1]:.1f}]" if dsrl else "n/a")
+                  + f"; sweep per b over its grid Z: {sweep}; seed box R in "
+                  + (f"[{seed_box[0]:.0f}, {seed_box[1]:.0f}] from the dataset" if seed_box
+                     else "the task's (paper) range") + "."]
+        lines += [_sweep_best_line(b, best) for b, best in entry["sweep_best_safe"].items()]
+        lines += ["", "| b | method | runs | halted | reward (ours) | reward (DSRL) | cost | final safe | "
+                      "unsafe (search) | regret | paper reward (DSRL) | paper cost | paper unsafe |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for row in (e for e in results["summary"] if e["task"] == task):
+            per_run = round(row["search_episodes"] / row["runs"])
+            paper = paper_numbers(row["task"], row["threshold"], row["method"])
+            reward_dsrl = _pm(row.get("final_reward_dsrl_mean"), row.get("final_reward_dsrl_std")) if dsrl \
+                else "n/a"
             lines.append(
-                f"| {entry['threshold']:g} | {entry['method']} | {entry['runs']} | {entry['halted_runs']} | "
-                f"{_pm(entry['final_reward_mean'], entry['final_reward_std'])} | "
-                f"{_pm(entry['final_cost_mean'], entry['final_cost_std'])} | "
-                f"{entry['final_safe_runs']}/{entry['runs']} | "
-                f"{_pm(entry['unsafe_episodes_mean'], entry['unsafe_episodes_std'], 1)} (of {per_run}) | "
-                f"{_pm(entry['regret_mean'], entry['regret_std'])} | {' | '.join(paper)} |")
-        against = [_comparison_line(c) for c in comparisons if c["task"] == inputs.task_id]
+                f"| {row['threshold']:g} | {row['method']} | {row['runs']} | {row['halted_runs']} | "
+                f"{_pm(row['final_reward_mean'], row['final_reward_std'])} | "
+                f"{reward_dsrl} | "
+                f"{_pm(row['final_cost_mean'], row['final_cost_std'])} | "
+                f"{row['final_safe_runs']}/{row['runs']} | "
+                f"{_pm(row['unsafe_episodes_mean'], row['unsafe_episodes_std'], 1)} (of {per_run}) | "
+                f"{_pm(row['regret_mean'], row['regret_std'])} | {' | '.join(paper)} |")
+        against = [_comparison_line(c) for c in results["against_fixed"] if c["task"] == task]
         if against:
             lines += ["", *against]
     return "\n".join(lines) + "\n"
@@ -176,14 +214,20 @@ def episode_rows(task_results) -> list[dict]:
     return rows
 
 
-def _task_entry(inputs, sweep_bests, thresholds) -> dict:
-    best = {}
+def _task_entry(result, sweep_bests, thresholds) -> dict:
+    inputs, best = result.inputs, {}
     for b in thresholds:
         s = sweep_bests[(inputs.task_id, float(b))]
-        best[f"{b:g}"] = None if s is None else {"target": [s.target_reward, s.target_cost],
-                                                 "reward": s.normalised_reward, "cost": s.normalised_cost}
+        best[f"{b:g}"] = None if s is None else {
+            "target": [s.target_reward, s.target_cost], "reward": s.normalised_reward,
+            "cost": s.normalised_cost, "reward_dsrl": dsrl_normalised_reward(s.reward_mean, inputs.task_id)}
+    sweep = next(iter(result.sweeps.values()))
     return {"model": str(inputs.model_path), "model_sha256": inputs.model_sha256,
             "reward_range": list(inputs.reward_range), "statistics_source": inputs.statistics_source,
+            "dsrl_reward_range": dsrl_reward_range(inputs.task_id),
+            "seed_reward_range": None if inputs.seed_reward_range is None else list(inputs.seed_reward_range),
+            "sweep_targets": len(sweep["targets"]),
+            "sweep_episodes_per_target": sweep["fingerprint"]["episodes_per_target"],
             "sweep_best_safe": best}
 
 
@@ -205,14 +249,15 @@ def write_report(out_dir: Path, settings, task_results) -> dict[str, Path]:
     comparisons = compare_to_fixed(rows)
     paths = {name: out_dir / name for name in ("results.json", "results.csv", "runs.csv", "episodes.csv",
                                                "table.md")}
-    tasks = {r.inputs.task_id: _task_entry(r.inputs, sweep_bests, settings.thresholds) for r in task_results}
-    paths["results.json"].write_text(json.dumps(
-        {"settings": settings.to_dict(), "tasks": tasks, "summary": table, "against_fixed": comparisons,
-         "runs": rows}, indent=1))
+    tasks = {r.inputs.task_id: _task_entry(r, sweep_bests, settings.thresholds) for r in task_results}
+    results = {"settings": settings.to_dict(), "provenance": provenance(), "tasks": tasks, "summary": table,
+               "against_fixed": comparisons, "runs": rows}
+    text = json.dumps(results, indent=1)
+    paths["results.json"].write_text(text)
     _write_csv(paths["results.csv"], table)
     _write_csv(paths["runs.csv"], rows)
     _write_csv(paths["episodes.csv"], episode_rows(task_results))
-    paths["table.md"].write_text(markdown(settings, task_results, table, sweep_bests, comparisons))
+    paths["table.md"].write_text(markdown(json.loads(text)))  # exactly what the file alone renders to
     figures = out_dir / "figures"
     for result in task_results:
         task = result.inputs.task_id
@@ -224,3 +269,60 @@ def write_report(out_dir: Path, settings, task_results) -> dict[str, Path]:
                 sweep_cells[(task, float(b))], {b: sweep_bests[(task, float(b))]},
                 figures / f"sweep_{task}_b{b:g}.png", title=task)
     return paths
+
+
+LEGACY_FILE = "legacy.md"  # hand-copied results from before results were generated, shown until replaced
+
+
+def results_document(doc: Path, results_dir: Path | None = None) -> str:
+    """The results document rendered from every `<results_dir>/<name>/results.json` (default: the folder
+    `results/` beside `doc`), in name order, each with the command, machine, commit and date that made it
+    and the figures found beside it; then `<results_dir>/legacy.md` verbatim, if present. Depends on those
+    files alone, so rerendering committed results gives the committed document byte for byte."""
+    doc = Path(doc)
+    results_dir = Path(results_dir) if results_dir is not None else doc.parent / "results"
+    files = sorted(results_dir.glob("*/results.json"))
+    shown = _relative(results_dir, doc.parent)
+    lines = ["# Results", "",
+             "<!-- Generated by `pls experiment --report`; do not edit: rerun the experiment, commit its "
+             "results.json beside this file and regenerate. -->", "",
+             f"Generated from the `results.json` files under `{shown}/` by `pls experiment --out "
+             f"{_display_path(results_dir)} --report {_display_path(doc)}`. Each experiment below says which "
+             "command, machine, commit and date produced it: episodes "
+             "differ across processors (e.g. with or without AVX-512), so compare figures across machines "
+             "within their spread, not digit for digit."]
+    if not files:
+        lines += ["", "No generated results are committed yet."]
+    for path in files:
+        folder = path.parent
+        lines += ["", f"## {folder.name}", "", "Made by:",
+                  *describe(json.loads(path.read_text()).get("provenance")), ""]
+        lines += markdown(json.loads(path.read_text()), level=3).rstrip("\n").split("\n")
+        figures = sorted((folder / "figures").glob("*.png"))
+        if figures:
+            lines += ["", *(f"![{f.stem}]({_relative(f, doc.parent)})" for f in figures)]
+    legacy = results_dir / LEGACY_FILE
+    if legacy.is_file():
+        lines += ["", legacy.read_text().rstrip("\n")]
+    return "\n".join(lines) + "\n"
+
+
+def _relative(path: Path, start: Path) -> str:
+    import os
+
+    return Path(os.path.relpath(Path(path).resolve(), Path(start).resolve())).as_posix()
+
+
+def write_results_document(doc: Path, results_dir: Path | None = None) -> Path:
+    """Regenerate `doc` (e.g. docs/results.md) from the results under `results_dir`; returns its path."""
+    from pls_core.experiment.settings import ExperimentError
+
+    doc = Path(doc)
+    folder = Path(results_dir) if results_dir is not None else doc.parent / "results"
+    if not folder.is_dir():
+        raise ExperimentError(f"no results folder {folder}; point --out at the folder holding "
+                              "<name>/results.json (e.g. docs/results)")
+    if not doc.parent.is_dir():
+        raise ExperimentError(f"no folder {doc.parent} for the document {doc}; create it or pick another")
+    doc.write_text(results_document(doc, folder))
+    return doc
