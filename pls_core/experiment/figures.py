@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pls_core.normalise import normalised_cost, normalised_reward
+from pls_core.normalise import dsrl_reward_range, normalised_cost, normalised_reward
 
 
 def _pyplot():
@@ -56,7 +56,14 @@ def plot_curves(runs, reward_range, threshold: float, path: Path) -> Path:
             low = np.maximum(mean - std, 0.0) if ax is ax_cost else mean - std  # a cost is never < 0
             ax.fill_between(x, low, mean + std, color=line.get_color(), alpha=0.15)
     ax_cost.axhline(1.0, color="red", linestyle="--", linewidth=1, label=f"threshold b = {threshold:g}")
-    ax_reward.set_ylabel("normalised reward of the evaluation")
+    ax_reward.set_ylabel("normalised reward, our dataset's range")
+    dsrl = dsrl_reward_range(runs[0].key.task) if runs else None
+    if dsrl is not None:  # the same reward on DSRL's range (the paper's scale): an affine map of ours
+        lo, hi = reward_range
+        scale, shift = (hi - lo) / (dsrl[1] - dsrl[0]), (lo - dsrl[0]) / (dsrl[1] - dsrl[0])
+        dsrl_axis = ax_reward.secondary_yaxis("right", functions=(lambda x: x * scale + shift,
+                                                                   lambda y: (y - shift) / scale))
+        dsrl_axis.set_ylabel("on DSRL's range (the paper's scale)")
     ax_cost.set_ylabel("normalised cost (cost return / b)")
     for ax in (ax_reward, ax_cost):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
