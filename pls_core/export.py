@@ -9,6 +9,7 @@ checked against torch on random and real windows and fails loudly beyond PARITY_
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
@@ -89,6 +90,7 @@ def export_model(model, config, facts: dict, out_path, extra_config: dict | None
     from pls_core.runtime import ContractError, ModelContract, check_probe_actions
 
     out_path = check_output_path(out_path)
+    check_task_sizes(facts, source)
     policy = _MeanAction(copy.deepcopy(model).cpu()).eval()
     example = random_windows(
         facts, config.context_len, batch=2, max_timestep=model.max_timestep, rng=np.random.default_rng(0)
@@ -128,8 +130,23 @@ def export_model(model, config, facts: dict, out_path, extra_config: dict | None
             f"cannot write {out_path} ({exc.strerror or exc}); choose an --out in a writable folder"
         ) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # nothing there to remove when the folder itself is unusable
+            tmp.unlink(missing_ok=True)
     return worst
+
+
+def check_task_sizes(facts: dict, source: str) -> None:
+    """Refuse a model whose observation/action sizes differ from its task's environment (trained on a
+    dataset of another task); tasks pls does not know pass."""
+    from pls_core.dataset import task_dims
+
+    dims = task_dims(facts.get("task_id"))
+    if dims is not None and (facts["obs_dim"], facts["act_dim"]) != dims:
+        raise ExportInputError(
+            f"{source} was trained on observations of {facts['obs_dim']} and actions of {facts['act_dim']} "
+            f"values, but {facts['task_id']} has {dims[0]} and {dims[1]}: its dataset belongs to another "
+            f"task; retrain on a {facts['task_id']} dataset"
+        )
 
 
 def check_output_path(out_path) -> Path:
@@ -153,13 +170,11 @@ def _session(onnx_bytes: bytes):
 def load_checkpoint_model(checkpoint_path):
     """Rebuild the CDT from a training checkpoint: (model in eval mode, config, checkpoint dict).
 
-    ExportInputError when the file is missing, empty, damaged, not a `pls train` checkpoint, holds
-    non-finite weights, or was trained on data of sizes other than its task's.
+    ExportInputError when the file is missing, empty, damaged, not a `pls train` checkpoint or holds
+    non-finite weights.
     """
     from pls_core.cdt.model import build_model_from_facts
     from pls_core.cdt.presets import CDTConfig
-    from pls_core.dataset import task_dims
-
     path = Path(checkpoint_path)
     fix = "use the checkpoint.pt that `pls train` wrote (or train again)"
     if not path.is_file():
@@ -188,13 +203,6 @@ def load_checkpoint_model(checkpoint_path):
         raise ExportInputError(
             f"checkpoint {path} holds {bad} NaN/inf weights (training diverged or the file is damaged); "
             "export an earlier checkpoint or retrain"
-        )
-    dims = task_dims(facts.get("task_id"))
-    if dims is not None and (facts["obs_dim"], facts["act_dim"]) != dims:
-        raise ExportInputError(
-            f"checkpoint {path} was trained on observations of {facts['obs_dim']} and actions of "
-            f"{facts['act_dim']} values, but {facts['task_id']} has {dims[0]} and {dims[1]}: its dataset "
-            f"belongs to another task; retrain on a {facts['task_id']} dataset"
         )
     return model.eval(), config, saved
 

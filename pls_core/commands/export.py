@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from pls_core.commands.common import check_writable_file
+
 
 def export(
     checkpoint: Annotated[
@@ -22,6 +24,7 @@ def export(
     from pls_core.export import PARITY_TOLERANCE, ExportError, export_checkpoint
     from pls_core.runtime import ModelContract
 
+    check_writable_file(out, "--out")
     try:
         worst = export_checkpoint(checkpoint, out)
     except ExportError as exc:
