@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from pls_core.cdt.presets import preset
 from pls_core.cdt.relabel import pareto_indices, pareto_relabel
@@ -67,18 +68,36 @@ def test_pareto_front_keeps_only_non_dominated_points():
     assert sorted(pareto_indices(costs, rewards).tolist()) == [0, 1, 4]
 
 
-def test_relabelled_targets_sit_above_the_frontier_on_cheap_good_sources():
+def test_default_cost_weighting_never_draws_trajectories_above_the_offset():
+    dataset = synthetic_dataset(lengths=(10, 10, 10), cost_per_step=(0.0, 3.0, 9.0))  # costs 0, 30, 90
+    config = preset("tiny").replace(augment_percent=0.0)  # OSRL: weight max(0, 70 - cost)
+    probability = SequenceSampler(dataset, config, TASK, rng=np.random.default_rng(0)).entry_probability
+    np.testing.assert_allclose(probability, np.array([70.0, 40.0, 0.0]) / 110.0)
+
+
+def test_cost_weighting_that_would_draw_nothing_is_refused_naming_the_fix():
+    dataset = synthetic_dataset(lengths=(10, 10), cost_per_step=(8.0, 9.0))  # costs 80, 90: all above 70
+    with pytest.raises(ValueError, match="cost_sample_offset"):
+        SequenceSampler(dataset, preset("tiny").replace(augment_percent=0.0), TASK,
+                        rng=np.random.default_rng(0))
+
+
+def test_every_relabelled_target_is_kept_on_its_nearest_cheaper_trajectory():
     rng = np.random.default_rng(0)
     costs = rng.uniform(0, 100, size=300)
     rewards = 1000 + 10 * costs + rng.normal(0, 50, size=300)
     relabels = pareto_relabel(costs, rewards, 60, deg=1, max_reward=3000.0, max_rew_decrease=500.0, rng=rng)
-    assert (
-        len(relabels) >= 20
-    )  # targets more than max_rew_decrease above every cheap-enough source are skipped
+    assert len(relabels) == 60  # none dropped (OSRL keeps every target)
+    first_use = set()
     for r in relabels:
-        assert costs[r.source] <= r.cost + 1e-9
-        assert rewards[r.source] >= r.reward - 500.0
-        assert r.reward <= 3000.0
+        assert costs[r.source] <= r.cost + 1e-9 and r.reward <= 3000.0
+        cheaper = np.flatnonzero(costs <= r.cost)
+        nearest = int(cheaper[np.argmin(np.hypot(costs[cheaper] - r.cost, rewards[cheaper] - r.reward))])
+        if nearest not in first_use:  # the first target nearest to a trajectory goes to that trajectory
+            assert r.source == nearest
+        else:  # later ones to a neighbour: no costlier, at most max_rew_decrease poorer than it
+            assert costs[r.source] <= costs[nearest] and rewards[r.source] >= rewards[nearest] - 500.0
+        first_use.add(nearest)
     # Targets ask for more than typical data at that cost: above the mean trend on average.
     assert np.mean([r.reward - (1000 + 10 * r.cost) for r in relabels]) > 0
 

@@ -182,7 +182,8 @@ def build_model_from_facts(config, facts: dict):
 
 
 def gaussian_log_prob_and_entropy(mean, log_std, actions):
-    """Per-step log N(a; mean, std) and entropy, each summed over action dimensions: [B,K]."""
+    """Per-step log N(a; mean, std) and entropy, each averaged over action dimensions: [B,K] (as OSRL's
+    CDT loss, so the loss and the temperature's target do not grow with the number of joints)."""
     log_prob = -0.5 * ((actions - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
     entropy = log_std + 0.5 * (1.0 + math.log(2 * math.pi))
-    return log_prob.sum(-1), entropy.sum(-1)
+    return log_prob.mean(-1), entropy.mean(-1)

@@ -42,11 +42,12 @@ class CDTConfig:
     cost_offset: float = 50.0
     cost_scale: float = 1.0
 
-    # Data: trajectories drawn with weight max(cost_sample_floor, cost_sample_offset - episode cost);
-    # augment_percent of extra trajectories come from Pareto-frontier relabelling.
+    # Data: trajectories drawn with weight max(cost_sample_floor, cost_sample_offset - episode cost), so
+    # (OSRL, floor 0) never above the offset; augment_percent of extra trajectories come from
+    # Pareto-frontier relabelling.
     cost_sample: bool = True
     cost_sample_offset: float = 70.0
-    cost_sample_floor: float = 1.0
+    cost_sample_floor: float = 0.0
     augment_percent: float = 0.2
 
     # Bookkeeping.

@@ -1,8 +1,8 @@
 """CDT's Pareto-frontier return relabelling (data augmentation).
 
-Targets (G, R) are drawn *above* the dataset's reward-vs-cost frontier and attached to real trajectories
-that cost no more than G and earn not much less than R; the trajectory's return-to-go and cost-to-go are
-shifted to start at the target. The model thereby learns that asking for more reward than the data holds
+Targets (G, R) are drawn *above* the dataset's reward-vs-cost frontier and attached to the nearest real
+trajectories that cost no more than G; the trajectory's return-to-go and cost-to-go are shifted to start
+at the target. The model thereby learns that asking for more reward than the data holds
 at a given cost should still give the best behaviour within that cost, instead of anything at all.
 """
 
@@ -65,15 +65,21 @@ def pareto_relabel(
     max_reward: float,
     max_rew_decrease: float,
     min_reward: float = 1.0,
-    beta: float = 0.1,
+    beta: float = 1.0,
     rng: np.random.Generator,
 ) -> list[Relabel]:
-    """Draw `n_targets` relabelled trajectories above the fitted frontier (OSRL's augmentation, re-derived).
+    """`n_targets` relabelled trajectories above the fitted frontier (OSRL's CDT augmentation, re-derived).
 
-    Costs of the targets span the dataset's cost range evenly; each reward is uniform between the frontier
-    (+min_reward) and `max_reward`. A target goes to a trajectory with cost <= its G and reward >= its
-    R - max_rew_decrease, chosen with probability ~ 1 / (distance + beta) in normalised (cost, reward); a
-    target that no trajectory can serve is dropped, so fewer than `n_targets` may come back.
+    1. The frontier: a degree-`deg` polynomial through the non-dominated trajectories (outliers removed by
+       a grid filter first).
+    2. Target costs G span the dataset's cost range evenly; each target reward R is uniform between the
+       frontier at G (+ `min_reward`) and `max_reward`.
+    3. Each target goes to the trajectory nearest to it in raw (cost, reward) units among those that cost
+       no more than G. Every target is kept: asking for more than the data hold at a cost is exactly
+       what the model must learn to answer with the best behaviour within that cost.
+    4. A trajectory nearest to several targets keeps the first; each further one goes to a trajectory
+       that costs no more and earns at most `max_rew_decrease` less than it, drawn with probability
+       ~ 1 / (distance + `beta`), so one episode is not copied many times.
     """
     costs = np.asarray(cost_returns, dtype=np.float64)
     rewards = np.asarray(reward_returns, dtype=np.float64)
@@ -85,19 +91,23 @@ def pareto_relabel(
     front = kept[pareto_indices(costs[kept], rewards[kept])]
     frontier = np.poly1d(np.polyfit(costs[front], rewards[front], deg=min(deg, len(front) - 1)))
 
-    cost_span = max(costs.max() - costs.min(), 1e-6)
-    reward_span = max(rewards.max() - rewards.min(), 1e-6)
+    target_costs = np.linspace(costs.min(), costs.max(), n_targets)
+    low = np.minimum(frontier(target_costs) + min_reward, max_reward)
+    target_rewards = rng.uniform(low, max_reward)
+    cheapest = int(np.argmin(costs))
+    taken: set[int] = set()
     relabels = []
-    for target_cost in np.linspace(costs.min(), costs.max(), n_targets):
-        low = min(frontier(target_cost) + min_reward, max_reward)
-        target_reward = rng.uniform(low, max_reward)
-        ok = np.flatnonzero((costs <= target_cost) & (rewards >= target_reward - max_rew_decrease))
-        if len(ok) == 0:
-            continue
-        distance = np.hypot(
-            (costs[ok] - target_cost) / cost_span, (rewards[ok] - target_reward) / reward_span
-        )
-        weights = 1.0 / (distance + beta)
-        source = int(rng.choice(ok, p=weights / weights.sum()))
+    for target_cost, target_reward in zip(target_costs, target_rewards, strict=True):
+        cheap = np.flatnonzero(costs <= target_cost)
+        if len(cheap) == 0:
+            nearest = cheapest
+        else:
+            nearest = int(cheap[np.argmin(np.hypot(costs[cheap] - target_cost, rewards[cheap] - target_reward))])
+        source = nearest
+        if nearest in taken:
+            near = np.flatnonzero((costs <= costs[nearest]) & (rewards >= rewards[nearest] - max_rew_decrease))
+            weights = 1.0 / (np.hypot(costs[near] - costs[nearest], rewards[near] - rewards[nearest]) + beta)
+            source = int(rng.choice(near, p=weights / weights.sum()))
+        taken.add(nearest)
         relabels.append(Relabel(source, float(target_reward), float(target_cost)))
     return relabels

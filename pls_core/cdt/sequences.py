@@ -63,6 +63,10 @@ class SequenceSampler:
         entry_cost = self.cost_returns[self.entry_episode] + self.entry_cost_shift
         if config.cost_sample:
             weights = np.maximum(config.cost_sample_floor, config.cost_sample_offset - entry_cost)
+            if not weights.any():
+                raise ValueError(f"every trajectory costs more than cost_sample_offset "
+                                 f"({config.cost_sample_offset:g}), so none would be sampled; raise it "
+                                 f"(--set cost_sample_offset=...) or set cost_sample=false")
         else:
             weights = np.ones(len(entry_cost))
         self.entry_probability = weights / weights.sum()
