@@ -26,7 +26,8 @@ def test_tiny_training_raises_the_likelihood_of_dataset_actions(tmp_path):
     with (tmp_path / "progress.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["step"]) for r in rows] == list(range(10, 121, 10))
-    assert float(rows[-1]["log_likelihood"]) > float(rows[0]["log_likelihood"]) + 1.0
+    # per action dimension (the loss averages over them): +0.25 nats is +1.5 over HalfCheetah's six
+    assert float(rows[-1]["log_likelihood"]) > float(rows[0]["log_likelihood"]) + 0.25
     assert result.step == 120 and (tmp_path / "tb").is_dir() and (tmp_path / "config.json").exists()
 
 
@@ -82,9 +83,9 @@ def test_resume_refuses_a_different_network_shape(tmp_path):
 
 
 def test_set_overrides_read_exponent_numbers_as_numbers():
-    from pls_core.commands.train import _parse_overrides
+    from pls_core.commands.common import parse_overrides
 
     pairs = ["learning_rate=3e-4", "eval_every=0", "eval_costs=[20, 40]", "cost_sample=false"]
-    parsed = _parse_overrides(pairs)
+    parsed = parse_overrides(pairs)
     assert parsed == {"learning_rate": 3e-4, "eval_every": 0, "eval_costs": [20, 40], "cost_sample": False}
     assert isinstance(parsed["learning_rate"], float)
