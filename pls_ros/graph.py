@@ -150,9 +150,8 @@ _COMMON = (
              (Param(_SUP, "optimizer_config"),)),
     Argument("episodes_per_evaluation", "episodes averaged per target evaluation (the paper's varpi)",
              (Param(_SUP, "episodes_per_evaluation", int),)),
-    Argument("store_path", "where the supervisor persists its observations (resume after restart)",
-             (Param(_SUP, "store_path"),)),
 )
+_STORE_PATH = "where the supervisor persists its observations (resume after restart)"
 
 SIM = Graph(
     name="sim",
@@ -162,6 +161,9 @@ SIM = Graph(
     arguments=(
         Argument("task", "Safety-Gymnasium task id", (Param(_SIM, "task_id"), *_TASK_TARGETS)),
         *_COMMON,
+        # The sim keeps results the supervisor has not acknowledged next to its store when it must stop.
+        Argument("store_path", _STORE_PATH,
+                 (Param(_SUP, "store_path"), Param(_SIM, "supervisor_store_path"))),
         Argument("mode", "lockstep: the sim waits for each action; realtime: the sim steps at control rate",
                  (Param(_SIM, "mode"),), choices=("lockstep", "realtime")),
         Argument("control_rate_hz", "control rate of the sim (realtime mode) and the policy",
@@ -182,6 +184,7 @@ ROBOT = Graph(
     arguments=(
         Argument("task", "task id the model was trained for", _TASK_TARGETS),
         *_COMMON,
+        Argument("store_path", _STORE_PATH, (Param(_SUP, "store_path"),)),
         Argument("control_rate_hz", "policy control rate", (Param(_POL, "control_rate_hz", float),)),
         Argument("trigger", "observation: answer every observation; timer: act at control rate on the latest",
                  (Param(_POL, "trigger"),), choices=("observation", "timer")),

@@ -37,6 +37,19 @@ SIM = (
     ParamSpec("supervisor_sync_timeout_s", "float", 5.0, "lockstep: start the next episode anyway (with a "
               "warning) when the supervisor has not acknowledged the last result within this time [s]",
               0.0, 3600.0),
+    ParamSpec("result_resend_s", "float", 2.0, "publish an episode result the supervisor has not "
+              "acknowledged (its /pls/supervisor_status last_result_stamp) again after this long [s]",
+              0.1, 3600.0),
+    ParamSpec("unacknowledged_wait_s", "float", 5.0, "on a stop signal, wait up to this long [s] for the "
+              "supervisor to acknowledge the results it has not yet (no wait while no supervisor is there)",
+              0.0, 60.0),
+    ParamSpec("supervisor_store_path", "str", "", "the supervisor's store_path: results still "
+              "unacknowledged when the sim stops are written to <store_path>.unacknowledged.jsonl, which the "
+              "supervisor takes at its next start; empty = they are only logged"),
+    ParamSpec("watchdog_timeout_s", "float", 120.0, "stop with exit code 3, naming the node that is stuck, "
+              "when the lockstep sim has not advanced for this long (no policy action for its observation) "
+              "or a result has waited this long for the supervisor's acknowledgement; 0 = never",
+              0.0, 86400.0),
     ParamSpec("max_fallback_steps", "int", 5, "episodes with more steps than this not driven by a policy "
               "action are reported as 'aborted: ...'", 0, 10**6),
     ParamSpec("record_video_dir", "str", "", "write rendered frames (MUJOCO_GL=egl) under this folder, one "

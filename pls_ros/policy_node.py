@@ -335,11 +335,8 @@ class PolicyNode(Node):
         self._accumulate(msg)
         f = self.followed
         if f is None:
-            reason = reason or {
-                State.HALTED: self.halt_reason,
-                State.WAITING_FOR_TARGET: "no target return received yet",
-            }.get(self.state, f"joined episode {msg.episode} at step {msg.step}; the policy starts at the "
-                              "next episode")
+            reason = self._idle_reason() or reason or (
+                f"joined episode {msg.episode} at step {msg.step}; the policy starts at the next episode")
             self.publish_fallback(msg.episode, msg.step, reason, received)
             return
         if reason:
@@ -370,6 +367,14 @@ class PolicyNode(Node):
         self.followed = Followed(episode=int(msg.episode), target=self.target)
         self.state = State.RUNNING
 
+    def _idle_reason(self) -> str:
+        """Why no episode can be followed at all ('' when one can)."""
+        if self.state is State.HALTED:
+            return self.halt_reason
+        if self.state is State.WAITING_FOR_TARGET:
+            return "no target return received yet"
+        return ""
+
     def _stale_reason(self, msg: Observation, received: int) -> str:
         limit = f"more than {self.p['stale_after_periods']:g} control periods"
         age = self.now_ns() - received
@@ -388,8 +393,10 @@ class PolicyNode(Node):
         if age > self.stale_ns:
             if self.state is State.RUNNING:
                 self.state = State.FALLBACK
-            self.publish_fallback(msg.episode, msg.step, f"stale observation: none for {age / 1e6:.1f} ms "
-                                  f"(more than {self.p['stale_after_periods']:g} control periods)", None)
+            # Without a target the missing target is the cause, not the silence: say that, not "stale".
+            reason = self._idle_reason() or (f"stale observation: none for {age / 1e6:.1f} ms (more than "
+                                             f"{self.p['stale_after_periods']:g} control periods)")
+            self.publish_fallback(msg.episode, msg.step, reason, None)
         elif self.last_action is not None:
             self.republish(None)
 

@@ -26,6 +26,16 @@ Modes (parameter `mode`):
 
 An episode with more than `max_fallback_steps` steps not driven by the policy is reported with a reason
 starting "aborted:", which the supervisor does not learn from.
+
+No result is lost: each EpisodeResult is kept until a SupervisorStatus names it (or a later one) as taken
+(last_result_stamp), and published again every `result_resend_s` while it is not. On a stop signal the
+sim waits up to `unacknowledged_wait_s` for those acknowledgements (while a supervisor is there), then
+writes what is still unacknowledged next to the supervisor's store (`supervisor_store_path`,
+pls_ros.result_spool), where the supervisor takes it at its next start.
+
+Watchdog (`watchdog_timeout_s`): when the lockstep sim has not advanced for that long (no policy action
+answers its observation) or a result has waited that long for the supervisor, it logs which node is stuck
+and why and exits with code 3 (EXIT_STUCK), so the launcher stops the graph with a non-zero exit.
 """
 
 from __future__ import annotations
@@ -41,10 +51,11 @@ from rclpy.duration import Duration
 from rclpy.node import Node
 
 from pls_core.tasks import TASKS
-from pls_ros import node_params, qos
+from pls_ros import node_params, qos, result_spool
 from pls_ros.conversions import carried_target, float32_array, from_float32_field, stamp_ns
 from pls_ros.params import declare_parameters
-from pls_ros.spin import StartupError, run_node
+from pls_ros.paths import resolve_output
+from pls_ros.spin import EXIT_STUCK, StartupError, run_node
 
 NODE_NAME = "pls_sim"
 
@@ -136,9 +147,17 @@ class SimNode(Node):
         # While waiting for the supervisor to acknowledge the result stamped last_result_ns: since when
         # (time.monotonic()).
         self.awaiting: float | None = None
-        if self.sync:
-            self.create_subscription(SupervisorStatus, qos.SUPERVISOR_STATUS_TOPIC, self.on_supervisor_status,
-                                     qos.SUPERVISOR_STATUS_QOS)
+        # Acknowledgements (and the halt) come in the supervisor's status, in every mode.
+        self.create_subscription(SupervisorStatus, qos.SUPERVISOR_STATUS_TOPIC, self.on_supervisor_status,
+                                 qos.SUPERVISOR_STATUS_QOS)
+        self.unacked: dict[int, EpisodeResult] = {}  # published, not yet acknowledged results, by stamp (ns)
+        self.last_resend = time.monotonic()
+        self.supervisor_seen = False  # a SupervisorStatus arrived: a supervisor is part of this graph
+        self.progress = time.monotonic()  # when the sim last advanced (an episode start or a step)
+        self.stuck = ""  # the watchdog's verdict: set, the sim stops with EXIT_STUCK
+        self.exit_code = 0
+        self.drain_timeout_s = self.p["unacknowledged_wait_s"]
+        self.create_timer(0.5, self.watch)
 
         self.finished = False  # max_episodes reached; `done` once the last result is acknowledged
         self.episodes_finished = 0
@@ -170,6 +189,7 @@ class SimNode(Node):
         index = self.episodes_finished
         obs, _info = self.env.reset(seed=self.p["seed"] + index)
         self.episode = Episode(index=index)
+        self.progress = time.monotonic()
         self.obs = np.asarray(obs, dtype=np.float32)
         if self.recording and index % self.p["record_every_n_episodes"] == 0:
             folder = Path(self.p["record_video_dir"]) / f"episode_{index:05d}"
@@ -208,6 +228,7 @@ class SimNode(Node):
                 ep.targets.append(target)
         obs, reward, cost, terminated, truncated, _info = self.env.step(action.astype(np.float32))
         ep.step += 1
+        self.progress = time.monotonic()
         ep.reward_return += float(reward)
         ep.cost_return += float(cost)
         self.obs = np.asarray(obs, dtype=np.float32)
@@ -243,6 +264,7 @@ class SimNode(Node):
         msg.reason = reason
         self.result_pub.publish(msg)
         self.last_result_ns = stamp_ns(msg.header.stamp)
+        self.unacked[self.last_result_ns] = msg
         if ep.frames is not None:
             ep.frames.close()
         self.get_logger().info(
@@ -257,8 +279,8 @@ class SimNode(Node):
     @property
     def done(self) -> bool:
         """Stop spinning: max_episodes reached and (lockstep sync) the last result acknowledged, so that the
-        supervisor has taken it before a launcher stops the graph."""
-        return self.finished and self.awaiting is None
+        supervisor has taken it before a launcher stops the graph; or the watchdog found a stuck node."""
+        return (self.finished and self.awaiting is None) or bool(self.stuck)
 
     def next_episode(self) -> None:
         """Start the next episode now, or (lockstep sync) once the supervisor has acknowledged the result."""
@@ -273,6 +295,10 @@ class SimNode(Node):
             self.start_episode()
 
     def on_supervisor_status(self, msg: SupervisorStatus) -> None:
+        self.supervisor_seen = True
+        taken = stamp_ns(msg.last_result_stamp)
+        for stamp in [s for s in self.unacked if s <= taken]:  # results arrive in order: all up to it
+            del self.unacked[stamp]
         if msg.phase == SupervisorStatus.PHASE_HALTED and not self.finished:
             # No target is verified safe any more: further episodes would only run the fallback action.
             self.get_logger().error(f"the supervisor halted ({msg.message}); ending the run after "
@@ -307,6 +333,87 @@ class SimNode(Node):
                 f"starting episode {self.episodes_finished} without the supervisor's acknowledgement of "
                 f"{last}: {why}; the episode may run with the previous target and be discarded as stale")
         self.acknowledged()
+
+    # --- keeping results, watchdog, stopping ----------------------------------------------------------
+
+    def watch(self) -> None:
+        """Every 0.5 s: publish unacknowledged results again when due; the watchdog."""
+        now = time.monotonic()
+        if (self.unacked and now - self.last_resend >= self.p["result_resend_s"]
+                and self.result_pub.get_subscription_count() > 0):
+            for msg in self.unacked.values():
+                self.result_pub.publish(msg)
+            self.last_resend = now
+        timeout = self.p["watchdog_timeout_s"]
+        if not timeout or self.done:
+            return
+        if self.unacked and self.supervisor_seen:
+            oldest = next(iter(self.unacked.values()))
+            age = (self.now_ns() - stamp_ns(oldest.header.stamp)) / 1e9
+            if age > timeout:
+                gone = self.count_publishers(qos.SUPERVISOR_STATUS_TOPIC) == 0
+                self.stop_stuck("pls_supervisor", f"episode {oldest.episode}'s result has waited {age:.0f} s "
+                                "for its acknowledgement; " + (
+                                    "no supervisor publishes /pls/supervisor_status any more" if gone else
+                                    "the supervisor publishes status but does not take results"))
+                return
+        if self.lockstep and not self.finished and self.awaiting is None and now - self.progress > timeout:
+            self.stop_stuck(*self.why_no_progress(now - self.progress))
+
+    def why_no_progress(self, waited: float) -> tuple[str, str]:
+        """(the node that keeps the lockstep sim from advancing, why)."""
+        ep = self.episode
+        if self.obs_pub.get_subscription_count() == 0:
+            return "pls_policy", f"no node has subscribed to {qos.OBSERVATION_TOPIC} for {waited:.0f} s"
+        where = f"observation {ep.index}/{ep.step}" if ep is not None else "the first observation"
+        last = self.last_action
+        if last is None or ep is None or (last.episode, last.step) != (ep.index, ep.step):
+            return "pls_policy", f"no action has answered {where} for {waited:.0f} s"
+        if last.fallback:
+            who = "pls_supervisor" if "no target" in last.reason or "halted" in last.reason else "pls_policy"
+            return who, (f"the policy has answered {where} only with the fallback action for {waited:.0f} s "
+                         f"(its reason: {last.reason})")
+        return "pls_policy", (f"its step-0 action carries the target {carried_target(last)}, not the "
+                              f"supervisor's {self.supervisor_target}, for {waited:.0f} s")
+
+    def stop_stuck(self, who: str, why: str) -> None:
+        self.stuck = (f"watchdog: {who} is stuck: {why} (watchdog_timeout_s "
+                      f"{self.p['watchdog_timeout_s']:g} s); stopping with exit code {EXIT_STUCK}")
+        self.get_logger().error(self.stuck)
+        self.exit_code = EXIT_STUCK
+
+    def prepare_shutdown(self) -> None:
+        """A stop signal arrived: start no further episode or step while acknowledgements are awaited."""
+        self.finished, self.awaiting = True, None
+
+    def pending_work(self) -> str:
+        """What a stop should wait for (run_node waits up to drain_timeout_s): '' when nothing."""
+        if not self.unacked or self.count_publishers(qos.SUPERVISOR_STATUS_TOPIC) == 0:
+            return ""  # nothing held, or no supervisor left to acknowledge it
+        return f"the supervisor has not acknowledged {len(self.unacked)} episode result(s) yet"
+
+    def keep_unacknowledged(self) -> None:
+        """At the end: write the results the supervisor has not acknowledged where it will take them."""
+        if not self.unacked:
+            return
+        held = list(self.unacked.values())
+        what = ", ".join(f"episode {m.episode} (reward {m.reward_return:.1f}, cost {m.cost_return:.1f})"
+                         for m in held)
+        store = self.p["supervisor_store_path"]
+        if not store:
+            self.get_logger().error(
+                f"stopping with {len(held)} episode result(s) the supervisor has not acknowledged: {what}; "
+                "they are kept nowhere because supervisor_store_path is empty (the sim graph sets it)")
+            return
+        try:
+            path = result_spool.append(result_spool.spool_path(resolve_output(store)), held)
+        except OSError as exc:
+            self.get_logger().error(f"could not keep the unacknowledged results ({what}): {exc}")
+            return
+        self.get_logger().warning(
+            f"stopping with {len(held)} episode result(s) the supervisor has not acknowledged: {what}; kept "
+            f"in {path}, which the supervisor takes when it starts again on {store}")
+        self.unacked.clear()
 
     # --- actions --------------------------------------------------------------------------------------
 
@@ -395,6 +502,7 @@ class SimNode(Node):
                                    "no result is published for an unfinished episode")
         if ep is not None and ep.frames is not None:
             ep.frames.close()
+        self.keep_unacknowledged()
         # Results are TRANSIENT_LOCAL and die with this process: give subscribers time to acknowledge the
         # last ones (Fast DDS asks for acknowledgements with its heartbeat, every 3 s by default).
         if not self.result_pub.wait_for_all_acked(Duration(seconds=3.5)):

@@ -7,22 +7,48 @@
   a ValueError/OSError from its constructor: the message is logged as one clear error line and the
   process exits with EXIT_CONFIG_ERROR, without a traceback.
 * An exception escaping a callback stops the node (its `on_shutdown` still runs) and exits 1.
+* A node that holds work others must acknowledge (the sim's unacknowledged episode results) gets a
+  bounded time after the first signal to finish it: `prepare_shutdown()`, then spinning while
+  `pending_work()` names something, at most `drain_timeout_s`; a second signal ends the wait.
+* A node that stops itself with `done` may set `exit_code` (the sim's watchdog: EXIT_STUCK).
 """
 
 from __future__ import annotations
 
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable
 
 EXIT_OK = 0
 EXIT_CRASH = 1
 EXIT_CONFIG_ERROR = 2
+EXIT_STUCK = 3  # the node's watchdog found the graph making no progress
 
 
 class StartupError(RuntimeError):
     """The node refuses to start; the message names the problem and the fix."""
+
+
+def _drain(node, executor, received: list[str], logger) -> None:
+    """After a stop signal: let the node finish what others must acknowledge, within its bound."""
+    prepare = getattr(node, "prepare_shutdown", None)
+    if prepare is not None:
+        prepare()
+    pending = getattr(node, "pending_work", None)
+    if pending is None:
+        return
+    bound = float(getattr(node, "drain_timeout_s", 0.0))
+    deadline = time.monotonic() + bound
+    what = pending()
+    if what and bound > 0:
+        logger.info(f"{received[0]} received: waiting up to {bound:g} s before stopping, because {what}")
+    while what and time.monotonic() < deadline and len(received) < 2:
+        executor.spin_once(timeout_sec=0.05)
+        what = pending()
+    if what:
+        logger.warning(f"stopping although {what}")
 
 
 def run_node(factory: Callable[[], object], name: str, args: list[str] | None = None) -> int:
@@ -58,6 +84,11 @@ def run_node(factory: Callable[[], object], name: str, args: list[str] | None = 
             while not received and not getattr(node, "done", False) and rclpy.ok():
                 executor.spin_once(timeout_sec=0.1)
             reason = f"received {received[0]}" if received else "done"
+            if received:
+                _drain(node, executor, received, logger)
+            code = int(getattr(node, "exit_code", 0) or 0)
+            if code:
+                reason = f"exit code {code}"
         except Exception as exc:  # a callback failed: stop, but still run the node's shutdown
             logger.error(f"stopping after an unexpected error: {exc!r}\n{traceback.format_exc()}")
             reason, code = f"crashed: {exc!r}", EXIT_CRASH

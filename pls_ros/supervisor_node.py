@@ -33,7 +33,7 @@ from rclpy.duration import Duration
 from rclpy.node import Node
 
 from pls_core.safeopt.records import Phase
-from pls_ros import node_params, qos
+from pls_ros import node_params, qos, result_spool
 from pls_ros.conversions import episode_id
 from pls_ros.params import declare_parameters
 from pls_ros.paths import resolve_existing, resolve_output
@@ -105,6 +105,26 @@ class SupervisorNode(Node):
             f"threshold {config.threshold:g}, {config.episodes_per_evaluation} episodes per evaluation, "
             f"iteration {status['iteration']}, {status['episodes_total']} episodes stored")
         self.follow(self.optimizer.current, "resumed" if resumed else "start")
+        self.take_spooled_results()
+
+    def take_spooled_results(self) -> None:
+        """Results the robot side had to stop with before this store acknowledged them (pls_sim writes them
+        next to the store, pls_ros.result_spool): taken like any delivered result, then the file goes."""
+        path = result_spool.spool_path(self.store_path)
+        try:
+            results = result_spool.read(path)
+        except (OSError, ValueError) as exc:
+            raise StartupError(f"{exc}. Fix: inspect {path}; move it away to start without its results") \
+                from None
+        if not results:
+            return
+        before = len(self.known)
+        for msg in results:
+            self.on_result(msg)
+        path.unlink()
+        self.get_logger().info(f"took {len(self.known) - before} of {len(results)} episode result(s) the "
+                               f"robot side stopped with before they were acknowledged, from {path} (the "
+                               "others were already stored)")
 
     @staticmethod
     def _shipped_model(task_id: str) -> str:
@@ -210,11 +230,12 @@ class SupervisorNode(Node):
             self.reject(f"{label} has no header stamp; the robot side must stamp EpisodeResults (the stamp "
                         "identifies a result when it is delivered again)")
             return
-        self.last_result_ns = key  # the robot side waits for its newest result to show up in the status
-        if key in self.known:
+        if key in self.known:  # delivered again (history replay, the sim's resend): acknowledge, skip
+            self.last_result_ns = max(self.last_result_ns, key)
             self.duplicates += 1
             self.get_logger().debug(f"{label} is already stored; ignored")
             return
+        self.last_result_ns = key  # the robot side waits for its newest result to show up in the status
         self.known.add(key)
         if msg.reason.startswith("aborted"):
             self.reject(f"{label} not used: {msg.reason}")

@@ -7,6 +7,7 @@ publishes the target itself.
 from __future__ import annotations
 
 import math
+import re
 import signal
 import time
 
@@ -19,6 +20,16 @@ from pls_ros import qos
 from pls_ros.conversions import stamp_ns, time_msg
 
 STEPS = 200  # short episodes (max_episode_steps): the tests here are about the loop, not the task's length
+
+
+def unique_results(probe) -> list:
+    """The episode results received, each once: the sim publishes a result again until it is acknowledged."""
+    seen, out = set(), []
+    for msg in probe.messages("result"):
+        if stamp_ns(msg.header.stamp) not in seen:
+            seen.add(stamp_ns(msg.header.stamp))
+            out.append(msg)
+    return out
 
 
 @pytest.fixture
@@ -51,7 +62,7 @@ def test_lockstep_episode_with_the_policy_node_and_frames(ros_env, probe, tmp_pa
         # The sim holds step 0 until the policy answers with a policy action, then runs the episode and,
         # with max_episodes 1, exits 0 by itself.
         assert sim.wait(180) == 0, sim.output()[-3000:]
-        result = wait_until(lambda: probe.messages("result"), DISCOVERY_TIMEOUT, "the episode result")[0]
+        result = wait_until(lambda: unique_results(probe), DISCOVERY_TIMEOUT, "the episode result")[0]
         assert (result.episode, result.length, result.truncated, result.terminated) == (0, STEPS, True, False)
         assert (result.target_reward_return, result.target_cost_return) == (300.0, 10.0)
         assert result.reason == "time_limit" and math.isfinite(result.reward_return)
@@ -98,7 +109,7 @@ def test_lockstep_starts_an_episode_only_after_the_supervisor_acknowledged_the_l
         publish_status(status_pub, iteration, count, target=target, taken=taken)
 
     def results(n):
-        return wait_until(lambda: len(probe.messages("result")) >= n and probe.messages("result"), 120,
+        return wait_until(lambda: len(unique_results(probe)) >= n and unique_results(probe), 120,
                           f"{n} episode result(s)")
 
     def episodes_seen():
@@ -118,14 +129,14 @@ def test_lockstep_starts_an_episode_only_after_the_supervisor_acknowledged_the_l
         # stamp and a state other than the last one seen, this one let episode 1 start.)
         status(0, 0)
         time.sleep(0.5)
-        assert len(probe.messages("result")) == 1, "episode 1 ran without the acknowledgement"
+        assert len(unique_results(probe)) == 1, "episode 1 ran without the acknowledgement"
         assert 1 not in episodes_seen(), "episode 1 started without the acknowledgement"
         # The supervisor's answer: a new target, then the status of the new state, which names it. Here the
         # target reaches the policy late (as under load, the two travel separately): the go-ahead alone
         # does not start episode 1 with the old target; step 0 waits until the policy carries the new one.
         status(1, 0, target=(500.0, 2.0), taken=first)
         sim.wait_for_log(r"episode 1 waits for the policy to take the supervisor's target \(500\.0, 2\.0\)")
-        assert len(probe.messages("result")) == 1
+        assert len(unique_results(probe)) == 1
         assert not any(m.episode == 1 and m.step > 0 for m in probe.messages("obs")), \
             "episode 1 started with the old target"
         publish_target(probe.target, 500.0, 2.0, iteration=1)
@@ -158,12 +169,12 @@ def test_lockstep_run_ends_when_the_supervisor_halts(ros_env, probe):
         wait_until(lambda: status_pub.get_subscription_count() >= 1, DISCOVERY_TIMEOUT, "the sim's status "
                    "subscription")
         publish_target(probe.target, 300.0, 10.0)
-        wait_until(lambda: probe.messages("result"), 120, "the first episode result")
+        wait_until(lambda: unique_results(probe), 120, "the first episode result")
         publish_status(status_pub, 1, 0, SupervisorStatus.PHASE_HALTED, "no target is verified safe")
         assert sim.wait(30) == 0, sim.output()[-3000:]
         assert "the supervisor halted (no target is verified safe); ending the run after 1 episodes" \
             in sim.output()
-        assert len(probe.messages("result")) == 1
+        assert len(unique_results(probe)) == 1
         assert policy.stop() == 0
     finally:
         sim.kill()
@@ -174,7 +185,7 @@ def test_realtime_without_policy_applies_the_fallback_and_stops_on_sigterm(ros_e
     sim = NodeProcess("sim_node", ros_env, params_file=CONFIG / "sim.yaml",
                       params={"mode": "realtime", "control_rate_hz": 500.0, "max_episode_steps": STEPS})
     try:
-        result = wait_until(lambda: probe.messages("result"), 120, "the first episode result")[0]
+        result = wait_until(lambda: unique_results(probe), 120, "the first episode result")[0]
         assert result.reason.startswith(f"aborted: no policy action in {STEPS} steps")
         assert math.isnan(result.target_reward_return) and result.length == STEPS
         assert result.fallback_steps == STEPS  # every step was the sim's own fallback
@@ -206,3 +217,36 @@ def test_refuses_episodes_longer_than_the_task_s(ros_env):
         assert "Traceback" not in out
     finally:
         sim.kill()
+
+
+def test_watchdog_names_the_stuck_node_and_exits_3(ros_env):
+    """No progress for watchdog_timeout_s: the sim says which node holds it up and why, and exits 3 (the
+    launchers turn that into a failed graph) instead of waiting forever. (No probe here: a listener on
+    /pls/observation would count as a policy.)"""
+    from test_cdt_support import tiny_artifacts
+
+    alone = NodeProcess("sim_node", ros_env, params_file=CONFIG / "sim.yaml", log_name="sim_alone",
+                        params={"mode": "lockstep", "max_episode_steps": 20, "watchdog_timeout_s": 2.0})
+    try:
+        assert alone.wait(DISCOVERY_TIMEOUT) == 3, alone.output()[-3000:]
+        assert "watchdog: pls_policy is stuck: no node has subscribed to /pls/observation" in alone.output()
+    finally:
+        alone.kill()
+    # A policy without a target answers step 0 only with its fallback: the supervisor is the one missing.
+    policy = NodeProcess("policy_node", ros_env, params_file=CONFIG / "policy.yaml",
+                         params={"model_path": str(tiny_artifacts().onnx), "trigger": "observation"})
+    sim = None
+    try:
+        policy.wait_for_log("waiting for a target")
+        sim = NodeProcess("sim_node", ros_env, params_file=CONFIG / "sim.yaml",
+                          params={"mode": "lockstep", "max_episode_steps": 20, "watchdog_timeout_s": 3.0})
+        assert sim.wait(DISCOVERY_TIMEOUT) == 3, sim.output()[-3000:]
+        assert re.search(r"watchdog: pls_supervisor is stuck: the policy has answered observation 0/0 only "
+                         r"with the fallback action for \d+ s \(its reason: no target return received yet\)",
+                         sim.output()), sim.output()[-3000:]
+        assert "stopped (exit code 3) after 0 episodes" in sim.output()
+        assert policy.stop() == 0
+    finally:
+        if sim is not None:
+            sim.kill()
+        policy.kill()
