@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -39,9 +40,19 @@ def load_runs(out_dir, settings) -> dict[str, RunRecord]:
 
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory):
+    """One experiment shared by the tests that only read it (tests that write use `experiment_copy`)."""
     out_dir = tmp_path_factory.mktemp("experiment")
     settings = tiny_settings()
     return out_dir, settings, run_experiment(settings, out_dir, progress=False)
+
+
+@pytest.fixture
+def experiment_copy(experiment, tmp_path):
+    """A private copy of the shared experiment's folder, for tests that rerun into it or edit its runs:
+    rerunning rewrites the report files, which the read-only tests must find as the fixture made them."""
+    out_dir, settings, _ = experiment
+    shutil.copytree(out_dir, tmp_path / "experiment")
+    return tmp_path / "experiment", settings
 
 
 def test_every_run_records_iterations_times_varpi_episodes_at_the_decided_targets(experiment):
@@ -123,8 +134,8 @@ def test_results_json_records_where_it_came_from_and_renders_the_table_alone(exp
     assert "## swimmer" in doc.read_text() and "![curves_" in doc.read_text()
 
 
-def test_resume_skips_finished_runs_and_refuses_other_settings(experiment):
-    out_dir, settings, _ = experiment
+def test_resume_skips_finished_runs_and_refuses_other_settings(experiment_copy):
+    out_dir, settings = experiment_copy
     files = sorted((out_dir / "runs").rglob("*.json")) + [sweep_path(out_dir, TASK, B)]
     before = {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in files}
     run_experiment(settings, out_dir, progress=False)
@@ -171,7 +182,8 @@ def test_a_pls_run_whose_seed_box_is_refuted_halts_and_is_reported(tmp_path):
     """b = 1 with the tiny Swimmer (episode costs in the tens, 10x and more above b on any processor): the
     seed box is refuted within a few evaluations (how many depends on the episodes, so it is not asserted),
     the run stops there and is reported as halted."""
-    settings = tiny_settings(thresholds=(1.0,), methods=("pls",), iterations=8, optimizer_overrides={})
+    settings = tiny_settings(thresholds=(1.0,), methods=("pls",), iterations=8,
+                             optimizer_overrides={"seed_cost_range": [0.0, 1.0]})  # seeds command <= b
     paths = run_experiment(settings, tmp_path, progress=False)
     run = RunRecord.load(RunKey(TASK, 1.0, "pls", 0).path(tmp_path))
     halted_after = run.final["halted_after"]
@@ -217,10 +229,10 @@ def test_cli_runs_one_method_and_rejects_unknown_ones(tmp_path):
     assert (tmp_path / "results.md").read_text().startswith("# Results")
 
 
-def test_a_pls_only_setting_keeps_the_baselines_runs(experiment, tmp_path):
+def test_a_pls_only_setting_keeps_the_baselines_runs(experiment_copy):
     """operation_cost_margin_se is read by PLS alone: changing it reuses the random-search run as it is
     and refuses the stored PLS run (its fingerprint differs)."""
-    out_dir, settings, _ = experiment
+    out_dir, settings = experiment_copy
     changed = replace(settings, optimizer_overrides={**settings.optimizer_overrides,
                                                      "operation_cost_margin_se": 1.0})
     random_run = RunKey(TASK, B, "random", 0).path(out_dir)
@@ -231,10 +243,10 @@ def test_a_pls_only_setting_keeps_the_baselines_runs(experiment, tmp_path):
         run_experiment(replace(changed, methods=("pls",)), out_dir, progress=False)
 
 
-def test_a_run_made_before_an_optimizer_field_existed_is_reused_at_its_default(experiment):
+def test_a_run_made_before_an_optimizer_field_existed_is_reused_at_its_default(experiment_copy):
     """Runs stored before `episode_cost_margin_sd` existed lack it in their fingerprint; they ran as its
     default (0, the paper's mean) and are reused, but not for a run that asks for another value."""
-    out_dir, settings, _ = experiment
+    out_dir, settings = experiment_copy
     pls_run = RunKey(TASK, B, "pls", 0).path(out_dir)
     stored = json.loads(pls_run.read_text())
     assert stored["fingerprint"]["optimizer"].pop("episode_cost_margin_sd") == 0.0
