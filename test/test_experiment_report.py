@@ -146,10 +146,15 @@ def test_the_results_document_is_rendered_from_the_result_files_alone(tmp_path):
         (results / name / "figures").mkdir(parents=True)
         (results / name / "results.json").write_text(json.dumps(results_for(task)))
         (results / name / "figures" / "curves.png").write_bytes(b"png")
+    old = {k: v for k, v in results_for("T").items() if k != "provenance"}  # made before it was recorded
+    (results / "c_old").mkdir()
+    (results / "c_old" / "results.json").write_text(json.dumps(old))
     (results / "legacy.md").write_text("## Legacy\n\nhand-copied\n")
     doc = write_results_document(tmp_path / "docs" / "results.md")
     text = doc.read_text()
-    assert text.index("## a_other") < text.index("## b_hopper") < text.index("## Legacy")
+    order = [text.index(f"## {name}") for name in ("a_other", "b_hopper", "c_old", "Legacy")]
+    assert order == sorted(order)
+    assert text.count("commit: abc123") == 2 and text.count("- command: not recorded") == 1
     assert "![curves](results/a_other/figures/curves.png)" in text
     assert "command: `pls experiment --out x`" in text and "commit: abc123" in text
     assert results_document(doc) == text  # regenerating changes nothing

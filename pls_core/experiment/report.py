@@ -295,9 +295,11 @@ def results_document(doc: Path, results_dir: Path | None = None) -> str:
         lines += ["", "No generated results are committed yet."]
     for path in files:
         folder = path.parent
-        lines += ["", f"## {folder.name}", "", "Made by:",
-                  *describe(json.loads(path.read_text()).get("provenance")), ""]
-        lines += markdown(json.loads(path.read_text()), level=3).rstrip("\n").split("\n")
+        results = json.loads(path.read_text())
+        lines += ["", f"## {folder.name}", ""]
+        if not results.get("provenance"):  # markdown() prints it when the run recorded it
+            lines += ["Made by:", *describe(None), ""]
+        lines += markdown(results, level=3).rstrip("\n").split("\n")
         figures = sorted((folder / "figures").glob("*.png"))
         if figures:
             lines += ["", *(f"![{f.stem}]({_relative(f, doc.parent)})" for f in figures)]
