@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from pls_core.cdt.presets import PRESETS
 from pls_core.rollout import run_episodes
 from pls_core.runtime import ModelContract, PolicyRunner, shipped_model_path
 
@@ -27,7 +28,8 @@ def test_shipped_model_contract_matches_its_manifest(task):
     assert (contract.obs_dim, contract.act_dim) == DIMS[task]
     assert hashlib.sha256(path.read_bytes()).hexdigest() == manifest["onnx_sha256"]
     assert contract.dataset_sha256 == manifest["dataset"]["sha256"]
-    assert contract.train_config["preset"] == manifest["training"]["preset"] == "cpu"
+    # Any real preset (models get retrained with longer ones), the same in the contract and the manifest.
+    assert contract.train_config["preset"] == manifest["training"]["preset"] in set(PRESETS) - {"tiny"}
     # The supervisor and `pls experiment` plan on the seed box the contract records (`pls train` writes it).
     stats = contract.dataset_stats
     lo, hi = stats["seed_reward_range"]
@@ -35,6 +37,7 @@ def test_shipped_model_contract_matches_its_manifest(task):
 
 
 def test_shipped_model_drives_the_cheetah_forward():
+    """Half the dataset's best return: a wide margin, not an episode value."""
     runner = PolicyRunner(shipped_model_path(TASK), num_envs=2)
     best = runner.contract.dataset_stats["reward_return_max"]
     results = run_episodes(runner, TASK, [(best, 20.0)], episodes_per_target=2, seed=123)
