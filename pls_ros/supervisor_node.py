@@ -56,15 +56,18 @@ class SupervisorNode(Node):
         self.InvalidEpisodeError, self.StaleEpisodeError = InvalidEpisodeError, StaleEpisodeError
         overrides = {k: p[k] for k, unset in (("threshold", 0.0), ("episodes_per_evaluation", 0),
                                                ("seed", -1)) if p[k] != unset}
+        yaml_path = None  # a YAML of overrides on the defaults the task, b and the model's contract give
         if p["optimizer_config"]:
             try:
-                config_path = resolve_existing(p["optimizer_config"], "optimizer_config")
+                yaml_path = resolve_existing(p["optimizer_config"], "optimizer_config")
             except FileNotFoundError as exc:
                 raise StartupError(f"{exc}. Fix: set optimizer_config to a YAML of optimiser settings, or to "
                                    "an empty string for the task's defaults") from None
-            config = OptimizerConfig.from_yaml(config_path, **overrides)  # OptimizerConfigError names the key
-        elif model := p["model_path"] or self._shipped_model(p["task_id"]):
-            config_path, config = self._config_from_model(model, p["task_id"], overrides)
+        if model := p["model_path"] or self._shipped_model(p["task_id"]):
+            config_path, config = self._config_from_model(model, p["task_id"], overrides, yaml_path)
+        elif yaml_path is not None:  # OptimizerConfigError names the key
+            config_path = yaml_path
+            config = OptimizerConfig.from_yaml(yaml_path, task=p["task_id"], **overrides)
         else:
             config_path = f"defaults for {p['task_id']}"
             config = OptimizerConfig.for_task(p["task_id"], **overrides)
@@ -137,9 +140,9 @@ class SupervisorNode(Node):
             return ""
 
     @staticmethod
-    def _config_from_model(model_path: str, task_id: str, overrides: dict):
-        """The task's defaults on the model's own data: its seed box is one those data show safe, where
-        the paper's box (tuned to DSRL data) may lie outside them."""
+    def _config_from_model(model_path: str, task_id: str, overrides: dict, yaml_path=None):
+        """The task's defaults on the model's own data (its seed box is one those data show safe, where
+        the paper's box, tuned to DSRL data, may lie outside them), with the YAML's overrides if given."""
         from pls_core.runtime import ContractError, ModelContract
         from pls_core.safeopt import OptimizerConfig
 
@@ -152,6 +155,10 @@ class SupervisorNode(Node):
         if contract.task_id != task_id:
             raise StartupError(f"{path} is a model for {contract.task_id!r} but task_id is {task_id!r}; "
                                "use the model of the task the policy runs, or fix task_id")
+        if yaml_path is not None:
+            config = OptimizerConfig.from_yaml(yaml_path, task=task_id, dataset_stats=contract.dataset_stats,
+                                               **overrides)
+            return f"{yaml_path} on the defaults for {task_id} and the data of {path}", config
         config = OptimizerConfig.for_model_stats(task_id, contract.dataset_stats, **overrides)
         return f"defaults for {task_id} on the data of {path}", config
 

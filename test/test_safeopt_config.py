@@ -21,9 +21,13 @@ from pls_core.safeopt.synthetic import synthetic_config
 YAML = Path(__file__).resolve().parent.parent / "config" / "optimizer.yaml"
 
 
+TASK = "SafetyHalfCheetahVelocity-v1"
+DEMO_YAML = YAML.with_name("optimizer_demo.yaml")
+
+
 def test_shipped_yaml_loads_and_builds_a_pls_optimizer():
-    config = OptimizerConfig.from_yaml(YAML)
-    assert (config.task, config.method, config.threshold) == ("SafetyHalfCheetahVelocity-v1", "pls", 20.0)
+    config = OptimizerConfig.from_yaml(YAML, task=TASK)
+    assert (config.task, config.method, config.threshold) == (TASK, "pls", 20.0)
     assert config.cost_lengthscale == (500.0, 10.0) and config.reward_lengthscale == (100.0, 10.0)
     optimizer = build_optimizer(config)
     assert optimizer.current.phase is Phase.SEED and optimizer.current.verified_safe
@@ -31,14 +35,45 @@ def test_shipped_yaml_loads_and_builds_a_pls_optimizer():
     assert 2000.0 <= r <= 2300.0 and 0.0 <= g <= 5.0
 
 
-def test_yaml_overrides_and_matches_task_derivation():
-    from_yaml = OptimizerConfig.from_yaml(YAML, threshold=40.0)
-    assert from_yaml.threshold == 40.0
-    derived = OptimizerConfig.for_task("SafetyHalfCheetahVelocity-v1", 20.0, dataset_reward_max=2806.93)
-    shipped = OptimizerConfig.from_yaml(YAML)
-    for key in ("reward_range", "cost_range", "grid_resolution", "seed_reward_range", "seed_cost_range",
-                "cost_lengthscale", "reward_lengthscale", "reward_outputscale", "max_episode_length"):
-        assert getattr(derived, key) == getattr(shipped, key), key
+@pytest.mark.parametrize("b", [20.0, 40.0])
+def test_yaml_is_the_task_defaults_plus_its_own_keys(b, tmp_path):
+    """One source of truth: a YAML holds overrides only, every other key follows task, b and the model."""
+    assert OptimizerConfig.from_yaml(YAML, task=TASK, threshold=b) == OptimizerConfig.for_task(TASK, b)
+    path = tmp_path / "overrides.yaml"
+    path.write_text("zeta: 3.0\nepisodes_per_evaluation: 5\n")
+    assert OptimizerConfig.from_yaml(path, task=TASK, threshold=b) == \
+        OptimizerConfig.for_task(TASK, b, zeta=3.0, episodes_per_evaluation=5)
+    stats = {"reward_return_min": 10.0, "reward_return_max": 2600.0, "cost_return_max": 120.0,
+             "seed_reward_range": [2100.0, 2200.0]}
+    assert OptimizerConfig.from_yaml(path, task=TASK, threshold=b, dataset_stats=stats) == \
+        OptimizerConfig.for_model_stats(TASK, stats, b, zeta=3.0, episodes_per_evaluation=5)
+    demo = OptimizerConfig.from_yaml(DEMO_YAML, task=TASK, threshold=b)
+    assert demo.cost_range == (0.0, 2 * b) and demo.cost_lengthscale == (500.0, b / 2)  # b-relative
+
+
+def test_shipped_yamls_hold_only_overrides():
+    import yaml
+
+    shipped, demo = (yaml.safe_load(p.read_text()) or {} for p in (YAML, DEMO_YAML))
+    for data in (shipped, demo):
+        assert not [k for k in data if k.startswith("dataset_")]  # no DSRL (or any) dataset statistic
+        assert not {"threshold", "reward_range", "cost_range", "cost_lengthscale", "zeta"} & set(data)
+    assert not set(shipped) & set(demo)  # the demo does not repeat the default file's keys
+
+
+def test_yaml_for_another_task_or_no_task_is_refused(tmp_path):
+    path = tmp_path / "hopper.yaml"
+    path.write_text("task: SafetyHopperVelocity-v1\n")
+    with pytest.raises(OptimizerConfigError, match="is for task 'SafetyHopperVelocity-v1'"):
+        OptimizerConfig.from_yaml(path, task=TASK)
+    with pytest.raises(OptimizerConfigError, match="no task named"):
+        OptimizerConfig.from_yaml(YAML)
+
+
+def test_seed_box_commanding_more_cost_than_b_is_refused():
+    with pytest.raises(OptimizerConfigError, match=r"seed_cost_range \[30.0, 35.0\] reaches above .* b = 20"):
+        OptimizerConfig.for_task(TASK, 20.0, cost_range=(0.0, 40.0), seed_cost_range=(30.0, 35.0))
+    assert OptimizerConfig.for_task(TASK, 20.0, seed_cost_range=(0.0, 20.0)).seed_cost_range == (0.0, 20.0)
 
 
 def test_cost_lengthscale_along_g_scales_with_the_threshold():
@@ -75,7 +110,7 @@ def test_unknown_key_is_named_with_a_suggestion(tmp_path):
     path.write_text(YAML.read_text() + "\nepisodes_per_evalution: 5\n")
     expected = r"episodes_per_evalution.*did you mean 'episodes_per_evaluation'"
     with pytest.raises(OptimizerConfigError, match=expected):
-        OptimizerConfig.from_yaml(path)
+        OptimizerConfig.from_yaml(path, task=TASK)
 
 
 @pytest.mark.parametrize(("change", "message"), [

@@ -321,7 +321,8 @@ def test_operation_target_is_an_evaluated_target_not_a_prior_guess():
     from pls_core.safeopt import EpisodeRecord, OptimizerConfig, build_optimizer
 
     repo = Path(__file__).resolve().parent.parent
-    config = OptimizerConfig.from_yaml(repo / "config" / "optimizer.yaml", episodes_per_evaluation=1)
+    config = OptimizerConfig.from_yaml(repo / "config" / "optimizer.yaml",
+                                       task="SafetyHalfCheetahVelocity-v1", episodes_per_evaluation=1)
     optimizer = build_optimizer(config)
     evaluated = []
     for _ in range(4):

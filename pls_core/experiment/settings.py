@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pls_core.safeopt.config import METHODS  # plain Python: importing the settings loads no torch
+from pls_core.safeopt.config import EVALUATIONS, EXPLORATION_FRACTION, METHODS  # plain Python: no torch
 from pls_core.tasks import DEFAULT_TASK, get_task
 
 SEED_STRIDE = 1_000_000
@@ -44,8 +44,8 @@ class ExperimentSettings:
     methods: tuple[str, ...] = METHODS
     seeds: int = 5  # runs 0..seeds-1 per (task, threshold, method)
     episodes_per_evaluation: int = 20  # varpi: also the number of envs stepped as one batch
-    iterations: int = 20  # evaluations per run; every method ends in its operation choice after them
-    pls_exploration_fraction: float = 0.4  # PLS stage-1 cap = ceil(fraction * iterations); stage 2 the rest.
+    iterations: int = EVALUATIONS  # evaluations per run; every method ends in its operation choice after them
+    pls_exploration_fraction: float = EXPLORATION_FRACTION  # PLS stage-1 cap = ceil(fraction * iterations).
     #   Stage 1 expands the safe set every way, low-reward corners too; stage 2 expands it where the reward
     #   is. With 20 evaluations, 12 + 8 ended PLS at G 3-11 on HalfCheetah (R max reached only in its last
     #   evaluations) and spent Ant's later stage-1 evaluations on its costly low-R edge; 8 + 12 measured

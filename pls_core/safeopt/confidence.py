@@ -53,8 +53,13 @@ class ConfidenceModel:
         if config.reward_trend_slope_sd > 0:
             self.reward_trend = LinearTrend.with_slope_sd(points, config.reward_range,
                                                           config.reward_trend_slope_sd, self.reward_scale)
-        self.cost_gp = GridGP(points, config.cost_lengthscale, config.cost_outputscale,
-                              config.cost_noise_variance / self.cost_scale ** 2)
+        # One cost GP per plausible kernel (cost_lengthscale x each factor); the first is the configured one.
+        lengthscale = config.cost_lengthscale if isinstance(config.cost_lengthscale, tuple) \
+            else (config.cost_lengthscale, config.cost_lengthscale)
+        self.cost_gps = [GridGP(points, (lengthscale[0] * f, lengthscale[1] * f), config.cost_outputscale,
+                                config.cost_noise_variance / self.cost_scale ** 2)
+                         for f in config.cost_lengthscale_factors]
+        self.cost_plausible = np.ones(len(self.cost_gps), dtype=bool)  # kernels the data have not ruled out
         self.cost_lower = np.full(grid.size, float(config.cost_return_limits[0]))
         self.cost_upper = np.where(grid.seed_mask, self.threshold, config.cost_return_ceiling)
         self.safe = grid.seed_mask.copy()
@@ -67,6 +72,15 @@ class ConfidenceModel:
     @property
     def num_observations(self) -> int:
         return self.cost_gp.num_observations
+
+    @property
+    def cost_gp(self) -> GridGP:
+        """The cost GP with the configured kernel (the first of `cost_gps`)."""
+        return self.cost_gps[0]
+
+    @property
+    def plausible_cost_gps(self) -> list[GridGP]:
+        return [gp for gp, keep in zip(self.cost_gps, self.cost_plausible, strict=True) if keep]
 
     @property
     def reward_gp(self) -> GridGP:
@@ -89,15 +103,20 @@ class ConfidenceModel:
         reward_states = {name: gp.prepare_observation(
             target, (reward - self._reward_prior_at(target, name)) / self.reward_scale, r_noise)
             for name, gp in self.reward_gps.items()}
-        cost_state = self.cost_gp.prepare_observation(target, (cost - self._cost_prior_at(target)) /
-                                                      self.cost_scale, g_noise)
+        cost_y = (cost - self._cost_prior_at(target)) / self.cost_scale
+        cost_states = [gp.prepare_observation(target, cost_y, g_noise) for gp in self.cost_gps]
         if self.config.fit_hyperparameters:
             reward_states = {name: self.reward_gps[name].prepare_fit(state, self.config.fit_iterations)
                              for name, state in reward_states.items()}
-            cost_state = self.cost_gp.prepare_fit(cost_state, self.config.fit_iterations)
+            cost_states = [gp.prepare_fit(state, self.config.fit_iterations)
+                           for gp, state in zip(self.cost_gps, cost_states, strict=True)]
         for name, state in reward_states.items():
             self.reward_gps[name].commit(state)
-        self.cost_gp.commit(cost_state)
+        for gp, state in zip(self.cost_gps, cost_states, strict=True):
+            gp.commit(state)
+        if self.config.cost_kernel_evidence is not None:
+            log_evidence = np.array([gp.log_marginal_likelihood for gp in self.cost_gps])
+            self.cost_plausible = log_evidence >= log_evidence.max() - self.config.cost_kernel_evidence
         evidence = {name: gp.log_marginal_likelihood for name, gp in self.reward_gps.items()}
         self.reward_prior = max(evidence, key=evidence.get)  # the first (the paper's) on a tie
         self._intersect_cost_intervals()
@@ -146,9 +165,15 @@ class ConfidenceModel:
         return self.cost_prior_mean + self.cost_scale * self.cost_gp.mean
 
     def cost_omega(self) -> tuple[np.ndarray, np.ndarray]:
-        half = self.alpha * self.cost_scale * np.sqrt(self.cost_gp.variance)
-        mean = self.cost_mean()
-        return mean - half, mean + half
+        """The widest interval over the plausible cost kernels: a target counts as safe only if it is
+        safe under every cost model the data do not rule out."""
+        lows, highs = [], []
+        for gp in self.plausible_cost_gps:
+            mean = self.cost_prior_mean + self.cost_scale * gp.mean
+            half = self.alpha * self.cost_scale * np.sqrt(gp.variance)
+            lows.append(mean - half)
+            highs.append(mean + half)
+        return np.min(lows, axis=0), np.max(highs, axis=0)
 
     def cost_width(self) -> np.ndarray:
         return self.cost_upper - self.cost_lower
@@ -163,11 +188,14 @@ class ConfidenceModel:
         r_prior, g_prior = self._reward_prior_at(target, self.reward_prior), self._cost_prior_at(target)
         (r_mean,), (r_var,) = self.reward_gp.posterior_at(np.array([target])) if self.reward_trend is None \
             else self.reward_trend.posterior_at(self.reward_gp, np.array([target]))
-        (g_mean,), (g_var,) = self.cost_gp.posterior_at(np.array([target]))
         r_half = self.alpha * self.reward_scale * np.sqrt(r_var)
-        g_half = self.alpha * self.cost_scale * np.sqrt(g_var)
-        r_mid, g_mid = r_prior + self.reward_scale * r_mean, g_prior + self.cost_scale * g_mean
-        return (float(r_mid - r_half), float(r_mid + r_half)), (float(g_mid - g_half), float(g_mid + g_half))
+        r_mid = r_prior + self.reward_scale * r_mean
+        g_lo, g_hi = np.inf, -np.inf
+        for gp in self.plausible_cost_gps:
+            (g_mean,), (g_var,) = gp.posterior_at(np.array([target]))
+            g_mid, g_half = g_prior + self.cost_scale * g_mean, self.alpha * self.cost_scale * np.sqrt(g_var)
+            g_lo, g_hi = min(g_lo, g_mid - g_half), max(g_hi, g_mid + g_half)
+        return (float(r_mid - r_half), float(r_mid + r_half)), (float(g_lo), float(g_hi))
 
     @staticmethod
     def _reward_prior_at(target: tuple[float, float], name: str) -> float:
@@ -183,5 +211,5 @@ class ConfidenceModel:
         if self.config.lipschitz:
             return lipschitz_expanders(self.grid.points, self.cost_lower, self.safe, self.threshold,
                                        self.config.lipschitz, candidates)
-        return fake_observation_expanders(self.cost_gp, self.cost_prior_mean, self.cost_scale,
+        return fake_observation_expanders(self.plausible_cost_gps, self.cost_prior_mean, self.cost_scale,
                                           self.cost_lower, self.safe, self.threshold, self.alpha, candidates)

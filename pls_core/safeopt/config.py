@@ -23,6 +23,9 @@ COST_R_LENGTHSCALE_FACTOR = 5.0  # cost lengthscale along R, in reward lengthsca
 COST_G_LENGTHSCALE_FRACTION = 0.5  # cost lengthscale along G, as a fraction of the threshold b (see for_task)
 REWARD_G_LENGTHSCALE_FRACTION = 0.5  # reward lengthscale along G, as a fraction of b (see for_task)
 COST_OUTPUT_SCALE_FRACTION = 0.5  # default cost output scale (cost GP prior sd), as a fraction of b
+EVALUATIONS = 20  # search evaluations before operation: the paper's ~20 (pls experiment's default too)
+EXPLORATION_FRACTION = 0.4  # of them spent in stage 1 (docs/method.md, "Stage split")
+STAGE_ONE_EVALUATIONS = math.ceil(EXPLORATION_FRACTION * EVALUATIONS)
 SEED_RETURN_QUANTILES = (0.5, 0.75)  # seed box along R from the dataset (seed_reward_range_from_returns)
 
 
@@ -151,14 +154,16 @@ class OptimizerConfig:
     lipschitz: float | None = None  # L (raw cost per raw target unit); None or 0: GP-based expanders
     boundary_fallback: bool = True  # stage 1 samples the unsafe set's border when no expander passes
     episodes_per_evaluation: int = 20  # varpi: episodes averaged into one GP observation
-    max_exploration_iterations: int = 30  # cap on stage 1 evaluations (seed evaluation included)
-    max_maximisation_iterations: int = 20  # cap on stage 2 evaluations
+    max_exploration_iterations: int = STAGE_ONE_EVALUATIONS  # stage-1 cap (seed evaluation included)
+    max_maximisation_iterations: int = EVALUATIONS - STAGE_ONE_EVALUATIONS  # stage-2 cap
     seed: int = 0  # tie-breaking and random-search RNG: derived from (seed, iteration)
     operation_cost_margin_se: float | None = 2.0  # operate where measured mean cost + k SE <= b; None: off
     episode_cost_margin_sd: float = 0.0  # cost observed: episodes' mean + k x their sd; 0: paper's mean
     reward_lengthscale: float | tuple[float, float] = 100.0
     reward_outputscale: float = 100.0
     cost_lengthscale: float | tuple[float, float] = 5.0
+    cost_lengthscale_factors: tuple[float, ...] = (1.0, 0.5, 0.25)  # cost kernels: cost_lengthscale x each
+    cost_kernel_evidence: float | None = None  # drop a kernel whose log evidence is this far below the best
     cost_outputscale: float = 1.0
     reward_noise_variance: float = 25.0
     cost_noise_variance: float = 1.0
@@ -228,8 +233,13 @@ class OptimizerConfig:
             raise OptimizerConfigError(f"invalid optimizer config: {exc}") from None
 
     @classmethod
-    def from_yaml(cls, path: str | Path, **overrides: Any) -> OptimizerConfig:
-        """Load a flat YAML mapping; `overrides` replace keys (e.g. threshold=40)."""
+    def from_yaml(cls, path: str | Path, *, dataset_stats: dict | None = None,
+                  **overrides: Any) -> OptimizerConfig:
+        """The settings a YAML file of overrides describes: the task's derived defaults (`for_task` on the
+        threshold b, or `for_model_stats` when the model's `dataset_stats` are given), then the file's keys,
+        then `overrides` (e.g. threshold=40.0, task=...). So every b-relative default follows b unless the
+        file sets that key itself. A file naming no known task must give every required key.
+        """
         import yaml
 
         text = Path(path).read_text()
@@ -240,9 +250,33 @@ class OptimizerConfig:
         if not isinstance(data, dict):
             raise OptimizerConfigError(f"{path}: expected a mapping of optimizer keys at the top level")
         try:
-            return cls.from_dict({**data, **overrides})
+            return cls._from_overrides(data, overrides, dataset_stats)
         except OptimizerConfigError as exc:
             raise OptimizerConfigError(f"{path}: {exc}") from None
+
+    @classmethod
+    def _from_overrides(cls, data: dict[str, Any], overrides: dict[str, Any],
+                        dataset_stats: dict | None) -> OptimizerConfig:
+        from pls_core.tasks import TASKS
+
+        task = overrides.get("task", data.get("task"))
+        if data.get("task") is not None and task != data["task"]:
+            raise OptimizerConfigError(f"the file is for task {data['task']!r} but task {task!r} was asked "
+                                       "for; remove its task key (defaults then follow the task), or use the "
+                                       "file written for that task")
+        explicit = {**data, **overrides}
+        if task is None and "reward_range" not in explicit:
+            raise OptimizerConfigError(f"no task named: a file of overrides needs the task its defaults come "
+                                       f"from (task=... when loading, or a task key; known: {', '.join(TASKS)})")
+        if task not in TASKS:
+            if dataset_stats is not None:
+                raise OptimizerConfigError(f"dataset statistics were given but task {task!r} is not a known "
+                                           f"task ({', '.join(TASKS)}); name the task in the file")
+            return cls.from_dict(explicit)
+        threshold = explicit.pop("threshold", None)
+        base = cls.for_task(task, threshold) if dataset_stats is None else \
+            cls.for_model_stats(task, dataset_stats, threshold)
+        return cls.from_dict({**base.to_dict(), **explicit})
 
     @classmethod
     def for_task(cls, task_id: str, threshold: float | None = None, *,
@@ -338,6 +372,13 @@ class OptimizerConfig:
             if not isinstance(value, list | tuple) or len(value) != 2:
                 raise OptimizerConfigError(f"{name} must be a pair [low, high], got {value!r}")
             setattr(self, name, tuple(value))
+        factors = self.cost_lengthscale_factors
+        if isinstance(factors, int | float) and not isinstance(factors, bool):
+            factors = (factors,)
+        if not isinstance(factors, list | tuple) or not factors:
+            raise OptimizerConfigError(f"cost_lengthscale_factors must be a list of numbers > 0, e.g. [1.0, "
+                                       f"0.5, 0.33], got {factors!r}")
+        self.cost_lengthscale_factors = tuple(factors)
         for name in ("reward_lengthscale", "cost_lengthscale"):
             value = getattr(self, name)
             if isinstance(value, list | tuple):
@@ -405,6 +446,11 @@ class OptimizerConfig:
             value = getattr(self, name)
             for v in value if isinstance(value, tuple) else (value,):
                 positive(name, v)
+        for factor in self.cost_lengthscale_factors:
+            positive("cost_lengthscale_factors (each)", factor)
+        if self.cost_kernel_evidence is not None:
+            non_negative("cost_kernel_evidence", self.cost_kernel_evidence,
+                         "(nats of log marginal likelihood) or null (every kernel always counts)")
         for name in ("reward_outputscale", "cost_outputscale", "reward_output_scale"):
             positive(name, getattr(self, name))
         if self.cost_output_scale is not None:
@@ -433,6 +479,12 @@ class OptimizerConfig:
                 raise OptimizerConfigError(f"{name} must be true or false")
         s_lo, s_hi = self.seed_reward_range
         g_lo, g_hi = self.seed_cost_range
+        if g_hi > self.threshold:
+            raise OptimizerConfigError(
+                f"seed_cost_range {list(self.seed_cost_range)} reaches above the threshold b = "
+                f"{self.threshold:g}: a seed target that commands more cost than b is not known to be safe "
+                "(Assumption 7), and every certificate rests on the seeds. Lower seed_cost_range to at most "
+                "b (the paper uses [0, 5]) or raise the threshold")
         if s_lo < self.reward_range[0] or s_hi > self.reward_range[1] or g_lo < self.cost_range[0] \
                 or g_hi > self.cost_range[1]:
             raise OptimizerConfigError("the seed box (seed_reward_range x seed_cost_range) must lie inside "

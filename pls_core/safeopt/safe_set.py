@@ -52,18 +52,21 @@ def lipschitz_expanders(points: np.ndarray, lower: np.ndarray, safe: np.ndarray,
     return lower[candidates] + lipschitz * nearest <= threshold
 
 
-def fake_observation_expanders(cost_gp: GridGP, prior_mean: np.ndarray, output_scale: float,
+def fake_observation_expanders(cost_gps: GridGP | list[GridGP], prior_mean: np.ndarray, output_scale: float,
                                lower: np.ndarray, safe: np.ndarray, threshold: float, alpha: float,
                                candidates: np.ndarray) -> np.ndarray:
-    """For each candidate index: would observing y = l(z) there make some unsafe z' safe?
+    """For each candidate index: would observing y = l(z) there make some unsafe z' safe, under every
+    cost GP in `cost_gps` (one GP, or the plausible kernels of a kernel-robust certificate)?
 
-    Unsafe points whose current GP lower bound already exceeds b are skipped: one more observation can
-    lower the upper bound at z' at most to the current lower bound (|cov| <= sd(z) sd(z') and
+    Unsafe points where any GP's current lower bound already exceeds b are skipped: one more observation
+    can lower that GP's upper bound at z' at most to its current lower bound (|cov| <= sd(z) sd(z') and
     |l(z) - mean(z)| <= alpha sd(z)), so skipping them changes no answer.
     """
+    gps = cost_gps if isinstance(cost_gps, list) else [cost_gps]
     if len(candidates) == 0:
         return np.zeros(0, dtype=bool)
-    gp_lower = prior_mean + output_scale * (cost_gp.mean - alpha * np.sqrt(cost_gp.variance))
+    gp_lower = np.max([prior_mean + output_scale * (gp.mean - alpha * np.sqrt(gp.variance)) for gp in gps],
+                      axis=0)
     targets = np.flatnonzero(~safe & (gp_lower <= threshold))
     result = np.zeros(len(candidates), dtype=bool)
     if len(targets) == 0:
@@ -71,7 +74,8 @@ def fake_observation_expanders(cost_gp: GridGP, prior_mean: np.ndarray, output_s
     step = max(1, CHUNK_ELEMENTS // len(targets))
     for start in range(0, len(candidates), step):
         block = candidates[start:start + step]
-        upper = fantasy_upper_bounds(cost_gp, prior_mean, output_scale, lower[block], alpha, block, targets)
+        upper = np.max([fantasy_upper_bounds(gp, prior_mean, output_scale, lower[block], alpha, block,
+                                             targets) for gp in gps], axis=0)
         result[start:start + step] = (upper <= threshold).any(axis=1)
     return result
 
