@@ -10,8 +10,19 @@ from pathlib import Path
 
 import numpy as np
 
+from pls_core.normalise import dsrl_normalised_reward, fmt_score, normalised_reward
 from pls_core.safeopt.plots import plot_store
 from pls_core.safeopt.store import OptimizerStore
+
+
+def _on_both_scales(reward: float, config: dict) -> str:
+    """' (normalised: ours x, DSRL y)' where the run knows its dataset's reward range; '' otherwise."""
+    lo, hi = config.get("dataset_reward_min"), config.get("dataset_reward_max")
+    if lo is None or hi is None or not hi > lo:
+        return ""
+    ours = float(normalised_reward(reward, lo, hi))
+    dsrl = dsrl_normalised_reward(reward, config.get("task", ""))
+    return f" (normalised: ours {ours:.2f}, DSRL {fmt_score(dsrl)})"
 
 
 def write_run_report(store_path: str | Path, out_dir: str | Path, title: str = "PLS run") -> Path:
@@ -42,8 +53,9 @@ def write_run_report(store_path: str | Path, out_dir: str | Path, title: str = "
         last = decisions[-1]
         # The operation choice ranks evaluated targets by what was measured there (base.best_safe_index).
         at_best = [rec.reward_return for _, rec in episodes if tuple(rec.target) == tuple(last.best_target)]
-        measured = f"measured mean reward {np.mean(at_best):.1f} over {len(at_best)} episodes, " if at_best \
-            else "not evaluated yet, "
+        mean = float(np.mean(at_best)) if at_best else None
+        measured = (f"measured mean reward {mean:.1f} over {len(at_best)} episodes"
+                    f"{_on_both_scales(mean, config)}, ") if at_best else "not evaluated yet, "
         lines.append(f"- final phase `{last.phase.value}`; best verified safe target "
                      f"R = {last.best_target[0]:.1f}, G = {last.best_target[1]:.1f} "
                      f"({measured}reward GP mean {last.best_predicted_reward:.1f}, "
