@@ -33,6 +33,19 @@ TIE_RELATIVE_TOLERANCE = 1e-9  # values this close (relative to the best) count 
 STREAM_PROPOSAL, STREAM_BEST, STREAM_RANDOM_SEARCH = 0, 1, 2
 
 
+def quantile_variance(values: list[float], q: float) -> float:
+    """Distribution-free variance of the empirical q-quantile of `values`: the number of values below the
+    true quantile is Binomial(n, q), so the order statistics one binomial sd either side of rank n q
+    bracket the quantile by about +-1 sd; half their distance, squared. No normal assumption: a heavy
+    tail widens it exactly where the tail reaches the quantile."""
+    ordered = sorted(values)
+    n = len(ordered)
+    spread = math.sqrt(n * q * (1 - q))
+    lo = min(n - 1, max(0, math.floor(n * q - spread) - 1))
+    hi = min(n - 1, max(0, math.ceil(n * q + spread) - 1))
+    return ((ordered[hi] - ordered[lo]) / 2) ** 2
+
+
 @dataclass(frozen=True)
 class Choice:
     """A method's pick: the target, the phase it came from and the size of the set it was chosen from."""
@@ -255,6 +268,8 @@ class TargetOptimizer(ABC):
         `episode_cost_margin_sd` of their standard deviations (OptimizerConfig's "Per-episode cost").
         A single episode has no measurable spread; it takes the configured one."""
         costs = [e.cost_return for e in episodes]
+        if self.config.episode_cost_quantile is not None:
+            return float(np.quantile(costs, self.config.episode_cost_quantile))
         mean = math.fsum(costs) / len(costs)
         k = self.config.episode_cost_margin_sd
         if k == 0:
@@ -275,7 +290,11 @@ class TargetOptimizer(ABC):
         n = len(episodes)
         k = self.config.episode_cost_margin_sd
         reward_var = statistics.variance([e.reward_return for e in episodes]) / n
-        cost_var = statistics.variance([e.cost_return for e in episodes]) * (1 / n + k * k / (2 * (n - 1)))
+        costs = [e.cost_return for e in episodes]
+        if self.config.episode_cost_quantile is not None:
+            cost_var = quantile_variance(costs, self.config.episode_cost_quantile)
+        else:
+            cost_var = statistics.variance(costs) * (1 / n + k * k / (2 * (n - 1)))
         return (max(self.config.reward_noise_variance, reward_var),
                 max(self.config.cost_noise_variance, cost_var))
 

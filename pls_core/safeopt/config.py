@@ -159,6 +159,7 @@ class OptimizerConfig:
     seed: int = 0  # tie-breaking and random-search RNG: derived from (seed, iteration)
     operation_cost_margin_se: float | None = 2.0  # operate where measured mean cost + k SE <= b; None: off
     episode_cost_margin_sd: float = 0.0  # cost observed: episodes' mean + k x their sd; 0: paper's mean
+    episode_cost_quantile: float | None = None  # cost observed: the episodes' q-quantile; None: their mean
     reward_lengthscale: float | tuple[float, float] = 100.0
     reward_outputscale: float = 100.0
     cost_lengthscale: float | tuple[float, float] = 5.0
@@ -266,8 +267,9 @@ class OptimizerConfig:
                                        "file written for that task")
         explicit = {**data, **overrides}
         if task is None and "reward_range" not in explicit:
-            raise OptimizerConfigError(f"no task named: a file of overrides needs the task its defaults come "
-                                       f"from (task=... when loading, or a task key; known: {', '.join(TASKS)})")
+            raise OptimizerConfigError("no task named: a file of overrides needs the task its defaults come "
+                                       "from (task=... when loading, or a task key; known: "
+                                       f"{', '.join(TASKS)})")
         if task not in TASKS:
             if dataset_stats is not None:
                 raise OptimizerConfigError(f"dataset statistics were given but task {task!r} is not a known "
@@ -459,6 +461,14 @@ class OptimizerConfig:
             non_negative(name, getattr(self, name), "(0: noiseless)")
         non_negative("episode_cost_margin_sd", self.episode_cost_margin_sd,
                      "(episode standard deviations; 0: the paper's mean cost)")
+        if self.episode_cost_quantile is not None:
+            q = self.episode_cost_quantile
+            if isinstance(q, bool) or not isinstance(q, int | float) or not 0.5 <= q < 1.0:
+                raise OptimizerConfigError(f"episode_cost_quantile must be in [0.5, 1) (the share of one "
+                                           f"target's episodes whose cost must stay <= b) or null, got {q!r}")
+            if self.episode_cost_margin_sd > 0:
+                raise OptimizerConfigError("episode_cost_quantile and episode_cost_margin_sd > 0 are two "
+                                           "per-episode certificates and do not combine; set one of them")
         non_negative("reward_trend_slope_sd", self.reward_trend_slope_sd,
                      "(prior sd of the learned slope of J over R; 0: off, the paper's prior)")
         if self.operation_cost_margin_se is not None:

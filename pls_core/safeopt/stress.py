@@ -37,6 +37,7 @@ THRESHOLD = 20.0
 EPISODE_COST_SD = 4.5  # per-episode cost noise of the Gaussian families (cost_noise_variance 1 at 20)
 EPISODE_REWARD_SD = 22.0
 TAIL_RANGE = (40.0, 100.0)  # heavy_tail outliers, uniform (raw cost; b = 20)
+EXCEEDANCE_LIMIT = 0.1  # per-episode view: a proposal is episode-unsafe if > 10% of its episodes exceed b
 MARGIN = 0.2  # regret is measured against targets with J_g <= (1 - MARGIN) b reachable from Z0
 
 
@@ -179,7 +180,8 @@ def run_stress(problem: StressProblem, method: str = "pls", **overrides) -> dict
     unsafe: proposals whose true mean cost at the time exceeded b; final_safe: the operation target's;
     regret: (best reachable safe reward - final reward) / reward range over the grid (inf if unsafe);
     safe_share: certified points among the truly safe ones at the end; false_certificates: certified
-    points that are truly unsafe; exceedance: mean P(episode cost > b) over the proposals.
+    points that are truly unsafe; exceedance: mean P(episode cost > b) over the proposals; episode_unsafe:
+    proposals where that probability exceeds EXCEEDANCE_LIMIT.
     """
     from pls_core.safeopt.factory import build_optimizer
 
@@ -211,4 +213,5 @@ def run_stress(problem: StressProblem, method: str = "pls", **overrides) -> dict
     return {"unsafe": unsafe, "proposals": len(exceedances), "final_safe": final_safe, "regret": regret,
             "safe_share": float((certified & truly_safe).sum() / max(1, truly_safe.sum())),
             "false_certificates": int((certified & ~truly_safe).sum()), "halted": halted,
-            "exceedance": float(np.mean(exceedances)) if exceedances else 0.0}
+            "exceedance": float(np.mean(exceedances)) if exceedances else 0.0,
+            "episode_unsafe": int(sum(e > EXCEEDANCE_LIMIT for e in exceedances))}
