@@ -184,9 +184,8 @@ class TargetOptimizer(ABC):
 
         Only targets that were actually run count (Theorem 3 promises a near-optimal *sample*), and they
         are ranked by what was measured there (the mean over all their evaluations), not by the reward
-        GP: its prior mean J = z and fixed kernel are far off for a model whose return ignores R (our
-        Hopper CDT returns ~350 whatever R is asked; with the prior sd of 10 the GP put R = 1727,
-        measured 243, at 1172, above R = 1255, measured 396, and PLS operated on the worse target).
+        GP: its prior mean J = z and fixed kernel can be far off for a model whose return ignores R, and
+        then rank an unmeasured or poorly measured target above a better measured one.
         Safety comes from the GP (only safe-set members qualify) and, for the target held from then on,
         from its own episodes too: a seed target is safe by assumption whatever it measured
         (OptimizerConfig's "Operation" note). Before any evaluation, the whole safe set (the seed box)

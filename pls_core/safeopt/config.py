@@ -1,7 +1,9 @@
 """Optimiser settings: one flat, validated dataclass, loadable from a dict or YAML, derivable from a task.
 
-Every key is documented on `OptimizerConfig`; config/optimizer.yaml carries the defaults for
-SafetyHalfCheetahVelocity-v1. Units: R, G, returns, threshold, zeta, noise are raw (unnormalised) returns.
+Every key is documented on `OptimizerConfig`. The defaults come from one place: `for_task` (task, threshold
+b) and `for_model_stats` (plus the model contract's dataset statistics); a YAML file holds only overrides
+on top of them (`from_yaml`). Units: R, G, returns, threshold, zeta, noise are raw (unnormalised) returns.
+The evidence behind each choice is in docs/method.md.
 """
 
 from __future__ import annotations
@@ -36,12 +38,10 @@ def seed_reward_range_from_returns(reward_returns, cost_returns, seed_cost_max: 
     return of the episodes whose cost return is <= `seed_cost_max` (the seed box's top G) and that did
     not end by termination (`terminated`, one flag per episode; None counts every episode).
 
-    Why: Z0 must be known safe (Assumption 7). The paper's boxes fit DSRL's datasets; ours reach other
-    returns (our Hopper data never exceed 1089, below the paper's Hopper box [1200, 1500]), and a CDT
-    asked for (R, G) that its data show at cost <= G behaves like those episodes. A fall is cheap in
-    cost only because it ends the episode: on Walker2d the low-cost episodes were mostly falls, the box
-    they gave (R 1080-2114) held targets whose episodes fell and exceeded b, so only episodes that run
-    to their time limit demonstrate a safe target.
+    Why: Z0 must be known safe (Assumption 7), and a CDT asked for (R, G) that its data show at cost <= G
+    behaves like those episodes; the paper's boxes fit DSRL's datasets, not necessarily ours. A fall is
+    cheap in cost only because it ends the episode, so only episodes that run to their time limit
+    demonstrate a safe target (docs/method.md, "Seed box Z0 from our data").
     """
     import numpy as np
 
@@ -63,84 +63,51 @@ def seed_reward_range_from_returns(reward_returns, cost_returns, seed_cost_max: 
 class OptimizerConfig:
     """Settings of the online target-return optimiser.
 
-    Choices where the paper is silent (pls-method.md §3), each overridable:
+    Choices where the paper is silent (pls-method.md §3), each overridable; why each default is what it
+    is, with its measurements: docs/method.md ("Optimiser" and "The safety certificate").
 
-    * Output scaling. The cost GP models cost / `cost_output_scale` (default: b / 2). The paper's cost
-      variance 1 is only meaningful on a normalised scale: the prior sd is then b / 2, and with the
-      confidence multiplier alpha_1 >= 4 (|Z| >= 10, delta = 0.05) an untested target's prior upper
-      bound G + alpha_1 * b / 2 exceeds b twice over: only Z0 is safe before data. A larger scale adds
-      nothing to that guarantee but makes certification need data ever closer: with scale b and a
-      measured cost near b / 2, a target was certified only where the posterior sd had fallen to ~0.1
-      of the prior's, and PLS on HalfCheetah at b = 20 still operated at G = 0-10 after 20 evaluations
-      while G = b was safe and paid more.
-      b / 2 was chosen on surrogates of the measured HalfCheetah and Hopper responses
-      (benchmarks/bench_safeopt_surrogate.py): reward up at both b, unsafe search episodes not up.
-      On the real runs (README, 5 seeds) normalised reward at b = 40 rose 0.795 -> 0.803 (HalfCheetah)
-      and 0.285 -> 0.313 (Hopper), both now above the fixed target; unsafe search episodes went
-      6.6 -> 5.4 (HalfCheetah b = 20) and 2.2 -> 4.6 (Hopper b = 20), 0 -> 2.2 (Hopper b = 40).
-      The reward GP models reward / `reward_output_scale` (default 1, raw returns): the paper's reward
-      variance 100 and lengthscale 100 are sized for raw velocity-task returns in the thousands.
-    * Prior mean. "target" (the cost GP's default) centres a GP on the commanded return (R or G),
-      the leading term of the paper's Theorem 1 (J(pi_z) = z + GP term + small bias); the kernel then
-      describes the return-conditioned policy's deviation from its command. "zero" is the plain
-      zero-mean GP of SafeOpt. "evidence" (the reward GP's default; reward only) keeps the reward GP
-      under both and uses the one with the higher log marginal likelihood on the evaluations so far
-      (confidence.py): the paper's where the model follows R (HalfCheetah, Ant: every decision of the
-      40 recorded runs replays identically), zero where its reward stays flat whatever R it is asked
-      for (Hopper), so stage 2 stops reading the gap between R and the reward as opportunity. Zero is
-      not a model of Hopper's reward level (prior sd 10 around 0, returns ~350): the posterior mean
-      grows with how often a target was sampled, so stage 2 re-samples its measured targets instead of
-      walking up G, where this model's per-episode cost tail lies. Measured (Hopper, 5 seeds, README):
-      b = 20 unsafe search episodes 5.8 -> 1.0, reward 363 -> 357 (fixed 379); b = 40 4.8 -> 0,
-      382 -> 390 (fixed 385).
-      `reward_trend_slope_sd` > 0 adds a linear trend in R to the reward GP, a + s R with a Gaussian
-      prior (sd of s: this value; of a: the same times half the grid's R range), marginalised exactly
-      (safeopt/trend.py), so the evaluations can teach it that the model's reward stops following R
-      above its data. 0 (default): the paper's prior. Measured (Hopper, b = 20, 5 seeds, sd 1): stage 2
-      stopped sampling the grid's top after 3 evaluations, but reward (363 +- 23) and unsafe search
-      episodes (6.0 +- 1.6) were those of the default (363 +- 21, 5.8 +- 1.9): the unsafe episodes moved
-      to high G at mid R, where the model's per-episode cost has the same long tail.
-      On Ant (b = 20, seeds 0-1), whose reward falls with R, it sent stage 2 to the costly low-R edge:
-      30 and 32 unsafe search episodes (default: 3 and 3).
+    * Safety certificate. A target is certified safe only if the upper confidence bound of its cost is
+      <= b under every cost kernel in `cost_lengthscale_factors` (the configured `cost_lengthscale`
+      times each factor), so a response steeper than the configured kernel assumes does not get
+      extrapolated into; [1.0] is the paper's single kernel. With `cost_kernel_evidence` = k a kernel
+      whose log marginal likelihood falls more than k below the best one's stops counting (null: all
+      always count: a stationary kernel fitted to flat data before a knee rejects the short lengthscales
+      that would have been right after it).
+    * Output scaling. The cost GP models cost / `cost_output_scale` (default: b / 2), so the paper's
+      cost variance 1 is a prior sd of b / 2: with alpha_1 >= 4 an untested target's prior upper bound is
+      above b and only Z0 is safe before data, while certification does not need data closer than that
+      guarantee requires. The reward GP models reward / `reward_output_scale` (default 1, raw returns:
+      the paper's reward variance 100 and lengthscale 100 are sized for raw velocity-task returns).
+    * Prior mean. "target" (the cost GP's default) centres a GP on the commanded return (R or G), the
+      leading term of the paper's Theorem 1 (J(pi_z) = z + GP term + small bias). "zero" is SafeOpt's
+      zero-mean GP. "evidence" (the reward GP's default; reward only) keeps the reward GP under both and
+      uses the one with the higher log marginal likelihood so far (confidence.py), for models whose
+      reward does not follow the commanded R. `reward_trend_slope_sd` > 0 adds a linear trend in R to the
+      reward GP, marginalised exactly (trend.py); 0 (default): the paper's prior.
     * Noise. `*_noise_variance` is the variance, in raw units squared, of one evaluation (the mean of
-      `episodes_per_evaluation` episodes), i.e. per-episode variance / episodes_per_evaluation.
-      Defaults assume per-episode standard deviations of about 22 (reward) and 4.5 (cost) at 20 episodes.
-      With `noise_from_episodes` (default) each evaluation's noise is measured instead: the variance of
-      its own episodes over their count, never below the configured value (a floor). A model whose
-      episodes spread more than configured then earns wider bounds, not false confidence: a noise
-      variance set too small shrinks the cost bound and certifies targets the data do not support.
-    * Kernels. A lengthscale is one number (isotropic) or [l_R, l_G] (one per axis; the paper does not
-      say which it used). Hyperparameters are fixed unless `fit_hyperparameters` is true (then the
-      marginal likelihood is maximised after every evaluation, starting from these values; the safety
-      guarantee assumes fixed, well-specified kernels, so fitting is off by default).
+      `episodes_per_evaluation` episodes). With `noise_from_episodes` (default) each evaluation's noise
+      is measured instead, never below the configured value: a model whose episodes spread more earns
+      wider bounds, not false confidence.
+    * Kernels. A lengthscale is one number (isotropic) or [l_R, l_G]. Hyperparameters are fixed unless
+      `fit_hyperparameters` is true (marginal likelihood maximised after every evaluation; the safety
+      guarantee assumes fixed kernels, so off by default).
     * Operation. The operation target is the evaluated safe-set member with the best measured reward
-      whose measured mean cost plus `operation_cost_margin_se` standard errors is <= b (null: any
-      evaluated member, the paper's rule); if none passes, the best member. Why: the seed box is safe
-      by assumption, so a seed target stays in the safe set whatever its episodes show. On Walker2d
-      (b = 20, seed 4) PLS operated at a seed target whose 20 episodes averaged 18.5 with a standard
-      error of 5, and its next 20 averaged 21.4. Replayed on all 30 PLS runs of the README's table, a
-      margin of 2 changed the choice in 2 (both Walker2d b = 20) and left the other 28 as they were;
-      re-run, their finals measured 20.1 (seed 4: this model's per-episode cost sd is ~19) and 12.4
-      with more reward (seed 1).
-    * Per-episode cost. The paper observes each evaluation's mean cost, so b bounds the *expected* cost
-      of a target, while its Table 8 counts *episodes* above b. A model whose per-episode cost has a
-      long tail breaks an episode's budget at targets whose mean is safe: on Ant (b = 20) 30 of 30
-      unsafe search episodes came from targets with mean cost 3-8, one to three episodes of 20 at 21-53.
-      `episode_cost_margin_sd` = k makes the observation mean + k x sd of the evaluation's episodes,
-      so the safe set bounds an upper level of one episode's cost (about the 1 - Phi(-k) quantile if
-      costs were normal) rather than its mean. Its noise variance is then the sample variance x
-      (1 / n + k^2 / (2 (n - 1))), the normal-theory variance of that statistic (with
-      `noise_from_episodes` off, `cost_noise_variance` is used as given: size it for the statistic).
-      0 (default): the paper.
-      The operation margin and random search's feasibility read the same statistic.
-      Measured with k = 2 (README, 5 seeds per task and b): unsafe search episodes fell where the tail
-      is away from the seed box (Ant b = 20 6.0 -> 2.0, Hopper 4.6 -> 1.8) at equal reward, Walker2d at
-      b = 20 halted on its refuted seed box; on HalfCheetah, whose seed box itself reaches mean + 2 sd
-      of ~10-23, the safe set barely grew (b = 20: reward 0.78 -> 0.67, unsafe 2.8 -> 3.8). Hence the
-      default stays the paper's.
-    * Delta (failure probability) 0.05 and zeta (stage-1 tolerance on the cost width u - l, raw cost
-      units) default to 0.5 * threshold when unset: the paper states neither.
+      whose measured cost plus `operation_cost_margin_se` standard errors is <= b (null: any evaluated
+      member, the paper's rule); if none passes, the best member. A seed target stays in the safe set
+      whatever its episodes show (it is safe by assumption), so its own measurements must clear b too.
+    * Per-episode cost. The paper observes each evaluation's mean cost, so b bounds a target's *expected*
+      cost. `episode_cost_quantile` = q makes the cost GP observe the q-quantile of the evaluation's
+      episodes (noise from the order statistics that bracket it), so a certified target has at most a
+      1 - q share of episodes above b; `episode_cost_margin_sd` = k observes mean + k x sd instead (about
+      the 1 - Phi(-k) quantile if costs were normal; noise: the sample variance x (1 / n + k^2 / (2 (n -
+      1)))). Both null / 0 (default): the paper's mean. The operation margin and random search's
+      feasibility read the same statistic.
+    * Budget. Stage 1 ends after `max_exploration_iterations` evaluations, stage 2 after
+      `max_maximisation_iterations`; the defaults are `pls experiment`'s split of 20 evaluations.
+    * Delta (failure probability) 0.05; zeta (stage-1 tolerance on the cost width u - l, raw cost units)
+      defaults to 0.5 * threshold when unset: the paper states neither.
     """
+
 
     threshold: float  # b: largest acceptable expected cost return
     reward_range: tuple[float, float]  # grid bounds on target reward R
@@ -285,43 +252,23 @@ class OptimizerConfig:
                  dataset_reward_min: float | None = None, dataset_reward_max: float | None = None,
                  dataset_cost_max: float | None = None, seed_reward_range: tuple[float, float] | None = None,
                  **overrides: Any) -> OptimizerConfig:
-        """Fill grid, seed box, kernels and limits from pls_core.tasks and optional dataset statistics.
+        """The defaults: grid, seed box, kernels and limits from pls_core.tasks, the threshold b and
+        optional dataset statistics; `overrides` replace any key. Every b-relative setting scales with b.
 
-        Grid: R from the low end of the paper's seed range up to the highest return the model was trained
-        to reach (max of the task's relabelling ceiling and the dataset's max return); G from 0 to
-        min(2b, dataset max cost). Resolution: a quarter of the reward lengthscale along R, 1 cost unit
-        along G. The R step matters: with a cost prior sd of b and alpha ~ 5, a point is only
-        certified safe within ~0.2 lengthscales of data, so a coarser step stops the safe set from
-        growing along R (benchmarks/bench_safeopt.py, velocity-shaped response: step 50 never left the
-        seed range, step 25 reached the optimum).
-        The cost kernel is anisotropic (the paper gives one lengthscale, 5, and does not say over which
-        units). Along R: COST_R_LENGTHSCALE_FACTOR x the reward lengthscale. An isotropic 5 cannot extend
-        the safe set along R on any practical grid; l_R = 100 still stalls it (benchmarks/
-        bench_safeopt_surrogate.py: on the measured HalfCheetah response the safe set stops near R = 2400
-        after 20 evaluations while the cost residual is flat in R across the whole grid); 500 reaches the
-        top of the grid with the same count of unsafe episodes.
-        Along G: COST_G_LENGTHSCALE_FRACTION x b. The cost GP's prior sd (cost_output_scale, b when this
-        was chosen) sets its typical slope along G, sd / l_G cost units per unit of G; l_G = 5 made it b/5
-        (4 at b = 20, 8 at b = 40), four to eight times the slope of a perfectly conditioned CDT (J_g = G),
-        and the safe set crept along G about one grid step per evaluation: PLS operated at G ~ 5 while
-        the fixed target's G = b was safe and paid more (the models' reward rises with G). l_G = b / 2
-        fixed the prior slope at 2 for every b (1 since the output scale became b / 2). On the
-        surrogates (HalfCheetah, Hopper; 8 seeds) it kept b = 20 as safe as l_G = 5 and lifted b = 40
-        above the fixed target; l_G = b (then slope 1, at output scale b) let
-        HalfCheetah at b = 20 into costlier targets (more unsafe episodes, lower reward). On the real runs
-        (README, same seeds) b = 40 went from 0.250 to 0.285 on Hopper (fixed 0.281) and from 0.783 to
-        0.795 on HalfCheetah (fixed 0.799), with no unsafe episode before or after.
-        Chosen on surrogates of our models, used unchanged on every task.
-        The reward kernel is anisotropic too: the paper's lengthscale (100 for the velocity tasks) along R,
-        REWARD_G_LENGTHSCALE_FRACTION x b along G. Isotropic 100 in raw units made the reward GP flat over
-        the whole G axis (0 to 2b), so stage 2 could not see that a CDT's reward rises with its cost
-        budget: at R max every safe G tied and was drawn at random (HalfCheetah b = 20: G 1, 4, 7, 11 in
-        one run), and PLS operated at G 3-11 while the reward there is ~1 % below G = b. Along G the
-        reward varies on the scale the cost does (the CDT trades one for the other), hence the same b / 2.
-        It only steers choices; no safety decision reads the reward GP.
+        Grid: R from the low end of the seed range up to the highest return the model was trained to reach
+        (max of the task's relabelling ceiling and the dataset's max return); G from 0 to min(2b, dataset
+        max cost). Steps: a quarter of the reward lengthscale along R (a point is certified only within a
+        fraction of a lengthscale of data, so a coarser step stalls the safe set), 1 cost unit along G.
+        Cost kernel: COST_R_LENGTHSCALE_FACTOR x the reward lengthscale along R, COST_G_LENGTHSCALE_FRACTION
+        x b along G (the prior's typical slope along G, sd / l_G, is then the same at every b), prior sd
+        COST_OUTPUT_SCALE_FRACTION x b; the certificate also holds the shorter kernels of
+        `cost_lengthscale_factors`. Reward kernel: the paper's lengthscale along R,
+        REWARD_G_LENGTHSCALE_FRACTION x b along G (isotropic raw units made it flat over G, so stage 2
+        could not see that reward rises with the cost budget); it only steers choices, never safety.
         `seed_reward_range` replaces the task's (paper) seed box along R, e.g. one derived from the
         dataset with `seed_reward_range_from_returns`; the grid then starts at its low end.
         """
+
         from pls_core.tasks import get_task
 
         spec = get_task(task_id)
