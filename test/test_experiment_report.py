@@ -160,6 +160,8 @@ def test_the_results_document_is_rendered_from_the_result_files_alone(tmp_path):
     assert results_document(doc) == text  # regenerating changes nothing
     (results / "legacy.md").unlink()
     assert "hand-copied" not in results_document(doc)
+    single = results / "b_hopper"  # one experiment's own --out folder
+    assert "## b_hopper" in results_document(tmp_path / "one.md", single)
 
 
 def test_docs_results_md_is_what_pls_experiment_report_regenerates():
