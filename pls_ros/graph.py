@@ -12,7 +12,9 @@ A graph is:
   * arguments: launch arguments (`name:=value`), each landing on one or more (node, parameter) pairs; the
     default is the value in that node's parameter file unless the argument gives its own;
   * remappings: our topic -> the topic named by an argument (robot graph: the robot driver's topics),
-    applied to every node of the graph.
+    applied to every node of the graph;
+  * fixed parameters: set for the graph whatever the arguments (the sim graph's supervisor trusts only
+    pls_sim's episode results).
 """
 
 from __future__ import annotations
@@ -116,6 +118,8 @@ class Graph:
     nodes: tuple[NodeSpec, ...]
     arguments: tuple[Argument, ...]
     remappings: tuple[Remap, ...] = field(default=())
+    # (node, parameter, value) every node of the graph gets whatever the arguments say (`-p` may override)
+    fixed: tuple[tuple[str, str, object], ...] = field(default=())
 
     def node(self, name: str) -> NodeSpec:
         for spec in self.nodes:
@@ -175,6 +179,8 @@ SIM = Graph(
                  (Param(_SIM, "max_episodes", int),)),
         Argument("seed", "sim seed", (Param(_SIM, "seed", int),)),
     ),
+    # The supervisor counts episode results only from the sim (pls_ros.result_trust).
+    fixed=((_SUP, "trusted_result_publisher", "/" + _SIM),),
 )
 
 ROBOT = Graph(
@@ -397,7 +403,7 @@ def resolve(graph: Graph, values: Mapping[str, str] | None = None, config: str |
                 what = graph.argument(arg_name).description
                 raise LaunchError(f"launch argument {arg_name}:={given!r}: {exc}. Fix: give {arg_name} "
                                   f"({what}) a valid value") from None
-        for node, name, value in extra_params:
+        for node, name, value in (*graph.fixed, *extra_params):
             if node == spec.name:
                 try:
                     overrides.update(check_values({name: value}, table, spec.name))

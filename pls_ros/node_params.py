@@ -110,6 +110,9 @@ SUPERVISOR = (
               "(the paper's varpi); 0 = the optimizer_config value", 0, 100000),
     ParamSpec("seed", "int", -1, "override: optimiser random seed; -1 = the optimizer_config value",
               -1, 2**31 - 1),
+    ParamSpec("trusted_result_publisher", "str", "", "count EpisodeResults only from this node (full name, "
+              "e.g. /pls_sim), checked by the writer's GID against the ROS graph; others are dropped and "
+              "logged; empty = from any publisher (warned at start)"),
     ParamSpec("status_period_s", "float", 1.0, "SupervisorStatus period [s]; it is also published on every "
               "change", 0.05, 3600.0),
 )

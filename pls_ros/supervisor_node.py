@@ -37,6 +37,7 @@ from pls_ros import node_params, qos, result_spool
 from pls_ros.conversions import episode_id
 from pls_ros.params import declare_parameters
 from pls_ros.paths import resolve_existing, resolve_output
+from pls_ros.result_trust import TrustedResults
 from pls_ros.spin import StartupError, run_node
 from pls_ros.supervisor_messages import episode_record, supervisor_status_msg, target_return_msg
 
@@ -96,8 +97,16 @@ class SupervisorNode(Node):
         self.target_pub = self.create_publisher(TargetReturn, qos.TARGET_RETURN_TOPIC, qos.TARGET_RETURN_QOS)
         self.status_pub = self.create_publisher(SupervisorStatus, qos.SUPERVISOR_STATUS_TOPIC,
                                                 qos.SUPERVISOR_STATUS_QOS)
-        self.create_subscription(EpisodeResult, qos.EPISODE_RESULT_TOPIC, self.on_result,
-                                 qos.EPISODE_RESULT_QOS)
+        if p["trusted_result_publisher"]:  # only the trusted node's results count (pls_ros.result_trust)
+            trust = TrustedResults(self, self.resolve_topic_name(qos.EPISODE_RESULT_TOPIC),
+                                   p["trusted_result_publisher"], self.on_result)
+            self.create_subscription(EpisodeResult, qos.EPISODE_RESULT_TOPIC, trust.on_message,
+                                     qos.EPISODE_RESULT_QOS)
+        else:
+            self.get_logger().warning("trusted_result_publisher is empty: EpisodeResults from any publisher "
+                                      "on the domain are counted; set it to the robot side's node name")
+            self.create_subscription(EpisodeResult, qos.EPISODE_RESULT_TOPIC, self.on_result,
+                                     qos.EPISODE_RESULT_QOS)
         self.create_timer(p["status_period_s"], self.publish_status)
 
         status = self.optimizer.status()

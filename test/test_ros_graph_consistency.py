@@ -242,6 +242,7 @@ def test_pls_sim_dry_run_starts_the_graph_with_every_override():
         assert cmd["remaps"].pop("__node") == spec.name
         assert cmd["files"] == [str(REPO / "config" / spec.params_file)]
         expected = {p.name for p, _ in G.node_parameter_arguments(G.SIM, spec.name)}
+        expected |= {name for node, name, _ in G.SIM.fixed if node == spec.name}
         if spec.name == "pls_sim":
             expected.add("seed")
         assert set(cmd["params"]) == expected

@@ -60,6 +60,9 @@ def test_resolve_checks_the_parameter_files_too(tmp_path):
     # The good values still resolve, typed as the node declares them.
     (sim, policy, supervisor) = G.resolve(G.SIM, {"threshold": "25", "episodes_per_evaluation": "3"})
     assert supervisor.overrides["threshold"] == 25.0 and supervisor.overrides["episodes_per_evaluation"] == 3
+    # The sim graph's supervisor counts only the sim's results; the store_path reaches the sim too.
+    assert supervisor.overrides["trusted_result_publisher"] == "/pls_sim"
+    assert sim.overrides["supervisor_store_path"] == supervisor.overrides["store_path"]
 
 
 def test_launcher_given_a_bad_value_exits_2_and_starts_nothing(tmp_path):

@@ -354,3 +354,30 @@ def test_an_empty_model_path_means_the_model_shipped_for_the_task(ros_env, probe
         assert node.stop() == 0
     finally:
         node.kill()
+
+
+def test_counts_only_the_trusted_publisher_s_results(ros_env, probe, optimizer_yaml, tmp_path):
+    """Any process on the domain can publish an EpisodeResult: with trusted_result_publisher set, only the
+    results of that node are counted (by the writer's GID in the ROS graph), the others dropped and logged."""
+    yaml_path, _ = optimizer_yaml
+    store = tmp_path / "store.sqlite"
+    node = NodeProcess("supervisor_node", ros_env, params_file=CONFIG / "supervisor.yaml",
+                       params={"optimizer_config": str(yaml_path), "store_path": str(store),
+                               "status_period_s": 0.5, "trusted_result_publisher": "/pls_sim"})
+    sim = Probe("pls_sim")  # the trusted node's name; the `probe` fixture's node is anyone else
+    try:
+        forged = probe.publisher(EpisodeResult, qos.EPISODE_RESULT_TOPIC, qos.EPISODE_RESULT_QOS)
+        t0 = wait_until(lambda: targets(probe), DISCOVERY_TIMEOUT, "the first target")[0]
+        forged.publish(result(0, t0))
+        node.wait_for_log(r"dropped the EpisodeResult of episode 0 from node /pls_test_probe: only results "
+                          r"published by /pls_sim are counted")
+        genuine = sim.publisher(EpisodeResult, qos.EPISODE_RESULT_TOPIC, qos.EPISODE_RESULT_QOS)
+        genuine.publish(result(1, t0))
+        status = wait_status(probe, lambda s: s.episodes_at_current_target == 1, "the trusted result")
+        assert stamp_ns(status.last_result_stamp) == episode_id(result(1, t0))
+        assert node.stop() == 0
+        episodes, rejections = stored(store)
+        assert episodes == [episode_id(result(1, t0))] and rejections == 0
+    finally:
+        sim.close()
+        node.kill()
