@@ -53,6 +53,18 @@ def test_kernel_robust_certificate_proposes_no_unsafe_target(family):
     assert sum(grown) >= len(runs) - 1  # the safe set still grows beyond the seed box
 
 
+def test_task_defaults_use_the_robust_certificate_and_the_dataclass_the_papers():
+    from pls_core.safeopt import OptimizerConfig
+    from pls_core.safeopt.config import ROBUST_COST_LENGTHSCALE_FACTORS
+
+    assert OptimizerConfig.for_task("SafetyHopperVelocity-v1", 20.0).cost_lengthscale_factors == \
+        ROBUST_COST_LENGTHSCALE_FACTORS == (1.0, 0.5, 0.25)
+    assert stress_config().cost_lengthscale_factors == ROBUST_COST_LENGTHSCALE_FACTORS
+    from dataclasses import fields
+
+    assert {f.name: f.default for f in fields(OptimizerConfig)}["cost_lengthscale_factors"] == (1.0,)
+
+
 def test_unconstrained_gp_ucb_fails_the_suite():
     runs = [run_stress(sample_problem("knee_g", seed), "gp_ucb", seed=seed) for seed in range(2)]
     assert all(r["unsafe"] > 0 for r in runs)

@@ -15,8 +15,8 @@ from pls_core.safeopt.base import STREAM_RANDOM_SEARCH, Choice, TargetOptimizer
 from pls_core.safeopt.records import Phase
 
 # Only PLS's operation choice reads the measured-cost margin (random search falls back to the base rule
-# before any evaluation, when there is nothing measured to check).
-_BASELINE_UNUSED = frozenset({"operation_cost_margin_se"})
+# before any evaluation, when there is nothing measured to check), and only PLS's safe set the cost kernels.
+_BASELINE_UNUSED = frozenset({"operation_cost_margin_se", "cost_lengthscale_factors", "cost_kernel_evidence"})
 
 
 class FixedTargetOptimizer(TargetOptimizer):

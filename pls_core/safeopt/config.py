@@ -24,6 +24,7 @@ REWARD_PRIOR_MEANS = (*PRIOR_MEANS, "evidence")  # evidence: whichever of the tw
 COST_R_LENGTHSCALE_FACTOR = 5.0  # cost lengthscale along R, in reward lengthscales (see for_task)
 COST_G_LENGTHSCALE_FRACTION = 0.5  # cost lengthscale along G, as a fraction of the threshold b (see for_task)
 REWARD_G_LENGTHSCALE_FRACTION = 0.5  # reward lengthscale along G, as a fraction of b (see for_task)
+ROBUST_COST_LENGTHSCALE_FACTORS = (1.0, 0.5, 0.25)  # for_task's certificate: safe under all these kernels
 COST_OUTPUT_SCALE_FRACTION = 0.5  # default cost output scale (cost GP prior sd), as a fraction of b
 EVALUATIONS = 20  # search evaluations before operation: the paper's ~20 (pls experiment's default too)
 EXPLORATION_FRACTION = 0.4  # of them spent in stage 1 (docs/method.md, "Stage split")
@@ -68,8 +69,9 @@ class OptimizerConfig:
 
     * Safety certificate. A target is certified safe only if the upper confidence bound of its cost is
       <= b under every cost kernel in `cost_lengthscale_factors` (the configured `cost_lengthscale`
-      times each factor), so a response steeper than the configured kernel assumes does not get
-      extrapolated into; [1.0] is the paper's single kernel. With `cost_kernel_evidence` = k a kernel
+      times each factor), so a response steeper than the configured kernel assumes is not extrapolated
+      into. [1.0] (the dataclass default) is the paper's single kernel; `for_task` (every deployment
+      and experiment) uses ROBUST_COST_LENGTHSCALE_FACTORS. With `cost_kernel_evidence` = k a kernel
       whose log marginal likelihood falls more than k below the best one's stops counting (null: all
       always count: a stationary kernel fitted to flat data before a knee rejects the short lengthscales
       that would have been right after it).
@@ -130,7 +132,8 @@ class OptimizerConfig:
     reward_lengthscale: float | tuple[float, float] = 100.0
     reward_outputscale: float = 100.0
     cost_lengthscale: float | tuple[float, float] = 5.0
-    cost_lengthscale_factors: tuple[float, ...] = (1.0, 0.5, 0.25)  # cost kernels: cost_lengthscale x each
+    cost_lengthscale_factors: tuple[float, ...] = (1.0,)  # cost kernels: cost_lengthscale x each (for_task:
+    #                                                       ROBUST_COST_LENGTHSCALE_FACTORS; (1,): the paper)
     cost_kernel_evidence: float | None = None  # drop a kernel whose log evidence is this far below the best
     cost_outputscale: float = 1.0
     reward_noise_variance: float = 25.0
@@ -262,9 +265,10 @@ class OptimizerConfig:
         Cost kernel: COST_R_LENGTHSCALE_FACTOR x the reward lengthscale along R, COST_G_LENGTHSCALE_FRACTION
         x b along G (the prior's typical slope along G, sd / l_G, is then the same at every b), prior sd
         COST_OUTPUT_SCALE_FRACTION x b; the certificate also holds the shorter kernels of
-        `cost_lengthscale_factors`. Reward kernel: the paper's lengthscale along R,
-        REWARD_G_LENGTHSCALE_FRACTION x b along G (isotropic raw units made it flat over G, so stage 2
-        could not see that reward rises with the cost budget); it only steers choices, never safety.
+        ROBUST_COST_LENGTHSCALE_FACTORS (the dataclass default, one kernel, is the paper's). Reward kernel:
+        the paper's lengthscale along R, REWARD_G_LENGTHSCALE_FRACTION x b along G (isotropic raw units
+        made it flat over G, so stage 2 could not see that reward rises with the cost budget); it only
+        steers choices, never safety.
         `seed_reward_range` replaces the task's (paper) seed box along R, e.g. one derived from the
         dataset with `seed_reward_range_from_returns`; the grid then starts at its low end.
         """
@@ -288,6 +292,7 @@ class OptimizerConfig:
             reward_lengthscale=(reward_ls, REWARD_G_LENGTHSCALE_FRACTION * b), reward_outputscale=reward_var,
             cost_lengthscale=(COST_R_LENGTHSCALE_FACTOR * reward_ls, COST_G_LENGTHSCALE_FRACTION * b),
             cost_output_scale=COST_OUTPUT_SCALE_FRACTION * b,  # explicit, so stored configs record it
+            cost_lengthscale_factors=ROBUST_COST_LENGTHSCALE_FACTORS,
             max_episode_length=spec.episode_len, cost_return_limits=(0.0, float(spec.episode_len)),
             dataset_reward_min=dataset_reward_min, dataset_reward_max=dataset_reward_max)
         return cls.from_dict({**base, **overrides})

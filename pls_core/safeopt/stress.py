@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pls_core.safeopt.config import OptimizerConfig
+from pls_core.safeopt.config import ROBUST_COST_LENGTHSCALE_FACTORS, OptimizerConfig
 from pls_core.safeopt.grid import TargetGrid
 from pls_core.safeopt.records import EpisodeRecord
 
@@ -49,6 +49,7 @@ def stress_config(**overrides) -> OptimizerConfig:
         seed_reward_range=(0.0, 100.0), seed_cost_range=(0.0, 4.0), grid_resolution=(25, 21),
         reward_lengthscale=(100.0, b / 2), reward_outputscale=100.0,
         cost_lengthscale=(500.0, b / 2), cost_output_scale=b / 2,
+        cost_lengthscale_factors=ROBUST_COST_LENGTHSCALE_FACTORS,
         reward_noise_variance=EPISODE_REWARD_SD ** 2 / 20, cost_noise_variance=EPISODE_COST_SD ** 2 / 20,
         episodes_per_evaluation=20, max_exploration_iterations=8, max_maximisation_iterations=12,
         max_episode_length=1000, cost_return_limits=(0.0, 1000.0))
