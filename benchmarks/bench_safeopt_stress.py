@@ -6,7 +6,8 @@ For every stress family and N seeds, the same problems are run by:
   as it was before the kernel-robust certificate;
 * PLS: the default kernel-robust certificate (safe only under every cost kernel in the set);
 * GP-UCB: unconstrained, for scale;
-* optionally (--episode) PLS with per-episode certificates (mean + 2 sd; the 0.9 quantile).
+* optionally (--episode) per-episode certificates (mean + 2 sd; the 0.9 quantile), with the robust and
+  with the paper's kernel.
 
 Printed per family and method: runs with any unsafe proposal (share, with its 95% Clopper-Pearson
 interval), unsafe proposals per run, final target safe, median and mean regret (of the reward range, against
@@ -42,6 +43,8 @@ METHODS = {
 EPISODE_METHODS = {
     "PLS mean+2sd": ("pls", {"episode_cost_margin_sd": 2.0}),
     "PLS q0.9": ("pls", {"episode_cost_quantile": 0.9}),
+    "paper-k. mean+2sd": ("pls", {"cost_lengthscale_factors": [1.0], "episode_cost_margin_sd": 2.0}),
+    "paper-k. q0.9": ("pls", {"cost_lengthscale_factors": [1.0], "episode_cost_quantile": 0.9}),
 }
 
 

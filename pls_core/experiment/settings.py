@@ -47,9 +47,7 @@ class ExperimentSettings:
     iterations: int = EVALUATIONS  # evaluations per run; every method ends in its operation choice after them
     pls_exploration_fraction: float = EXPLORATION_FRACTION  # PLS stage-1 cap = ceil(fraction * iterations).
     #   Stage 1 expands the safe set every way, low-reward corners too; stage 2 expands it where the reward
-    #   is. With 20 evaluations, 12 + 8 ended PLS at G 3-11 on HalfCheetah (R max reached only in its last
-    #   evaluations) and spent Ant's later stage-1 evaluations on its costly low-R edge; 8 + 12 measured
-    #   in the README ("Stage split")
+    #   is (docs/method.md, "Stage split")
     sweep: SweepSettings = SweepSettings()
     optimizer_overrides: dict = field(default_factory=dict)  # OptimizerConfig keys applied to every run
     seed_box: str = "auto"  # Z0 along R. dataset: from the dataset's low-cost episodes; task: the paper's
