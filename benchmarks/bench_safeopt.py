@@ -140,8 +140,9 @@ def velocity_study(seeds: int) -> None:
     rows = [("pls, config/optimizer.yaml", {}), ("pls, R step 50", {"grid_resolution": [21, 41]}),
             ("pls, literal stage-1 stop", {"boundary_fallback": False}),
             ("pls, raw-unit cost kernel", {"cost_output_scale": 1.0}),
+            ("pls, the paper's one cost kernel", {"cost_lengthscale_factors": [1.0]}),
             ("fixed (R = data max, G = b)", {"method": "fixed"}), ("gp_ucb", {"method": "gp_ucb"})]
-    base = OptimizerConfig.from_yaml(yaml)
+    base = OptimizerConfig.from_yaml(yaml, task="SafetyHalfCheetahVelocity-v1")
     grid_r = np.linspace(*base.reward_range, 201)
     grid_g = np.linspace(*base.cost_range, 161)
     best = max(velocity_response(r, g)[0] for r in grid_r for g in grid_g
