@@ -77,8 +77,10 @@ def test_the_damaged_episode_table_is_kept_for_inspection_not_overwritten(record
 
 def test_a_file_that_is_not_a_database_is_refused(recorded, tmp_path):
     path, before = damaged_copy(recorded, tmp_path, 0, b"this is not an SQLite header!!!!")
-    with pytest.raises(StoreDamagedError, match="not a database"):
+    with pytest.raises(StoreDamagedError, match="not a database") as refusal:
         OptimizerStore(path)
+    aside = copies(tmp_path)
+    assert len(aside) == 1 and str(aside[0]) in str(refusal.value) and aside[0].read_bytes() == before
     assert path.read_bytes() == before
 
 
