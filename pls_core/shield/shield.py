@@ -1,0 +1,105 @@
+"""The per-step shield: the CDT proposes an action, the shield certifies it or moves it toward the backup.
+
+Runtime API (numpy in, numpy out, no torch), what a control loop or a ROS node calls each tick:
+
+    shield = Shield.from_env(env)                    # or Shield(sim, safe_set, backup, ...)
+    action, info = shield.filter(SimState.from_env(env), proposed_action)
+
+`ShieldedEnv` puts it between a policy and `env.step` and counts, per episode, the steps with cost > 0
+and the steps where the shield changed the action.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+
+from pls_core.shield.backup import load_backup, shield_settings
+from pls_core.shield.check import AdmissibilityCheck
+from pls_core.shield.safe_set import SafeSet, ShieldError
+from pls_core.shield.safeguards import project, ray_mask
+from pls_core.shield.sim import ShieldSim, SimState, perturbed
+
+SAFEGUARDS = ("project", "ray")
+DEFAULT_HORIZON = 20
+DEFAULT_ITERATIONS = 4
+
+
+@dataclass(frozen=True)
+class ShieldConfig:
+    backup: str = "auto"  # auto | trained | brake
+    horizon: int | None = None  # control steps of backup rollout; None: the task's manifest, else 20
+    safeguard: str = "project"
+    iterations: int = DEFAULT_ITERATIONS  # bisection steps of the safeguard
+    model_error: float = 0.0  # scale masses and frictions of the shield's model by up to +-this
+    model_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.safeguard not in SAFEGUARDS:
+            raise ShieldError(f"unknown safeguard {self.safeguard!r}; choose {' or '.join(SAFEGUARDS)}")
+        if self.horizon is not None and self.horizon < 0:
+            raise ShieldError(f"shield horizon must be >= 0 control steps, got {self.horizon}")
+        if self.iterations < 0:
+            raise ShieldError(f"shield iterations must be >= 0, got {self.iterations}")
+        if not 0.0 <= self.model_error < 1.0:
+            raise ShieldError(f"model_error must be in [0, 1), got {self.model_error}")
+
+
+class Shield:
+    def __init__(self, check: AdmissibilityCheck, safeguard: str = "project",
+                 iterations: int = DEFAULT_ITERATIONS):
+        self.check, self.safeguard, self.iterations = check, safeguard, iterations
+        self.low, self.high = check.sim.ctrl_low, check.sim.ctrl_high
+
+    @classmethod
+    def from_env(cls, env, config: ShieldConfig = ShieldConfig()) -> Shield:
+        safe_set = SafeSet.for_env(env)
+        model = env.unwrapped.model
+        if config.model_error > 0:
+            model = perturbed(model, config.model_error, config.model_seed)
+        else:
+            from pls_core.shield.sim import copy_model_of
+
+            model = copy_model_of(model)
+        sim = ShieldSim(model, env.unwrapped.frame_skip)
+        backup = load_backup(safe_set.task_id, sim.model, config.backup)
+        horizon = config.horizon
+        if horizon is None:
+            horizon = int(shield_settings(safe_set.task_id).get("horizon", DEFAULT_HORIZON))
+        return cls(AdmissibilityCheck(sim, safe_set, backup, horizon), config.safeguard, config.iterations)
+
+    def filter(self, state: SimState, action) -> tuple[np.ndarray, dict]:
+        """The action to apply at `state`: `action` if admissible, else its safeguarded version."""
+        action = np.clip(np.asarray(action, np.float64), self.low, self.high)
+        backup = self.check.backup_action(state)
+        if self.safeguard == "project":
+            result = project(self.check, state, action, backup, self.iterations)
+        else:
+            result = ray_mask(self.check, state, action, backup, self.low, self.high, self.iterations)
+        return result.action, {"intervened": result.intervened, "fraction": result.fraction,
+                               "checks": result.checks}
+
+
+class ShieldedEnv(gym.Wrapper):
+    """`env` with the shield (or none) before each step; counts cost > 0 steps and interventions."""
+
+    def __init__(self, env, shield: Shield | None):
+        super().__init__(env)
+        self.shield = shield
+        self.cost_steps = 0
+        self.interventions = 0
+
+    def reset(self, **kwargs):
+        self.cost_steps = self.interventions = 0
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        if self.shield is not None:
+            action, info = self.shield.filter(SimState.from_env(self.env), action)
+            self.interventions += int(info["intervened"])
+        obs, reward, cost, terminated, truncated, info = self.env.step(action.astype(np.float32)
+                                                                       if self.shield else action)
+        self.cost_steps += int(cost > 0)
+        return obs, reward, cost, terminated, truncated, info

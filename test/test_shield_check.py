@@ -1,0 +1,125 @@
+"""The per-step shield's safe set and admissibility check on the real MuJoCo tasks."""
+
+import numpy as np
+import pytest
+
+from pls_core.envs import make_env
+from pls_core.shield.backup import BrakeBackup
+from pls_core.shield.check import AdmissibilityCheck
+from pls_core.shield.safe_set import SafeSet, ShieldError
+from pls_core.shield.shield import Shield, ShieldConfig, ShieldedEnv
+from pls_core.shield.sim import ShieldSim, SimState
+
+CHEETAH = "SafetyHalfCheetahVelocity-v1"
+HOPPER = "SafetyHopperVelocity-v1"
+
+
+def _brake_check(env, horizon=20):
+    safe_set = SafeSet.for_env(env)
+    sim = ShieldSim.from_env(env, copy_model=True)
+    return AdmissibilityCheck(sim, safe_set, BrakeBackup(sim.model), horizon)
+
+
+def _moving(env, factor):
+    """The env's current state with forward speed set to `factor` x the task's threshold."""
+    env.unwrapped.data.qvel[0] = factor * env.unwrapped._velocity_threshold
+    return SimState.from_env(env)
+
+
+@pytest.mark.parametrize("task", [CHEETAH, HOPPER, "SafetyAntVelocity-v1"])
+def test_safe_set_step_speed_is_the_envs_cost(task):
+    env = make_env(task, seed=0)
+    safe_set = SafeSet.for_env(env)
+    assert safe_set.threshold == env.unwrapped._velocity_threshold
+    sim = ShieldSim.from_env(env, copy_model=True)
+    for _ in range(15):
+        action = env.action_space.sample()
+        sim.load(SimState.from_env(env))
+        before = safe_set.position(sim.data)
+        sim.step(action)
+        speed = safe_set.step_speed(before, safe_set.position(sim.data))
+        _, _, cost, terminated, _, info = env.step(action)
+        vx = info["x_velocity"]
+        env_speed = np.hypot(vx, info["y_velocity"]) if safe_set.planar else vx
+        assert speed == pytest.approx(env_speed, abs=1e-9)
+        assert (cost > 0) == (not safe_set.safe(speed))
+        if terminated:
+            env.reset()
+    env.close()
+
+
+@pytest.mark.parametrize("task", [CHEETAH, HOPPER])
+def test_unrecoverable_state_is_refused_for_every_action(task):
+    env = make_env(task, seed=0)
+    check = _brake_check(env)
+    state = _moving(env, 2.0)
+    rng = np.random.default_rng(0)
+    candidates = [check.backup_action(state), np.zeros(env.action_space.shape)]
+    candidates += [rng.uniform(-1, 1, env.action_space.shape) for _ in range(5)]
+    for action in candidates:
+        result = check(state, action)
+        assert not result.admissible
+        assert result.first_unsafe == 0 and result.max_speed > check.safe_set.threshold
+    env.close()
+
+
+def test_admissible_action_is_recertified_by_a_fresh_rollout_and_by_the_env():
+    env = make_env(CHEETAH, seed=0)
+    check = _brake_check(env, horizon=15)
+    state = _moving(env, 0.8)
+    action = np.full(env.action_space.shape, 0.3)
+    result = check(state, action)
+    assert result.admissible and result.steps == 16
+    fresh = _brake_check(env, horizon=15)  # a new MjData: nothing cached from the first rollout
+    assert fresh(state, action) == result
+    # The env itself, driven by the candidate and then the backup, charges no cost on any of those steps.
+    costs = [env.step(action)[2]]
+    for _ in range(15):
+        costs.append(env.step(check.backup(env.unwrapped.data).astype(np.float32))[2])
+    assert sum(costs) == 0
+    env.close()
+
+
+def test_check_stops_at_the_first_unsafe_step():
+    env = make_env(CHEETAH, seed=0)
+    check = _brake_check(env, horizon=50)
+    result = check(_moving(env, 0.8), np.ones(env.action_space.shape))
+    assert not result.admissible
+    assert result.steps == result.first_unsafe + 1 < 51
+    env.close()
+
+
+def test_projected_action_is_recertified_and_moves_toward_the_backup():
+    env = make_env(CHEETAH, seed=0)
+    shield = Shield.from_env(env, ShieldConfig(backup="brake", horizon=20, iterations=5))
+    state = _moving(env, 0.8)
+    proposed = np.ones(env.action_space.shape)
+    assert not shield.check(state, proposed).admissible
+    action, info = shield.filter(state, proposed)
+    assert info["intervened"] and 0.0 <= info["fraction"] < 1.0
+    backup = shield.check.backup_action(state)
+    assert np.allclose(action, backup + info["fraction"] * (proposed - backup))
+    assert _brake_check(env)(state, action).admissible  # fresh sim, fresh rollout
+    env.close()
+
+
+def test_shielded_env_counts_costly_steps_and_interventions():
+    env = ShieldedEnv(make_env(CHEETAH, seed=0), None)
+    env.reset(seed=0)
+    env.unwrapped.data.qvel[0] = 3 * env.unwrapped._velocity_threshold
+    env.step(np.zeros(env.action_space.shape, np.float32))
+    assert env.cost_steps == 1 and env.interventions == 0
+    env.reset(seed=0)
+    assert env.cost_steps == 0
+    env.close()
+
+
+def test_bad_shield_settings_and_tasks_are_refused_with_the_fix():
+    with pytest.raises(ShieldError, match="safeguard"):
+        ShieldConfig(safeguard="clip")
+    with pytest.raises(ShieldError, match="horizon"):
+        ShieldConfig(horizon=-1)
+    env = make_env("SafetyPointGoal1-v0", seed=0)
+    with pytest.raises(ShieldError, match="velocity tasks"):
+        SafeSet.for_env(env)
+    env.close()
