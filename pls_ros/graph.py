@@ -441,11 +441,13 @@ def exit_is_failure(code: int | None) -> bool:
     return code is not None and code != 0
 
 
-def exit_message(spec: NodeSpec, code: int | None) -> str:
-    """What the launchers say when a required node ends (the launch files' shutdown reason too)."""
+def exit_message(spec: NodeSpec, code: int | None, others: Iterable[str] = ()) -> str:
+    """What the launchers say when a required node ends (the launch files' shutdown reason too); `others`
+    are the nodes still running, which are stopped now."""
+    stopping = ", ".join(others) or "the graph"
     if not exit_is_failure(code):
-        return f"required node {spec.name} finished ({describe_exit(code)}): stopping the graph"
-    return (f"required node {spec.name} failed ({describe_exit(code)}): stopping the graph; its log above "
+        return f"required node {spec.name} finished ({describe_exit(code)}): stopping {stopping}"
+    return (f"required node {spec.name} failed ({describe_exit(code)}): stopping {stopping}; its log above "
             "says why")
 
 

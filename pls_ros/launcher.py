@@ -161,8 +161,7 @@ class Launcher:
                     continue
                 others = [o.name for o in self.running if o is not r and o.proc.poll() is None]
                 if r.node.spec.required:
-                    self.say(G.exit_message(r.node.spec, code)
-                             + (f" ({', '.join(others)} still running)" if others else ""))
+                    self.say(G.exit_message(r.node.spec, code, others))
                     return 0 if code == 0 else (code if code > 0 else 1)
                 if r.name not in self._reported:
                     self._reported.add(r.name)

@@ -37,8 +37,8 @@ SIM = (
     ParamSpec("supervisor_sync_timeout_s", "float", 5.0, "lockstep: start the next episode anyway (with a "
               "warning) when the supervisor has not acknowledged the last result within this time [s]",
               0.0, 3600.0),
-    ParamSpec("result_resend_s", "float", 2.0, "publish an episode result the supervisor has not "
-              "acknowledged (its /pls/supervisor_status last_result_stamp) again after this long [s]",
+    ParamSpec("result_resend_s", "float", 2.0, "publish an episode result again when a supervisor status "
+              "this long [s] or more after it still does not acknowledge it (last_result_stamp)",
               0.1, 3600.0),
     ParamSpec("unacknowledged_wait_s", "float", 5.0, "on a stop signal, wait up to this long [s] for the "
               "supervisor to acknowledge the results it has not yet (no wait while no supervisor is there)",

@@ -152,6 +152,7 @@ class SimNode(Node):
                                  qos.SUPERVISOR_STATUS_QOS)
         self.unacked: dict[int, EpisodeResult] = {}  # published, not yet acknowledged results, by stamp (ns)
         self.last_resend = time.monotonic()
+        self.status_ns = 0  # header stamp of the newest SupervisorStatus
         self.supervisor_seen = False  # a SupervisorStatus arrived: a supervisor is part of this graph
         self.progress = time.monotonic()  # when the sim last advanced (an episode start or a step)
         self.stuck = ""  # the watchdog's verdict: set, the sim stops with EXIT_STUCK
@@ -296,6 +297,7 @@ class SimNode(Node):
 
     def on_supervisor_status(self, msg: SupervisorStatus) -> None:
         self.supervisor_seen = True
+        self.status_ns = max(self.status_ns, stamp_ns(msg.header.stamp))
         taken = stamp_ns(msg.last_result_stamp)
         for stamp in [s for s in self.unacked if s <= taken]:  # results arrive in order: all up to it
             del self.unacked[stamp]
@@ -337,11 +339,16 @@ class SimNode(Node):
     # --- keeping results, watchdog, stopping ----------------------------------------------------------
 
     def watch(self) -> None:
-        """Every 0.5 s: publish unacknowledged results again when due; the watchdog."""
+        """Every 0.5 s: publish unacknowledged results again when due; the watchdog.
+
+        A result is due when the supervisor has published a status result_resend_s or more after it that
+        still does not acknowledge it: it is alive and had the time, so it did not get the result. (A busy
+        supervisor publishes no status, so it is not sent copies it would only drop.)"""
         now = time.monotonic()
-        if (self.unacked and now - self.last_resend >= self.p["result_resend_s"]
-                and self.result_pub.get_subscription_count() > 0):
-            for msg in self.unacked.values():
+        resend_ns = int(self.p["result_resend_s"] * 1e9)
+        due = [m for stamp, m in self.unacked.items() if stamp + resend_ns <= self.status_ns]
+        if due and now - self.last_resend >= self.p["result_resend_s"]:
+            for msg in due:
                 self.result_pub.publish(msg)
             self.last_resend = now
         timeout = self.p["watchdog_timeout_s"]

@@ -133,7 +133,8 @@ def test_pls_sim_runs_two_supervisor_iterations_seen_from_another_process(ros_en
         assert launcher.returncode == 0, text[-6000:]
 
         # The launcher: the sim ended the run, the others were stopped cleanly, output prefixed per node.
-        assert "[pls] required node pls_sim ended (exit code 0): stopping pls_policy, pls_supervisor" in log
+        assert "[pls] required node pls_sim finished (exit code 0): stopping pls_policy, pls_supervisor" \
+            in log
         for name in ("pls_sim", "pls_policy", "pls_supervisor"):
             assert f"[pls] {name}: exit code 0" in log
             assert any(line.startswith(f"[{name}] ") for line in log), name

@@ -65,10 +65,26 @@ def kw(call: ast.Call, name: str) -> str:
     raise AssertionError(f"{ast.unparse(call.func)}(...) has no {name}=")
 
 
+def literal_strings(tree: ast.Module) -> set[str]:
+    """Every string constant in a module, its docstring aside."""
+    return {n.value for n in ast.walk(ast.Module(body=tree.body[1:], type_ignores=[]))
+            if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+
+
 @pytest.mark.parametrize("name", sorted(LAUNCH_FILES))
-def test_launch_file_is_built_only_from_the_graph(name):
-    graph = G.get_graph(name)
+def test_launch_file_returns_the_shared_description_of_its_graph(name):
     path = LAUNCH_FILES[name]
+    tree = ast.parse(path.read_text(), filename=str(path))
+    imports = {(n.module, a.name) for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert imports == {("pls_ros", "graph"), ("pls_ros.launch_description", "generate")}
+    (function,) = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
+    assert function.name == "generate_launch_description"
+    assert ast.unparse(function.body) == f"return generate(graph.{name.upper()})"
+    assert not literal_strings(tree)
+
+
+def test_the_launch_description_is_built_only_from_the_graph():
+    path = REPO / "pls_ros" / "launch_description.py"
     tree = ast.parse(path.read_text(), filename=str(path))
     loops = enclosing_loops(tree)
 
@@ -79,35 +95,31 @@ def test_launch_file_is_built_only_from_the_graph(name):
             ("launch.actions", "OpaqueFunction"), ("launch.actions", "Shutdown"),
             ("launch_ros.actions", "Node"),
             ("launch_ros.parameter_descriptions", "ParameterValue")} <= imports
-    graph_assign = [n for n in tree.body
-                    if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "GRAPH"]
-    assert [ast.unparse(a.value) for a in graph_assign] == [f"graph.{name.upper()}"]
-    assert getattr(G, name.upper()) is graph
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
-    assert {"generate_launch_description", "start_nodes", "on_exit"} <= set(functions)
+    assert {"generate", "start_nodes", "on_exit"} <= set(functions)
+    assert [a.arg for a in functions["generate"].args.args] == ["pls_graph"]
 
-    # Every argument is declared from GRAPH.arguments, with the graph's default, description and choices.
+    # Every argument is declared from the graph's arguments, with its default, description and choices.
     (declare,) = calls(tree, "DeclareLaunchArgument")
     (loop,) = loops[declare]
-    assert ast.unparse(loop.iter) == "GRAPH.arguments"
+    assert ast.unparse(loop.iter) == "pls_graph.arguments"
     var = ast.unparse(loop.target)
     assert ast.unparse(declare.args[0]) == f"{var}.name"
     assert kw(declare, "default_value") == f"defaults[{var}.name]"
     assert kw(declare, "description") == f"{var}.description"
-    assert "graph.argument_defaults(GRAPH, config)" in ast.unparse(tree)
+    assert "graph.argument_defaults(pls_graph, config)" in ast.unparse(tree)
     # The nodes are made by an OpaqueFunction, at launch time, from the values of all arguments.
     (opaque,) = calls(tree, "OpaqueFunction")
-    assert kw(opaque, "function") == "start_nodes"
+    assert kw(opaque, "function") == "start_nodes" and kw(opaque, "args") == "[pls_graph, config]"
 
     # start_nodes: every argument value through graph.resolve first; a bad one exits 2 before any Node
     # action exists, so `ros2 launch` never starts part of the graph.
-    body = functions["start_nodes"].body
-    kinds = [type(stmt) for stmt in body if not isinstance(stmt, ast.Expr)]
-    assert kinds == [ast.Assign, ast.Try, ast.Return], kinds
-    values, guarded, returned = (stmt for stmt in body if not isinstance(stmt, ast.Expr))
-    assert "for arg in GRAPH.arguments" in ast.unparse(values)
+    body = [stmt for stmt in functions["start_nodes"].body if not isinstance(stmt, ast.Expr)]
+    assert [type(stmt) for stmt in body] == [ast.Assign, ast.Try, ast.Return]
+    values, guarded, returned = body
+    assert "for arg in pls_graph.arguments" in ast.unparse(values)
     assert "context.launch_configurations[arg.name]" in ast.unparse(values)
-    assert ast.unparse(guarded.body) == "resolved = graph.resolve(GRAPH, values, config)"
+    assert ast.unparse(guarded.body) == "resolved = graph.resolve(pls_graph, values, config)"
     (handler,) = guarded.handlers
     assert "SystemExit(graph.EXIT_USAGE)" in ast.unparse(handler)
     assert "launch_error_text" in ast.unparse(handler)
@@ -132,10 +144,9 @@ def test_launch_file_is_built_only_from_the_graph(name):
     assert "raise RuntimeError(message)" in exit_source and "Shutdown(reason=message)" in exit_source
     assert "graph.exit_message(spec, event.returncode)" in exit_source
 
-    # ...and no name of the graph is spelled out in the file (docstring aside).
-    strings = {n.value for n in ast.walk(ast.Module(body=tree.body[1:], type_ignores=[]))
-               if isinstance(n, ast.Constant) and isinstance(n.value, str)}
-    assert not strings & graph_names(graph), strings & graph_names(graph)
+    # ...and no name of any graph is spelled out in the module (docstring aside).
+    names = set().union(*(graph_names(g) for g in G.GRAPHS.values()))
+    assert not literal_strings(tree) & names, literal_strings(tree) & names
 
 
 def node_module(spec: G.NodeSpec):

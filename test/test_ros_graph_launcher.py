@@ -197,8 +197,8 @@ def test_a_failed_required_node_stops_the_graph_with_its_exit_code(ros_env, tmp_
     run = Launched(args, ros_env, tmp_path)
     code = run.finish(timeout=120)
     assert code == 2, run.text()[-5000:]
-    assert any(line.startswith("[pls] required node pls_policy failed (exit code 2): stopping the graph")
-               for line in run.lines), run.text()[-5000:]
+    assert ("[pls] required node pls_policy failed (exit code 2): stopping pls_supervisor; its log above "
+            "says why") in run.lines, run.text()[-5000:]
     assert "[pls] pls_policy: exit code 2" in run.lines
     # The supervisor may still be importing when it is told to stop: it ends either way, never lingers.
     assert any(line.startswith("[pls] pls_supervisor: ") and "still running" not in line
