@@ -33,9 +33,23 @@ class DatasetError(ValueError):
     """A dataset file or array set that cannot be used; the message says what is wrong and how to fix it."""
 
 
+# (observation size, action size) of each task's environment, so that processes that never simulate (the
+# robot's policy node) can check a model without importing MuJoCo; test_faults_model checks it against the
+# environments. A task pls knows but this table lacks is read from its environment.
+TASK_SIZES: dict[str, tuple[int, int]] = {
+    "SafetyHalfCheetahVelocity-v1": (17, 6),
+    "SafetyHopperVelocity-v1": (11, 3),
+    "SafetyWalker2dVelocity-v1": (17, 6),
+    "SafetyAntVelocity-v1": (27, 8),
+    "SafetySwimmerVelocity-v1": (8, 2),
+    "SafetyCarCircle1-v0": (40, 2),
+    "SafetyPointGoal1-v0": (60, 2),
+}
+
+
 @functools.cache
 def task_dims(task_id: str | None) -> tuple[int, int] | None:
-    """(observation size, action size) of a task pls knows, read from its environment; None otherwise.
+    """(observation size, action size) of a task pls knows; None for any other (a robot's own task).
 
     The environment is the contract: a dataset or model whose sizes differ belongs to another task.
     """
@@ -43,6 +57,8 @@ def task_dims(task_id: str | None) -> tuple[int, int] | None:
 
     if task_id not in TASKS:
         return None
+    if task_id in TASK_SIZES:
+        return TASK_SIZES[task_id]
     from pls_core.envs import make_env
 
     env = make_env(task_id)

@@ -105,3 +105,15 @@ def test_export_refuses_a_folder_or_an_unwritable_out_and_leaves_no_tmp(tmp_path
     with pytest.raises(ExportInputError, match="is a folder"):
         export_checkpoint(tiny_artifacts().checkpoint, folder)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "models"] and list(folder.iterdir()) == []
+
+
+def test_the_task_size_table_matches_the_environments():
+    from pls_core.dataset import TASK_SIZES
+    from pls_core.envs import make_env
+    from pls_core.tasks import TASKS
+
+    assert set(TASK_SIZES) == set(TASKS)
+    for task_id, sizes in TASK_SIZES.items():
+        env = make_env(task_id)
+        assert (env.observation_space.shape, env.action_space.shape) == ((sizes[0],), (sizes[1],)), task_id
+        env.close()
