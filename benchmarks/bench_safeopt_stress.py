@@ -40,6 +40,11 @@ METHODS = {
     "PLS (robust)": ("pls", {}),
     "GP-UCB": ("gp_ucb", {}),
 }
+VARIANT_METHODS = {  # other kernel sets (--variants)
+    "robust per-axis": ("pls", {"cost_lengthscale_factors": [1.0, [0.25, 1.0], [1.0, 0.25], 0.5]}),
+    "robust [1, 1/4]": ("pls", {"cost_lengthscale_factors": [1.0, 0.25]}),
+    "evidence 3 nats": ("pls", {"cost_kernel_evidence": 3.0}),
+}
 EPISODE_METHODS = {
     "PLS mean+2sd": ("pls", {"episode_cost_margin_sd": 2.0}),
     "PLS q0.9": ("pls", {"episode_cost_quantile": 0.9}),
@@ -61,8 +66,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--episode", action="store_true", help="also the per-episode certificates")
+    parser.add_argument("--variants", action="store_true", help="only the other kernel sets")
     args = parser.parse_args()
-    methods = {**METHODS, **(EPISODE_METHODS if args.episode else {})}
+    methods = VARIANT_METHODS if args.variants else {**METHODS, **(EPISODE_METHODS if args.episode else {})}
     header = (f"{'family':18s} {'method':17s} {'runs unsafe':>11s} {'95% CI':>13s} {'unsafe/run':>10s} "
               f"{'final safe':>10s} {'regret med':>10s} {'mean':>6s} {'safe share':>10s} {'false cert':>10s} "
               f"{'P(ep>b)':>7s} {'runs ep>10%':>11s} {'s':>5s}")

@@ -116,3 +116,14 @@ def test_quantile_option_is_validated():
         stress_config(episode_cost_quantile=1.0)
     with pytest.raises(OptimizerConfigError, match="do not combine"):
         stress_config(episode_cost_quantile=0.9, episode_cost_margin_sd=2.0)
+
+
+def test_kernel_factors_may_be_per_axis_and_are_validated():
+    from pls_core.safeopt import OptimizerConfigError
+
+    config = stress_config(cost_lengthscale_factors=[1.0, [0.25, 1.0]])
+    model = ConfidenceModel(config, TargetGrid.from_config(config))
+    assert [gp.lengthscale for gp in model.cost_gps] == [(500.0, 10.0), (125.0, 10.0)]
+    for bad in ([], [[0.5, 0.5, 0.5]], [0.0], [[1.0, -1.0]]):
+        with pytest.raises(OptimizerConfigError, match="cost_lengthscale_factors"):
+            stress_config(cost_lengthscale_factors=bad)

@@ -53,12 +53,12 @@ class ConfidenceModel:
         if config.reward_trend_slope_sd > 0:
             self.reward_trend = LinearTrend.with_slope_sd(points, config.reward_range,
                                                           config.reward_trend_slope_sd, self.reward_scale)
-        # One cost GP per plausible kernel (cost_lengthscale x each factor); the first is the configured one.
-        lengthscale = config.cost_lengthscale if isinstance(config.cost_lengthscale, tuple) \
+        # One cost GP per plausible kernel (cost_lengthscale x each factor, one number or one per axis).
+        l_r, l_g = config.cost_lengthscale if isinstance(config.cost_lengthscale, tuple) \
             else (config.cost_lengthscale, config.cost_lengthscale)
-        self.cost_gps = [GridGP(points, (lengthscale[0] * f, lengthscale[1] * f), config.cost_outputscale,
-                                config.cost_noise_variance / self.cost_scale ** 2)
-                         for f in config.cost_lengthscale_factors]
+        factors = [f if isinstance(f, tuple) else (f, f) for f in config.cost_lengthscale_factors]
+        self.cost_gps = [GridGP(points, (l_r * f_r, l_g * f_g), config.cost_outputscale,
+                                config.cost_noise_variance / self.cost_scale ** 2) for f_r, f_g in factors]
         self.cost_plausible = np.ones(len(self.cost_gps), dtype=bool)  # kernels the data have not ruled out
         self.cost_lower = np.full(grid.size, float(config.cost_return_limits[0]))
         self.cost_upper = np.where(grid.seed_mask, self.threshold, config.cost_return_ceiling)

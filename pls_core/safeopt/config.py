@@ -329,10 +329,12 @@ class OptimizerConfig:
         factors = self.cost_lengthscale_factors
         if isinstance(factors, int | float) and not isinstance(factors, bool):
             factors = (factors,)
-        if not isinstance(factors, list | tuple) or not factors:
-            raise OptimizerConfigError(f"cost_lengthscale_factors must be a list of numbers > 0, e.g. [1.0, "
-                                       f"0.5, 0.33], got {factors!r}")
-        self.cost_lengthscale_factors = tuple(factors)
+        if not isinstance(factors, list | tuple) or not factors or \
+                any(isinstance(f, list | tuple) and len(f) != 2 for f in factors):
+            raise OptimizerConfigError(f"cost_lengthscale_factors must be a list of factors > 0, each one "
+                                       f"number or a pair [f_R, f_G], e.g. [1.0, [0.25, 1.0], 0.5], got "
+                                       f"{factors!r}")
+        self.cost_lengthscale_factors = tuple(tuple(f) if isinstance(f, list | tuple) else f for f in factors)
         for name in ("reward_lengthscale", "cost_lengthscale"):
             value = getattr(self, name)
             if isinstance(value, list | tuple):
@@ -401,7 +403,8 @@ class OptimizerConfig:
             for v in value if isinstance(value, tuple) else (value,):
                 positive(name, v)
         for factor in self.cost_lengthscale_factors:
-            positive("cost_lengthscale_factors (each)", factor)
+            for f in factor if isinstance(factor, tuple) else (factor,):
+                positive("cost_lengthscale_factors (each)", f)
         if self.cost_kernel_evidence is not None:
             non_negative("cost_kernel_evidence", self.cost_kernel_evidence,
                          "(nats of log marginal likelihood) or null (every kernel always counts)")
