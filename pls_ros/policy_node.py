@@ -41,7 +41,7 @@ from pls_interfaces.msg import Action, Observation, PolicyStatus, TargetReturn
 from rclpy.duration import Duration
 from rclpy.node import Node
 
-from pls_ros import node_params, qos
+from pls_ros import diagnostics, node_params, qos
 from pls_ros.conversions import float32_array, from_float32_field, stamp_ns
 from pls_ros.params import declare_parameters
 from pls_ros.paths import resolve_existing
@@ -134,6 +134,8 @@ class PolicyNode(Node):
         self.create_subscription(Observation, qos.OBSERVATION_TOPIC, self.on_observation, qos.CONTROL_QOS)
         self.create_timer(1.0 / p["control_rate_hz"], self.on_tick)
         self.create_timer(p["status_period_s"], self.publish_status)
+        self.latency = (math.nan, math.nan)  # p50, p99 [ms] of the last status window
+        diagnostics.Diagnostics(self, "control", self.diagnose)
         self.get_logger().info(
             f"model {path} (task {c.task_id}, obs {c.obs_dim}, act {c.act_dim}, context {c.context_len}); "
             f"trigger {p['trigger']} at {p['control_rate_hz']:g} Hz, stale after "
@@ -441,9 +443,10 @@ class PolicyNode(Node):
             self.followed.target if self.followed is not None else (math.nan, math.nan))
         if self.latencies_ms:
             p50, p99 = np.percentile(self.latencies_ms, [50, 99])
-            msg.latency_p50_ms, msg.latency_p99_ms = float(p50), float(p99)
+            self.latency = (float(p50), float(p99))
         else:
-            msg.latency_p50_ms = msg.latency_p99_ms = math.nan
+            self.latency = (math.nan, math.nan)
+        msg.latency_p50_ms, msg.latency_p99_ms = self.latency
         msg.ticks, msg.deadline_overruns = self.ticks, self.overruns
         msg.fallback_actions, msg.last_fallback_reason = self.fallback_count, self.last_fallback_reason
         self.status_pub.publish(msg)
@@ -452,6 +455,24 @@ class PolicyNode(Node):
             f"{self.ticks}, overruns {self.overruns}, fallbacks {self.fallback_count}",
             throttle_duration_sec=30.0)
         self.latencies_ms = []
+
+    def diagnose(self) -> tuple[int, str, dict]:
+        """/diagnostics: the control loop's health (keys in docs/ros.md)."""
+        level = {State.RUNNING: diagnostics.OK, State.HALTED: diagnostics.ERROR}.get(self.state,
+                                                                                    diagnostics.WARN)
+        message = self.state.value
+        if self.state is State.FALLBACK:
+            message += f": {self.last_fallback_reason}"
+        target = self.followed.target if self.followed is not None else (math.nan, math.nan)
+        return level, message, {
+            "state": self.state.value, "trigger": self.p["trigger"],
+            "control_rate_hz": self.p["control_rate_hz"], "ticks": self.ticks,
+            "deadline_misses": self.overruns, "latency_p50_ms": self.latency[0],
+            "latency_p99_ms": self.latency[1], "fallback_actions": self.fallback_count,
+            "last_fallback_reason": self.last_fallback_reason, "ignored_observations": self.ignored,
+            "skipped_observations": self.skipped, "target_reward_return": target[0],
+            "target_cost_return": target[1], "task_id": self.contract.task_id,
+        }
 
     def on_shutdown(self, reason: str) -> None:
         episode, step = (self.last_obs[0].episode, self.last_obs[0].step) if self.last_obs else (0, 0)

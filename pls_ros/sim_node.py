@@ -51,7 +51,7 @@ from rclpy.duration import Duration
 from rclpy.node import Node
 
 from pls_core.tasks import TASKS
-from pls_ros import node_params, qos, result_spool
+from pls_ros import diagnostics, node_params, qos, result_spool
 from pls_ros.conversions import carried_target, float32_array, from_float32_field, stamp_ns
 from pls_ros.params import declare_parameters
 from pls_ros.paths import resolve_output
@@ -159,6 +159,7 @@ class SimNode(Node):
         self.exit_code = 0
         self.drain_timeout_s = self.p["unacknowledged_wait_s"]
         self.create_timer(0.5, self.watch)
+        diagnostics.Diagnostics(self, "robot side", self.diagnose)
 
         self.finished = False  # max_episodes reached; `done` once the last result is acknowledged
         self.episodes_finished = 0
@@ -366,6 +367,19 @@ class SimNode(Node):
                 return
         if self.lockstep and not self.finished and self.awaiting is None and now - self.progress > timeout:
             self.stop_stuck(*self.why_no_progress(now - self.progress))
+
+    def diagnose(self) -> tuple[int, str, dict]:
+        """/diagnostics: episodes, results held for the supervisor, the watchdog (keys in docs/ros.md)."""
+        ep = self.episode
+        level = diagnostics.ERROR if self.stuck else diagnostics.WARN if self.unacked else diagnostics.OK
+        message = self.stuck or (f"{len(self.unacked)} result(s) not yet acknowledged" if self.unacked
+                                 else "running")
+        return level, message, {
+            "task_id": self.p["task_id"], "mode": self.p["mode"], "episodes_finished": self.episodes_finished,
+            "episode": ep.index if ep is not None else -1, "step": ep.step if ep is not None else -1,
+            "unacknowledged_results": len(self.unacked),
+            "seconds_since_progress": time.monotonic() - self.progress, "watchdog": self.stuck or "ok",
+        }
 
     def why_no_progress(self, waited: float) -> tuple[str, str]:
         """(the node that keeps the lockstep sim from advancing, why)."""

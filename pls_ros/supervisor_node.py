@@ -33,7 +33,7 @@ from rclpy.duration import Duration
 from rclpy.node import Node
 
 from pls_core.safeopt.records import Phase
-from pls_ros import node_params, qos, result_spool
+from pls_ros import diagnostics, node_params, qos, result_spool
 from pls_ros.conversions import episode_id
 from pls_ros.params import declare_parameters
 from pls_ros.paths import resolve_existing, resolve_output
@@ -108,6 +108,7 @@ class SupervisorNode(Node):
             self.create_subscription(EpisodeResult, qos.EPISODE_RESULT_TOPIC, self.on_result,
                                      qos.EPISODE_RESULT_QOS)
         self.create_timer(p["status_period_s"], self.publish_status)
+        diagnostics.Diagnostics(self, "safe optimisation", self.diagnose)
 
         status = self.optimizer.status()
         resumed = status["episodes_total"] > 0 or status["episodes_rejected"] > 0
@@ -302,6 +303,29 @@ class SupervisorNode(Node):
             published_target=None if self.published is None or self.published.phase is Phase.HALTED
             else self.published.target, last_result_ns=self.last_result_ns)
         self.status_pub.publish(msg)
+
+    def diagnose(self) -> tuple[int, str, dict]:
+        """/diagnostics: phase, safe set, episodes and the store's health (keys in docs/ros.md)."""
+        status = self.optimizer.status()
+        halted = status["phase_code"] == Phase.HALTED.code
+        store_ok = self.store_path.is_file()
+        level = diagnostics.ERROR if halted or not store_ok else (
+            diagnostics.WARN if status["gp_failures"] or "error" in self.message else diagnostics.OK)
+        message = self.message or f"iteration {status['iteration']}: {status['phase']}"
+        if not store_ok:
+            message = f"the store {self.store_path} is missing; {message}"
+        target = self.published.target if self.published is not None else (math.nan, math.nan)
+        return level, message, {
+            "phase": status["phase"], "iteration": status["iteration"],
+            "safe_set_size": status["safe_set_size"], "grid_size": status["grid_size"],
+            "target_reward_return": target[0], "target_cost_return": target[1],
+            "threshold": status["threshold"], "episodes_at_current_target": status["episodes_at_target"],
+            "episodes_per_evaluation": status["episodes_per_evaluation"],
+            "episodes_stored": status["episodes_total"], "episodes_rejected": status["episodes_rejected"],
+            "duplicates_dropped": self.duplicates, "gp_failures": status["gp_failures"],
+            "store": str(self.store_path), "store_ok": store_ok,
+            "store_bytes": self.store_path.stat().st_size if store_ok else 0,
+        }
 
     def on_shutdown(self, reason: str) -> None:
         self.publish_status()

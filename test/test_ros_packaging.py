@@ -25,7 +25,7 @@ REQ = REPO / "requirements"
 ROSDEP_KEYS = {  # import name -> rosdep key (ROS packages: their name; Python: rosdistro rosdep/python.yaml)
     "rclpy": "rclpy", "rcl_interfaces": "rcl_interfaces", "ament_index_python": "ament_index_python",
     "builtin_interfaces": "builtin_interfaces", "std_msgs": "std_msgs", "pls_interfaces": "pls_interfaces",
-    "launch": "launch", "launch_ros": "launch_ros",
+    "launch": "launch", "launch_ros": "launch_ros", "diagnostic_msgs": "diagnostic_msgs",
     "numpy": "python3-numpy", "onnxruntime": "python3-onnxruntime-pip", "yaml": "python3-yaml",
     "torch": "python3-torch", "scipy": "python3-scipy", "h5py": "python3-h5py",
     "mujoco": "python3-mujoco-pip", "gymnasium": "python3-gymnasium-pip",
@@ -111,9 +111,6 @@ print("LOADED")
 """
 
 
-@pytest.mark.xfail(strict=True, reason="pls_core.runtime.PolicyRunner checks a model against its task by "
-                   "building the task's MuJoCo env (ModelContract.check_task -> dataset.task_dims), so the "
-                   "policy node needs MuJoCo and Safety-Gymnasium; owner: pls_core/runtime.py")
 def test_the_robot_set_is_enough_for_the_policy_node(ros_env):
     model = REPO / "pls_core" / "models" / "SafetyHalfCheetahVelocity-v1" / "policy.onnx"
     out = subprocess.run([sys.executable, "-c", ROBOT_PROBE.format(model=model)], capture_output=True,
