@@ -58,7 +58,7 @@ def run_experiment(settings: ExperimentSettings, out_dir: Path, progress: bool =
         all_runs = bars.add_task("runs", total=len(settings.tasks) * runs_per_task)
         for inputs in all_inputs:
             task = inputs.task_id
-            rollouts = Rollouts(inputs.model_path, task, settings.episodes_per_evaluation)
+            rollouts = Rollouts(inputs.model_path, task, settings.episodes_per_evaluation, settings.shield)
             try:
                 sweeps = {float(b): _sweep(settings, inputs, rollouts, b, out_dir, bars)
                           for b in settings.thresholds}
@@ -79,13 +79,22 @@ def _sweep(settings, inputs, rollouts, threshold, out_dir, bars) -> dict:
     targets = sweep_targets(config, settings.sweep)
     fingerprint = {"model_sha256": inputs.model_sha256, "reward_range": list(inputs.reward_range),
                    "targets": [list(t) for t in targets], "episodes_per_target": settings.sweep.episodes,
-                   "seed": SWEEP_SEED}
+                   "seed": SWEEP_SEED, **_shield_fingerprint(settings, inputs.task_id)}
     bar = bars.add_task(f"{inputs.task_id} sweep b={threshold:g}",
                         total=len(targets) * settings.sweep.episodes)
     sweep = load_or_run_sweep(sweep_path(out_dir, inputs.task_id, threshold), rollouts, targets,
                               settings.sweep.episodes, fingerprint, on_batch=lambda n: bars.advance(bar, n))
     bars.update(bar, visible=False)
     return sweep
+
+
+def _shield_fingerprint(settings, task: str) -> dict:
+    """Nothing without the shield (so runs stored before it existed still match), else its backup."""
+    if not settings.shield:
+        return {}
+    from pls_core.shield.shield import shield_fingerprint
+
+    return {"shield": shield_fingerprint(task)}
 
 
 def _with_new_defaults(stored: dict, current: dict) -> dict:
@@ -109,7 +118,8 @@ def _run(settings, inputs, rollouts, key: RunKey, out_dir, bars, console) -> Run
     unused = OPTIMIZERS[key.method].unused_config_fields
     fingerprint = {"optimizer": {k: v for k, v in config.to_dict().items() if k not in unused},
                    "iterations": settings.iterations,
-                   "model_sha256": inputs.model_sha256, "reward_range": list(inputs.reward_range)}
+                   "model_sha256": inputs.model_sha256, "reward_range": list(inputs.reward_range),
+                   **_shield_fingerprint(settings, key.task)}
     path = key.path(out_dir)
     if path.is_file():
         stored = RunRecord.load(path)

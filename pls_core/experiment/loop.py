@@ -86,7 +86,7 @@ def run_optimiser(rollouts: Rollouts, config, key: RunKey, iterations: int, fing
         for offset, result in enumerate(results):
             optimizer.report_episode(EpisodeRecord(decision.target, result.reward_return, result.cost_return,
                                                    result.length, episode=first + offset))
-            episode_rows.append({"iteration": iteration, **asdict(result),
+            episode_rows.append({"iteration": iteration, **asdict(result), **rollouts.last_counts[offset],
                                  "unsafe": result.cost_return > b})
         row = {"iteration": iteration, "phase": decision.phase.value, "target": list(decision.target),
                "verified_safe": decision.verified_safe, "cost_upper": decision.cost_bounds[1],

@@ -50,8 +50,22 @@ def run_row(run, reward_range, sweep_best) -> dict:
             "final_reward_dsrl": None if halted else dsrl_normalised_reward(final["reward_mean"],
                                                                             run.key.task),
             "search_episodes": len(run.episodes), "unsafe_episodes": run.unsafe_episodes,
+            "shield": bool(run.fingerprint.get("shield")),
+            "cost_steps": _total(run.episodes, "cost_steps"),
+            "interventions_per_episode": _per_episode(run.episodes, "interventions"),
             "regret": None if sweep_best is None or halted else sweep_best.normalised_reward - reward,
             "wall_time_s": run.wall_time_s}
+
+
+def _total(episodes, name: str) -> int | None:
+    """Sum of a per-episode count over the search, None when the run predates the count."""
+    values = [e.get(name) for e in episodes]
+    return None if not values or None in values else int(sum(values))
+
+
+def _per_episode(episodes, name: str) -> float | None:
+    total = _total(episodes, name)
+    return None if total is None else total / len(episodes)
 
 
 def _mean_std(values) -> tuple[float | None, float | None]:
@@ -74,7 +88,7 @@ def aggregate(rows: list[dict]) -> list[dict]:
                  "search_episodes": sum(r["search_episodes"] for r in group),
                  "unsafe_episodes_total": sum(r["unsafe_episodes"] for r in group)}
         for name in ("final_reward", "final_reward_dsrl", "final_cost", "unsafe_episodes", "regret",
-                     "wall_time_s"):
+                     "wall_time_s", "cost_steps", "interventions_per_episode"):
             entry[f"{name}_mean"], entry[f"{name}_std"] = _mean_std(r.get(name) for r in group)
         table.append(entry)
     return table
@@ -121,6 +135,13 @@ def _comparison_line(c: dict) -> str:
 
 def _pm(mean, std, digits: int = 2) -> str:
     return "—" if mean is None else f"{mean:.{digits}f}±{std:.{digits}f}"
+
+
+def _shield_cell(settings: dict, row: dict) -> str:
+    """Interventions per search episode with --shield; "off" without it."""
+    if not settings.get("shield"):
+        return "off"
+    return _pm(row.get("interventions_per_episode_mean"), row.get("interventions_per_episode_std"), 1)
 
 
 def _display_path(path: str) -> str:
@@ -174,8 +195,9 @@ def markdown(results: dict, level: int = 1) -> str:
                      else "the task's (paper) range") + "."]
         lines += [_sweep_best_line(b, best) for b, best in entry["sweep_best_safe"].items()]
         lines += ["", "| b | method | runs | halted | reward (ours) | reward (DSRL) | cost | final safe | "
-                      "unsafe (search) | regret | paper reward (DSRL) | paper cost | paper unsafe |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                      "unsafe (search) | cost>0 steps (search) | shield interventions/ep | regret | "
+                      "paper reward (DSRL) | paper cost | paper unsafe |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in (e for e in results["summary"] if e["task"] == task):
             per_run = round(row["search_episodes"] / row["runs"])
             paper = paper_numbers(row["task"], row["threshold"], row["method"])
@@ -188,6 +210,8 @@ def markdown(results: dict, level: int = 1) -> str:
                 f"{_pm(row['final_cost_mean'], row['final_cost_std'])} | "
                 f"{row['final_safe_runs']}/{row['runs']} | "
                 f"{_pm(row['unsafe_episodes_mean'], row['unsafe_episodes_std'], 1)} (of {per_run}) | "
+                f"{_pm(row.get('cost_steps_mean'), row.get('cost_steps_std'), 0)} | "
+                f"{_shield_cell(results['settings'], row)} | "
                 f"{_pm(row['regret_mean'], row['regret_std'])} | {' | '.join(paper)} |")
         against = [_comparison_line(c) for c in results["against_fixed"] if c["task"] == task]
         if against:

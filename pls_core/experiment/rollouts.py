@@ -3,7 +3,8 @@
 `run_jobs` gives exactly the episodes `pls_core.rollout.run_episodes` gives for the same jobs and seed
 (episode i of the list is reset with seed + i, `num_envs` at a time); it only keeps the envs alive
 between calls, because making 20 Safety-Gymnasium envs costs ~2 s, about a tenth of one evaluation.
-It steps them with rollout's own batch function, so there is one rollout implementation.
+It steps them with rollout's own batch function, so there is one rollout implementation. Each env is wrapped
+in pls_core.shield's ShieldedEnv, which counts steps with cost > 0 and, with `shield`, filters every action.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from pls_core.rollout import EpisodeResult, _run_batch
 class Rollouts:
     """The runtime of one task, created on first use (a fully resumed task never loads the model)."""
 
-    def __init__(self, model_path: Path, task_id: str, num_envs: int):
+    def __init__(self, model_path: Path, task_id: str, num_envs: int, shield: bool = False):
         self.model_path, self.task_id, self.num_envs = model_path, task_id, num_envs
+        self.shield = shield
+        self.last_counts: list[dict] = []  # per episode of the last run_jobs: cost_steps, interventions
         self._runner = None
         self._envs: list = []
 
@@ -27,9 +30,12 @@ class Rollouts:
         """One episode per (R, G) job, `num_envs` at a time; `on_batch(episodes)` after each batch."""
         runner, envs = self._runtime()
         results: list[EpisodeResult] = []
+        self.last_counts = []
         for first in range(0, len(jobs), self.num_envs):
             batch = [(float(r), float(g)) for r, g in jobs[first:first + self.num_envs]]
             results.extend(_run_batch(runner, envs, batch, seed + first))
+            self.last_counts += [{"cost_steps": env.cost_steps, "interventions": env.interventions}
+                                 for env in envs[:len(batch)]]  # episode i of the batch ran on envs[i]
             if on_batch is not None:
                 on_batch(len(batch))
         return results
@@ -45,5 +51,8 @@ class Rollouts:
             from pls_core.runtime import PolicyRunner
 
             self._runner = PolicyRunner(self.model_path, num_envs=self.num_envs, intra_op_threads=1)
-            self._envs = [make_env(self.task_id) for _ in range(self.num_envs)]
+            from pls_core.shield.shield import Shield, ShieldedEnv
+
+            envs = [make_env(self.task_id) for _ in range(self.num_envs)]
+            self._envs = [ShieldedEnv(env, Shield.from_env(env) if self.shield else None) for env in envs]
         return self._runner, self._envs

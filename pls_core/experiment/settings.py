@@ -55,6 +55,7 @@ class ExperimentSettings:
     #                         else the box the model's contract records (if any), else the task's
     models_dir: Path = DEFAULT_MODELS_DIR  # <models_dir>/<task>/policy.onnx
     datasets_dir: Path | None = None  # <datasets_dir>/<task>.hdf5 if present, else the model's dataset stats
+    shield: bool = False  # the per-step shield (pls_core.shield) between the CDT's action and env.step
 
     def __post_init__(self) -> None:
         for task in self.tasks:
@@ -79,6 +80,13 @@ class ExperimentSettings:
             raise ExperimentError(f"seed_box must be one of {', '.join(SEED_BOXES)}, got {self.seed_box!r}")
         if not 0.0 < self.pls_exploration_fraction <= 1.0:
             raise ExperimentError("pls_exploration_fraction must be in (0, 1]")
+        if self.shield:
+            from pls_core.shield.safe_set import VELOCITY_TASKS
+
+            other = [t for t in self.tasks if t not in VELOCITY_TASKS]
+            if other:
+                raise ExperimentError(f"--shield covers the velocity tasks only, not {', '.join(other)}; "
+                                      "drop those tasks or run without --shield")
         sweep = self.sweep
         if min(sweep.reward_points, sweep.cost_points) < 2 or sweep.episodes < 1:
             raise ExperimentError("the sweep needs >= 2 points along R and G and >= 1 episode per target")

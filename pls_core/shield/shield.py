@@ -103,3 +103,19 @@ class ShieldedEnv(gym.Wrapper):
                                                                        if self.shield else action)
         self.cost_steps += int(cost > 0)
         return obs, reward, cost, terminated, truncated, info
+
+
+def shield_fingerprint(task_id: str) -> dict:
+    """What a shielded run depends on: the backup file's hash (or the brake) and the horizon."""
+    from pls_core.shield.backup import shield_dir
+
+    settings = shield_settings(task_id)
+    path = shield_dir(task_id) / "backup.npz"
+    if path.is_file():
+        import hashlib
+
+        backup = {"backup": "trained", "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    else:
+        backup = {"backup": "brake"}
+    return {**backup, "horizon": int(settings.get("horizon", DEFAULT_HORIZON)),
+            "safeguard": "project", "iterations": DEFAULT_ITERATIONS}
