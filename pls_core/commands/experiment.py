@@ -77,6 +77,8 @@ def experiment(
     overrides: Annotated[
         list[str] | None, Opt("--set", help="OptimizerConfig key=value for every run, repeatable.")
     ] = None,
+    shield: Annotated[bool, Opt(help="Per-step shield (pls_core.shield, shields/<task>/) between the CDT's "
+                                     "action and env.step; velocity tasks.")] = False,
     progress: Annotated[bool, Opt(help="Show progress bars and one line per finished run.")] = True,
     report: Annotated[Path | None, Opt(help="Run nothing: regenerate this document (e.g. docs/results.md) "
                                             "from the <out>/*/results.json files.")] = None,
@@ -117,7 +119,7 @@ def experiment(
             iterations=iterations, pls_exploration_fraction=pls_exploration_fraction,
             sweep=SweepSettings(sweep_rewards, sweep_costs, sweep_episodes),
             optimizer_overrides=_optimizer_overrides(overrides), models_dir=models_dir,
-            datasets_dir=datasets_dir, seed_box=seed_box)
+            datasets_dir=datasets_dir, seed_box=seed_box, shield=shield)
         paths = run_experiment(settings, out, progress=progress)
     except (ExperimentError, OptimizerConfigError, ContractError, DatasetError) as exc:
         typer.echo(f"pls experiment: {exc}", err=True)
