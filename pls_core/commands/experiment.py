@@ -94,6 +94,14 @@ def experiment(
             typer.echo(f"pls experiment: {exc}", err=True)
             raise typer.Exit(2) from None
         return
+    for name, value in (("--seeds", seeds), ("--episodes-per-evaluation", episodes_per_evaluation),
+                        ("--iterations", iterations)):
+        require(value >= 1, f"{name} {value}: must be at least 1")
+    require(0.0 < pls_exploration_fraction <= 1.0,
+            f"--pls-exploration-fraction {pls_exploration_fraction:g}: must be in (0, 1]")
+    threshold_values = _thresholds(thresholds)
+    check_writable_folder(out, "--out")
+    overrides_checked = _optimizer_overrides(overrides)  # every refusal comes before torch loads
     import torch
 
     # The GPs hold <= 20 observations: one thread is fastest, and two experiment processes side by side
@@ -105,20 +113,13 @@ def experiment(
     from pls_core.runtime import ContractError
     from pls_core.safeopt.errors import OptimizerConfigError
 
-    for name, value in (("--seeds", seeds), ("--episodes-per-evaluation", episodes_per_evaluation),
-                        ("--iterations", iterations)):
-        require(value >= 1, f"{name} {value}: must be at least 1")
-    require(0.0 < pls_exploration_fraction <= 1.0,
-            f"--pls-exploration-fraction {pls_exploration_fraction:g}: must be in (0, 1]")
-    threshold_values = _thresholds(thresholds)
-    check_writable_folder(out, "--out")
     try:
         settings = ExperimentSettings(
             tasks=tuple(_split(tasks)), thresholds=threshold_values,
             methods=tuple(_split(methods)), seeds=seeds, episodes_per_evaluation=episodes_per_evaluation,
             iterations=iterations, pls_exploration_fraction=pls_exploration_fraction,
             sweep=SweepSettings(sweep_rewards, sweep_costs, sweep_episodes),
-            optimizer_overrides=_optimizer_overrides(overrides), models_dir=models_dir,
+            optimizer_overrides=overrides_checked, models_dir=models_dir,
             datasets_dir=datasets_dir, seed_box=seed_box, shield=shield)
         paths = run_experiment(settings, out, progress=progress)
     except (ExperimentError, OptimizerConfigError, ContractError, DatasetError) as exc:
