@@ -18,10 +18,10 @@ from pls_core.commands.common import (
 
 def check_device(name: str) -> str:
     """The --device value, refused (UserError) when torch cannot use it on this machine."""
+    if name in ("auto", "cpu"):
+        return name
     import torch
 
-    if name == "auto":
-        return name
     try:
         device = torch.device(name)
     except RuntimeError:
@@ -57,8 +57,6 @@ def train(
     """Train a Constrained Decision Transformer on an offline dataset."""
     from pls_core.cdt.presets import PRESETS
     from pls_core.cdt.presets import preset as get_preset
-    from pls_core.cdt.trainer import TrainingDiverged
-    from pls_core.cdt.trainer import train as run_training
 
     require(preset in PRESETS, f"--preset {preset!r} is not a preset; choose one of {', '.join(PRESETS)}")
     require(steps is None or steps >= 1, f"--steps {steps}: training needs at least 1 gradient step")
@@ -68,6 +66,9 @@ def train(
     require("steps" not in parsed or (isinstance(parsed["steps"], int) and parsed["steps"] >= 1),
             f"--set steps={parsed.get('steps')!r}: training needs at least 1 gradient step")
     check_writable_folder(out, "--out")
+    from pls_core.cdt.trainer import TrainingDiverged  # torch loads only after the checks above
+    from pls_core.cdt.trainer import train as run_training
+
     try:
         result = run_training(
             dataset,
