@@ -87,6 +87,8 @@ POLICY = (
     ParamSpec("fallback_action", "float_list", [], "safe action published on stale/invalid observations, "
               "without a target and at shutdown; empty = zeros; must lie within the model's bounds",
               -1e6, 1e6),
+    ParamSpec("autostart", "bool", True, "managed node: configure and activate at start (exit 2 when "
+              "configuring fails); false = wait for a lifecycle manager (`ros2 lifecycle set`)"),
     ParamSpec("status_period_s", "float", 1.0, "PolicyStatus publication period [s]", 0.05, 3600.0),
 )
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 from pls_interfaces.msg import Action, Observation, PolicyStatus, TargetReturn
 from rclpy.duration import Duration
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from pls_ros import diagnostics, node_params, qos
 from pls_ros.conversions import float32_array, from_float32_field, stamp_ns
@@ -56,6 +56,8 @@ PARAMS = node_params.POLICY
 class State(enum.Enum):
     """What the policy node is doing; PolicyStatus.state carries the value."""
 
+    UNCONFIGURED = "unconfigured"  # managed node not configured: no model loaded, no topics
+    INACTIVE = "inactive"  # configured, not active: every answer is the fallback
     WAITING_FOR_TARGET = "waiting_for_target"  # no verified target yet: every answer is the fallback
     WAITING_FOR_EPISODE = "waiting_for_observation"  # a target, no episode followed: next step 0 starts one
     RUNNING = "running"  # following an episode with the policy's actions
@@ -76,14 +78,86 @@ class Followed:
     pending_cost: float = 0.0
 
 
-class PolicyNode(Node):
+class PolicyNode(LifecycleNode):
+    """A managed (lifecycle) node: configure loads and checks the model, activate starts control,
+    deactivate holds the fallback action, cleanup and shutdown release the model and the topics. With
+    `autostart` (the default) it configures and activates itself at start and exits 2 when configuring
+    fails; without, a lifecycle manager (`ros2 lifecycle set`) drives it."""
+
     def __init__(self, **node_kwargs):
         # node_kwargs (context, parameter_overrides, ...) are for in-process use such as tests.
         super().__init__(NODE_NAME, **node_kwargs)
-        self.p = p = declare_parameters(self, PARAMS)
-        from pls_core.runtime import ContractError, ModelContract, PolicyRunner, shipped_model_path
+        self.p = declare_parameters(self, PARAMS)
+        from pls_core.runtime import ContractError
 
         self.ContractError = ContractError
+        self.state = State.UNCONFIGURED
+        self.contract = self.runner = self.action_pub = None
+        self.entities: list = []  # publishers, subscriptions and timers made by configure
+        self.configure_error = ""
+        self.target: tuple[float, float] | None = None  # latest verified-safe target from the supervisor
+        self.target_iteration = -1
+        self.halt_reason = ""
+        self.followed: Followed | None = None  # set exactly in RUNNING and FALLBACK
+        self.ticks = self.overruns = self.fallback_count = self.skipped = self.ignored = 0
+        self.last_fallback_reason = ""
+        self.latencies_ms: list[float] = []
+        self.latency = (math.nan, math.nan)  # p50, p99 [ms] of the last status window
+        diagnostics.Diagnostics(self, "control", self.diagnose)
+        if self.p["autostart"]:
+            if self.trigger_configure() is not TransitionCallbackReturn.SUCCESS:
+                raise StartupError(self.configure_error or "configuring failed")
+            self.trigger_activate()
+
+    # --- managed-node transitions -----------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except (StartupError, ValueError, OSError, KeyError) as exc:  # ContractError is a ValueError
+            self.configure_error = str(exc)
+            self.get_logger().error(f"configuring failed: {exc}")
+            self._release()
+            return TransitionCallbackReturn.FAILURE
+        self.state = State.INACTIVE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.state = (State.HALTED if self.halt_reason else
+                      State.WAITING_FOR_EPISODE if self.target is not None else State.WAITING_FOR_TARGET)
+        self.get_logger().info(f"active: {self.state.value}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.state, self.followed = State.INACTIVE, None
+        if self.last_obs is not None:
+            last = self.last_obs[0]
+            self.publish_fallback(last.episode, last.step, "the policy node was deactivated", None)
+        self.get_logger().info("inactive: every observation is answered with the fallback action")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        """Back to unconfigured: drop the model and every topic and timer configure made."""
+        for entity in self.entities:
+            kind = type(entity).__name__
+            {"Publisher": self.destroy_publisher, "Subscription": self.destroy_subscription,
+             "Timer": self.destroy_timer}[kind](entity)
+        self.entities = []
+        self.contract = self.runner = self.action_pub = None
+        self.state, self.followed = State.UNCONFIGURED, None
+
+    def _configure(self) -> None:
+        p = self.p
+        from pls_core.runtime import ContractError, ModelContract, PolicyRunner, shipped_model_path
+
         if not p["model_path"] and not p["expected_task_id"]:
             raise StartupError("model_path is empty and so is expected_task_id; set model_path to an ONNX "
                                "file, or expected_task_id to use the model shipped for that task")
@@ -93,7 +167,7 @@ class PolicyNode(Node):
         except (FileNotFoundError, ContractError) as exc:
             raise StartupError(f"{exc}. Fix: set model_path to an ONNX file written by `pls export`") \
                 from None
-        self.contract: ModelContract = ModelContract.from_onnx(path)
+        self.contract = ModelContract.from_onnx(path)
         self._check_contract(path)
         self.runner = PolicyRunner(path, num_envs=1, intra_op_threads=1)
         c = self.contract
@@ -110,32 +184,26 @@ class PolicyNode(Node):
 
         self.period_ns = int(1e9 / p["control_rate_hz"])
         self.stale_ns = int(p["stale_after_periods"] * self.period_ns)
-        self.state = State.WAITING_FOR_TARGET
-        self.target: tuple[float, float] | None = None  # latest verified-safe target from the supervisor
-        self.target_iteration = -1
-        self.halt_reason = ""
-        self.followed: Followed | None = None  # set exactly in RUNNING and FALLBACK
         # Newest observation let through (episode, step, receipt ns): what "current" and "next" mean.
         self.seen: tuple[int, int, int] | None = None
-        self.ignored = 0
         self._ignore_logged: dict[str, float] = {}  # kind of ignored observation -> when last logged
         self.pending: tuple[Observation, int] | None = None  # newest unprocessed observation (timer mode)
         self.last_obs: tuple[Observation, int] | None = None  # newest observation seen, with receipt time
         self.last_action: Action | None = None
-        self.ticks = self.overruns = self.fallback_count = self.skipped = 0
-        self.last_fallback_reason = ""
-        self.latencies_ms: list[float] = []
 
         self.action_pub = self.create_publisher(Action, qos.ACTION_TOPIC, qos.CONTROL_QOS)
         self.status_pub = self.create_publisher(PolicyStatus, qos.POLICY_STATUS_TOPIC, qos.POLICY_STATUS_QOS)
-        # The target subscription first: when a new target and the next episode's step 0 are both waiting,
-        # the executor takes them in creation order, so step 0 starts with the new target.
-        self.create_subscription(TargetReturn, qos.TARGET_RETURN_TOPIC, self.on_target, qos.TARGET_RETURN_QOS)
-        self.create_subscription(Observation, qos.OBSERVATION_TOPIC, self.on_observation, qos.CONTROL_QOS)
-        self.create_timer(1.0 / p["control_rate_hz"], self.on_tick)
-        self.create_timer(p["status_period_s"], self.publish_status)
-        self.latency = (math.nan, math.nan)  # p50, p99 [ms] of the last status window
-        diagnostics.Diagnostics(self, "control", self.diagnose)
+        self.entities = [
+            self.action_pub, self.status_pub,
+            # The target subscription first: when a new target and the next episode's step 0 are both
+            # waiting, the executor takes them in creation order, so step 0 starts with the new target.
+            self.create_subscription(TargetReturn, qos.TARGET_RETURN_TOPIC, self.on_target,
+                                     qos.TARGET_RETURN_QOS),
+            self.create_subscription(Observation, qos.OBSERVATION_TOPIC, self.on_observation,
+                                     qos.CONTROL_QOS),
+            self.create_timer(1.0 / p["control_rate_hz"], self.on_tick),
+            self.create_timer(p["status_period_s"], self.publish_status),
+        ]
         self.get_logger().info(
             f"model {path} (task {c.task_id}, obs {c.obs_dim}, act {c.act_dim}, context {c.context_len}); "
             f"trigger {p['trigger']} at {p['control_rate_hz']:g} Hz, stale after "
@@ -186,6 +254,7 @@ class PolicyNode(Node):
                                    f"{msg.iteration}; applied from the next episode start"
                                    + ("; that ends the halt" if halted else ""))
         self.target, self.target_iteration = target, int(msg.iteration)
+        self.halt_reason = ""
         if self.state in (State.WAITING_FOR_TARGET, State.HALTED):
             self.state = State.WAITING_FOR_EPISODE
 
@@ -202,6 +271,8 @@ class PolicyNode(Node):
                             "safe; holding the fallback action until a new verified target")
         self.target, self.target_iteration = None, int(msg.iteration)
         was_following = self.followed is not None
+        if self.state is State.INACTIVE:  # noted; activation starts halted
+            return
         self.state, self.followed = State.HALTED, None
         if was_following and self.last_obs is not None:  # replace the last policy action (timer mode holds)
             last = self.last_obs[0]
@@ -217,12 +288,7 @@ class PolicyNode(Node):
             seen_episode, seen_step, seen_ns = self.seen
             quiet = received - seen_ns > self.stale_ns
             jump = self.p["max_step_jump"]
-            if quiet:
-                if (episode, step) != (seen_episode, seen_step):
-                    self.get_logger().info(
-                        f"observation {episode}/{step} after {(received - seen_ns) / 1e6:.0f} ms of silence "
-                        f"(last: {seen_episode}/{seen_step}): following the robot side from here")
-            elif episode == seen_episode:
+            if episode == seen_episode:
                 if step == 0 and seen_step > 0:
                     kind, problem = "replay", (
                         f"step 0 of episode {episode} again after step {seen_step}: a replayed or duplicated "
@@ -231,8 +297,6 @@ class PolicyNode(Node):
                     kind, problem = "jump", (
                         f"step {step} of episode {episode} is {step - seen_step} steps ahead of the newest "
                         f"({seen_step}); more than max_step_jump ({jump})")
-                elif step < seen_step:
-                    return False  # out of date (overtaken by a newer one): nothing to say
             elif episode == seen_episode + 1:
                 if step > jump:
                     kind, problem = "jump", (f"step {step} of the next episode {episode} is more than "
@@ -240,6 +304,13 @@ class PolicyNode(Node):
             else:
                 kind, problem = "foreign", (
                     f"episode {episode} is neither the current ({seen_episode}) nor the next one")
+            if problem and quiet:  # the robot side was silent: it may have restarted, so follow it
+                self.get_logger().info(
+                    f"observation {episode}/{step} after {(received - seen_ns) / 1e6:.0f} ms of silence "
+                    f"(last: {seen_episode}/{seen_step}): following the robot side from here")
+                problem = ""
+            elif step < seen_step and episode == seen_episode and not problem and not quiet:
+                return False  # out of date (overtaken by a newer one): nothing to say
         if problem:
             self.ignored += 1
             now = time.monotonic()
@@ -255,6 +326,11 @@ class PolicyNode(Node):
     def on_observation(self, msg: Observation) -> None:
         received = self.now_ns()
         if not self.admit(msg, received):
+            return
+        if self.state is State.INACTIVE:
+            self.last_obs = (msg, received)
+            self.publish_fallback(msg.episode, msg.step, "the policy node is inactive (managed node): "
+                                  "activate it to run the policy", received)
             return
         if self.p["trigger"] == "observation":
             self.ticks += 1
@@ -273,6 +349,8 @@ class PolicyNode(Node):
         self.last_obs = (msg, received)
 
     def on_tick(self) -> None:
+        if self.state is State.INACTIVE:
+            return
         start = self.now_ns()
         if self.p["trigger"] == "timer":
             self.ticks += 1
@@ -438,7 +516,7 @@ class PolicyNode(Node):
         msg = PolicyStatus()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.state = self.state.value
-        msg.task_id = self.contract.task_id
+        msg.task_id = self.contract.task_id if self.contract is not None else ""
         msg.target_reward_return, msg.target_cost_return = (
             self.followed.target if self.followed is not None else (math.nan, math.nan))
         if self.latencies_ms:
@@ -471,10 +549,15 @@ class PolicyNode(Node):
             "latency_p99_ms": self.latency[1], "fallback_actions": self.fallback_count,
             "last_fallback_reason": self.last_fallback_reason, "ignored_observations": self.ignored,
             "skipped_observations": self.skipped, "target_reward_return": target[0],
-            "target_cost_return": target[1], "task_id": self.contract.task_id,
+            "target_cost_return": target[1],
+            "task_id": self.contract.task_id if self.contract is not None else "",
         }
 
-    def on_shutdown(self, reason: str) -> None:
+    def finish(self, reason: str) -> None:
+        """Last words before the process exits (pls_ros.spin.run_node): the fallback action, once."""
+        if self.action_pub is None:  # not configured: nothing was ever published
+            self.get_logger().info(f"stopped ({reason}); {self.state.value}")
+            return
         episode, step = (self.last_obs[0].episode, self.last_obs[0].step) if self.last_obs else (0, 0)
         self.publish_fallback(episode, step, f"policy node stopping ({reason})", None)
         self.publish_status()

@@ -513,7 +513,7 @@ class SimNode(Node):
         else:
             self.step(action, msg, "")
 
-    def on_shutdown(self, reason: str) -> None:
+    def finish(self, reason: str) -> None:
         ep = self.episode
         if self.awaiting is not None:
             self.get_logger().info(f"stopping ({reason}) while waiting for the supervisor to acknowledge "

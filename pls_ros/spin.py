@@ -6,7 +6,7 @@
 * A node that cannot start (bad parameter, model contract mismatch, missing file) raises StartupError or
   a ValueError/OSError from its constructor: the message is logged as one clear error line and the
   process exits with EXIT_CONFIG_ERROR, without a traceback.
-* An exception escaping a callback stops the node (its `on_shutdown` still runs) and exits 1.
+* An exception escaping a callback stops the node (its `finish` still runs) and exits 1.
 * A node that holds work others must acknowledge (the sim's unacknowledged episode results) gets a
   bounded time after the first signal to finish it: `prepare_shutdown()`, then spinning while
   `pending_work()` names something, at most `drain_timeout_s`; a second signal ends the wait.
@@ -55,7 +55,7 @@ def run_node(factory: Callable[[], object], name: str, args: list[str] | None = 
     """Run the node built by `factory` (a class taking no arguments); returns the exit code.
 
     The node may define `done` (bool attribute/property: stop spinning, e.g. max_episodes reached) and
-    `on_shutdown(reason: str)` (last words: called once, while the context is still up).
+    `finish(reason: str)` (last words: called once, while the context is still up).
     """
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -92,10 +92,10 @@ def run_node(factory: Callable[[], object], name: str, args: list[str] | None = 
         except Exception as exc:  # a callback failed: stop, but still run the node's shutdown
             logger.error(f"stopping after an unexpected error: {exc!r}\n{traceback.format_exc()}")
             reason, code = f"crashed: {exc!r}", EXIT_CRASH
-        on_shutdown = getattr(node, "on_shutdown", None)
-        if on_shutdown is not None:
+        finish = getattr(node, "finish", None)
+        if finish is not None:
             try:
-                on_shutdown(reason)
+                finish(reason)
             except Exception as exc:
                 logger.error(f"error during shutdown: {exc!r}")
                 code = code or EXIT_CRASH

@@ -327,7 +327,7 @@ class SupervisorNode(Node):
             "store_bytes": self.store_path.stat().st_size if store_ok else 0,
         }
 
-    def on_shutdown(self, reason: str) -> None:
+    def finish(self, reason: str) -> None:
         self.publish_status()
         self.status_pub.wait_for_all_acked(Duration(seconds=1.0))
         self.get_logger().info(f"stopped ({reason}); state is in {self.store_path}")

@@ -372,3 +372,75 @@ def test_a_halt_gives_the_safe_action_until_a_new_target_starts_an_episode(ros_e
         assert node.stop() == 0
     finally:
         node.kill()
+
+
+def call(probe, client, request, timeout: float = 30.0):
+    """A service call from the probe's node (its executor thread spins), bounded."""
+    wait_until(lambda: client.service_is_ready(), DISCOVERY_TIMEOUT, f"service {client.srv_name}")
+    future = client.call_async(request)
+    wait_until(future.done, timeout, f"the answer of {client.srv_name}")
+    return future.result()
+
+
+def test_managed_node_transitions_over_dds(ros_env, model, probe, tmp_path):
+    """configure loads the model (a bad one fails and stays unconfigured), activate starts control,
+    deactivate holds the fallback action, cleanup releases the model and the topics."""
+    from lifecycle_msgs.msg import State as LState
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    node = start_policy(ros_env, model, trigger="observation", autostart=False)
+    bad = None
+    change = probe.node.create_client(ChangeState, "/pls_policy/change_state")
+    get = probe.node.create_client(GetState, "/pls_policy/get_state")
+
+    def transition(client, tid):
+        return call(probe, client, ChangeState.Request(transition=Transition(id=tid))).success
+
+    def state():
+        return call(probe, get, GetState.Request()).current_state.id
+
+    try:
+        assert state() == LState.PRIMARY_STATE_UNCONFIGURED
+        assert transition(change, Transition.TRANSITION_CONFIGURE)
+        assert state() == LState.PRIMARY_STATE_INACTIVE
+        publish_target(probe.target, 300.0, 10.0)
+        inactive = publish_until_answered(probe, observation(0, 0), fallback=True)
+        assert "inactive" in inactive.reason
+
+        assert transition(change, Transition.TRANSITION_ACTIVATE)
+        assert state() == LState.PRIMARY_STATE_ACTIVE
+        running = ask(probe, observation(1, 0))
+        assert not running.fallback and running.target_reward_return == 300.0
+        assert not ask(probe, observation(1, 1)).fallback
+
+        since = len(probe.messages("action"))
+        assert transition(change, Transition.TRANSITION_DEACTIVATE)
+        held = wait_until(lambda: [a for a in probe.messages("action")[since:] if a.fallback], 10,
+                          "the fallback action on deactivation")[0]
+        assert "deactivated" in held.reason and from_float32_field(held.action).tolist() == [0.0] * 6
+        assert ask(probe, observation(1, 2)).fallback
+
+        assert transition(change, Transition.TRANSITION_CLEANUP)
+        assert state() == LState.PRIMARY_STATE_UNCONFIGURED
+        wait_until(lambda: probe.node.count_subscribers(qos.OBSERVATION_TOPIC) == 0, 10,
+                   "the observation subscription to go")
+        # Configured again (the same parameters), it runs again.
+        assert transition(change, Transition.TRANSITION_CONFIGURE)
+        assert transition(change, Transition.TRANSITION_ACTIVATE)
+        again = publish_until_answered(probe, observation(2, 0), timeout=20)
+        assert not again.fallback and again.target_reward_return == 300.0
+
+        assert node.stop() == 0
+
+        # A configure that fails (the model is missing) says why and leaves the node unconfigured.
+        bad = NodeProcess("policy_node", ros_env, params_file=CONFIG / "policy.yaml", log_name="bad_policy",
+                          params={"model_path": str(tmp_path / "missing.onnx"), "autostart": False})
+        assert not transition(change, Transition.TRANSITION_CONFIGURE)
+        assert state() == LState.PRIMARY_STATE_UNCONFIGURED
+        bad.wait_for_log(r"configuring failed: .*missing\.onnx does not exist")
+        assert bad.stop() == 0
+    finally:
+        node.kill()
+        if bad is not None:
+            bad.kill()
