@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from pls_core.cli import app
 from pls_core.collect.behaviour import ensure_policies, policies_sha256, read_manifest
-from pls_core.collect.episodes import plan_episodes
+from pls_core.collect.budget_recipes import BUDGET_RECIPES
+from pls_core.collect.episodes import plan_budget_episodes, plan_episodes
 from pls_core.collect.pipeline import GridSpec, collect_dataset
 from pls_core.collect.recipes import get_recipe
 from pls_core.collect.rollout import rollout
@@ -22,7 +23,7 @@ TINY = dict(episodes=4, episode_len=30, grid=GridSpec(per_cell=100), timestep_sc
 
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory):
-    """Trains the two tiny behaviour policies, then collects with 2 workers."""
+    """Trains a tiny budget-conditioned behaviour policy, then collects with 2 workers."""
     root = tmp_path_factory.mktemp("behaviour")
     out = root / "first.hdf5"
     ds = collect_dataset(TASK, out, seed=7, behaviour_root=root, workers=2, **TINY)
@@ -42,13 +43,18 @@ def test_collection_writes_a_valid_dsrl_file(first_run):
     assert loaded.attrs["task_id"] == TASK and loaded.attrs["seed"] == 7
     assert loaded.attrs["behaviour_sha256"] == policies_sha256(root / TASK)
     manifest = read_manifest(root / TASK)
-    assert set(manifest["policies"]) == {"fast", "safe"}
-    assert manifest["policies"]["safe"]["cost_penalty"] > manifest["policies"]["fast"]["cost_penalty"]
+    assert set(manifest["policies"]) == {"budget"}  # one budget-conditioned PPO-Lagrangian policy
+    entry = manifest["policies"]["budget"]
+    assert entry["algo"] == "PPO-Lagrangian" and entry["budgets"] == list(BUDGET_RECIPES[TASK].policy.budgets)
+    assert [row["budget"] for row in entry["evaluation"]][0] == 0.0
+    # every episode of the file was planned with its own budget, drawn over the ladder's range
+    budgets = [plan.budget for plan in plan_budget_episodes(4, 7, BUDGET_RECIPES[TASK].max_budget)]
+    assert len(set(budgets)) == 4 and max(budgets) <= BUDGET_RECIPES[TASK].max_budget
 
 
 def test_same_seed_reuses_policies_and_reproduces_the_file(first_run, tmp_path):
     root, _, ds = first_run
-    policy_files = sorted((root / TASK).glob("*.zip"))
+    policy_files = sorted((root / TASK).glob("budget.*"))
     stamps = [p.stat().st_mtime_ns for p in policy_files]
     out = tmp_path / "again.hdf5"
     result = CliRunner().invoke(app, [

@@ -169,7 +169,7 @@ def read_manifest(folder: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _write_manifest(folder: Path, manifest: dict) -> None:
+def write_manifest(folder: Path, manifest: dict) -> None:
     (Path(folder) / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
@@ -213,7 +213,7 @@ def ensure_policies(
                 entries[r.name] = {**entry, "command": command}
     from pls_core import __version__
 
-    _write_manifest(folder, {"task_id": recipe.task_id, "pls_version": __version__, "policies": entries})
+    write_manifest(folder, {"task_id": recipe.task_id, "pls_version": __version__, "policies": entries})
     return folder
 
 
@@ -222,7 +222,9 @@ def policies_sha256(folder: Path) -> str:
     digest = hashlib.sha256()
     for name, entry in sorted(read_manifest(folder).get("policies", {}).items()):
         digest.update(name.encode())
-        digest.update((Path(folder) / entry["file"]).read_bytes())
+        stem = Path(entry["file"]).stem
+        for path in sorted(Path(folder).glob(f"{stem}.*")):  # the policy and its sidecar files
+            digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
@@ -231,4 +233,5 @@ def load_policies(folder: Path) -> dict:
     from stable_baselines3 import SAC
 
     entries = read_manifest(folder).get("policies", {})
-    return {name: SAC.load(Path(folder) / e["file"], device="cpu") for name, e in entries.items()}
+    return {name: SAC.load(Path(folder) / e["file"], device="cpu") for name, e in entries.items()
+            if e.get("algo", "SAC") == "SAC"}

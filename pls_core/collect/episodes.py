@@ -24,6 +24,7 @@ class EpisodePlan:
     fast_share: float
     throttle: float
     action_noise: float
+    budget: float = 0.0  # the episode cost a budget-conditioned behaviour policy is asked to hold
 
     def rng(self, seed: int) -> np.random.Generator:
         """The episode's own stream, so results do not depend on which worker runs it or in what order."""
@@ -43,5 +44,26 @@ def plan_episodes(
     noises = np.where(rng.uniform(size=n) < 0.5, 0.0, rng.uniform(0.0, max_action_noise, size=n))
     return [
         EpisodePlan(i, int(env_seeds[i]), float(shares[i]), float(throttles[i]), float(noises[i]))
+        for i in range(n)
+    ]
+
+
+def plan_budget_episodes(
+    n: int, seed: int, max_budget: float, max_action_noise: float = DEFAULT_MAX_ACTION_NOISE,
+    min_throttle: float = DEFAULT_MIN_THROTTLE,
+) -> list[EpisodePlan]:
+    """n plans for a budget-conditioned behaviour policy: each episode holds its own budget throughout.
+
+    Budgets are squared-uniform over [0, max_budget] (low-cost episodes, the region users constrain to,
+    dominate); throttle and action noise are drawn as in plan_episodes, so the data also hold slower and
+    sub-optimal episodes at every budget.
+    """
+    rng = np.random.default_rng([seed, 2])
+    env_seeds = rng.integers(0, 2**31 - 1, size=n)
+    budgets = max_budget * rng.uniform(size=n) ** 2
+    throttles = np.where(rng.uniform(size=n) < 1 / 3, 1.0, rng.uniform(min_throttle, 1.0, size=n))
+    noises = np.where(rng.uniform(size=n) < 0.5, 0.0, rng.uniform(0.0, max_action_noise, size=n))
+    return [
+        EpisodePlan(i, int(env_seeds[i]), 0.0, float(throttles[i]), float(noises[i]), float(budgets[i]))
         for i in range(n)
     ]

@@ -1,4 +1,7 @@
-"""`pls collect` end to end: behaviour policies -> perturbed rollouts -> grid filter -> DSRL HDF5 file."""
+"""`pls collect` end to end: behaviour policies -> perturbed rollouts -> grid filter -> DSRL HDF5 file.
+
+Tasks in pls_core.collect.budget_recipes use one budget-conditioned PPO-Lagrangian policy whose episodes
+each hold their own cost budget; the others the per-segment mix of two fixed-penalty SAC policies."""
 
 from __future__ import annotations
 
@@ -10,10 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from pls_core.collect.behaviour import ensure_policies, policies_sha256
-from pls_core.collect.episodes import plan_episodes
+from pls_core.collect.budget_recipes import BUDGET_RECIPES, POLICY_NAME
+from pls_core.collect.episodes import plan_budget_episodes, plan_episodes
 from pls_core.collect.grid_filter import grid_filter
+from pls_core.collect.lagrangian import ensure_budget_policy
 from pls_core.collect.recipes import get_recipe
-from pls_core.collect.rollout import rollout
+from pls_core.collect.rollout import ActorSpec, rollout
 from pls_core.dataset import DSRL_KEYS, OfflineDataset, save_dataset
 from pls_core.tasks import get_task
 
@@ -47,20 +52,29 @@ def collect_dataset(
     progress: bool = True,
 ) -> OfflineDataset:
     """Generate, filter and save a dataset; the same seed and saved policies give the same sha256."""
-    recipe = get_recipe(task_id)
     spec = get_task(task_id)
     timings = {}
 
     start = time.perf_counter()
-    folder = ensure_policies(recipe, behaviour_root, seed, retrain=retrain, workers=workers,
-                             progress=progress, timestep_scale=timestep_scale, command=command)
+    if task_id in BUDGET_RECIPES:  # one budget-conditioned PPO-Lagrangian policy
+        budget = BUDGET_RECIPES[task_id]
+        folder = ensure_budget_policy(task_id, budget.policy, POLICY_NAME, behaviour_root, seed,
+                                      retrain=retrain, timestep_scale=timestep_scale, command=command)
+        plans = plan_budget_episodes(episodes or budget.episodes, seed, budget.max_budget,
+                                     budget.max_action_noise, budget.min_throttle)
+        actor = ActorSpec("budget", str(folder), (POLICY_NAME,), budget.policy.budget_scale)
+    else:  # two fixed-penalty SAC policies, mixed per segment
+        recipe = get_recipe(task_id)
+        folder = ensure_policies(recipe, behaviour_root, seed, retrain=retrain, workers=workers,
+                                 progress=progress, timestep_scale=timestep_scale, command=command)
+        plans = plan_episodes(episodes or recipe.episodes, seed, recipe.max_fast_share,
+                              recipe.max_action_noise, recipe.min_throttle)
+        actor = ActorSpec("mix", str(folder), tuple(recipe.rollout_policies))
     timings["behaviour_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    plans = plan_episodes(episodes or recipe.episodes, seed, recipe.max_fast_share, recipe.max_action_noise,
-                          recipe.min_throttle)
     raw = rollout(task_id, folder, plans, seed, workers=workers, episode_len=episode_len, progress=progress,
-                  policy_names=recipe.rollout_policies)
+                  actor=actor)
     timings["rollout_s"] = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -1,12 +1,14 @@
 """Rollout workers: run perturbed behaviour episodes in parallel processes.
 
 Each worker steps a chunk of episodes in lockstep so that one batched policy call serves them all (a
-single-observation SB3 call costs more than the physics step). Chunks are fixed by plan order, so results
-are identical whatever the number of workers.
+single-observation SB3 call costs more than the physics step). What acts is an actor: the per-segment mix
+of two fixed-penalty policies, or one budget-conditioned policy holding each episode's own budget.
+Chunks are fixed by plan order, so results are identical whatever the number of workers.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -17,45 +19,95 @@ from pls_core.dataset import DSRL_KEYS
 
 CHUNK_EPISODES = 16
 DEFAULT_POLICY_PAIR = ("fast", "safe")  # (quicker, more cautious) policy names a rollout mixes
-_worker: dict = {}  # per-process envs and policies, built once by _init_worker
+_worker: dict = {}  # per-process envs and actor, built once by _init_worker
 
 
-def _init_worker(task_id: str, policy_folder: str, seed: int, episode_len: int | None,
-                 policy_names: tuple[str, str]) -> None:
+@dataclass(frozen=True)
+class ActorSpec:
+    """What acts in the rollouts, as a picklable description a worker builds its actor from.
+
+    kind "mix": two saved SAC policies `names` = (quicker, more cautious), switched per segment with the
+    plan's `fast_share`; kind "budget": the budget-conditioned policy `names[0]` (pls_core.collect.lagrangian)
+    holding each plan's `budget`, whose top budget is `budget_scale`.
+    """
+
+    kind: str
+    folder: str
+    names: tuple[str, ...]
+    budget_scale: float = 1.0
+
+
+class MixActor:
+    """The quicker policy with probability fast_share per SEGMENT_STEPS segment, else the cautious one."""
+
+    def __init__(self, fast, safe):
+        self.fast, self.safe = fast, safe
+        self.use_fast: dict[int, bool] = {}
+
+    def act(self, obs, plans, rngs, t):
+        if t % SEGMENT_STEPS == 0:
+            for plan, rng in zip(plans, rngs, strict=True):
+                self.use_fast[plan.index] = rng.uniform() < plan.fast_share
+        fast_actions, _ = self.fast.policy.predict(obs, deterministic=True)
+        safe_actions, _ = self.safe.policy.predict(obs, deterministic=True)
+        pick = np.array([self.use_fast[plan.index] for plan in plans])[:, None]
+        return np.where(pick, fast_actions, safe_actions)
+
+
+class BudgetActor:
+    """One budget-conditioned policy, each episode holding its own plan's budget."""
+
+    def __init__(self, policy):
+        self.policy = policy
+
+    def act(self, obs, plans, rngs, t):
+        return self.policy.act(obs, np.array([plan.budget for plan in plans]))
+
+
+def make_actor(spec: ActorSpec):
+    if spec.kind == "mix":
+        from pls_core.collect.behaviour import load_policies
+
+        policies = load_policies(Path(spec.folder))
+        fast_name, safe_name = spec.names
+        return MixActor(policies[fast_name], policies[safe_name])
+    if spec.kind == "budget":
+        from pls_core.collect.lagrangian import BudgetPolicy
+
+        return BudgetActor(BudgetPolicy.load(Path(spec.folder), spec.names[0], spec.budget_scale))
+    raise ValueError(f"unknown actor kind {spec.kind!r}")
+
+
+def _init_worker(task_id: str, spec: ActorSpec, seed: int, episode_len: int | None) -> None:
     import torch
 
-    from pls_core.collect.behaviour import load_policies
     from pls_core.envs import make_env
 
     torch.set_num_threads(1)
-    policies = load_policies(Path(policy_folder))
-    fast_name, safe_name = policy_names
-    _worker.update(envs=[make_env(task_id) for _ in range(CHUNK_EPISODES)], fast=policies[fast_name],
-                   safe=policies[safe_name], seed=seed, episode_len=episode_len)
+    _worker.update(envs=[make_env(task_id) for _ in range(CHUNK_EPISODES)], actor=make_actor(spec),
+                   seed=seed, episode_len=episode_len)
 
 
-def run_episodes(envs: list, fast, safe, plans: list[EpisodePlan], seed: int,
+def run_episodes(envs: list, actor, plans: list[EpisodePlan], seed: int,
                  episode_len: int | None = None) -> list[dict]:
-    """The plans' episodes as DSRL arrays, one env each; an `episode_len` cut marks a timeout."""
+    """The plans' episodes as DSRL arrays, one env each; an `episode_len` cut marks a timeout.
+
+    Every episode draws from its own plan's stream: the actor's draws first each step, then the action
+    noise; the actor's actions are scaled by the plan's throttle, noised and clipped to the action bounds.
+    """
     rngs = [plan.rng(seed) for plan in plans]
     low, high = envs[0].action_space.low, envs[0].action_space.high
     obs = np.stack([env.reset(seed=plan.env_seed)[0] for env, plan in zip(envs, plans, strict=False)])
     steps = [{key: [] for key in DSRL_KEYS} for _ in plans]
     active = list(range(len(plans)))
-    use_fast = np.zeros(len(plans), dtype=bool)
     t = 0
     while active:
-        if t % SEGMENT_STEPS == 0:
-            for i in active:
-                use_fast[i] = rngs[i].uniform() < plans[i].fast_share
-        fast_actions, _ = fast.policy.predict(obs[active], deterministic=True)
-        safe_actions, _ = safe.policy.predict(obs[active], deterministic=True)
+        actions = actor.act(obs[active], [plans[i] for i in active], [rngs[i] for i in active], t)
         still_active = []
         for row, i in enumerate(active):
             plan = plans[i]
-            action = fast_actions[row] if use_fast[i] else safe_actions[row]
-            noise = plan.action_noise * rngs[i].standard_normal(action.shape)
-            action = np.clip(plan.throttle * action + noise, low, high)
+            noise = plan.action_noise * rngs[i].standard_normal(actions[row].shape)
+            action = np.clip(plan.throttle * actions[row] + noise, low, high)
             next_obs, reward, cost, terminated, truncated, _ = envs[i].step(action)
             truncated = truncated or (episode_len is not None and t + 1 >= episode_len)
             # obs[i] is a row view that is overwritten below: store a copy.
@@ -72,21 +124,23 @@ def run_episodes(envs: list, fast, safe, plans: list[EpisodePlan], seed: int,
 
 def _run_chunk(plans: list[EpisodePlan]) -> list[tuple[int, dict]]:
     w = _worker
-    episodes = run_episodes(w["envs"], w["fast"], w["safe"], plans, w["seed"], w["episode_len"])
+    episodes = run_episodes(w["envs"], w["actor"], plans, w["seed"], w["episode_len"])
     return [(plan.index, arrays) for plan, arrays in zip(plans, episodes, strict=True)]
 
 
 def rollout(
     task_id: str, policy_folder: Path, plans: list[EpisodePlan], seed: int, workers: int = 2,
     episode_len: int | None = None, progress: bool = True,
-    policy_names: tuple[str, str] = DEFAULT_POLICY_PAIR,
+    policy_names: tuple[str, str] = DEFAULT_POLICY_PAIR, actor: ActorSpec | None = None,
 ) -> list[dict]:
-    """All planned episodes, in plan order; `policy_names` are the (fast, safe) roles of the mix."""
+    """All planned episodes, in plan order. The actor is `actor`, or by default the mix of the saved
+    policies `policy_names` (the (fast, safe) roles) in `policy_folder`."""
+    actor = actor or ActorSpec("mix", str(policy_folder), tuple(policy_names))
     from tqdm import tqdm
 
     chunks = [plans[k:k + CHUNK_EPISODES] for k in range(0, len(plans), CHUNK_EPISODES)]
     results: dict[int, dict] = {}
-    initargs = (task_id, str(policy_folder), seed, episode_len, tuple(policy_names))
+    initargs = (task_id, actor, seed, episode_len)
     with get_context("spawn").Pool(workers, initializer=_init_worker, initargs=initargs) as pool:
         bar = tqdm(total=len(plans), desc=f"rollouts {task_id}", unit="ep", disable=not progress)
         for chunk in pool.imap_unordered(_run_chunk, chunks):

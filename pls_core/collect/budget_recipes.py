@@ -1,0 +1,44 @@
+"""Per-task recipes for data from a budget-conditioned PPO-Lagrangian behaviour policy
+(pls_core.collect.lagrangian): the budget ladder it trains on, its step budget, and how its rollouts are
+perturbed. Tasks listed here are collected this way; the others keep the fixed-penalty SAC recipes
+(pls_core.collect.recipes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pls_core.collect.lagrangian import LagrangianRecipe
+
+POLICY_NAME = "budget"  # <behaviour root>/<task>/budget.zip (+ .vecnormalize.pkl, .multiplier.pt)
+
+
+@dataclass(frozen=True)
+class BudgetCollection:
+    task_id: str
+    policy: LagrangianRecipe
+    # Raw episodes rolled out before the grid filter keeps an even spread of them.
+    episodes: int = 1500
+    max_action_noise: float = 0.3
+    min_throttle: float = 0.6
+
+    @property
+    def max_budget(self) -> float:
+        return max(self.policy.budgets)
+
+
+# Episode cost budgets from 0 to DSRL's dataset cost range (250; Walker2d 300), spaced so that the low
+# costs users constrain to (b = 20, 40) lie between close rungs.
+_LADDER = (0.0, 10.0, 20.0, 40.0, 80.0, 150.0, 250.0)
+
+BUDGET_RECIPES: dict[str, BudgetCollection] = {
+    c.task_id: c
+    for c in (
+        BudgetCollection("SafetyHopperVelocity-v1", LagrangianRecipe(_LADDER, timesteps=1_500_000)),
+        BudgetCollection("SafetyWalker2dVelocity-v1",
+                         LagrangianRecipe((*_LADDER[:-1], 300.0), timesteps=3_000_000)),
+        BudgetCollection("SafetyHalfCheetahVelocity-v1", LagrangianRecipe(_LADDER, timesteps=2_000_000)),
+        BudgetCollection("SafetyAntVelocity-v1", LagrangianRecipe(_LADDER, timesteps=3_000_000,
+                                                                  net_arch=(128, 128))),
+    )
+}
