@@ -5,6 +5,10 @@ Confidence intervals (pls-method.md §3.2), all in raw return units:
     Lambda_N(z) = Lambda_{N-1}(z) intersected with Omega_N(z)          (cost only; monotone)
     Lambda_0(z) = [c_min, b] on seeds Z0,  [c_min, c_max] elsewhere    (c_min, c_max: valid cost returns)
 N counts observations + 1, so the first decision uses alpha_1 and the prior.
+Kernel-robust certificate: the cost GP is kept under every kernel of `cost_lengthscale_factors` (one exact
+grid GP each, same data and noise) and Omega_N is the union of their intervals, so a target is certified
+only if it is safe under every kernel (with `cost_kernel_evidence`, every kernel the data have not ruled
+out). alpha_N is per kernel: the certificate needs only the kernel that describes the truth.
 
 An empty intersection means the data contradict the confidence model at z (the <= Delta failure event,
 or a misspecified kernel). Then a non-seed point restarts from the current interval Omega_N (it may
