@@ -102,10 +102,12 @@ def pareto_relabel(
         if len(cheap) == 0:
             nearest = cheapest
         else:
-            nearest = int(cheap[np.argmin(np.hypot(costs[cheap] - target_cost, rewards[cheap] - target_reward))])
+            distance = np.hypot(costs[cheap] - target_cost, rewards[cheap] - target_reward)
+            nearest = int(cheap[np.argmin(distance)])
         source = nearest
         if nearest in taken:
-            near = np.flatnonzero((costs <= costs[nearest]) & (rewards >= rewards[nearest] - max_rew_decrease))
+            near = np.flatnonzero((costs <= costs[nearest])
+                                  & (rewards >= rewards[nearest] - max_rew_decrease))
             weights = 1.0 / (np.hypot(costs[near] - costs[nearest], rewards[near] - rewards[nearest]) + beta)
             source = int(rng.choice(near, p=weights / weights.sum()))
         taken.add(nearest)
