@@ -97,6 +97,21 @@ class SafeArrivalEnv(gym.Env):
         return self._obs(), 0.0, False, self.t >= self.max_steps, {"arrived": False}
 
 
+def WallClockLimit(seconds: float):  # noqa: N802 (a class made on first use: SB3 imports torch)
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class _Limit(BaseCallback):
+        """Stop PPO once `seconds` of wall time have passed (a shared machine's budget)."""
+
+        def _on_training_start(self) -> None:
+            self.started = time.time()
+
+        def _on_step(self) -> bool:
+            return time.time() - self.started < seconds
+
+    return _Limit()
+
+
 def to_numpy_backup(model, vecnorm, planar: bool, low, high) -> MLPBackup:
     """The PPO actor's deterministic action (mean) as numpy weights, with VecNormalize's statistics."""
     import torch
@@ -141,6 +156,8 @@ def main(argv=None) -> int:
     parser.add_argument("--gamma", type=float, default=0.97)
     parser.add_argument("--collect-episodes", type=int, default=12)
     parser.add_argument("--eval-states", type=int, default=400)
+    parser.add_argument("--max-minutes", type=float, default=8.0,
+                        help="stop PPO after this wall time (the steps done are recorded)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -166,7 +183,7 @@ def main(argv=None) -> int:
     ppo = PPO("MlpPolicy", venv, n_steps=256, batch_size=256, n_epochs=10, gamma=args.gamma,
               learning_rate=3e-4, ent_coef=0.0, seed=args.seed, verbose=0, device="cpu",
               policy_kwargs=dict(net_arch=[64, 64], log_std_init=-0.5))
-    ppo.learn(total_timesteps=args.steps)
+    ppo.learn(total_timesteps=args.steps, callback=WallClockLimit(args.max_minutes * 60.0))
     sim = ShieldSim(copy_model_of(base_model), frame_skip)
     backup = to_numpy_backup(ppo, venv, safe_set.planar, sim.ctrl_low, sim.ctrl_high)
     out = args.out or shield_dir(args.task)
@@ -183,7 +200,7 @@ def main(argv=None) -> int:
         "task_id": args.task, "file": "backup.npz", "sha256": digest,
         "command": "OMP_NUM_THREADS=1 python -m pls_core.shield.train " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out" and v is not None),
-        "seed": args.seed, "ppo_steps": args.steps, "gamma": args.gamma,
+        "seed": args.seed, "ppo_steps": int(ppo.num_timesteps), "gamma": args.gamma,
         "target_set": {"forward_speed_fraction": safe_set.target_fraction, "upright": True},
         "velocity_threshold": safe_set.threshold,
         "shield": {"horizon": args.horizon},
