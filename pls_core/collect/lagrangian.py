@@ -307,7 +307,7 @@ def _callback_class():
             self.last_update = self.budget_env.multiplier.update(batch, frozen=frozen)
             self.recent = [*self.recent, *batch["finished"]][-200:]
             if self.num_timesteps >= self.next_log:
-                self.next_log += self.log_every
+                self.next_log = self.num_timesteps + self.log_every  # also right after a resume
                 log.info("%s %d steps: %s; episodes %s", self.label, self.num_timesteps,
                          json.dumps(self.last_update), summarise_episodes(self.recent,
                                                                           self.budget_env.budgets))
