@@ -408,7 +408,8 @@ def train_budget_policy(task_id: str, recipe: LagrangianRecipe, seed: int, out_d
     policy = BudgetPolicy.load(out_dir, name, recipe.budget_scale)
     return {**asdict(recipe), "file": final["model"].name, "algo": "PPO-Lagrangian", "seed": seed,
             "train_seconds": round(seconds, 1), "final_multiplier": callback.last_update,
-            "evaluation": evaluate_budget_policy(policy, task_id, episodes=2, seed=10_000 + seed)}
+            "evaluation": evaluate_budget_policy(policy, task_id, episodes=2, seed=10_000 + seed,
+                                                 budgets=recipe.budgets)}
 
 
 # ------------------------------------------------------------------------------------------------- running
@@ -447,7 +448,8 @@ def evaluate_budget_policy(policy: BudgetPolicy, task_id: str, episodes: int, se
     """Deterministic episodes at each budget: mean raw reward, cost and length (the manifest's record)."""
     from pls_core.envs import make_env
 
-    budgets = list(budgets if budgets is not None else policy_budgets(policy))
+    budgets = list(budgets if budgets is not None else
+                   (0.0, 0.25 * policy.budget_scale, 0.5 * policy.budget_scale, policy.budget_scale))
     jobs = [(b, seed + k) for b in budgets for k in range(episodes)]
     envs = [make_env(task_id) for _ in jobs]
     obs = np.stack([env.reset(seed=s)[0] for env, (_, s) in zip(envs, jobs, strict=True)])
@@ -471,10 +473,6 @@ def evaluate_budget_policy(policy: BudgetPolicy, task_id: str, episodes: int, se
                      "cost": round(float(mine[:, 1].mean()), 1),
                      "length": round(float(mine[:, 2].mean()), 1)})
     return rows
-
-
-def policy_budgets(policy: BudgetPolicy) -> list[float]:
-    return [0.0, 0.25 * policy.budget_scale, 0.5 * policy.budget_scale, policy.budget_scale]
 
 
 def ensure_budget_policy(task_id: str, recipe: LagrangianRecipe, name: str, root: Path, seed: int,
