@@ -41,8 +41,8 @@ METHODS = {
     "GP-UCB": ("gp_ucb", {}),
 }
 VARIANT_METHODS = {  # other kernel sets (--variants)
-    "robust per-axis": ("pls", {"cost_lengthscale_factors": [1.0, [0.25, 1.0], [1.0, 0.25], 0.5]}),
-    "robust [1, 1/4]": ("pls", {"cost_lengthscale_factors": [1.0, 0.25]}),
+    "isotropic 1,1/2,1/4": ("pls", {"cost_lengthscale_factors": [1.0, 0.5, 0.25]}),
+    "isotropic 1, 1/4": ("pls", {"cost_lengthscale_factors": [1.0, 0.25]}),
     "evidence 3 nats": ("pls", {"cost_kernel_evidence": 3.0}),
 }
 EPISODE_METHODS = {

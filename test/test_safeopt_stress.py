@@ -58,7 +58,7 @@ def test_task_defaults_use_the_robust_certificate_and_the_dataclass_the_papers()
     from pls_core.safeopt.config import ROBUST_COST_LENGTHSCALE_FACTORS
 
     assert OptimizerConfig.for_task("SafetyHopperVelocity-v1", 20.0).cost_lengthscale_factors == \
-        ROBUST_COST_LENGTHSCALE_FACTORS == (1.0, 0.5, 0.25)
+        ROBUST_COST_LENGTHSCALE_FACTORS == (1.0, (0.25, 1.0), (1.0, 0.25), 0.5)
     assert stress_config().cost_lengthscale_factors == ROBUST_COST_LENGTHSCALE_FACTORS
     from dataclasses import fields
 

@@ -24,7 +24,9 @@ REWARD_PRIOR_MEANS = (*PRIOR_MEANS, "evidence")  # evidence: whichever of the tw
 COST_R_LENGTHSCALE_FACTOR = 5.0  # cost lengthscale along R, in reward lengthscales (see for_task)
 COST_G_LENGTHSCALE_FRACTION = 0.5  # cost lengthscale along G, as a fraction of the threshold b (see for_task)
 REWARD_G_LENGTHSCALE_FRACTION = 0.5  # reward lengthscale along G, as a fraction of b (see for_task)
-ROBUST_COST_LENGTHSCALE_FACTORS = (1.0, 0.5, 0.25)  # for_task's certificate: safe under all these kernels
+# for_task's certificate: safe under all these cost kernels (cost_lengthscale x each factor, per axis [R, G]
+# for pairs): a quarter of the lengthscale along one axis at a time, half along both (docs/method.md)
+ROBUST_COST_LENGTHSCALE_FACTORS = (1.0, (0.25, 1.0), (1.0, 0.25), 0.5)
 COST_OUTPUT_SCALE_FRACTION = 0.5  # default cost output scale (cost GP prior sd), as a fraction of b
 EVALUATIONS = 20  # search evaluations before operation: the paper's ~20 (pls experiment's default too)
 EXPLORATION_FRACTION = 0.4  # of them spent in stage 1 (docs/method.md, "Stage split")
