@@ -115,6 +115,8 @@ SUPERVISOR = (
     ParamSpec("trusted_result_publisher", "str", "", "count EpisodeResults only from this node (full name, "
               "e.g. /pls_sim), checked by the writer's GID against the ROS graph; others are dropped and "
               "logged; empty = from any publisher (warned at start)"),
+    ParamSpec("autostart", "bool", True, "managed node: configure and activate at start (exit 2 when "
+              "either fails); false = wait for a lifecycle manager (`ros2 lifecycle set`)"),
     ParamSpec("status_period_s", "float", 1.0, "SupervisorStatus period [s]; it is also published on every "
               "change", 0.05, 3600.0),
 )

@@ -30,7 +30,7 @@ import sqlite3
 
 from pls_interfaces.msg import EpisodeResult, SupervisorStatus, TargetReturn
 from rclpy.duration import Duration
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from pls_core.safeopt.records import Phase
 from pls_ros import diagnostics, node_params, qos, result_spool
@@ -46,15 +46,100 @@ NODE_NAME = "pls_supervisor"
 PARAMS = node_params.SUPERVISOR
 
 
-class SupervisorNode(Node):
+class SupervisorNode(LifecycleNode):
+    """A managed (lifecycle) node: configure reads the optimiser config and opens (or resumes) the store,
+    activate publishes the current target and takes results, deactivate stops taking results and
+    proposing (results wait in the robot side's history), cleanup and shutdown release the store. With
+    `autostart` (the default) it configures and activates itself at start and exits 2 when either fails."""
+
     def __init__(self, **node_kwargs):
         # node_kwargs (context, parameter_overrides, ...) are for in-process use such as tests.
         super().__init__(NODE_NAME, **node_kwargs)
-        self.p = p = declare_parameters(self, PARAMS)
-        from pls_core.safeopt import OptimizerConfig, build_optimizer
+        self.p = declare_parameters(self, PARAMS)
         from pls_core.safeopt.errors import InvalidEpisodeError, StaleEpisodeError
 
         self.InvalidEpisodeError, self.StaleEpisodeError = InvalidEpisodeError, StaleEpisodeError
+        self.optimizer = self.status_pub = None
+        self.entities: list = []  # made by configure: publishers, the status timer
+        self.results_sub = None  # made by activate
+        self.transition_error = ""
+        self.message = ""
+        self.duplicates = 0
+        diagnostics.Diagnostics(self, "safe optimisation", self.diagnose)
+        if self.p["autostart"]:
+            steps = (("configuring", self.trigger_configure), ("activating", self.trigger_activate))
+            for name, trigger in steps:
+                if trigger() is not TransitionCallbackReturn.SUCCESS:
+                    raise StartupError(self.transition_error or f"{name} failed")
+
+    # --- managed-node transitions -----------------------------------------------------------------
+
+    def _transition(self, name: str, work) -> TransitionCallbackReturn:
+        try:
+            work()
+        except (StartupError, ValueError, OSError, KeyError) as exc:
+            self.transition_error = str(exc)
+            self.get_logger().error(f"{name} failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        code = self._transition("configuring", self._configure)
+        if code is not TransitionCallbackReturn.SUCCESS:
+            self._release()
+        return code
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._transition("activating", self._activate)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_taking_results()
+        self.message = "inactive: not taking results or proposing targets"
+        self.get_logger().info(self.message)
+        self.publish_status()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_taking_results(self) -> None:
+        if self.results_sub is not None:
+            self.destroy_subscription(self.results_sub)
+            self.results_sub = None
+
+    def _release(self) -> None:
+        """Back to unconfigured: the store and every topic and timer are let go."""
+        self._stop_taking_results()
+        for entity in self.entities:
+            {"Publisher": self.destroy_publisher, "Timer": self.destroy_timer}[type(entity).__name__](entity)
+        self.entities = []
+        self.optimizer = self.status_pub = None
+
+    def _activate(self) -> None:
+        """Publish the current target, then take results: the trusted publisher's only, if one is set."""
+        self.follow(self.optimizer.current, "resumed" if self.resumed else "start")
+        p = self.p
+        if p["trusted_result_publisher"]:  # only the trusted node's results count (pls_ros.result_trust)
+            trust = TrustedResults(self, self.resolve_topic_name(qos.EPISODE_RESULT_TOPIC),
+                                   p["trusted_result_publisher"], self.on_result)
+            self.results_sub = self.create_subscription(EpisodeResult, qos.EPISODE_RESULT_TOPIC,
+                                                        trust.on_message, qos.EPISODE_RESULT_QOS)
+        else:
+            self.get_logger().warning("trusted_result_publisher is empty: EpisodeResults from any publisher "
+                                      "on the domain are counted; set it to the robot side's node name")
+            self.results_sub = self.create_subscription(EpisodeResult, qos.EPISODE_RESULT_TOPIC,
+                                                        self.on_result, qos.EPISODE_RESULT_QOS)
+        self.take_spooled_results()
+
+    def _configure(self) -> None:
+        p = self.p
+        from pls_core.safeopt import OptimizerConfig, build_optimizer
+
         overrides = {k: p[k] for k, unset in (("threshold", 0.0), ("episodes_per_evaluation", 0),
                                                ("seed", -1)) if p[k] != unset}
         yaml_path = None  # a YAML of overrides on the defaults the task, b and the model's contract give
@@ -92,33 +177,20 @@ class SupervisorNode(Node):
         self.last_result_ns = max(self.known, default=0)  # stamp of the result taken last
         self.published = None  # the Decision whose target is on /pls/target_return
         self.message = ""
-        self.duplicates = 0
 
         self.target_pub = self.create_publisher(TargetReturn, qos.TARGET_RETURN_TOPIC, qos.TARGET_RETURN_QOS)
         self.status_pub = self.create_publisher(SupervisorStatus, qos.SUPERVISOR_STATUS_TOPIC,
                                                 qos.SUPERVISOR_STATUS_QOS)
-        if p["trusted_result_publisher"]:  # only the trusted node's results count (pls_ros.result_trust)
-            trust = TrustedResults(self, self.resolve_topic_name(qos.EPISODE_RESULT_TOPIC),
-                                   p["trusted_result_publisher"], self.on_result)
-            self.create_subscription(EpisodeResult, qos.EPISODE_RESULT_TOPIC, trust.on_message,
-                                     qos.EPISODE_RESULT_QOS)
-        else:
-            self.get_logger().warning("trusted_result_publisher is empty: EpisodeResults from any publisher "
-                                      "on the domain are counted; set it to the robot side's node name")
-            self.create_subscription(EpisodeResult, qos.EPISODE_RESULT_TOPIC, self.on_result,
-                                     qos.EPISODE_RESULT_QOS)
-        self.create_timer(p["status_period_s"], self.publish_status)
-        diagnostics.Diagnostics(self, "safe optimisation", self.diagnose)
+        self.entities = [self.target_pub, self.status_pub,
+                         self.create_timer(p["status_period_s"], self.publish_status)]
 
         status = self.optimizer.status()
-        resumed = status["episodes_total"] > 0 or status["episodes_rejected"] > 0
+        self.resumed = resumed = status["episodes_total"] > 0 or status["episodes_rejected"] > 0
         self.get_logger().info(
             f"{'resumed from' if resumed else 'new run in'} {self.store_path} ({config_path}): method "
             f"{config.method}, seed box R {config.seed_reward_range[0]:g}..{config.seed_reward_range[1]:g}, "
             f"threshold {config.threshold:g}, {config.episodes_per_evaluation} episodes per evaluation, "
             f"iteration {status['iteration']}, {status['episodes_total']} episodes stored")
-        self.follow(self.optimizer.current, "resumed" if resumed else "start")
-        self.take_spooled_results()
 
     def take_spooled_results(self) -> None:
         """Results the robot side had to stop with before this store acknowledged them (pls_sim writes them
@@ -294,6 +366,8 @@ class SupervisorNode(Node):
     # --- status ---------------------------------------------------------------------------------------
 
     def publish_status(self) -> None:
+        if self.optimizer is None:  # unconfigured: nothing to report
+            return
         status = self.optimizer.status()
         msg = supervisor_status_msg(
             self.optimizer.current, self.get_clock().now().to_msg(), grid_size=status["grid_size"],
@@ -306,6 +380,8 @@ class SupervisorNode(Node):
 
     def diagnose(self) -> tuple[int, str, dict]:
         """/diagnostics: phase, safe set, episodes and the store's health (keys in docs/ros.md)."""
+        if self.optimizer is None:
+            return diagnostics.WARN, f"unconfigured: {self.transition_error or 'not configured yet'}", {}
         status = self.optimizer.status()
         halted = status["phase_code"] == Phase.HALTED.code
         store_ok = self.store_path.is_file()
@@ -328,6 +404,9 @@ class SupervisorNode(Node):
         }
 
     def finish(self, reason: str) -> None:
+        if self.optimizer is None:
+            self.get_logger().info(f"stopped ({reason}); not configured")
+            return
         self.publish_status()
         self.status_pub.wait_for_all_acked(Duration(seconds=1.0))
         self.get_logger().info(f"stopped ({reason}); state is in {self.store_path}")

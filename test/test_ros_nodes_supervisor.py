@@ -381,3 +381,68 @@ def test_counts_only_the_trusted_publisher_s_results(ros_env, probe, optimizer_y
     finally:
         sim.close()
         node.kill()
+
+
+def test_managed_node_transitions_over_dds(ros_env, probe, optimizer_yaml, tmp_path):
+    """configure opens the store (a damaged one fails and stays unconfigured), activate publishes the target
+    and takes results, deactivate stops taking them (they wait in the robot side's history and count after
+    the next activate), cleanup releases the store."""
+    from lifecycle_msgs.msg import State as LState
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    yaml_path, _ = optimizer_yaml
+    store = tmp_path / "store.sqlite"
+    params = {"optimizer_config": str(yaml_path), "store_path": str(store), "status_period_s": 0.5,
+              "autostart": False}
+    node = NodeProcess("supervisor_node", ros_env, params_file=CONFIG / "supervisor.yaml", params=params)
+    results = probe.publisher(EpisodeResult, qos.EPISODE_RESULT_TOPIC, qos.EPISODE_RESULT_QOS)
+    change = probe.node.create_client(ChangeState, "/pls_supervisor/change_state")
+    get = probe.node.create_client(GetState, "/pls_supervisor/get_state")
+
+    def call(client, request):
+        wait_until(client.service_is_ready, DISCOVERY_TIMEOUT, f"service {client.srv_name}")
+        future = client.call_async(request)
+        wait_until(future.done, 60, f"the answer of {client.srv_name}")
+        return future.result()
+
+    def transition(tid):
+        return call(change, ChangeState.Request(transition=Transition(id=tid))).success
+
+    def state():
+        return call(get, GetState.Request()).current_state.id
+
+    bad = None
+    try:
+        assert state() == LState.PRIMARY_STATE_UNCONFIGURED
+        assert transition(Transition.TRANSITION_CONFIGURE)
+        assert state() == LState.PRIMARY_STATE_INACTIVE and not targets(probe)
+        assert transition(Transition.TRANSITION_ACTIVATE)
+        t0 = wait_until(lambda: targets(probe), DISCOVERY_TIMEOUT, "the target after activate")[0]
+        results.publish(result(0, t0))
+        wait_status(probe, lambda s: s.episodes_at_current_target == 1, "a result taken while active")
+
+        assert transition(Transition.TRANSITION_DEACTIVATE)
+        wait_status(probe, lambda s: s.message.startswith("inactive"), "the inactive status")
+        results.publish(result(1, t0))  # not taken now; kept in this publisher's history
+        assert stored(store)[0] == [episode_id(result(0, t0))]
+        assert transition(Transition.TRANSITION_ACTIVATE)
+        wait_status(probe, lambda s: s.episodes_at_current_target == 2, "the held result after activate")
+
+        assert transition(Transition.TRANSITION_DEACTIVATE) and transition(Transition.TRANSITION_CLEANUP)
+        assert state() == LState.PRIMARY_STATE_UNCONFIGURED
+        assert node.stop() == 0
+
+        # A configure that fails (a damaged store) says why and leaves the node unconfigured.
+        damaged = tmp_path / "damaged.sqlite"
+        damaged.write_bytes(b"not a database" * 100)
+        bad = NodeProcess("supervisor_node", ros_env, params_file=CONFIG / "supervisor.yaml",
+                          log_name="bad_supervisor", params={**params, "store_path": str(damaged)})
+        assert not transition(Transition.TRANSITION_CONFIGURE)
+        assert state() == LState.PRIMARY_STATE_UNCONFIGURED
+        bad.wait_for_log(r"configuring failed: cannot resume from .*damaged\.sqlite")
+        assert bad.stop() == 0
+    finally:
+        node.kill()
+        if bad is not None:
+            bad.kill()
