@@ -67,6 +67,8 @@ def supervisor_config(ros_env, params: dict, store: Path):
     try:
         node = SupervisorNode(context=context, parameter_overrides=[
             Parameter(name, value=value) for name, value in params.items()])
+        if node.optimizer is None:  # a managed node started without autostart: configure builds it
+            node.trigger_configure()
         config = node.optimizer.config
         node.destroy_node()
         return config
