@@ -112,7 +112,11 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
-def sample_problem(family: str, seed: int, config: OptimizerConfig | None = None) -> StressProblem:
+MAX_REDRAWS = 100
+
+
+def sample_problem(family: str, seed: int, config: OptimizerConfig | None = None,
+                   _redraw: int = 0) -> StressProblem:
     """One problem of `family`, drawn with `seed`; the grid and threshold come from `config`."""
     if family not in FAMILIES:
         raise ValueError(f"unknown stress family {family!r}; choose from {', '.join(FAMILIES)}")
@@ -156,7 +160,9 @@ def sample_problem(family: str, seed: int, config: OptimizerConfig | None = None
         total = config.max_exploration_iterations + config.max_maximisation_iterations
         problem.drift_per_evaluation = (b / 4) / total
     if not (problem.cost[grid.seed_mask] <= b).all():  # Assumption 7: redraw with the next seed
-        return sample_problem(family, seed + 100_003, config)
+        if _redraw >= MAX_REDRAWS:
+            raise RuntimeError(f"no {family} problem with a safe seed box in {MAX_REDRAWS} draws")
+        return sample_problem(family, seed + 100_003, config, _redraw + 1)
     return problem
 
 
