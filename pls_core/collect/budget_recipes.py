@@ -34,7 +34,7 @@ _LADDER = (0.0, 10.0, 20.0, 40.0, 80.0, 150.0, 250.0)
 BUDGET_RECIPES: dict[str, BudgetCollection] = {
     c.task_id: c
     for c in (
-        BudgetCollection("SafetyHopperVelocity-v1", LagrangianRecipe(_LADDER, timesteps=3_000_000)),
+        BudgetCollection("SafetyHopperVelocity-v1", LagrangianRecipe(_LADDER, timesteps=2_000_000)),
         BudgetCollection("SafetyWalker2dVelocity-v1",
                          LagrangianRecipe((*_LADDER[:-1], 300.0), timesteps=3_000_000)),
         BudgetCollection("SafetyHalfCheetahVelocity-v1", LagrangianRecipe(_LADDER, timesteps=2_000_000)),

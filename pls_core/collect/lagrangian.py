@@ -53,8 +53,10 @@ class LagrangianRecipe:
     # The statewise network's Adam step is 1e-3 times multiplier_lr / 0.02.
     multiplier_lr: float = 0.02
     multiplier_max: float = 20.0
-    # Share of the training with λ held at 0: learn to move (and not fall) first, then to hold budgets.
-    multiplier_warmup: float = 0.1
+    # Share of the training with λ held at 0. Off by default: the velocity tasks' cost is 0/1 per step, so
+    # a gait learnt fast, far above the limit, gets no gradient from λ (slowing down a little costs the
+    # same); learning under λ from the start keeps the policy near its limit.
+    multiplier_warmup: float = 0.0
     cost_gamma: float = 0.99
     # Weight of the newest finished episode in each rung's running episode-cost estimate.
     episode_cost_ema: float = 0.1
