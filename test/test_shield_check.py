@@ -123,3 +123,25 @@ def test_bad_shield_settings_and_tasks_are_refused_with_the_fix():
     with pytest.raises(ShieldError, match="velocity tasks"):
         SafeSet.for_env(env)
     env.close()
+
+
+def test_state_rebuilt_from_an_observation_on_the_robots_mjcf_is_checked():
+    """On a robot the shield has the MJCF file and the Observation, not the simulator's MjData."""
+    env = make_env(CHEETAH, seed=0)
+    base = env.unwrapped
+    sim = ShieldSim.from_xml(base.fullpath, base.frame_skip)
+    check = AdmissibilityCheck(sim, SafeSet.for_env(env), BrakeBackup(sim.model), horizon=20)
+    obs = env.reset(seed=0)[0].astype(np.float64)  # HalfCheetah: qpos[1:] then qvel
+    nq = sim.model.nq
+
+    def rebuilt(speed_factor):
+        qpos = np.concatenate([[0.0], obs[: nq - 1]])  # x is unobserved; the cost only sees its change
+        qvel = obs[nq - 1:].copy()
+        qvel[0] = speed_factor * check.safe_set.threshold
+        return SimState(qpos, qvel, np.zeros(sim.model.na), 0.0)
+
+    slow = rebuilt(0.3)
+    assert check(slow, check.backup_action(slow)).admissible
+    fast = rebuilt(2.0)
+    assert not check(fast, check.backup_action(fast)).admissible
+    env.close()
