@@ -47,10 +47,12 @@ def _bisect(admissible, lo: float, hi: float, iterations: int) -> tuple[float, i
     return lo, checks
 
 
-def project(check, state, action, backup_action, iterations: int = 4) -> SafeguardResult:
-    """Projection toward the backup action along the segment; one check when the candidate passes."""
+def project(check, state, action, backup_action, iterations: int = 4,
+            known_inadmissible: bool = False) -> SafeguardResult:
+    """Projection toward the backup action along the segment; one check when the candidate passes
+    (none when the caller has already checked it and it failed)."""
     a, a_b = np.asarray(action, np.float64), np.asarray(backup_action, np.float64)
-    if check(state, a).admissible:
+    if not known_inadmissible and check(state, a).admissible:
         return SafeguardResult(a, 1.0, False, 1)
     t, n = _bisect(lambda s: check(state, a_b + s * (a - a_b)).admissible, 0.0, 1.0, iterations)
     return SafeguardResult(a_b + t * (a - a_b), t, True, n + 1)

@@ -73,10 +73,13 @@ class Shield:
     def filter(self, state: SimState, action) -> tuple[np.ndarray, dict]:
         """The action to apply at `state`: `action` if admissible, else its safeguarded version."""
         action = np.clip(np.asarray(action, np.float64), self.low, self.high)
-        backup = self.check.backup_action(state)
         if self.safeguard == "project":
-            result = project(self.check, state, action, backup, self.iterations)
+            if self.check(state, action).admissible:  # the common case: no backup action needed
+                return action, {"intervened": False, "fraction": 1.0, "checks": 1}
+            backup = self.check.backup_action(state)
+            result = project(self.check, state, action, backup, self.iterations, known_inadmissible=True)
         else:
+            backup = self.check.backup_action(state)
             result = ray_mask(self.check, state, action, backup, self.low, self.high, self.iterations)
         return result.action, {"intervened": result.intervened, "fraction": result.fraction,
                                "checks": result.checks}
