@@ -16,7 +16,8 @@ import numpy as np
 from pls_core.shield.shield import Shield, ShieldConfig, ShieldedEnv
 
 
-def run(task: str, target: tuple[float, float], episodes: int, config: ShieldConfig | None) -> dict:
+def run(task: str, target: tuple[float, float], episodes: int, config: ShieldConfig | None,
+        threshold: float) -> dict:
     from pls_core.envs import make_env
     from pls_core.runtime import PolicyRunner, shipped_model_path
 
@@ -42,14 +43,15 @@ def run(task: str, target: tuple[float, float], episodes: int, config: ShieldCon
     a = np.array(rows, dtype=float)
     return {"reward": a[:, 0].mean(), "cost": a[:, 1].mean(), "cost_steps": a[:, 2].sum(),
             "interventions_per_episode": a[:, 3].mean(), "length": a[:, 4].mean(),
-            "unsafe_episodes": int((a[:, 1] > target[1]).sum())}
+            "unsafe_episodes": int((a[:, 1] > threshold).sum())}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", required=True)
     parser.add_argument("--reward", type=float, default=None, help="target R (default: seed box top)")
-    parser.add_argument("--cost", type=float, default=20.0, help="target G, also the unsafe threshold b")
+    parser.add_argument("--cost", type=float, default=20.0, help="target G")
+    parser.add_argument("--threshold", type=float, default=20.0, help="b: an episode over it is unsafe")
     parser.add_argument("--episodes", type=int, default=5)
     parser.add_argument("--model-error", type=float, default=0.1)
     args = parser.parse_args(argv)
@@ -62,11 +64,13 @@ def main(argv=None) -> int:
     target = (reward, args.cost)
     conditions = {"no shield": None, "shield (exact model)": ShieldConfig(),
                   f"shield (model +-{args.model_error:g})": ShieldConfig(model_error=args.model_error)}
-    print(f"{args.task} target R={reward:.0f} G={args.cost:g}, {args.episodes} episodes per condition")
+    print(f"{args.task} target R={reward:.0f} G={args.cost:g}, b={args.threshold:g}, "
+          f"{args.episodes} episodes "
+          "per condition")
     print(f"{'condition':26s} {'reward':>8s} {'cost':>6s} {'cost>0 steps':>12s} {'unsafe eps':>10s} "
           f"{'interv./ep':>10s} {'length':>7s}")
     for name, config in conditions.items():
-        r = run(args.task, target, args.episodes, config)
+        r = run(args.task, target, args.episodes, config, args.threshold)
         print(f"{name:26s} {r['reward']:8.1f} {r['cost']:6.1f} {r['cost_steps']:12.0f} "
               f"{r['unsafe_episodes']:10d} {r['interventions_per_episode']:10.1f} {r['length']:7.0f}",
               flush=True)
