@@ -11,7 +11,7 @@ and the steps where the shield changed the action.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import gymnasium as gym
 import numpy as np
@@ -35,6 +35,7 @@ class ShieldConfig:
     iterations: int = DEFAULT_ITERATIONS  # bisection steps of the safeguard
     model_error: float = 0.0  # scale masses and frictions of the shield's model by up to +-this
     model_seed: int = 0
+    margin: float = 0.0  # certify against (1 - margin) x the speed limit: room for the model's error
 
     def __post_init__(self) -> None:
         if self.safeguard not in SAFEGUARDS:
@@ -43,6 +44,8 @@ class ShieldConfig:
             raise ShieldError(f"shield horizon must be >= 0 control steps, got {self.horizon}")
         if self.iterations < 0:
             raise ShieldError(f"shield iterations must be >= 0, got {self.iterations}")
+        if not 0.0 <= self.margin < 1.0:
+            raise ShieldError(f"margin must be in [0, 1), got {self.margin}")
         if not 0.0 <= self.model_error < 1.0:
             raise ShieldError(f"model_error must be in [0, 1), got {self.model_error}")
 
@@ -56,6 +59,8 @@ class Shield:
     @classmethod
     def from_env(cls, env, config: ShieldConfig = ShieldConfig()) -> Shield:
         safe_set = SafeSet.for_env(env)
+        if config.margin:
+            safe_set = replace(safe_set, threshold=safe_set.threshold * (1.0 - config.margin))
         model = env.unwrapped.model
         if config.model_error > 0:
             model = perturbed(model, config.model_error, config.model_seed)

@@ -54,6 +54,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threshold", type=float, default=20.0, help="b: an episode over it is unsafe")
     parser.add_argument("--episodes", type=int, default=5)
     parser.add_argument("--model-error", type=float, default=0.1)
+    parser.add_argument("--margin", type=float, default=0.05, help="speed margin of the last condition")
     args = parser.parse_args(argv)
     from pls_core.runtime import ModelContract, shipped_model_path
     from pls_core.tasks import get_task
@@ -63,7 +64,8 @@ def main(argv=None) -> int:
     reward = args.reward or float(box[1])
     target = (reward, args.cost)
     conditions = {"no shield": None, "shield (exact model)": ShieldConfig(),
-                  f"shield (model +-{args.model_error:g})": ShieldConfig(model_error=args.model_error)}
+                  f"shield (model +-{args.model_error:g})": ShieldConfig(model_error=args.model_error),
+                  f"  + margin {args.margin:g}": ShieldConfig(model_error=args.model_error, margin=args.margin)}
     print(f"{args.task} target R={reward:.0f} G={args.cost:g}, b={args.threshold:g}, "
           f"{args.episodes} episodes "
           "per condition")
