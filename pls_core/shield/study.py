@@ -65,7 +65,8 @@ def main(argv=None) -> int:
     target = (reward, args.cost)
     conditions = {"no shield": None, "shield (exact model)": ShieldConfig(),
                   f"shield (model +-{args.model_error:g})": ShieldConfig(model_error=args.model_error),
-                  f"  + margin {args.margin:g}": ShieldConfig(model_error=args.model_error, margin=args.margin)}
+                  f"  + margin {args.margin:g}": ShieldConfig(model_error=args.model_error,
+                                                              margin=args.margin)}
     print(f"{args.task} target R={reward:.0f} G={args.cost:g}, b={args.threshold:g}, "
           f"{args.episodes} episodes "
           "per condition")
