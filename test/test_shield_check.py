@@ -119,6 +119,8 @@ def test_bad_shield_settings_and_tasks_are_refused_with_the_fix():
         ShieldConfig(safeguard="clip")
     with pytest.raises(ShieldError, match="horizon"):
         ShieldConfig(horizon=-1)
+    with pytest.raises(ShieldError, match="margin"):
+        ShieldConfig(margin=1.5)
     env = make_env("SafetyPointGoal1-v0", seed=0)
     with pytest.raises(ShieldError, match="velocity tasks"):
         SafeSet.for_env(env)
@@ -144,4 +146,13 @@ def test_state_rebuilt_from_an_observation_on_the_robots_mjcf_is_checked():
     assert check(slow, check.backup_action(slow)).admissible
     fast = rebuilt(2.0)
     assert not check(fast, check.backup_action(fast)).admissible
+    env.close()
+
+
+def test_margin_certifies_against_a_lower_limit():
+    env = make_env(CHEETAH, seed=0)
+    shield = Shield.from_env(env, ShieldConfig(backup="brake", margin=0.1))
+    assert shield.check.safe_set.threshold == pytest.approx(0.9 * env.unwrapped._velocity_threshold)
+    state = _moving(env, 0.95)  # under the task's limit, over the shield's
+    assert not shield.check(state, shield.check.backup_action(state)).admissible
     env.close()
