@@ -186,10 +186,10 @@ class Bench:
         self.rclpy.try_shutdown()
 
 
-def policy_command(model: Path, contract, rate_hz: float) -> list[str]:
+def policy_command(model: Path, contract, rate_hz: float, executor: str) -> list[str]:
     overrides = {"model_path": str(model), "trigger": "observation", "control_rate_hz": float(rate_hz),
                  "expected_task_id": contract.task_id, "expected_obs_dim": contract.obs_dim,
-                 "expected_act_dim": contract.act_dim, "status_period_s": 1.0}
+                 "expected_act_dim": contract.act_dim, "status_period_s": 1.0, "executor": executor}
     node = G.ResolvedNode(G.POLICY_NODE, G.config_dir() / G.POLICY_NODE.params_file, overrides, [])
     return node.command()
 
@@ -210,6 +210,8 @@ def main() -> int:
     parser.add_argument("--ticks", type=int, default=10_000)
     parser.add_argument("--model", type=Path, default=SHIPPED_MODEL, help="exported ONNX policy")
     parser.add_argument("--responder", action="store_true", help="use the minimal responder, not the policy")
+    parser.add_argument("--executors", nargs="+", default=["single_threaded", "events"],
+                        choices=["single_threaded", "events"], help="the policy node's rclpy executor(s)")
     args = parser.parse_args()
 
     env = local_dds_environment(domain_id=unique_domain_id(), log_dir=REPO / "build" / "ros_log" / "bench")
@@ -236,28 +238,29 @@ def main() -> int:
 
     bench = Bench(obs_dim)
     results = []
+    runs = [(e, rate) for e in (args.executors if contract is not None else ["n/a"]) for rate in args.rates]
     try:
-        for i, rate in enumerate(args.rates):
-            cmd = (policy_command(args.model, contract, rate) if contract is not None
+        for i, (executor, rate) in enumerate(runs):
+            cmd = (policy_command(args.model, contract, rate, executor) if contract is not None
                    else [sys.executable, "-c", RESPONDER, str(act_dim)])
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 bench.wait_for_answerer(proc)
-                results.append(bench.run(rate, args.ticks, first_episode=i * 1000))
+                results.append({**bench.run(rate, args.ticks, first_episode=i * 1000), "executor": executor})
             finally:
                 stop(proc)
             r = results[-1]
-            print(f"{rate:g} Hz done: {r['misses']} misses, p50 {r['p50']:.3f} ms, p99 {r['p99']:.3f} ms",
-                  flush=True)
+            print(f"{executor} {rate:g} Hz done: {r['misses']} misses, p50 {r['p50']:.3f} ms, "
+                  f"p99 {r['p99']:.3f} ms", flush=True)
     finally:
         bench.close()
 
-    print("\n| rate | period | ticks | deadline misses | lost | late ticks | latency p50 | p90 | p99 | max |"
-          " node p50 / p99 (recv->pub) | node overruns |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| executor | rate | period | ticks | deadline misses | lost | late ticks | latency p50 | p90 "
+          "| p99 | max | node p50 / p99 (recv->pub) | node overruns |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         node = (f"{r['node_p50']:.3f} / {r['node_p99']:.3f} ms" if np.isfinite(r["node_p50"]) else "n/a")
-        print(f"| {r['rate']:g} Hz | {1e3 / r['rate']:g} ms | {r['ticks']} | {r['misses']} "
+        print(f"| {r['executor']} | {r['rate']:g} Hz | {1e3 / r['rate']:g} ms | {r['ticks']} | {r['misses']} "
               f"({100 * r['misses'] / r['ticks']:.2f}%) | {r['lost']} | {r['late_ticks']} | "
               f"{r['p50']:.3f} ms | "
               f"{r['p90']:.3f} ms | {r['p99']:.3f} ms | {r['max']:.3f} ms | {node} | "

@@ -89,6 +89,10 @@ POLICY = (
               -1e6, 1e6),
     ParamSpec("autostart", "bool", True, "managed node: configure and activate at start (exit 2 when "
               "configuring fails); false = wait for a lifecycle manager (`ros2 lifecycle set`)"),
+    ParamSpec("executor", "str", "single_threaded", "rclpy executor that runs the node: single_threaded "
+              "(rclpy.executors.SingleThreadedExecutor) or events (rclpy.experimental.EventsExecutor, "
+              "which dispatches from C++); benchmarks/bench_dds_control_loop.py compares them",
+              choices=("single_threaded", "events")),
     ParamSpec("status_period_s", "float", 1.0, "PolicyStatus publication period [s]", 0.05, 3600.0),
 )
 

@@ -88,6 +88,7 @@ class PolicyNode(LifecycleNode):
         # node_kwargs (context, parameter_overrides, ...) are for in-process use such as tests.
         super().__init__(NODE_NAME, **node_kwargs)
         self.p = declare_parameters(self, PARAMS)
+        self.executor_kind = self.p["executor"]  # run_node spins the node with this executor
         from pls_core.runtime import ContractError
 
         self.ContractError = ContractError

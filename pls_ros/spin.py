@@ -11,6 +11,7 @@
   bounded time after the first signal to finish it: `prepare_shutdown()`, then spinning while
   `pending_work()` names something, at most `drain_timeout_s`; a second signal ends the wait.
 * A node that stops itself with `done` may set `exit_code` (the sim's watchdog: EXIT_STUCK).
+* A node may ask for rclpy's EventsExecutor with `executor_kind = "events"` (the policy's `executor`).
 """
 
 from __future__ import annotations
@@ -78,7 +79,12 @@ def run_node(factory: Callable[[], object], name: str, args: list[str] | None = 
         except (StartupError, ValueError, OSError, KeyError) as exc:
             logger.error(f"cannot start: {exc}")
             return EXIT_CONFIG_ERROR
-        executor = SingleThreadedExecutor()
+        if getattr(node, "executor_kind", "single_threaded") == "events":
+            from rclpy.experimental import EventsExecutor
+
+            executor = EventsExecutor()
+        else:
+            executor = SingleThreadedExecutor()
         executor.add_node(node)
         try:
             while not received and not getattr(node, "done", False) and rclpy.ok():

@@ -444,3 +444,18 @@ def test_managed_node_transitions_over_dds(ros_env, model, probe, tmp_path):
         node.kill()
         if bad is not None:
             bad.kill()
+
+
+def test_runs_on_rclpy_s_events_executor(ros_env, model, probe):
+    """executor:=events: the same node on rclpy.experimental.EventsExecutor (benchmarked against the
+    single-threaded executor by benchmarks/bench_dds_control_loop.py)."""
+    node = start_policy(ros_env, model, trigger="observation", executor="events")
+    try:
+        publish_target(probe.target, 300.0, 10.0)
+        node.wait_for_log(r"target \(R=300\.00, G=10\.00\)")
+        first = publish_until_answered(probe, observation(0, 0))
+        assert not first.fallback and first.target_reward_return == 300.0
+        assert not ask(probe, observation(0, 1)).fallback
+        assert node.stop() == 0
+    finally:
+        node.kill()
