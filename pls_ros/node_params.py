@@ -100,14 +100,13 @@ POLICY = (
 SUPERVISOR = (
     ParamSpec("task_id", "str", DEFAULT_TASK, "task the policy runs; must match the optimizer_config's "
               "`task` when that is set", choices=tuple(sorted(TASKS))),
-    ParamSpec("optimizer_config", "str", "config/optimizer.yaml", "optimiser settings (flat YAML of "
-              "pls_core.safeopt.OptimizerConfig keys); empty = the task's defaults "
-              "(OptimizerConfig.for_task); relative paths are looked up in the working directory, the "
-              "pls_ros share directory, then the repository"),
-    ParamSpec("model_path", "str", "", "the policy's ONNX file; with optimizer_config empty, the grid "
-              "and the seed box come from its contract (the data it was trained on: "
-              "OptimizerConfig.for_model_stats) instead of the task's defaults; empty = the model shipped "
-              "for task_id (the policy's default too), or the task's defaults if none is shipped"),
+    ParamSpec("optimizer_config", "str", "config/optimizer.yaml", "overrides (flat YAML of "
+              "pls_core.safeopt.OptimizerConfig keys) on the defaults that the task, b and the model's "
+              "contract give; empty = no overrides; relative paths are looked up in the working "
+              "directory, the pls_ros share directory, then the repository"),
+    ParamSpec("model_path", "str", "", "the policy's ONNX file; the grid and the seed box come from its "
+              "contract (the data it was trained on: OptimizerConfig.for_model_stats); empty = the model "
+              "shipped for task_id (the policy's default too), or the task's defaults if none is shipped"),
     ParamSpec("store_path", "str", "runs/supervisor/pls_store.sqlite", "SQLite log of the run; the node "
               "resumes from it when it exists (relative to the working directory)"),
     ParamSpec("threshold", "float", 0.0, "override: safety threshold b on the episode cost return; 0 = "
