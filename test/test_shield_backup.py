@@ -13,7 +13,7 @@ from pls_core.shield.safe_set import SafeSet, ShieldError
 from pls_core.shield.sim import ShieldSim, SimState, copy_model_of
 from pls_core.shield.train import SafeArrivalEnv
 
-TRAINED = ["SafetyHalfCheetahVelocity-v1", "SafetyHopperVelocity-v1"]
+TRAINED = ["SafetyHalfCheetahVelocity-v1", "SafetyHopperVelocity-v1", "SafetyAntVelocity-v1"]
 
 
 @pytest.mark.parametrize("task", TRAINED)
