@@ -52,3 +52,14 @@ def test_report_rows_carry_costly_steps_and_interventions_per_episode():
     assert old["cost_steps"] is None and old["interventions_per_episode"] is None
     [summary] = aggregate([row])
     assert summary["cost_steps_mean"] == 34 and summary["interventions_per_episode_mean"] == 6.0
+
+
+def test_cli_shield_on_a_navigation_task_is_one_line_and_exit_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from pls_core.cli import app
+
+    result = CliRunner().invoke(app, ["experiment", "--out", str(tmp_path / "out"), "--tasks",
+                                      "SafetyPointGoal1-v0", "--shield", "--no-progress"])
+    assert result.exit_code == 2
+    assert "velocity tasks only" in result.output and "Traceback" not in result.output
