@@ -39,10 +39,11 @@ from dataclasses import dataclass
 import numpy as np
 from pls_interfaces.msg import Action, Observation, PolicyStatus, TargetReturn
 from rclpy.duration import Duration
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
 from pls_ros import diagnostics, node_params, qos
 from pls_ros.conversions import float32_array, from_float32_field, stamp_ns
+from pls_ros.lifecycle import ReleasingLifecycleNode
 from pls_ros.params import declare_parameters
 from pls_ros.paths import resolve_existing
 from pls_ros.spin import StartupError, run_node
@@ -78,7 +79,7 @@ class Followed:
     pending_cost: float = 0.0
 
 
-class PolicyNode(LifecycleNode):
+class PolicyNode(ReleasingLifecycleNode):
     """A managed (lifecycle) node: configure loads and checks the model, activate starts control,
     deactivate holds the fallback action, cleanup and shutdown release the model and the topics. With
     `autostart` (the default) it configures and activates itself at start and exits 2 when configuring
@@ -135,14 +136,6 @@ class PolicyNode(LifecycleNode):
             last = self.last_obs[0]
             self.publish_fallback(last.episode, last.step, "the policy node was deactivated", None)
         self.get_logger().info("inactive: every observation is answered with the fallback action")
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
         return TransitionCallbackReturn.SUCCESS
 
     def _release(self) -> None:

@@ -30,11 +30,12 @@ import sqlite3
 
 from pls_interfaces.msg import EpisodeResult, SupervisorStatus, TargetReturn
 from rclpy.duration import Duration
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
 from pls_core.safeopt.records import Phase
 from pls_ros import diagnostics, node_params, qos, result_spool
 from pls_ros.conversions import episode_id
+from pls_ros.lifecycle import ReleasingLifecycleNode
 from pls_ros.params import declare_parameters
 from pls_ros.paths import resolve_existing, resolve_output
 from pls_ros.result_trust import TrustedResults
@@ -46,7 +47,7 @@ NODE_NAME = "pls_supervisor"
 PARAMS = node_params.SUPERVISOR
 
 
-class SupervisorNode(LifecycleNode):
+class SupervisorNode(ReleasingLifecycleNode):
     """A managed (lifecycle) node: configure reads the optimiser config and opens (or resumes) the store,
     activate publishes the current target and takes results, deactivate stops taking results and
     proposing (results wait in the robot side's history), cleanup and shutdown release the store. With
@@ -97,14 +98,6 @@ class SupervisorNode(LifecycleNode):
         self.message = "inactive: not taking results or proposing targets"
         self.get_logger().info(self.message)
         self.publish_status()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
         return TransitionCallbackReturn.SUCCESS
 
     def _stop_taking_results(self) -> None:

@@ -110,24 +110,6 @@ PRESETS: dict[str, CDTConfig] = {
         eval_every=1000,
         log_every=50,
     ),
-    # The cpu network trained 8x longer: hours of one core (about 2.5 h at ~4 steps/s), checkpointed every
-    # 1000 steps so a stopped session resumes (`pls train --resume`).
-    "cpu-long": CDTConfig(
-        reward_scale=0.001,
-        cost_scale=0.02,
-        embed_dim=64,
-        num_layers=2,
-        num_heads=4,
-        batch_size=256,
-        steps=40_000,
-        learning_rate=6e-4,
-        temperature_lr=1e-3,
-        warmup_steps=500,
-        num_threads=1,
-        checkpoint_every=1000,
-        eval_every=5000,
-        log_every=100,
-    ),
     "tiny": CDTConfig(
         embed_dim=16,
         num_layers=1,
@@ -144,6 +126,12 @@ PRESETS: dict[str, CDTConfig] = {
         eval_episodes=1,
     ),
 }
+
+
+# The cpu network trained 8x longer: hours of one core (about 2.5 h at ~4 steps/s), checkpointed every 1000
+# steps so a stopped session resumes (`pls train --resume`).
+PRESETS["cpu-long"] = PRESETS["cpu"].replace(steps=40_000, warmup_steps=500, checkpoint_every=1000,
+                                             eval_every=5000, log_every=100)
 
 
 def preset(name: str) -> CDTConfig:
