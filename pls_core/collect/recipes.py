@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pls_core.collect.episodes import DEFAULT_MAX_ACTION_NOISE, DEFAULT_MIN_THROTTLE
-from pls_core.collect.rollout import DEFAULT_POLICY_PAIR
 from pls_core.tasks import get_task
+
+DEFAULT_POLICY_PAIR = ("fast", "safe")  # (quicker, more cautious) policy names a rollout mixes
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from pls_core.collect.episodes import SEGMENT_STEPS, EpisodePlan
+from pls_core.collect.recipes import DEFAULT_POLICY_PAIR
 from pls_core.dataset import DSRL_KEYS
 
 CHUNK_EPISODES = 16
-DEFAULT_POLICY_PAIR = ("fast", "safe")  # (quicker, more cautious) policy names a rollout mixes
 _worker: dict = {}  # per-process envs and actor, built once by _init_worker
 
 
