@@ -13,55 +13,18 @@ import os
 import re
 import signal
 import sqlite3
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from pls_interfaces.msg import EpisodeResult
-from test_ros_nodes_support import Probe, wait_until
+from test_ros_nodes_support import Launched, Probe, wait_until
 
 from pls_ros import qos
 from pls_ros.conversions import stamp_ns
 from pls_ros.result_spool import spool_path
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-class Launched:
-    """`pls sim ...` as a child process, its output collected line by line."""
-
-    def __init__(self, args: list[str], env: dict, cwd: Path):
-        self.proc = subprocess.Popen([sys.executable, "-m", "pls_core.cli", "sim", *args], env=env, cwd=cwd,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines: list[str] = []
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        for line in iter(self.proc.stdout.readline, ""):
-            self.lines.append(line.rstrip("\n"))
-
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-    def finish(self, timeout: float) -> int:
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"pls sim still running after {timeout:g} s:\n{self.text()[-5000:]}") \
-                from None
-        self.thread.join(timeout=10)
-        return self.proc.returncode
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def stored_stamps(store: Path) -> list[int]:
@@ -83,7 +46,7 @@ def test_a_killed_supervisor_loses_no_finished_episode(ros_env, tmp_path):
     def published() -> set[int]:
         return {stamp_ns(m.header.stamp) for m in probe.messages("result")}
 
-    first = Launched(args + quick, ros_env, REPO)
+    first = Launched("sim", args + quick, ros_env, REPO)
     try:
         wait_until(lambda: len(published()) >= 2, 240, "two episode results of the first run")
         pid = int(re.search(r"started pls_supervisor \(pid (\d+)\)", first.text()).group(1))
@@ -102,7 +65,7 @@ def test_a_killed_supervisor_loses_no_finished_episode(ros_env, tmp_path):
     sent = published()
     probe.close()
 
-    second = Launched(args + ["--max-episodes", "1"], ros_env, REPO)
+    second = Launched("sim", args + ["--max-episodes", "1"], ros_env, REPO)
     try:
         assert second.finish(timeout=240) == 0, second.text()[-5000:]
     finally:

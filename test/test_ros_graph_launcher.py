@@ -11,14 +11,12 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from test_ros_nodes_support import Launched
 
 from pls_ros import graph as G
 
@@ -40,45 +38,6 @@ def model_path() -> Path:
         pytest.skip(f"no shipped model and a tiny one could not be made: {exc!r}")
 
 
-class Launched:
-    def __init__(self, args: list[str], env: dict, cwd: Path):
-        cmd = [sys.executable, "-m", "pls_core.cli", "robot", *args]
-        self.proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True)
-        self.lines: list[str] = []
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        for line in iter(self.proc.stdout.readline, ""):
-            self.lines.append(line.rstrip("\n"))
-
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_for(self, *needles: str, timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = self.text()
-            if all(n in text for n in needles):
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.2)
-        raise AssertionError(f"{needles} not all seen (rc {self.proc.poll()}):\n{self.text()[-5000:]}")
-
-    def finish(self, timeout: float = 60.0) -> int:
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"launcher still running after {timeout:g} s:\n{self.text()[-5000:]}") \
-                from None
-        self.thread.join(timeout=10)
-        return self.proc.returncode
-
-
 def robot_args(model: Path, tmp_path: Path) -> list[str]:
     return ["--model", str(model), "--episodes-per-evaluation", "2", "--threshold", "25", "--config", "",
             "--store-path", str(tmp_path / "store.sqlite")]
@@ -95,7 +54,7 @@ def test_pls_robot_serves_a_driver_on_its_topics_and_stops_on_sigint(ros_env, tm
 
     from pls_ros import qos
 
-    run = Launched(robot_args(model_path, tmp_path), ros_env, tmp_path)
+    run = Launched("robot", robot_args(model_path, tmp_path), ros_env, tmp_path)
     context = rclpy.Context()
     rclpy.init(context=context)
     try:
@@ -179,7 +138,7 @@ def test_pls_robot_serves_a_driver_on_its_topics_and_stops_on_sigint(ros_env, tm
 
 @pytest.mark.timeout(180)
 def test_sigterm_is_forwarded(ros_env, tmp_path, model_path):
-    run = Launched(robot_args(model_path, tmp_path), ros_env, tmp_path)
+    run = Launched("robot", robot_args(model_path, tmp_path), ros_env, tmp_path)
     run.wait_for(*STARTED)
     run.proc.send_signal(signal.SIGTERM)
     assert run.finish() == 0, run.text()[-5000:]
@@ -194,7 +153,7 @@ def test_a_failed_required_node_stops_the_graph_with_its_exit_code(ros_env, tmp_
     # both nodes would race to fail first; here only the policy fails.
     args = robot_args(tmp_path / "missing.onnx", tmp_path)
     args[args.index("--config") + 1] = "config/optimizer.yaml"
-    run = Launched(args, ros_env, tmp_path)
+    run = Launched("robot", args, ros_env, tmp_path)
     code = run.finish(timeout=120)
     assert code == 2, run.text()[-5000:]
     assert ("[pls] required node pls_policy failed (exit code 2): stopping pls_supervisor; its log above "

@@ -181,3 +181,49 @@ def publish_target(pub, reward: float, cost: float, iteration: int = 0) -> None:
 
     msg = TargetReturn(reward_return=float(reward), cost_return=float(cost), iteration=iteration)
     pub.publish(msg)
+
+
+class Launched:
+    """`pls COMMAND ARGS...` (sim or robot) as a child process, its output collected line by line."""
+
+    def __init__(self, command: str, args: list[str], env: dict, cwd):
+        self.command = command
+        self.proc = subprocess.Popen([sys.executable, "-m", "pls_core.cli", command, *args], env=env, cwd=cwd,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        for line in iter(self.proc.stdout.readline, ""):
+            self.lines.append(line.rstrip("\n"))
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, *needles: str, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.text()
+            if all(n in text for n in needles):
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"{needles} not all seen (rc {self.proc.poll()}):\n{self.text()[-5000:]}")
+
+    def finish(self, timeout: float = 60.0) -> int:
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"pls {self.command} still running after {timeout:g} s:\n"
+                                 f"{self.text()[-5000:]}") from None
+        self.thread.join(timeout=10)
+        return self.proc.returncode
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
