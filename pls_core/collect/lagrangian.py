@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pls_core.collect.budget_policy import BudgetPolicy, augment, policy_files
+
 log = logging.getLogger(__name__)
 
 MULTIPLIERS = ("scalar", "statewise")
@@ -207,13 +209,6 @@ def make_multiplier(recipe: LagrangianRecipe, horizon: int, obs_dim: int, seed: 
 # ------------------------------------------------------------------------------------------------- the env
 
 
-def augment(obs: np.ndarray, budgets: np.ndarray, scale: float) -> np.ndarray:
-    """(observation, d / scale): what a budget-conditioned policy sees."""
-    obs = np.asarray(obs, dtype=np.float32)
-    extra = (np.asarray(budgets, dtype=np.float32) / scale).reshape(obs.shape[:-1] + (1,))
-    return np.concatenate([obs, extra], axis=-1)
-
-
 def _budget_vec_env_class():
     import gymnasium
     from stable_baselines3.common.vec_env import VecEnvWrapper
@@ -330,11 +325,6 @@ def summarise_episodes(episodes, budgets) -> str:
 # -------------------------------------------------------------------------------------------- the training
 
 
-def _files(folder: Path, name: str) -> dict[str, Path]:
-    return {"model": folder / f"{name}.zip", "normaliser": folder / f"{name}.vecnormalize.pkl",
-            "multiplier": folder / f"{name}.multiplier.pt"}
-
-
 def _build_env(task_id: str, recipe: LagrangianRecipe, seed: int):
     from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -371,7 +361,7 @@ def train_budget_policy(task_id: str, recipe: LagrangianRecipe, seed: int, out_d
     budget_env = _build_env(task_id, recipe, seed)
     multiplier = make_multiplier(recipe, horizon, budget_env.observation_space.shape[0], seed)
     budget_env.multiplier = multiplier
-    files = _files(partial, "checkpoint")
+    files = policy_files(partial, "checkpoint")
     steps, seconds = 0, 0.0
     if files["model"].exists():
         progress = json.loads((partial / "progress.json").read_text())
@@ -403,7 +393,7 @@ def train_budget_policy(task_id: str, recipe: LagrangianRecipe, seed: int, out_d
         (partial / "progress.json").write_text(json.dumps(
             {"steps": steps, "seconds": seconds, "recipe": _resume_key(task_id, recipe, seed),
              "multiplier": callback.last_update}))
-    final = _files(out_dir, name)
+    final = policy_files(out_dir, name)
     for key in final:
         shutil.copyfile(files[key], final[key])
     shutil.rmtree(partial, ignore_errors=True)
@@ -414,66 +404,28 @@ def train_budget_policy(task_id: str, recipe: LagrangianRecipe, seed: int, out_d
                                                  budgets=recipe.budgets)}
 
 
-# ------------------------------------------------------------------------------------------------- running
-
-
-class BudgetPolicy:
-    """A trained budget-conditioned policy for rollouts: batched deterministic actions for given budgets."""
-
-    def __init__(self, model, obs_rms, clip_obs: float, epsilon: float, budget_scale: float):
-        self.model, self.obs_rms = model, obs_rms
-        self.clip_obs, self.epsilon, self.budget_scale = clip_obs, epsilon, budget_scale
-
-    @classmethod
-    def load(cls, folder: Path, name: str, budget_scale: float) -> BudgetPolicy:
-        """The policy saved as <name> in `folder`; `budget_scale` is its recipe's (the top budget)."""
-        import pickle
-
-        from stable_baselines3 import PPO
-
-        files = _files(Path(folder), name)
-        model = PPO.load(files["model"], device="cpu")
-        with open(files["normaliser"], "rb") as handle:
-            normaliser = pickle.load(handle)  # a VecNormalize saved without its env
-        return cls(model, normaliser.obs_rms, normaliser.clip_obs, normaliser.epsilon, budget_scale)
-
-    def act(self, obs: np.ndarray, budgets: np.ndarray) -> np.ndarray:
-        x = augment(obs, budgets, self.budget_scale)
-        x = np.clip((x - self.obs_rms.mean) / np.sqrt(self.obs_rms.var + self.epsilon), -self.clip_obs,
-                    self.clip_obs).astype(np.float32)
-        actions, _ = self.model.policy.predict(x, deterministic=True)
-        return actions
-
-
 def evaluate_budget_policy(policy: BudgetPolicy, task_id: str, episodes: int, seed: int,
                            budgets=None) -> list[dict]:
-    """Deterministic episodes at each budget: mean raw reward, cost and length (the manifest's record)."""
+    """Deterministic episodes at each budget: mean raw reward, cost and length (the manifest's record),
+    through the rollouts' own episode loop (no throttle, no noise)."""
+    from pls_core.collect.episodes import EpisodePlan
+    from pls_core.collect.rollout import BudgetActor, run_episodes
     from pls_core.envs import make_env
 
     budgets = list(budgets if budgets is not None else
                    (0.0, 0.25 * policy.budget_scale, 0.5 * policy.budget_scale, policy.budget_scale))
-    jobs = [(b, seed + k) for b in budgets for k in range(episodes)]
-    envs = [make_env(task_id) for _ in jobs]
-    obs = np.stack([env.reset(seed=s)[0] for env, (_, s) in zip(envs, jobs, strict=True)])
-    totals = np.zeros((len(jobs), 3))
-    active = np.ones(len(jobs), dtype=bool)
-    d = np.array([b for b, _ in jobs], dtype=np.float64)
-    while active.any():
-        idx = np.flatnonzero(active)
-        actions = policy.act(obs[idx], d[idx])
-        for row, i in enumerate(idx):
-            next_obs, r, c, terminated, truncated, _ = envs[i].step(actions[row])
-            totals[i] += (r, c, 1)
-            obs[i] = next_obs
-            active[i] = not (terminated or truncated)
+    plans = [EpisodePlan(len(budgets) * k + j, seed + k, 0.0, 1.0, 0.0, float(b))
+             for j, b in enumerate(budgets) for k in range(episodes)]
+    envs = [make_env(task_id) for _ in plans]
+    results = run_episodes(envs, BudgetActor(policy), plans, seed)
     for env in envs:
         env.close()
     rows = []
     for b in budgets:
-        mine = totals[d == b]
-        rows.append({"budget": b, "reward": round(float(mine[:, 0].mean()), 1),
-                     "cost": round(float(mine[:, 1].mean()), 1),
-                     "length": round(float(mine[:, 2].mean()), 1)})
+        mine = [r for plan, r in zip(plans, results, strict=True) if plan.budget == b]
+        rows.append({"budget": b, "reward": round(float(np.mean([r["rewards"].sum() for r in mine])), 1),
+                     "cost": round(float(np.mean([r["costs"].sum() for r in mine])), 1),
+                     "length": round(float(np.mean([len(r["rewards"]) for r in mine])), 1)})
     return rows
 
 

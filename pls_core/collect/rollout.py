@@ -72,7 +72,7 @@ def make_actor(spec: ActorSpec):
         fast_name, safe_name = spec.names
         return MixActor(policies[fast_name], policies[safe_name])
     if spec.kind == "budget":
-        from pls_core.collect.lagrangian import BudgetPolicy
+        from pls_core.collect.budget_policy import BudgetPolicy
 
         return BudgetActor(BudgetPolicy.load(Path(spec.folder), spec.names[0], spec.budget_scale))
     raise ValueError(f"unknown actor kind {spec.kind!r}")
