@@ -7,7 +7,6 @@ a shape error deep inside training.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import warnings
 from dataclasses import dataclass, field
@@ -33,21 +32,6 @@ class DatasetError(ValueError):
     """A dataset file or array set that cannot be used; the message says what is wrong and how to fix it."""
 
 
-# (observation size, action size) of each task's environment, so that processes that never simulate (the
-# robot's policy node) can check a model without importing MuJoCo; test_faults_model checks it against the
-# environments. A task pls knows but this table lacks is read from its environment.
-TASK_SIZES: dict[str, tuple[int, int]] = {
-    "SafetyHalfCheetahVelocity-v1": (17, 6),
-    "SafetyHopperVelocity-v1": (11, 3),
-    "SafetyWalker2dVelocity-v1": (17, 6),
-    "SafetyAntVelocity-v1": (27, 8),
-    "SafetySwimmerVelocity-v1": (8, 2),
-    "SafetyCarCircle1-v0": (40, 2),
-    "SafetyPointGoal1-v0": (60, 2),
-}
-
-
-@functools.cache
 def task_dims(task_id: str | None) -> tuple[int, int] | None:
     """(observation size, action size) of a task pls knows; None for any other (a robot's own task).
 
@@ -55,17 +39,7 @@ def task_dims(task_id: str | None) -> tuple[int, int] | None:
     """
     from pls_core.tasks import TASKS
 
-    if task_id not in TASKS:
-        return None
-    if task_id in TASK_SIZES:
-        return TASK_SIZES[task_id]
-    from pls_core.envs import make_env
-
-    env = make_env(task_id)
-    try:
-        return int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))
-    finally:
-        env.close()
+    return TASKS[task_id].sizes if task_id in TASKS else None
 
 
 @dataclass

@@ -32,20 +32,11 @@ def normalised_cost(cost_return, threshold: float):
     return (np.asarray(cost_return, dtype=np.float64) + eps) / (threshold + eps)
 
 
-# task id -> (min, max) episode reward return of DSRL's dataset for that task (pls-method.md,
-# "DSRL's per-task normalisation constants"; the velocity tasks' v1 datasets).
-DSRL_REWARD_RANGE: dict[str, tuple[float, float]] = {
-    "SafetyHalfCheetahVelocity-v1": (5.7510, 2806.9331),
-    "SafetyHopperVelocity-v1": (37.0515, 1911.3967),
-    "SafetyAntVelocity-v1": (6.1519, 2976.2766),
-    "SafetyWalker2dVelocity-v1": (18.6685, 3418.2239),
-    "SafetySwimmerVelocity-v1": (0.0711, 238.9583),
-}
-
-
 def dsrl_reward_range(task: str) -> tuple[float, float] | None:
     """DSRL's (min, max) episode reward return for `task`, or None where DSRL publishes none."""
-    return DSRL_REWARD_RANGE.get(task)
+    from pls_core.tasks import TASKS
+
+    return TASKS[task].dsrl_reward_range if task in TASKS else None
 
 
 def dsrl_normalised_reward(reward_return, task: str) -> float | None:
