@@ -76,9 +76,11 @@ def test_the_budget_env_shows_the_budget_charges_falls_and_redraws_budgets():
         obs, shaped, dones, infos = env.step_wait()
         for i in np.flatnonzero(dones):
             reward, cost = infos[i]["reward"], infos[i]["cost"]
-            if not infos[i].get("TimeLimit.truncated", False):  # fell: charged for the remaining steps
-                remaining = 1000 - running[i][2] - 1
-                assert shaped[i] == pytest.approx((reward - (cost + remaining)) / 2.0, rel=1e-5)
+            if not infos[i].get("TimeLimit.truncated", False):  # fell: charged for the remaining steps,
+                remaining = 1000 - running[i][2] - 1  # discounted (RECIPE's default fall_charge)
+                charge = (1.0 - 0.99**remaining) / (1.0 - 0.99)
+                assert 0.0 < charge <= 100.0
+                assert shaped[i] == pytest.approx((reward - (cost + charge)) / 2.0, rel=1e-5)
                 charged = True
             np.testing.assert_allclose(infos[i]["terminal_observation"][-1],
                                        RECIPE.budgets[rungs_before[i]] / RECIPE.budget_scale)
@@ -94,3 +96,5 @@ def test_augment_appends_the_scaled_budget():
     np.testing.assert_allclose(out[:, -1], [0.0, 0.5, 1.0])
     with pytest.raises(ValueError, match="multiplier must be one of"):
         LagrangianRecipe(budgets=(0.0,), timesteps=1, multiplier="pid")
+    with pytest.raises(ValueError, match="fall_charge must be one of"):
+        LagrangianRecipe(budgets=(0.0,), timesteps=1, fall_charge="none")

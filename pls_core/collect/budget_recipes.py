@@ -34,7 +34,9 @@ _LADDER = (0.0, 10.0, 20.0, 40.0, 80.0, 150.0, 250.0)
 BUDGET_RECIPES: dict[str, BudgetCollection] = {
     c.task_id: c
     for c in (
-        BudgetCollection("SafetyHopperVelocity-v1", LagrangianRecipe(_LADDER, timesteps=2_000_000)),
+        # Hopper's policy was trained before falls were charged discounted; it does not fall at low budgets.
+        BudgetCollection("SafetyHopperVelocity-v1",
+                         LagrangianRecipe(_LADDER, timesteps=2_000_000, fall_charge="remaining")),
         BudgetCollection("SafetyWalker2dVelocity-v1",
                          LagrangianRecipe((*_LADDER[:-1], 300.0), timesteps=3_000_000)),
         BudgetCollection("SafetyHalfCheetahVelocity-v1", LagrangianRecipe(_LADDER, timesteps=2_000_000)),

@@ -33,6 +33,8 @@ from pls_core.collect.budget_policy import BudgetPolicy, augment, policy_files
 log = logging.getLogger(__name__)
 
 MULTIPLIERS = ("scalar", "statewise")
+FALL_CHARGES = ("remaining", "discounted")
+PPO_GAMMA = 0.99  # stable-baselines3's PPO default, which the recipes keep
 CHECKPOINT_EVERY = 250_000  # env steps between saved checkpoints (model, normaliser, multiplier)
 
 
@@ -60,10 +62,17 @@ class LagrangianRecipe:
     # same); learning under λ from the start keeps the policy near its limit.
     multiplier_warmup: float = 0.0
     cost_gamma: float = 0.99
+    # What a fall (termination before the time limit) costs in the shaped reward: "remaining" charges cost 1
+    # for every remaining step at once; "discounted" charges their discounted sum under PPO's gamma 0.99 (at
+    # most 100), the value a full-rate violation to the time limit would have had. The one-step lump of up
+    # to ~1000 dominates the normalised returns of a walker that falls early (docs/method.md).
+    fall_charge: str = "discounted"
     # Weight of the newest finished episode in each rung's running episode-cost estimate.
     episode_cost_ema: float = 0.1
 
     def __post_init__(self):
+        if self.fall_charge not in FALL_CHARGES:
+            raise ValueError(f"fall_charge must be one of {FALL_CHARGES}, got {self.fall_charge!r}")
         if self.multiplier not in MULTIPLIERS:
             raise ValueError(f"multiplier must be one of {MULTIPLIERS}, got {self.multiplier!r}")
         if not self.budgets or min(self.budgets) < 0:
@@ -253,7 +262,7 @@ def _budget_vec_env_class():
                 if not infos[i].get("TimeLimit.truncated", False):
                     # A fall counts as exceeding the limit for the rest of the episode: otherwise, once λ
                     # is large, ending the episode early is the cheapest way to stop paying for cost.
-                    costs_seen[i] += max(0.0, self.horizon - self.running[i][2] - 1.0)
+                    costs_seen[i] += self._fall_charge(max(0.0, self.horizon - self.running[i][2] - 1.0))
             shaped = ((rewards - lam * costs_seen) / (1.0 + lam)).astype(np.float32)
             for key, value in (("obs", self.obs), ("rungs", self.rungs.copy()), ("costs", costs),
                                ("dones", dones.astype(np.float64))):
@@ -268,6 +277,11 @@ def _budget_vec_env_class():
                 self.rungs[i] = self.rng.integers(0, len(self.budgets))
             self.obs = self._aug(obs, self.rungs)
             return self.obs, shaped, dones, infos
+
+        def _fall_charge(self, remaining: float) -> float:
+            if self.recipe.fall_charge == "discounted":
+                return (1.0 - PPO_GAMMA ** remaining) / (1.0 - PPO_GAMMA)
+            return remaining
 
         def take_batch(self) -> dict:
             """The rollout's steps and the episodes that finished in it, then forgets both."""
@@ -374,9 +388,10 @@ def train_budget_policy(task_id: str, recipe: LagrangianRecipe, seed: int, out_d
         steps, seconds = progress["steps"], progress["seconds"]
         log.info("%s %s: resuming at %d of %d steps", task_id, name, steps, recipe.timesteps)
     else:
-        env = VecNormalize(budget_env, norm_obs=True, norm_reward=True, gamma=0.99)
+        env = VecNormalize(budget_env, norm_obs=True, norm_reward=True, gamma=PPO_GAMMA)
         model = PPO("MlpPolicy", env, n_steps=recipe.n_steps, batch_size=recipe.batch_size,
-                    n_epochs=recipe.n_epochs, learning_rate=recipe.learning_rate, seed=seed, device="cpu",
+                    n_epochs=recipe.n_epochs, learning_rate=recipe.learning_rate, gamma=PPO_GAMMA, seed=seed,
+                    device="cpu",
                     policy_kwargs={"net_arch": list(recipe.net_arch), "log_std_init": recipe.log_std_init},
                     verbose=0)
     callback = _callback_class()(budget_env, f"{task_id} {name}",
