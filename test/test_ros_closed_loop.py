@@ -135,9 +135,14 @@ def test_pls_sim_runs_two_supervisor_iterations_seen_from_another_process(ros_en
         # The launcher: the sim ended the run, the others were stopped cleanly, output prefixed per node.
         assert "[pls] required node pls_sim finished (exit code 0): stopping pls_policy, pls_supervisor" \
             in log
+        # The nodes' output is in one log file each (named at the end), not on the terminal.
+        folder, names = next(line for line in log if line.startswith("[pls] node logs in ")).split("/: ")
+        folder = Path(folder.removeprefix("[pls] node logs in "))
+        logs = {Path(name).stem: folder / name for name in names.split(", ")}
         for name in ("pls_sim", "pls_policy", "pls_supervisor"):
             assert f"[pls] {name}: exit code 0" in log
-            assert any(line.startswith(f"[{name}] ") for line in log), name
+            assert not any(line.startswith(f"[{name}] ") for line in log), name
+            assert f"[{name}]" in logs[name].read_text(), name  # its rclpy log lines
         assert any(line.startswith(f"[pls] episode {MAX_EPISODES - 1}: ") for line in log), text[-6000:]
         # The launcher's monitor is a late joiner too (target and status are latched, depth 1): it may see
         # only the latest of each, so require that it saw the run reach iteration 2, not every step.

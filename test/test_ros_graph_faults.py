@@ -37,7 +37,7 @@ def stored_stamps(store: Path) -> list[int]:
 @pytest.mark.timeout(400)
 def test_a_killed_supervisor_loses_no_finished_episode(ros_env, tmp_path):
     store = tmp_path / "store.sqlite"
-    args = ["--store-path", str(store), "--episodes-per-evaluation", "50", "--no-progress",
+    args = ["--store-path", str(store), "--episodes-per-evaluation", "50", "--no-progress", "--verbose",
             "-p", "pls_sim.max_episode_steps=20"]
     quick = ["-p", "pls_sim.supervisor_sync_timeout_s=0.5", "-p", "pls_sim.unacknowledged_wait_s=1.0"]
     probe = Probe()

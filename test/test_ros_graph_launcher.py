@@ -38,9 +38,9 @@ def model_path() -> Path:
         pytest.skip(f"no shipped model and a tiny one could not be made: {exc!r}")
 
 
-def robot_args(model: Path, tmp_path: Path) -> list[str]:
+def robot_args(model: Path, tmp_path: Path, verbose: bool = True) -> list[str]:
     return ["--model", str(model), "--episodes-per-evaluation", "2", "--threshold", "25", "--config", "",
-            "--store-path", str(tmp_path / "store.sqlite")]
+            "--store-path", str(tmp_path / "store.sqlite"), "--verbose" if verbose else "--no-verbose"]
 
 
 STARTED = ("[pls_supervisor] ", "new run in", "[pls_policy] ", "waiting for a target")
@@ -151,7 +151,7 @@ def test_sigterm_is_forwarded(ros_env, tmp_path, model_path):
 def test_a_failed_required_node_stops_the_graph_with_its_exit_code(ros_env, tmp_path):
     # An explicit optimiser config: with config "" the supervisor would read the (missing) model too and
     # both nodes would race to fail first; here only the policy fails.
-    args = robot_args(tmp_path / "missing.onnx", tmp_path)
+    args = robot_args(tmp_path / "missing.onnx", tmp_path, verbose=False)  # node output in files only
     args[args.index("--config") + 1] = "config/optimizer.yaml"
     run = Launched("robot", args, ros_env, tmp_path)
     code = run.finish(timeout=120)
@@ -162,4 +162,8 @@ def test_a_failed_required_node_stops_the_graph_with_its_exit_code(ros_env, tmp_
     # The supervisor may still be importing when it is told to stop: it ends either way, never lingers.
     assert any(line.startswith("[pls] pls_supervisor: ") and "still running" not in line
                for line in run.lines)
+    # Not verbose: the failed node's output is in its log file, and its last lines are shown on failure.
+    assert any(line.startswith("[pls] last lines of ") and line.endswith("pls_policy.log:")
+               for line in run.lines)
     assert any(line.startswith("[pls_policy] ") and "missing.onnx" in line for line in run.lines)
+    assert not any(line.startswith("[pls_supervisor] ") for line in run.lines)

@@ -65,7 +65,7 @@ def test_resolve_checks_the_parameter_files_too(tmp_path):
     assert sim.overrides["supervisor_store_path"] == supervisor.overrides["store_path"]
 
 
-def test_launcher_given_a_bad_value_exits_2_and_starts_nothing(tmp_path):
+def test_launcher_given_a_bad_value_exits_2_and_starts_nothing(tmp_path, capsys):
     out = subprocess.run([sys.executable, "-m", "pls_core.cli", "sim", "episodes_per_evaluation:=abc",
                           "--store-path", str(tmp_path / "s.sqlite")],
                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
@@ -75,10 +75,9 @@ def test_launcher_given_a_bad_value_exits_2_and_starts_nothing(tmp_path):
 
     from pls_ros.launcher import launch
 
-    lines = []
-    assert launch(G.SIM, {"threshold": "-1"}, env={}, progress=False,
-                  printer=lambda prefix, line: lines.append(line)) == G.EXIT_USAGE
-    assert lines == []  # nothing was announced, let alone started
+    capsys.readouterr()
+    assert launch(G.SIM, {"threshold": "-1"}, env={}, progress=False) == G.EXIT_USAGE
+    assert capsys.readouterr().out == ""  # nothing was announced, let alone started
 
 
 @pytest.mark.parametrize(("module", "param", "words"), [

@@ -21,6 +21,7 @@ def demo(
     fresh: bool = typer.Option(True, help="start from an empty store (False: resume the last demo)"),
     model: str = typer.Option("", help="ONNX policy; empty: the model shipped for the task"),
     episode_steps: int = typer.Option(0, help="episode length; 0: the task's (1000 for HalfCheetah)"),
+    verbose: bool = typer.Option(False, help="also show every node's output inline (always in its log file)"),
 ) -> None:
     """Run sim + policy + supervisor (lockstep) for a short budget, then write plots and a report."""
     require(max_episodes >= 1, f"--max-episodes {max_episodes}: run at least 1 episode")
@@ -44,8 +45,9 @@ def demo(
         values["model"] = model
     extra = [("pls_sim", "max_episode_steps", episode_steps)] if episode_steps else []
     started = time.monotonic()
-    code = launch(G.get_graph("sim"), values, extra_params=extra,
-                  env=local_dds_environment(log_dir=out / "ros_log"))
+    code = launch(G.get_graph("sim"), values, extra_params=extra, verbose=verbose,
+                  env=local_dds_environment(log_dir=out / "ros_log"),
+                  title=f"pls demo: PLS at b = {threshold:g} on SafetyHalfCheetahVelocity-v1")
     elapsed = time.monotonic() - started
     if not store.exists():
         typer.echo(f"pls demo: the supervisor wrote no store (graph exit status {code})", err=True)

@@ -63,7 +63,7 @@ def _parse_params(items: list[str] | None) -> list[tuple[str, str, object]]:
 
 
 def _run_graph(name: str, ctx: typer.Context, options: dict[str, object], params: list[str] | None,
-               domain_id: int | None, progress: bool, dry_run: bool) -> None:
+               domain_id: int | None, progress: bool, verbose: bool, dry_run: bool) -> None:
     from pls_ros import graph as G
     from pls_ros.launcher import launch
 
@@ -78,7 +78,8 @@ def _run_graph(name: str, ctx: typer.Context, options: dict[str, object], params
         typer.echo(f"pls {name}: {exc.args[0] if exc.args else exc}", err=True)
         raise typer.Exit(2) from None
     env = None if dry_run else _dds_env(domain_id)
-    code = launch(graph, values, extra_params=extra, env=env, progress=progress, dry_run=dry_run)
+    code = launch(graph, values, extra_params=extra, env=env, progress=progress, verbose=verbose,
+                  dry_run=dry_run)
     raise typer.Exit(code)
 
 
@@ -97,7 +98,9 @@ def sim(
     store_path: str = typer.Option(None, help="supervisor's observation store (resume after restart)"),
     param: _ParamOpt = None,
     domain_id: int = typer.Option(None, help="ROS_DOMAIN_ID [default: $ROS_DOMAIN_ID or 0]"),
-    progress: bool = typer.Option(True, help="print iteration, phase, target, returns, safe-set size"),
+    progress: bool = typer.Option(True, help="show iteration, phase, target, returns, safe-set size (one "
+                                  "live screen on a terminal, else a line per event)"),
+    verbose: bool = typer.Option(False, help="also show every node's output inline (always in its log file)"),
     dry_run: bool = typer.Option(False, help="print the node command lines and exit"),
 ) -> None:
     """Run PLS in simulation: sim + policy + supervisor nodes (same graph as launch/sim.launch.py).
@@ -107,7 +110,7 @@ def sim(
     options = dict(task=task, model=model, threshold=threshold, config=config, mode=mode, trigger=trigger,
                    max_episodes=max_episodes, episodes_per_evaluation=episodes_per_evaluation,
                    control_rate_hz=control_rate_hz, seed=seed, store_path=store_path)
-    _run_graph("sim", ctx, options, param, domain_id, progress, dry_run)
+    _run_graph("sim", ctx, options, param, domain_id, progress, verbose, dry_run)
 
 
 def robot(
@@ -126,7 +129,9 @@ def robot(
                                              help="driver topic publishing pls_interfaces/EpisodeResult"),
     param: _ParamOpt = None,
     domain_id: int = typer.Option(None, help="ROS_DOMAIN_ID [default: $ROS_DOMAIN_ID or 0]"),
-    progress: bool = typer.Option(True, help="print iteration, phase, target, returns, safe-set size"),
+    progress: bool = typer.Option(True, help="show iteration, phase, target, returns, safe-set size (one "
+                                  "live screen on a terminal, else a line per event)"),
+    verbose: bool = typer.Option(False, help="also show every node's output inline (always in its log file)"),
     dry_run: bool = typer.Option(False, help="print the node command lines and exit"),
 ) -> None:
     """Run PLS on a real robot: policy + supervisor, remapped to the robot driver's topics
@@ -135,7 +140,7 @@ def robot(
                    episodes_per_evaluation=episodes_per_evaluation, control_rate_hz=control_rate_hz,
                    trigger=trigger, store_path=store_path, observation_topic=observation_topic,
                    action_topic=action_topic, episode_result_topic=episode_result_topic)
-    _run_graph("robot", ctx, options, param, domain_id, progress, dry_run)
+    _run_graph("robot", ctx, options, param, domain_id, progress, verbose, dry_run)
 
 
 def echo(
