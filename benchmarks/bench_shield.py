@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=list(TASKS))
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--horizons", default="manifest",
-                        help="comma-separated control steps; 'manifest': the task's shields/<task> horizon")
+                        help="comma-separated control steps; 'manifest': the shipped shield's horizon")
     parser.add_argument("--iterations", default="4", help="comma-separated bisection depths")
     parser.add_argument("--backup", default="auto", choices=("auto", "trained", "brake"))
     args = parser.parse_args()

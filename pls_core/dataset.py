@@ -262,11 +262,9 @@ def dataset_summary(ds: OfflineDataset) -> dict:
 
 def plot_cost_reward(ds: OfflineDataset, out: str | Path) -> Path:
     """Scatter of episode (cost return, reward return): the coverage CDT conditioning relies on."""
-    import matplotlib
+    from pls_core.figures import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rewards, costs, _ = ds.episode_returns()
     fig, ax = plt.subplots(figsize=(6, 4.5))
     ax.scatter(costs, rewards, s=6, alpha=0.6)
@@ -274,9 +272,4 @@ def plot_cost_reward(ds: OfflineDataset, out: str | Path) -> Path:
     ax.set_ylabel("episode reward return")
     ax.set_title(f"{ds.attrs.get('task_id', 'dataset')}: {rewards.size} episodes")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)

@@ -136,11 +136,9 @@ def rich_table(summaries: list[TargetSummary], title: str):
 
 def plot_heatmaps(summaries: list[TargetSummary], threshold: float, out_path, title: str = "") -> Path:
     """Actual reward and cost returns over the (G, R) target grid, each cell annotated."""
-    import matplotlib
+    from pls_core.figures import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rewards = sorted({s.target_reward for s in summaries})
     costs = sorted({s.target_cost for s in summaries})
     cell = {(s.target_reward, s.target_cost): s for s in summaries}
@@ -170,12 +168,7 @@ def plot_heatmaps(summaries: list[TargetSummary], threshold: float, out_path, ti
         ax.set_title(name if key == "reward_mean" else f"{name} (threshold b = {threshold:g})")
         fig.colorbar(image, ax=ax)
     fig.suptitle(title)
-    fig.tight_layout()
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=120)
-    plt.close(fig)
-    return out_path
+    return save_figure(fig, out_path)
 
 
 def write_report(

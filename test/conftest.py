@@ -27,3 +27,19 @@ def ros_env(request) -> dict[str, str]:
     env = local_dds_environment(domain_id=domain, log_dir=ROS_LOG_ROOT / request.node.name)
     os.environ["ROS_DOMAIN_ID"] = str(domain)  # in-process rclpy in this test joins the same domain
     return env
+
+
+SHIPPED_MODEL = REPO / "pls_core" / "models" / "SafetyHalfCheetahVelocity-v1" / "policy.onnx"
+
+
+@pytest.fixture(scope="module")
+def model_path() -> Path:
+    """An ONNX policy for graph tests: the shipped HalfCheetah model, else a tiny one trained here."""
+    if SHIPPED_MODEL.is_file():
+        return SHIPPED_MODEL
+    try:
+        from test_cdt_support import tiny_artifacts
+
+        return tiny_artifacts().onnx
+    except Exception as exc:  # pragma: no cover - only when neither a shipped nor a tiny model can be made
+        pytest.skip(f"no shipped model and a tiny one could not be made: {exc!r}")

@@ -54,6 +54,15 @@ def test_entry_points_resolve_to_node_mains(colcon_install):
     assert "sim_node pls_ros.sim_node:main" in result.stdout
 
 
+def test_shipped_models_and_shields_are_installed_with_the_package(colcon_install):
+    python = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    package = colcon_install / "pls_ros" / "lib" / python / "site-packages" / "pls_core"
+    for kind, name in (("models", "policy.onnx"), ("shields", "backup.npz")):
+        shipped = {p.parent.name for p in (REPO / "pls_core" / kind).glob(f"*/{name}")}
+        installed = {p.parent.name for p in (package / kind).glob(f"*/{name}")}
+        assert shipped and shipped == installed, (kind, shipped, installed)
+
+
 def test_launch_and_config_files_are_installed(colcon_install):
     share = colcon_install / "pls_ros" / "share" / "pls_ros"
     assert (share / "package.xml").is_file()

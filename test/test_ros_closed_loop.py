@@ -27,7 +27,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHIPPED_MODEL = REPO / "pls_core" / "models" / "SafetyHalfCheetahVelocity-v1" / "policy.onnx"
 VARPI = 2
 # Three evaluations of varpi episodes each. The lockstep sim starts an episode only after the supervisor has
 # acknowledged the previous result (and published any new target), so no episode runs with an old target.
@@ -85,17 +84,6 @@ class Lines:
         raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; last lines:\n"
                              + "\n".join(self.snapshot()[-40:]))
 
-
-@pytest.fixture(scope="module")
-def model_path() -> Path:
-    if SHIPPED_MODEL.is_file():
-        return SHIPPED_MODEL
-    try:
-        from test_cdt_support import tiny_artifacts
-
-        return tiny_artifacts().onnx
-    except Exception as exc:  # pragma: no cover - only when neither a shipped nor a tiny model can be made
-        pytest.skip(f"no shipped model and a tiny one could not be made: {exc!r}")
 
 
 def stop(proc: subprocess.Popen) -> None:

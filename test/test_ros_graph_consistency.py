@@ -289,3 +289,11 @@ def test_parameter_values_round_trip_through_ros_args():
     for value in ("", "1.0", "/a b/c.onnx", "true", 2.0, 3, 1e-5, 2.5e20, -7.0, float("inf"), True):
         assert yaml.safe_load(G.yaml_scalar(value)) == value
         assert type(yaml.safe_load(G.yaml_scalar(value))) is type(value)
+
+
+def test_policy_status_msg_lists_every_state_the_policy_node_publishes():
+    from pls_ros.policy_node import State
+
+    comment = (REPO / "msg" / "PolicyStatus.msg").read_text()
+    missing = [s.value for s in State if f'"{s.value}"' not in comment]
+    assert not missing, f"PolicyStatus.msg's state comment lacks {missing}"

@@ -21,21 +21,9 @@ from test_ros_nodes_support import Launched
 from pls_ros import graph as G
 
 REPO = Path(__file__).resolve().parent.parent
-SHIPPED_MODEL = REPO / "pls_core" / "models" / "SafetyHalfCheetahVelocity-v1" / "policy.onnx"
 DRIVER = {name: G.ROBOT.argument(name).default for name in
           ("observation_topic", "action_topic", "episode_result_topic")}
 
-
-@pytest.fixture(scope="module")
-def model_path() -> Path:
-    if SHIPPED_MODEL.is_file():
-        return SHIPPED_MODEL
-    try:
-        from test_cdt_support import tiny_artifacts
-
-        return tiny_artifacts().onnx
-    except Exception as exc:  # pragma: no cover
-        pytest.skip(f"no shipped model and a tiny one could not be made: {exc!r}")
 
 
 def robot_args(model: Path, tmp_path: Path, verbose: bool = True) -> list[str]:

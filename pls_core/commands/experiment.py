@@ -77,7 +77,7 @@ def experiment(
     overrides: Annotated[
         list[str] | None, Opt("--set", help="OptimizerConfig key=value for every run, repeatable.")
     ] = None,
-    shield: Annotated[bool, Opt(help="Per-step shield (pls_core.shield, shields/<task>/) between the CDT's "
+    shield: Annotated[bool, Opt(help="Per-step shield (pls_core.shield, shipped backup) between the CDT's "
                                      "action and env.step; velocity tasks.")] = False,
     progress: Annotated[bool, Opt(help="Show progress bars and one line per finished run.")] = True,
     report: Annotated[Path | None, Opt(help="Run nothing: regenerate this document (e.g. docs/results.md) "

@@ -24,6 +24,18 @@ import yaml
 _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 _ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p",
                                                      help="extra node parameter: <node>.<name>=<value>")]
+_ModelOpt = Annotated[str | None,
+                      typer.Option(help="exported ONNX policy (default: the model shipped for --task)")]
+_ThresholdOpt = Annotated[float | None, typer.Option(help="safety threshold b on the episode cost return")]
+_ConfigOpt = Annotated[str | None, typer.Option(help="optimiser config YAML for the supervisor")]
+_VarpiOpt = Annotated[int | None, typer.Option(help="episodes per target evaluation (varpi)")]
+_StoreOpt = Annotated[str | None, typer.Option(help="supervisor's observation store (resume after restart)")]
+_DomainOpt = Annotated[int | None, typer.Option(help="ROS_DOMAIN_ID (default: $ROS_DOMAIN_ID or 0)")]
+_ProgressOpt = Annotated[bool, typer.Option(help="show iteration, phase, target, returns, safe-set size (one "
+                                                 "live screen on a terminal, else a line per event)")]
+_VerboseOpt = Annotated[bool,
+                        typer.Option(help="also show every node's output inline (always in its log file)")]
+_DryRunOpt = Annotated[bool, typer.Option(help="print the node command lines and exit")]
 
 
 def _domain(domain_id: int | None) -> int:
@@ -85,23 +97,22 @@ def _run_graph(name: str, ctx: typer.Context, options: dict[str, object], params
 
 def sim(
     ctx: typer.Context,
-    task: str = typer.Option(None, help="Safety-Gymnasium task id [default: sim.yaml's task_id]"),
-    model: str = typer.Option(None, help="exported ONNX policy [default: the model shipped for --task]"),
-    threshold: float = typer.Option(None, help="safety threshold b on the episode cost return"),
-    config: str = typer.Option(None, help="optimiser config YAML for the supervisor"),
+    task: str = typer.Option(None, help="Safety-Gymnasium task id (default: sim.yaml's task_id)"),
+    model: _ModelOpt = None,
+    threshold: _ThresholdOpt = None,
+    config: _ConfigOpt = None,
     mode: str = typer.Option(None, help="lockstep | realtime"),
     trigger: str = typer.Option(None, help="policy trigger: observation (default here) | timer"),
     max_episodes: int = typer.Option(None, help="stop after this many episodes (0: never)"),
-    episodes_per_evaluation: int = typer.Option(None, help="episodes per target evaluation (varpi)"),
+    episodes_per_evaluation: _VarpiOpt = None,
     control_rate_hz: float = typer.Option(None, help="control rate of the sim and the policy"),
     seed: int = typer.Option(None, help="sim seed"),
-    store_path: str = typer.Option(None, help="supervisor's observation store (resume after restart)"),
+    store_path: _StoreOpt = None,
     param: _ParamOpt = None,
-    domain_id: int = typer.Option(None, help="ROS_DOMAIN_ID [default: $ROS_DOMAIN_ID or 0]"),
-    progress: bool = typer.Option(True, help="show iteration, phase, target, returns, safe-set size (one "
-                                  "live screen on a terminal, else a line per event)"),
-    verbose: bool = typer.Option(False, help="also show every node's output inline (always in its log file)"),
-    dry_run: bool = typer.Option(False, help="print the node command lines and exit"),
+    domain_id: _DomainOpt = None,
+    progress: _ProgressOpt = True,
+    verbose: _VerboseOpt = False,
+    dry_run: _DryRunOpt = False,
 ) -> None:
     """Run PLS in simulation: sim + policy + supervisor nodes (same graph as launch/sim.launch.py).
 
@@ -116,23 +127,22 @@ def sim(
 def robot(
     ctx: typer.Context,
     task: str = typer.Option(None, help="task id the model was trained for"),
-    model: str = typer.Option(None, help="exported ONNX policy [default: the model shipped for --task]"),
-    threshold: float = typer.Option(None, help="safety threshold b on the episode cost return"),
-    config: str = typer.Option(None, help="optimiser config YAML for the supervisor"),
-    episodes_per_evaluation: int = typer.Option(None, help="episodes per target evaluation (varpi)"),
+    model: _ModelOpt = None,
+    threshold: _ThresholdOpt = None,
+    config: _ConfigOpt = None,
+    episodes_per_evaluation: _VarpiOpt = None,
     control_rate_hz: float = typer.Option(None, help="policy control rate"),
     trigger: str = typer.Option(None, help="observation | timer"),
-    store_path: str = typer.Option(None, help="supervisor's observation store (resume after restart)"),
+    store_path: _StoreOpt = None,
     observation_topic: str = typer.Option(None, help="driver topic publishing pls_interfaces/Observation"),
     action_topic: str = typer.Option(None, help="driver topic consuming pls_interfaces/Action"),
     episode_result_topic: str = typer.Option(None,
                                              help="driver topic publishing pls_interfaces/EpisodeResult"),
     param: _ParamOpt = None,
-    domain_id: int = typer.Option(None, help="ROS_DOMAIN_ID [default: $ROS_DOMAIN_ID or 0]"),
-    progress: bool = typer.Option(True, help="show iteration, phase, target, returns, safe-set size (one "
-                                  "live screen on a terminal, else a line per event)"),
-    verbose: bool = typer.Option(False, help="also show every node's output inline (always in its log file)"),
-    dry_run: bool = typer.Option(False, help="print the node command lines and exit"),
+    domain_id: _DomainOpt = None,
+    progress: _ProgressOpt = True,
+    verbose: _VerboseOpt = False,
+    dry_run: _DryRunOpt = False,
 ) -> None:
     """Run PLS on a real robot: policy + supervisor, remapped to the robot driver's topics
     (same graph as launch/robot.launch.py). The driver must already be running; see docs/ros.md."""
@@ -147,15 +157,15 @@ def echo(
     topic: str = typer.Argument(..., help="topic name, e.g. /pls/target_return"),
     msg_type: str = typer.Option(None, "--type", "-t",
                                  help="message type, e.g. pls_interfaces/msg/TargetReturn "
-                                      "[default: known for /pls/* topics, else discovered]"),
+                                      "(default: known for /pls/* topics, else discovered)"),
     count: int = typer.Option(0, "--count", "-n", help="exit after this many messages (0: run until Ctrl-C)"),
     once: bool = typer.Option(False, "--once", help="same as --count 1"),
     timeout: float = typer.Option(None, help="give up after this many seconds (exit status 2 if short)"),
-    qos_durability: str = typer.Option(None, help="transient_local | volatile [default: the publisher's]"),
-    qos_reliability: str = typer.Option(None, help="reliable | best_effort [default: the publisher's]"),
-    qos_depth: int = typer.Option(None, help="history depth [default: max(publisher, 100)]"),
+    qos_durability: str = typer.Option(None, help="transient_local | volatile (default: the publisher's)"),
+    qos_reliability: str = typer.Option(None, help="reliable | best_effort (default: the publisher's)"),
+    qos_depth: int = typer.Option(None, help="history depth (default: max(publisher, 100))"),
     truncate_length: int = typer.Option(128, help="longest array printed in full (-1: no limit)"),
-    domain_id: int = typer.Option(None, help="ROS_DOMAIN_ID [default: $ROS_DOMAIN_ID or 0]"),
+    domain_id: int = typer.Option(None, help="ROS_DOMAIN_ID (default: $ROS_DOMAIN_ID or 0)"),
 ) -> None:
     """Print the messages on TOPIC as `ros2 topic echo` does (YAML, `---` between messages)."""
     from pls_ros.echo import echo as run_echo

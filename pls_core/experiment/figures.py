@@ -6,25 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pls_core.figures import pyplot, save_figure
 from pls_core.normalise import dsrl_reward_range, normalised_cost, normalised_reward
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    _pyplot().close(fig)
-    return path
 
 
 def _padded(rows: list[list[float]]) -> np.ndarray:
@@ -38,7 +21,7 @@ def plot_curves(runs, reward_range, threshold: float, path: Path) -> Path:
     """Per iteration, each method's evaluated normalised reward and cost (mean over seeds, ±1 sd band)."""
     from matplotlib.ticker import MaxNLocator
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax_reward, ax_cost) = plt.subplots(1, 2, figsize=(11, 4))
     methods = list(dict.fromkeys(run.key.method for run in runs))
     for method in methods:
@@ -71,12 +54,12 @@ def plot_curves(runs, reward_range, threshold: float, path: Path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(f"{runs[0].key.task if runs else ''}: online search at b = {threshold:g}")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_sweep(summaries, best_per_threshold: dict, path: Path, title: str = "") -> Path:
     """Mean reward and cost over the sweep grid, the cost = b contours and the best safe target per b."""
-    plt = _pyplot()
+    plt = pyplot()
     rewards = sorted({s.target_reward for s in summaries})
     costs = sorted({s.target_cost for s in summaries})
     cell = {(s.target_reward, s.target_cost): s for s in summaries}
@@ -103,4 +86,4 @@ def plot_sweep(summaries, best_per_threshold: dict, path: Path, title: str = "")
         axes[0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.14),
                        ncol=len(best_per_threshold))
     fig.suptitle(f"{title}: cost = b contours and best safe targets")
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pls_core.figures import pyplot, save_figure
 from pls_core.safeopt.base import TargetOptimizer
 from pls_core.safeopt.config import OptimizerConfig
 from pls_core.safeopt.factory import build_optimizer
@@ -62,9 +63,6 @@ def replay_store(store_path: str | Path) -> tuple[TargetOptimizer, list[GridSnap
 
 def plot_store(store_path: str | Path, out_dir: str | Path, every: int = 1) -> list[Path]:
     """Write all figures for the run in `store_path` into `out_dir`; returns the files written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     optimizer, snapshots = replay_store(store_path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -78,7 +76,7 @@ def plot_store(store_path: str | Path, out_dir: str | Path, every: int = 1) -> l
 
 
 def _plot_iteration(optimizer: TargetOptimizer, snapshots: list[GridSnapshot], out: Path) -> Path:
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     snap, grid, config = snapshots[-1], optimizer.grid, optimizer.config
     extent = (grid.reward_values[0], grid.reward_values[-1], grid.cost_values[0], grid.cost_values[-1])
@@ -109,13 +107,11 @@ def _plot_iteration(optimizer: TargetOptimizer, snapshots: list[GridSnapshot], o
     fig.suptitle(f"{optimizer.method} iteration {d.iteration}: {d.phase.value}, target {d.target}, "
                  f"safe set {d.safe_set_size}/{grid.size} (white), J_g = b contour of the mean (red dashed)")
     path = out / f"iteration_{d.iteration:03d}.png"
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=80)
 
 
 def _plot_progress(optimizer: TargetOptimizer, snapshots: list[GridSnapshot], out: Path) -> Path:
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     evaluations, b = optimizer.evaluations, optimizer.config.threshold
     iterations = np.arange(len(evaluations))
@@ -139,13 +135,11 @@ def _plot_progress(optimizer: TargetOptimizer, snapshots: list[GridSnapshot], ou
     ax_r.legend(handles=handles, loc="lower right", fontsize=8)
     fig.suptitle(f"{optimizer.method}: observed returns per evaluation")
     path = out / "progress.png"
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=80)
 
 
 def _plot_targets(optimizer: TargetOptimizer, snapshots: list[GridSnapshot], out: Path) -> Path:
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     grid = optimizer.grid
     extent = (grid.reward_values[0], grid.reward_values[-1], grid.cost_values[0], grid.cost_values[-1])
@@ -158,6 +152,4 @@ def _plot_targets(optimizer: TargetOptimizer, snapshots: list[GridSnapshot], out
     ax.set_ylabel("target cost G")
     ax.set_title(f"{optimizer.method}: chosen targets over the final safe set (green)")
     path = out / "targets.png"
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=80)

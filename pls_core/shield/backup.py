@@ -6,7 +6,7 @@ simulator and on a state rebuilt on a robot, with numpy only:
 - `BrakeBackup`: a hand-written PD brake that drives every actuated joint to the model's rest pose with
   its velocity to zero. It is the baseline the trained backup has to beat.
 - `MLPBackup`: the trained backup (PS2-RL phase I, `pls_core.shield.train`), a small tanh MLP whose
-  weights and input normalisation live in `shields/<task>/backup.npz`; evaluated in numpy.
+  weights and input normalisation live in `pls_core/shields/<task>/backup.npz`; evaluated in numpy.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from pls_core.shield.safe_set import ShieldError
 
-REPO_SHIELDS = Path(__file__).resolve().parents[2] / "shields"
+SHIPPED_SHIELDS = Path(__file__).resolve().parents[1] / "shields"  # package data, like models/
 
 
 def features(data, planar: bool) -> np.ndarray:
@@ -90,11 +90,11 @@ class MLPBackup:
 
 
 def shield_dir(task_id: str) -> Path:
-    return REPO_SHIELDS / task_id
+    return SHIPPED_SHIELDS / task_id
 
 
 def load_backup(task_id: str, model, kind: str = "auto"):
-    """`trained` (shields/<task>/backup.npz), `brake`, or `auto`: trained when shipped, else the brake."""
+    """`trained` (pls_core/shields/<task>/backup.npz), `brake`, or `auto`: the trained one if shipped."""
     path = shield_dir(task_id) / "backup.npz"
     if kind == "brake" or (kind == "auto" and not path.is_file()):
         return BrakeBackup(model)

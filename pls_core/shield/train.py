@@ -1,4 +1,4 @@
-"""Train the backup policy (PS2-RL phase I) and write shields/<task>/{backup.npz,manifest.json}.
+"""Train the backup policy (PS2-RL phase I) and write pls_core/shields/<task>/{backup.npz,manifest.json}.
 
 Safe-arrival value: an episode starts from a state the shielded policy meets (sampled from the shipped
 CDT's own episodes, with the forward speed scaled up to push it toward and past the limit), and pays 1 the
