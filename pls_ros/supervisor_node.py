@@ -24,7 +24,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import sqlite3
 
@@ -239,18 +238,12 @@ class SupervisorNode(ReleasingLifecycleNode):
 
     def _stored_episode_ids(self) -> set[int]:
         """Ids (header stamps) of the results already in the store, accepted or rejected."""
-        ids: set[int] = set()
         try:
-            with sqlite3.connect(f"file:{self.store_path}?mode=ro", uri=True) as db:
-                ids.update(row[0] for row in db.execute("SELECT episode FROM episodes") if row[0] is not None)
-                for (body,) in db.execute("SELECT body FROM rejections"):
-                    episode = json.loads(body).get("episode")
-                    if isinstance(episode, int):
-                        ids.add(episode)
-        except (sqlite3.Error, ValueError, AttributeError) as exc:
+            return self.optimizer.stored_episode_ids()
+        except (sqlite3.Error, ValueError) as exc:
             self.get_logger().warning(f"could not list stored episodes ({exc}); re-delivered results will be "
-                                      "rejected by the optimiser as duplicates instead")
-        return ids
+                                      "rejected by the optimizer as duplicates instead")
+            return set()
 
     # --- targets --------------------------------------------------------------------------------------
 

@@ -126,6 +126,18 @@ class TargetOptimizer(ABC):
             self._store.add_decision(decision)
         return decision
 
+    def attach_store(self, store: OptimizerStore) -> None:
+        """Record from now on into `store`, whose episodes this optimizer has replayed (safeopt.factory):
+        its rejections count as this optimizer's."""
+        with self._lock:
+            self._store = store
+            self._rejected = store.rejection_count()
+
+    def stored_episode_ids(self) -> set[int]:
+        """Ids of the results in the attached store, accepted or rejected (empty without a store)."""
+        with self._lock:
+            return self._store.episode_ids() if self._store is not None else set()
+
     def status(self) -> dict[str, Any]:
         """A flat summary for logs and the SupervisorStatus message."""
         with self._lock:

@@ -38,7 +38,7 @@ def build_optimizer(config: OptimizerConfig, store_path: str | Path | None = Non
                                  f"differ: {', '.join(changed)}); resume with the same config, or use a new "
                                  "store path")
     replay(optimizer, store)
-    optimizer._store = store
+    optimizer.attach_store(store)
     return optimizer
 
 
@@ -59,7 +59,6 @@ def replay(optimizer: TargetOptimizer, store: OptimizerStore) -> None:
                                      f"replay is at iteration {optimizer.iteration}; the store is not from "
                                      "this config")
         optimizer.report_episode(rec)  # no store attached yet: validates and counts, writes nothing
-    optimizer._rejected = store.rejection_count()
     replayed = optimizer.history
     for old, new in zip(stored, replayed, strict=False):
         if not same_choice(old, new):

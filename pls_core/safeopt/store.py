@@ -152,6 +152,15 @@ class OptimizerStore:
     def rejection_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM rejections").fetchone()[0])
 
+    def episode_ids(self) -> set[int]:
+        """The robot side's ids (EpisodeRecord.episode) of every stored result, accepted or rejected."""
+        ids = {row[0] for row in self._db.execute("SELECT episode FROM episodes") if row[0] is not None}
+        for (body,) in self._db.execute("SELECT body FROM rejections"):
+            episode = json.loads(body).get("episode")
+            if isinstance(episode, int):
+                ids.add(episode)
+        return ids
+
     @contextmanager
     def _transaction(self) -> Iterator[None]:
         self._db.execute("BEGIN IMMEDIATE")
