@@ -5,7 +5,7 @@ supervisor) and the same budget: `--iterations` evaluations of `--episodes-per-e
 episodes. Measured per side, wall clock:
 
 * total: from start (model loading, env creation; for ROS, spawning the three node processes and DDS
-  discovery) until the optimiser has made its decision after the last evaluation;
+  discovery) until the optimizer has made its decision after the last evaluation;
 * loop: the same, from the moment the first target is being run (ROS: the supervisor's target #0 reaches
   the launcher's progress monitor) to that last decision.
 
@@ -33,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pls_core.experiment.loop import RunKey, run_optimiser  # noqa: E402
+from pls_core.experiment.loop import RunKey, run_optimizer  # noqa: E402
 from pls_core.experiment.rollouts import Rollouts  # noqa: E402
 from pls_core.experiment.settings import (  # noqa: E402
     DEFAULT_MODELS_DIR,
@@ -55,7 +55,7 @@ def in_process(inputs, config, iterations: int) -> dict:
         rollouts.run_jobs([], seed=0)  # no episodes: loads the model and makes the envs
         loop_started = time.perf_counter()
         decided = []
-        record = run_optimiser(rollouts, config, RunKey(inputs.task_id, config.threshold, config.method,
+        record = run_optimizer(rollouts, config, RunKey(inputs.task_id, config.threshold, config.method,
                                                         config.seed), iterations, {},
                                on_iteration=lambda row: decided.append(time.perf_counter()))
     finally:

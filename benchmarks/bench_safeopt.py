@@ -1,4 +1,4 @@
-"""The online optimiser's cost and quality, printed as figures (nothing is asserted).
+"""The online optimizer's cost and quality, printed as figures (nothing is asserted).
 
 1. Timing: one update + proposal with ~400 observations on a 100 x 100 grid (|Z| = 10^4), both GPs,
    for the stage-1 rule (widest expander, fake-observation test) and the stage-2 rule (Safe-UCB); median

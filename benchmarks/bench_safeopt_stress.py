@@ -2,7 +2,7 @@
 
 For every stress family and N seeds, the same problems are run by:
 
-* paper-kernel PLS: one cost kernel, the configured one (cost_lengthscale_factors [1]); the optimiser
+* paper-kernel PLS: one cost kernel, the configured one (cost_lengthscale_factors [1]); the optimizer
   as it was before the kernel-robust certificate;
 * PLS: the default kernel-robust certificate (safe only under every cost kernel in the set);
 * GP-UCB: unconstrained, for scale;

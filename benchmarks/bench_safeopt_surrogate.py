@@ -3,7 +3,7 @@
 The surrogate is the grid sweep a `pls experiment` run measured (out/<run>/sweep/<task>_b<b>.json): the mean
 reward and cost return per swept target, interpolated linearly (extrapolated at the edges), plus Gaussian
 episode noise with the sweep's pooled per-episode standard deviations. Each setting runs the real
-optimiser (pls_core.safeopt, same budget split as `pls experiment`) on it for several seeds and prints
+optimizer (pls_core.safeopt, same budget split as `pls experiment`) on it for several seeds and prints
 the final target, its surrogate reward (normalised) and cost (/b), and the unsafe episodes of the search.
 This is how the cost lengthscales along R and G and the cost output scale were chosen
 (pls_core.safeopt.config.for_task, OptimizerConfig); the surrogate's means carry the sweep's noise (a

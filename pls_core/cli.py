@@ -16,7 +16,7 @@ from pls_core.commands.common import handle_errors
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="pls: lifetime-safe RL, from dataset to robot.")
 
-COMMAND_MODULES = ("dataset", "collect", "train", "export", "evaluate", "optimise", "ros", "experiment",
+COMMAND_MODULES = ("dataset", "collect", "train", "export", "evaluate", "optimize", "ros", "experiment",
                    "demo")
 
 for _name in COMMAND_MODULES:

@@ -1,4 +1,4 @@
-"""Per-task facts shared by every stage (collection, CDT, safe optimisation, evaluation).
+"""Per-task facts shared by every stage (collection, CDT, safe optimization, evaluation).
 
 Numbers come from the PLS paper (Tables 4-6, App. K) and OSRL/DSRL defaults; where the paper is silent
 the choice is ours and says so. Everything else in pls_core looks tasks up here instead of hard-coding.

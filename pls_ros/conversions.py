@@ -1,7 +1,7 @@
 """Converting between pls message fields and plain values (numpy vectors, stamps, carried targets).
 
 Used by every node, the robot-side policy node included, so it imports only numpy and the message
-packages: the optimiser's types (pls_core.safeopt) are converted in pls_ros.supervisor_messages, which only
+packages: the optimizer's types (pls_core.safeopt) are converted in pls_ros.supervisor_messages, which only
 the supervisor imports.
 """
 

@@ -66,7 +66,7 @@ TOPICS: dict[str, Topic] = {
               "the next verified-safe target z = (R, G); latched, so late joiners get the current one"),
         Topic(SUPERVISOR_STATUS, "pls_interfaces/msg/SupervisorStatus", "SUPERVISOR_STATUS_QOS",
               "pls_supervisor",
-              "iteration, phase, safe-set size and best safe target of the safe optimiser"),
+              "iteration, phase, safe-set size and best safe target of the safe optimizer"),
         Topic(POLICY_STATUS, "pls_interfaces/msg/PolicyStatus", "POLICY_STATUS_QOS", "pls_policy",
               "policy node health: state, latency percentiles, deadline overruns, fallbacks"),
     )
@@ -150,7 +150,7 @@ _COMMON = (
              (Param(_POL, "model_path"), Param(_SUP, "model_path"))),
     Argument("threshold", "safety threshold b on the episode cost return",
              (Param(_SUP, "threshold", float),)),
-    Argument("config", "optimiser config YAML for the supervisor; empty: the task's defaults",
+    Argument("config", "optimizer config YAML for the supervisor; empty: the task's defaults",
              (Param(_SUP, "optimizer_config"),)),
     Argument("episodes_per_evaluation", "episodes averaged per target evaluation (the paper's varpi)",
              (Param(_SUP, "episodes_per_evaluation", int),)),

@@ -113,7 +113,7 @@ SUPERVISOR = (
               "the optimizer_config value", 0.0, 1e9),
     ParamSpec("episodes_per_evaluation", "int", 0, "override: episodes averaged per target evaluation "
               "(the paper's varpi); 0 = the optimizer_config value", 0, 100000),
-    ParamSpec("seed", "int", -1, "override: optimiser random seed; -1 = the optimizer_config value",
+    ParamSpec("seed", "int", -1, "override: optimizer random seed; -1 = the optimizer_config value",
               -1, 2**31 - 1),
     ParamSpec("trusted_result_publisher", "str", "", "count EpisodeResults only from this node (full name, "
               "e.g. /pls_sim), checked by the writer's GID against the ROS graph; others are dropped and "

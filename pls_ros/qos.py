@@ -39,7 +39,7 @@ TARGET_RETURN_QOS = QoSProfile(
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
 
-# EpisodeResult: data the optimiser must never lose. RELIABLE + TRANSIENT_LOCAL with a deep history: the
+# EpisodeResult: data the optimizer must never lose. RELIABLE + TRANSIENT_LOCAL with a deep history: the
 # robot side keeps its last EPISODE_RESULT_HISTORY results, so a supervisor that crashed and restarted is
 # sent every result it missed (it drops the ones already in its SQLite store). 1000 results of ~150 bytes
 # cover a whole PLS run (about 400 episodes) and cost nothing.

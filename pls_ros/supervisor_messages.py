@@ -1,7 +1,7 @@
-"""Converting between pls messages and the optimiser's values (EpisodeRecord, Decision, Phase).
+"""Converting between pls messages and the optimizer's values (EpisodeRecord, Decision, Phase).
 
 Only the supervisor imports this module: it is the one place the ROS side touches pls_core.safeopt's
-records (which are torch-free at import), so the robot-side policy node never loads the optimiser.
+records (which are torch-free at import), so the robot-side policy node never loads the optimizer.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pls_interfaces.msg import EpisodeResult, SupervisorStatus, TargetReturn
 from pls_core.safeopt.records import Decision, EpisodeRecord, Phase
 from pls_ros.conversions import carried_target, episode_id, time_msg
 
-# The message constants and the optimiser's Phase codes must agree; checked at import.
+# The message constants and the optimizer's Phase codes must agree; checked at import.
 _MSG_PHASES = (TargetReturn.PHASE_SEED, TargetReturn.PHASE_SAFE_EXPLORATION,
                TargetReturn.PHASE_REWARD_MAXIMISATION, TargetReturn.PHASE_OPERATION,
                TargetReturn.PHASE_HALTED)
@@ -28,7 +28,7 @@ def target_of(decision: Decision) -> tuple[float, float]:
 
 
 def episode_record(msg: EpisodeResult) -> EpisodeRecord:
-    """The optimiser's record of an EpisodeResult; `episode` is `episode_id(msg)`, the robot-side index is
+    """The optimizer's record of an EpisodeResult; `episode` is `episode_id(msg)`, the robot-side index is
     kept in `reason`."""
     return EpisodeRecord(
         target=carried_target(msg),
@@ -57,9 +57,9 @@ def supervisor_status_msg(decision: Decision, stamp: Time, *, grid_size: int, be
                           episodes_at_current_target: int, episodes_per_evaluation: int,
                           message: str, published_target: tuple[float, float] | None,
                           last_result_ns: int) -> SupervisorStatus:
-    """The status for `decision` (the optimiser's current one). The message documents candidate_set_size
+    """The status for `decision` (the optimizer's current one). The message documents candidate_set_size
     as the size of the candidate grid Z and best_predicted_reward as the reward lower confidence bound at
-    the best target: pass the optimiser status()'s "grid_size" and "best_reward_lower" (the Decision's own
+    the best target: pass the optimizer status()'s "grid_size" and "best_reward_lower" (the Decision's own
     candidate_set_size and best_predicted_reward are the phase's candidates and the posterior mean).
     `published_target` is the target last published on /pls/target_return (None before the first and
     once halted): the one results are counted for, which can differ from `decision`'s when that is held

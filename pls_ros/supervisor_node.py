@@ -1,22 +1,22 @@
-"""pls_supervisor: tunes the policy's target returns z = (R, G) by safe Bayesian optimisation.
+"""pls_supervisor: tunes the policy's target returns z = (R, G) by safe Bayesian optimization.
 
-* Counts EpisodeResults at the current target; after `episodes_per_evaluation` of them the optimiser
+* Counts EpisodeResults at the current target; after `episodes_per_evaluation` of them the optimizer
   updates and the node publishes the next TargetReturn (RELIABLE + TRANSIENT_LOCAL: latched).
 * Only verified-safe targets are ever published (cost upper confidence bound <= threshold), so the node
   runs PLS only: the baselines (fixed, gp_ucb, random) propose outside the safe set and are refused at
-  start. When anything is wrong (an optimiser exception, a decision that is not verified safe, which PLS
+  start. When anything is wrong (an optimizer exception, a decision that is not verified safe, which PLS
   never makes) the node keeps the last verified safe target and says why in SupervisorStatus.message; a
   rejected result (stale target, non-finite, aborted episode) is logged and reported there too.
 * Halt: when the episode data refute the seed set, nothing is safe, the last verified target included,
-  so holding it would be wrong. The optimiser's HALTED decision goes out as a PHASE_HALTED TargetReturn
+  so holding it would be wrong. The optimizer's HALTED decision goes out as a PHASE_HALTED TargetReturn
   (the one TargetReturn without a verified-safe target): the policy then holds its safe fallback action.
-  The optimiser refuses later episodes; the store stays halted when resumed.
+  The optimizer refuses later episodes; the store stays halted when resumed.
 * Every result it takes (counted, rejected or failed; not a re-delivered duplicate) is followed by a
   SupervisorStatus, published after any new TargetReturn, whose last_result_stamp is that result's
   stamp: the lockstep sim waits for it before starting the next episode, so no episode starts with an
   outdated target.
-* Everything goes through the optimiser's SQLite store (`store_path`). After a crash the node rebuilds
-  the optimiser from it, republishes the same current target, and drops re-delivered results it already
+* Everything goes through the optimizer's SQLite store (`store_path`). After a crash the node rebuilds
+  the optimizer from it, republishes the same current target, and drops re-delivered results it already
   stored: results are identified by their header stamp (ns), which stays the same when DDS replays the
   robot side's TRANSIENT_LOCAL history, and differs between episodes even when the robot side restarts
   and counts episodes from 0 again.
@@ -47,7 +47,7 @@ PARAMS = node_params.SUPERVISOR
 
 
 class SupervisorNode(ReleasingLifecycleNode):
-    """A managed (lifecycle) node: configure reads the optimiser config and opens (or resumes) the store,
+    """A managed (lifecycle) node: configure reads the optimizer config and opens (or resumes) the store,
     activate publishes the current target and takes results, deactivate stops taking results and
     proposing (results wait in the robot side's history), cleanup and shutdown release the store. With
     `autostart` (the default) it configures and activates itself at start and exits 2 when either fails."""
@@ -65,7 +65,7 @@ class SupervisorNode(ReleasingLifecycleNode):
         self.transition_error = ""
         self.message = ""
         self.duplicates = 0
-        diagnostics.Diagnostics(self, "safe optimisation", self.diagnose)
+        diagnostics.Diagnostics(self, "safe optimization", self.diagnose)
         if self.p["autostart"]:
             steps = (("configuring", self.trigger_configure), ("activating", self.trigger_activate))
             for name, trigger in steps:
@@ -139,7 +139,7 @@ class SupervisorNode(ReleasingLifecycleNode):
             try:
                 yaml_path = resolve_existing(p["optimizer_config"], "optimizer_config")
             except FileNotFoundError as exc:
-                raise StartupError(f"{exc}. Fix: set optimizer_config to a YAML of optimiser settings, or to "
+                raise StartupError(f"{exc}. Fix: set optimizer_config to a YAML of optimizer settings, or to "
                                    "an empty string for the task's defaults") from None
         if model := p["model_path"] or self._shipped_model(p["task_id"]):
             config_path, config = self._config_from_model(model, p["task_id"], overrides, yaml_path)
@@ -151,7 +151,7 @@ class SupervisorNode(ReleasingLifecycleNode):
             config = OptimizerConfig.for_task(p["task_id"], **overrides)
         if config.task and config.task != p["task_id"]:
             raise StartupError(f"{config_path} is for task {config.task!r} but task_id is {p['task_id']!r}; "
-                               "use the optimiser config of the task the policy runs, an empty "
+                               "use the optimizer config of the task the policy runs, an empty "
                                "optimizer_config (config:=\"\") for its defaults, or fix task_id")
         if config.method != "pls":
             raise StartupError(
@@ -255,7 +255,7 @@ class SupervisorNode(ReleasingLifecycleNode):
 
     def follow(self, decision, why: str) -> None:
         """Publish `decision`'s target if it is verified safe; otherwise hold the last verified one, unless
-        the optimiser halted: then no target is safe and the policy is told to stop."""
+        the optimizer halted: then no target is safe and the policy is told to stop."""
         if decision.phase is Phase.HALTED:
             self.publish_halt(decision, why)
             return
@@ -268,7 +268,7 @@ class SupervisorNode(ReleasingLifecycleNode):
                         f"{decision.threshold:g}); "
                         + (f"holding {held.target}" if held else "no verified safe target to publish")
                         + "; the search stops: results at the held target do not count toward the "
-                        "unverified one. Fix: investigate the optimiser, then restart with a new store_path")
+                        "unverified one. Fix: investigate the optimizer, then restart with a new store_path")
         self.get_logger().error(self.message)
         if held is not None and held is not self.published:
             self.publish_target(held, "holding the last verified safe target")
@@ -324,8 +324,8 @@ class SupervisorNode(ReleasingLifecycleNode):
         except self.InvalidEpisodeError as exc:
             self.reject(f"{label} rejected: {exc}")
             return
-        except Exception as exc:  # numerical or invariant failure inside the optimiser
-            self.message = (f"optimiser error on {label}: {exc!r}; holding the last verified safe target "
+        except Exception as exc:  # numerical or invariant failure inside the optimizer
+            self.message = (f"optimizer error on {label}: {exc!r}; holding the last verified safe target "
                             f"{self.published.target if self.published else None}")
             self.get_logger().error(self.message)
             self.publish_status()

@@ -1,4 +1,4 @@
-"""Fault injection, the optimiser's store: a damaged SQLite file is never resumed nor written; it is refused
+"""Fault injection, the optimizer's store: a damaged SQLite file is never resumed nor written; it is refused
 with the path of a copy to inspect, and neither the file nor the copy loses an episode."""
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def test_a_file_that_is_not_a_database_is_refused(recorded, tmp_path):
     assert path.read_bytes() == before
 
 
-def test_pls_optimise_status_refuses_it_without_a_traceback(recorded, tmp_path):
+def test_pls_optimize_status_refuses_it_without_a_traceback(recorded, tmp_path):
     path, _ = damaged_copy(recorded, tmp_path, PAGE + 8, b"\xa5" * 64)
-    assert_refused(pls("optimise", "status", "--store", str(path)), "is damaged", "store.sqlite.damaged-",
+    assert_refused(pls("optimize", "status", "--store", str(path)), "is damaged", "store.sqlite.damaged-",
                    "Move the damaged file away")

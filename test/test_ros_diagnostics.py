@@ -19,7 +19,7 @@ KEYS = {
         "state", "trigger", "control_rate_hz", "ticks", "deadline_misses", "latency_p50_ms", "latency_p99_ms",
         "fallback_actions", "last_fallback_reason", "ignored_observations", "skipped_observations",
         "target_reward_return", "target_cost_return", "task_id"},
-    "pls_supervisor: safe optimisation": {
+    "pls_supervisor: safe optimization": {
         "phase", "iteration", "safe_set_size", "grid_size", "target_reward_return", "target_cost_return",
         "threshold", "episodes_at_current_target", "episodes_per_evaluation", "episodes_stored",
         "episodes_rejected", "duplicates_dropped", "gp_failures", "store", "store_ok", "store_bytes"},
@@ -68,7 +68,7 @@ def test_every_node_publishes_its_diagnostics_with_the_documented_keys(ros_env, 
             assert status.level in (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR)
             for key in keys:
                 assert f"`{key}`" in DOCUMENTED, f"docs/ros.md does not list {name}'s key {key}"
-        supervisor = {kv.key: kv.value for kv in latest()["pls_supervisor: safe optimisation"].values}
+        supervisor = {kv.key: kv.value for kv in latest()["pls_supervisor: safe optimization"].values}
         assert supervisor["store_ok"] == "true" and supervisor["store"] == str(store)
         assert int(supervisor["grid_size"]) >= int(supervisor["safe_set_size"]) > 0
         policy = {kv.key: kv.value for kv in latest()["pls_policy: control"].values}

@@ -137,7 +137,7 @@ def test_sigterm_is_forwarded(ros_env, tmp_path, model_path):
 
 @pytest.mark.timeout(180)
 def test_a_failed_required_node_stops_the_graph_with_its_exit_code(ros_env, tmp_path):
-    # An explicit optimiser config: with config "" the supervisor would read the (missing) model too and
+    # An explicit optimizer config: with config "" the supervisor would read the (missing) model too and
     # both nodes would race to fail first; here only the policy fails.
     args = robot_args(tmp_path / "missing.onnx", tmp_path, verbose=False)  # node output in files only
     args[args.index("--config") + 1] = "config/optimizer.yaml"

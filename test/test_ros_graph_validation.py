@@ -6,7 +6,7 @@
 * The pip launcher given a bad value exits 2 with the message and starts no process.
 * A node started directly (`python -m pls_ros.<node> --ros-args -p ...`, as `ros2 run` does) refuses an
   out-of-range or misspelled parameter with one clear line and exit code 2, never a traceback.
-* The robot computer's policy node loads no optimiser: torch and GPyTorch stay out of its process.
+* The robot computer's policy node loads no optimizer: torch and GPyTorch stay out of its process.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ print("HEAVY", heavy)
 """
 
 
-def test_the_policy_node_loads_neither_torch_nor_the_optimiser(ros_env):
+def test_the_policy_node_loads_neither_torch_nor_the_optimizer(ros_env):
     """The robot computer runs a small ONNX file: its process must not need a deep-learning stack."""
     model = REPO / "pls_core" / "models" / "SafetyHalfCheetahVelocity-v1" / "policy.onnx"
     if not model.is_file():

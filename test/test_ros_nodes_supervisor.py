@@ -21,7 +21,7 @@ from pls_ros import qos
 from pls_ros.conversions import episode_id, stamp_ns, time_msg
 
 TASK = "SafetyHalfCheetahVelocity-v1"
-VARPI = 4  # episodes per evaluation: small, so that a few results move the optimiser
+VARPI = 4  # episodes per evaluation: small, so that a few results move the optimizer
 RESEND_S = 2.0  # like pls_sim's result_resend_s: unacknowledged results are published again this often
 
 
@@ -186,7 +186,7 @@ def test_rejects_stale_and_bad_results_and_holds_the_target(ros_env, probe, opti
         assert targets(probe) == [t0], "the target must not move on rejected results"
         assert node.stop() == 0
         episodes, rejections = stored(store)
-        assert len(episodes) == 1 and rejections == 2  # stale + NaN went through the optimiser's validation
+        assert len(episodes) == 1 and rejections == 2  # stale + NaN went through the optimizer's validation
     finally:
         node.kill()
 
@@ -226,8 +226,8 @@ def test_refuses_a_baseline_method_naming_the_fix(ros_env, optimizer_yaml, tmp_p
         node.kill()
 
 
-def test_holds_the_last_verified_target_when_the_optimiser_fails(ros_env, optimizer_yaml, tmp_path):
-    """In process: an optimiser exception or an unverified decision never moves the published target."""
+def test_holds_the_last_verified_target_when_the_optimizer_fails(ros_env, optimizer_yaml, tmp_path):
+    """In process: an optimizer exception or an unverified decision never moves the published target."""
     import dataclasses
     import os
 
@@ -255,7 +255,7 @@ def test_holds_the_last_verified_target_when_the_optimiser_fails(ros_env, optimi
 
         node.optimizer.report_episode = fail
         node.on_result(result(0, held.target))
-        assert "optimiser error" in node.message and "GP update produced NaN" in node.message
+        assert "optimizer error" in node.message and "GP update produced NaN" in node.message
         assert "holding the last verified safe target" in node.message
         assert node.published is held and sent == []
 

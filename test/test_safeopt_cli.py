@@ -1,4 +1,4 @@
-"""`pls optimise demo | plot | status` and the figures drawn from a recorded run."""
+"""`pls optimize demo | plot | status` and the figures drawn from a recorded run."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def test_demo_records_a_safe_run_and_draws_it(tmp_path):
     store, figures = tmp_path / "demo.sqlite", tmp_path / "figures"
     runner = CliRunner()
-    result = runner.invoke(app, ["optimise", "demo", "--seed", "2", "--evaluations", "6",
+    result = runner.invoke(app, ["optimize", "demo", "--seed", "2", "--evaluations", "6",
                                  "--store", str(store), "--out", str(figures), "--every", "3"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output[result.output.index("{"):result.output.rindex("}") + 1])
@@ -26,11 +26,11 @@ def test_demo_records_a_safe_run_and_draws_it(tmp_path):
                      "targets.png"]
     assert all((figures / n).read_bytes().startswith(PNG_MAGIC) for n in names)
 
-    status = runner.invoke(app, ["optimise", "status", "--store", str(store)])
+    status = runner.invoke(app, ["optimize", "status", "--store", str(store)])
     assert status.exit_code == 0, status.output
     assert json.loads(status.output)["iteration"] == 6
 
-    again = runner.invoke(app, ["optimise", "plot", "--store", str(store), "--out", str(tmp_path / "again"),
+    again = runner.invoke(app, ["optimize", "plot", "--store", str(store), "--out", str(tmp_path / "again"),
                                 "--every", "100"])
     assert again.exit_code == 0, again.output
     assert {line.rsplit("/", 1)[-1] for line in again.output.split()} == \
@@ -39,7 +39,7 @@ def test_demo_records_a_safe_run_and_draws_it(tmp_path):
 
 def test_replay_snapshots_match_the_recorded_decisions(tmp_path):
     store = tmp_path / "demo.sqlite"
-    result = CliRunner().invoke(app, ["optimise", "demo", "--evaluations", "4", "--store", str(store)])
+    result = CliRunner().invoke(app, ["optimize", "demo", "--evaluations", "4", "--store", str(store)])
     assert result.exit_code == 0, result.output
     optimizer, snapshots = replay_store(store)
     recorded = OptimizerStore(store).decisions()
@@ -49,5 +49,5 @@ def test_replay_snapshots_match_the_recorded_decisions(tmp_path):
 
 
 def test_demo_out_without_store_is_refused(tmp_path):
-    result = CliRunner().invoke(app, ["optimise", "demo", "--out", str(tmp_path)])
+    result = CliRunner().invoke(app, ["optimize", "demo", "--out", str(tmp_path)])
     assert result.exit_code != 0 and "--out needs --store" in result.output

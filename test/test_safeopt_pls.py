@@ -140,7 +140,7 @@ def test_cost_limits_follow_episode_length_by_default():
 
 def test_gp_numerical_failure_keeps_last_verified_safe_target():
     """Noise-free GPs on a 2x2 grid of seeds: once every point is observed, Safe-UCB repeats a point and the
-    exact-interpolation Cholesky breaks down. The optimiser must keep its last safe target and say why."""
+    exact-interpolation Cholesky breaks down. The optimizer must keep its last safe target and say why."""
     config = synthetic_config(grid_resolution=(2, 2), reward_range=(0.0, 10.0), cost_range=(0.0, 4.0),
                               seed_reward_range=(0.0, 10.0), seed_cost_range=(0.0, 4.0),
                               reward_noise_variance=0.0, cost_noise_variance=0.0, episodes_per_evaluation=1)

@@ -1,4 +1,4 @@
-"""One source of truth for the optimiser's settings: `pls sim --threshold 40`, `ros2 launch pls_ros
+"""One source of truth for the optimizer's settings: `pls sim --threshold 40`, `ros2 launch pls_ros
 sim.launch.py threshold:=40.0` (the launch file binds its arguments through pls_ros.graph, as here) and
 `pls experiment --thresholds 40` build the same OptimizerConfig for the shipped HalfCheetah model.
 

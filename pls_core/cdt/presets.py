@@ -21,7 +21,7 @@ class CDTConfig:
     dropout: float = 0.1  # attention, residual and embedding dropout alike (OSRL)
     log_std_bounds: tuple[float, float] = (-5.0, 2.0)
 
-    # Optimisation (AdamW with linear warm-up, grad-norm clipping).
+    # Optimization (AdamW with linear warm-up, grad-norm clipping).
     batch_size: int = 2048
     steps: int = 100_000
     learning_rate: float = 1e-4

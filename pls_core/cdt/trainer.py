@@ -4,9 +4,9 @@ Loss per batch of windows (valid steps only):
     -(mean log N(a | s, history, R, G) + alpha * entropy) + cost_loss_weight * NLL(cost class)
 and alpha = exp(log_temperature) is tuned SAC-style towards a target entropy of -|A|.
 
-The run directory holds checkpoint.pt (the last good state: model, optimisers, RNG, step), progress.csv,
+The run directory holds checkpoint.pt (the last good state: model, optimizers, RNG, step), progress.csv,
 eval.csv, config.json and tb/ (TensorBoard). `resume=True` continues bit-for-bit on CPU. A non-finite loss
-stops the run before the optimiser touches the weights, so checkpoint.pt stays the last good one.
+stops the run before the optimizer touches the weights, so checkpoint.pt stays the last good one.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ def demo(
     out: Path = typer.Option(DEFAULT_OUT, help="folder for the store, figures and report.md"),
     max_episodes: int = typer.Option(36, help="episodes to run (the sim stops after them)"),
     threshold: float = typer.Option(20.0, help="safety threshold b on the episode cost return"),
-    config: str = typer.Option("config/optimizer_demo.yaml", help="optimiser config for the supervisor"),
+    config: str = typer.Option("config/optimizer_demo.yaml", help="optimizer config for the supervisor"),
     fresh: bool = typer.Option(True, help="start from an empty store (False: resume the last demo)"),
     model: str = typer.Option("", help="ONNX policy; empty: the model shipped for the task"),
     episode_steps: int = typer.Option(0, help="episode length; 0: the task's (1000 for HalfCheetah)"),

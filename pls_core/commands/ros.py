@@ -27,7 +27,7 @@ _ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p",
 _ModelOpt = Annotated[str | None,
                       typer.Option(help="exported ONNX policy (default: the model shipped for --task)")]
 _ThresholdOpt = Annotated[float | None, typer.Option(help="safety threshold b on the episode cost return")]
-_ConfigOpt = Annotated[str | None, typer.Option(help="optimiser config YAML for the supervisor")]
+_ConfigOpt = Annotated[str | None, typer.Option(help="optimizer config YAML for the supervisor")]
 _VarpiOpt = Annotated[int | None, typer.Option(help="episodes per target evaluation (varpi)")]
 _StoreOpt = Annotated[str | None, typer.Option(help="supervisor's observation store (resume after restart)")]
 _DomainOpt = Annotated[int | None, typer.Option(help="ROS_DOMAIN_ID (default: $ROS_DOMAIN_ID or 0)")]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pls_core.experiment.loop import RunKey, RunRecord, run_optimiser
+from pls_core.experiment.loop import RunKey, RunRecord, run_optimizer
 from pls_core.experiment.rollouts import Rollouts
 from pls_core.experiment.settings import (
     SWEEP_SEED,
@@ -129,7 +129,7 @@ def _run(settings, inputs, rollouts, key: RunKey, out_dir, bars, console) -> Run
         raise ExperimentError(f"{path} was run with other settings ({', '.join(changed)} differ); use a new "
                               "--out folder, or delete that run to redo it")
     bar = bars.add_task(key.label(), total=settings.iterations)
-    record = run_optimiser(rollouts, config, key, settings.iterations, fingerprint,
+    record = run_optimizer(rollouts, config, key, settings.iterations, fingerprint,
                            on_iteration=lambda row: bars.advance(bar))
     record.save(path)
     bars.update(bar, visible=False)

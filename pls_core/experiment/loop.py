@@ -1,7 +1,7 @@
-"""One optimiser run in-process: the supervisor's loop, with the ROS graph replaced by a batched rollout.
+"""One optimizer run in-process: the supervisor's loop, with the ROS graph replaced by a batched rollout.
 
-Each iteration: the optimiser's current target -> `episodes_per_evaluation` episodes at it, stepped as one
-batch -> every episode reported to the optimiser (which updates its GPs after the last) -> next target.
+Each iteration: the optimizer's current target -> `episodes_per_evaluation` episodes at it, stepped as one
+batch -> every episode reported to the optimizer (which updates its GPs after the last) -> next target.
 After `iterations` evaluations the run's final target is the method's operation choice (the current
 target once in operation, else `best_target`: PLS's highest reward lower bound in the safe set), run for
 `episodes_per_evaluation` fresh episodes. Everything is recorded in raw return units.
@@ -39,7 +39,7 @@ class RunKey:
 
 @dataclass
 class RunRecord:
-    """Everything one run did. `fingerprint` is what the result depends on (optimiser config, budget,
+    """Everything one run did. `fingerprint` is what the result depends on (optimizer config, budget,
     model hash): a stored run is reused only when it matches exactly."""
 
     key: RunKey
@@ -67,7 +67,7 @@ class RunRecord:
         return cls(**{**d, "key": RunKey(**d["key"])})
 
 
-def run_optimiser(rollouts: Rollouts, config, key: RunKey, iterations: int, fingerprint: dict,
+def run_optimizer(rollouts: Rollouts, config, key: RunKey, iterations: int, fingerprint: dict,
                   on_iteration: Callable[[dict], None] | None = None) -> RunRecord:
     """Run `iterations` evaluations of `config`'s method, then evaluate its final target."""
     from pls_core.safeopt import EpisodeRecord, Phase, build_optimizer

@@ -1,4 +1,4 @@
-"""What one `pls experiment` runs, and the optimiser configuration of each run derived from it.
+"""What one `pls experiment` runs, and the optimizer configuration of each run derived from it.
 
 Episode seeds (reproducibility, and common random numbers across methods and thresholds): search episode
 k of run seed s is reset with seed s * SEED_STRIDE + k, the final evaluation's episode i with

@@ -1,4 +1,4 @@
-"""The dense grid sweep: every target of an even grid over the optimisers' (R, G) range, per task and b.
+"""The dense grid sweep: every target of an even grid over the optimizers' (R, G) range, per task and b.
 
 For each threshold b, the sweep covers b's candidate grid Z (the set the methods choose from; G runs to
 2b), and its best safe cell (highest mean reward among the targets with mean cost <= b) is the reference

@@ -1,4 +1,4 @@
-"""Online phase of PLS: choose the CDT's target returns z = (R, G) by safe Bayesian optimisation.
+"""Online phase of PLS: choose the CDT's target returns z = (R, G) by safe Bayesian optimization.
 
 Callers need four things: `build_optimizer(config, store_path)`, `.current` (the Decision to run),
 `.report_episode(EpisodeRecord)` (returns the next Decision after `episodes_per_evaluation` episodes),

@@ -1,4 +1,4 @@
-"""The optimiser interface and the episode bookkeeping every method shares.
+"""The optimizer interface and the episode bookkeeping every method shares.
 
 A method only chooses targets (`_choose`); this class validates and persists episodes, averages each
 target's `episodes_per_evaluation` episodes into one observation, updates the confidence model, keeps the
@@ -343,7 +343,7 @@ class TargetOptimizer(ABC):
             raise InvalidEpisodeError(f"target must be a pair (R, G) of numbers, got {rec.target!r}") \
                 from None
         if self.current.phase is Phase.HALTED:
-            raise StaleEpisodeError(f"the optimiser is halted ({self.current.note}); episodes run after the "
+            raise StaleEpisodeError(f"the optimizer is halted ({self.current.note}); episodes run after the "
                                     "halt are not used")
         current = self.current.target
         steps = self.grid.steps

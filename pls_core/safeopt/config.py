@@ -1,4 +1,4 @@
-"""Optimiser settings: one flat, validated dataclass, loadable from a dict or YAML, derivable from a task.
+"""Optimizer settings: one flat, validated dataclass, loadable from a dict or YAML, derivable from a task.
 
 Every key is documented on `OptimizerConfig`. The defaults come from one place: `for_task` (task, threshold
 b) and `for_model_stats` (plus the model contract's dataset statistics); a YAML file holds only overrides
@@ -64,10 +64,10 @@ def seed_reward_range_from_returns(reward_returns, cost_returns, seed_cost_max: 
 
 @dataclass
 class OptimizerConfig:
-    """Settings of the online target-return optimiser.
+    """Settings of the online target-return optimizer.
 
     Choices where the paper is silent (pls-method.md §3), each overridable; why each default is what it
-    is, with its measurements: docs/method.md ("Optimiser" and "The safety certificate").
+    is, with its measurements: docs/method.md ("Optimizer" and "The safety certificate").
 
     * Safety certificate. A target is certified safe only if the upper confidence bound of its cost is
       <= b under every cost kernel in `cost_lengthscale_factors` (the configured `cost_lengthscale`

@@ -1,4 +1,4 @@
-"""Errors the optimiser raises on purpose; each message names the problem and the fix."""
+"""Errors the optimizer raises on purpose; each message names the problem and the fix."""
 
 from __future__ import annotations
 

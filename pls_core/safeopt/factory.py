@@ -1,6 +1,6 @@
 """`build_optimizer`: the one constructor callers use; it also resumes from an existing store.
 
-Resuming replays the stored episodes through a fresh optimiser (the state is a deterministic function of
+Resuming replays the stored episodes through a fresh optimizer (the state is a deterministic function of
 configuration and episodes) and checks that the replay reproduces every stored decision exactly, so a
 process killed at any point continues with the proposal an uninterrupted run would have made.
 """
@@ -22,7 +22,7 @@ OPTIMIZERS: dict[str, type[TargetOptimizer]] = {
 
 
 def build_optimizer(config: OptimizerConfig, store_path: str | Path | None = None) -> TargetOptimizer:
-    """A new optimiser, or the one recorded in `store_path` brought back to where it stopped."""
+    """A new optimizer, or the one recorded in `store_path` brought back to where it stopped."""
     optimizer = OPTIMIZERS[config.method](config)
     if store_path is None:
         return optimizer

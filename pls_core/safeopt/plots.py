@@ -27,7 +27,7 @@ PHASE_COLOURS = {Phase.SEED: "tab:purple", Phase.SAFE_EXPLORATION: "tab:orange",
 
 @dataclass(frozen=True)
 class GridSnapshot:
-    """What the optimiser believed over Z when it made `decision` (arrays shaped (n_R, n_G))."""
+    """What the optimizer believed over Z when it made `decision` (arrays shaped (n_R, n_G))."""
 
     decision: Decision
     cost_mean: np.ndarray

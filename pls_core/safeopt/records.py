@@ -1,4 +1,4 @@
-"""The values that cross the optimiser's boundary: phases, episode results in, decisions out.
+"""The values that cross the optimizer's boundary: phases, episode results in, decisions out.
 
 Kept free of numpy/torch so that the ROS supervisor can import them cheaply and serialise them as plain
 JSON (`to_dict` / `from_dict`) for the SQLite store and for logging.
@@ -11,7 +11,7 @@ from enum import StrEnum
 
 
 class Phase(StrEnum):
-    """Where the optimiser is in Algorithm 1; `code` is the integer the ROS messages carry."""
+    """Where the optimizer is in Algorithm 1; `code` is the integer the ROS messages carry."""
 
     SEED = "seed"
     SAFE_EXPLORATION = "safe_exploration"

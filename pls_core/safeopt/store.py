@@ -1,7 +1,7 @@
-"""Durable log of an optimiser run in SQLite (stdlib sqlite3, WAL journal, synchronous=FULL).
+"""Durable log of an optimizer run in SQLite (stdlib sqlite3, WAL journal, synchronous=FULL).
 
 The log holds inputs, not model state: the configuration, every accepted episode (in order, with the
-iteration it counted toward), every rejected one with its reason, and every decision. The optimiser's
+iteration it counted toward), every rejected one with its reason, and every decision. The optimizer's
 state is a pure function of (configuration, accepted episodes), so resuming replays the episodes and
 checks that the replay reproduces the stored decisions; nothing numeric is ever loaded back.
 Each write is its own committed transaction: a SIGKILL loses at most the write in flight.
@@ -90,7 +90,7 @@ class OptimizerStore:
                 "path) to start a new run, or restore it from a backup"
             )
         # autocommit with explicit transactions; usable from the thread an executor calls us on (the
-        # optimiser serialises calls, see TargetOptimizer)
+        # optimizer serialises calls, see TargetOptimizer)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")

@@ -1,6 +1,6 @@
-"""Stress problems for the safety certificate: responses the optimiser's own GP prior does not describe.
+"""Stress problems for the safety certificate: responses the optimizer's own GP prior does not describe.
 
-`synthetic.py` draws J_r, J_g from the very prior the optimiser assumes, so its confidence bounds hold
+`synthetic.py` draws J_r, J_g from the very prior the optimizer assumes, so its confidence bounds hold
 by construction. A robot's response is not a draw from a hand-picked kernel; these families break the
 prior on purpose, each in one way that real CDT responses do:
 

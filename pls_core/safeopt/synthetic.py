@@ -1,6 +1,6 @@
-"""Synthetic target-return problems with known answers, for tests, benchmarks and `pls optimise demo`.
+"""Synthetic target-return problems with known answers, for tests, benchmarks and `pls optimize demo`.
 
-A problem draws the true J_r(z), J_g(z) on the grid from the very GP prior the optimiser assumes (prior
+A problem draws the true J_r(z), J_g(z) on the grid from the very GP prior the optimizer assumes (prior
 mean + output scale x a sample of the kernel), so the Srinivas confidence bounds hold with probability
 >= 1 - delta by construction and the unsafe-proposal rate can be checked against delta. Draws whose seed
 box is not entirely safe are redrawn (Assumption 7 says Z0 is safe). Episodes add Gaussian noise whose
@@ -28,7 +28,7 @@ MAX_REDRAWS = 200
 def synthetic_config(**overrides) -> OptimizerConfig:
     """A small 2-D problem in the shape of a velocity task: reward grows with R, cost mostly with G.
 
-    Its problems are drawn from the prior the optimiser assumes, so the cost kernel is right by
+    Its problems are drawn from the prior the optimizer assumes, so the cost kernel is right by
     construction: one cost kernel (the paper's certificate); stress.py tests the kernel-robust one."""
     base = dict(cost_lengthscale_factors=(1.0,),
         threshold=10.0, reward_range=(0.0, 100.0), cost_range=(0.0, 20.0), seed_reward_range=(0.0, 15.0),

@@ -1,4 +1,4 @@
-"""`pls optimise`: look at and try out the online target-return optimiser (pls_core.safeopt).
+"""`pls optimize`: look at and try out the online target-return optimizer (pls_core.safeopt).
 
 `demo` runs a method on a synthetic problem with a known answer, `plot` draws a recorded run from its
 SQLite store, `status` prints where a recorded run stands. numpy/torch/matplotlib load only when a
@@ -15,11 +15,11 @@ import typer
 
 from pls_core.commands.common import check_writable_folder, require
 
-optimise_app = typer.Typer(no_args_is_help=True, help="GP safe optimisation of the target returns (PLS).")
+optimize_app = typer.Typer(no_args_is_help=True, help="GP safe optimization of the target returns (PLS).")
 Opt = typer.Option
 
 
-@optimise_app.command()
+@optimize_app.command()
 def demo(
     method: Annotated[str, Opt(help="pls | fixed | gp_ucb | random")] = "pls",
     seed: Annotated[int, Opt(help="Problem draw, episode noise and tie-breaking.")] = 0,
@@ -66,7 +66,7 @@ def demo(
         typer.echo(f"wrote {len(files)} figures to {out}")
 
 
-@optimise_app.command()
+@optimize_app.command()
 def plot(
     store: Annotated[Path, Opt(help="SQLite store of a run.", exists=True, dir_okay=False)],
     out: Annotated[Path, Opt(help="Directory for the PNG files.")],
@@ -81,7 +81,7 @@ def plot(
     typer.echo("\n".join(str(f) for f in files))
 
 
-@optimise_app.command()
+@optimize_app.command()
 def status(store: Annotated[Path, Opt(help="SQLite store of a run.", exists=True, dir_okay=False)]) -> None:
     """Replay a recorded run (read-only) and print its status as JSON."""
     from pls_core.safeopt.plots import replay_store
@@ -91,4 +91,4 @@ def status(store: Annotated[Path, Opt(help="SQLite store of a run.", exists=True
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(optimise_app, name="optimise")
+    app.add_typer(optimize_app, name="optimize")
