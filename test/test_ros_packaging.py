@@ -30,7 +30,7 @@ ROSDEP_KEYS = {  # import name -> rosdep key (ROS packages: their name; Python: 
     "torch": "python3-torch", "scipy": "python3-scipy", "h5py": "python3-h5py",
     "mujoco": "python3-mujoco-pip", "gymnasium": "python3-gymnasium-pip",
     "stable_baselines3": "python3-stable-baselines3-pip", "matplotlib": "python3-matplotlib",
-    "imageio": "python3-imageio", "rich": "python3-rich", "typer": "python3-typer", "tqdm": "python3-tqdm",
+    "imageio": "python3-imageio", "rich": "python3-rich", "typer": "python3-typer",
 }
 NO_KEY = {"gpytorch": "gpytorch", "onnx": "onnx", "safety_gymnasium": "safety-gymnasium",
           "imageio_ffmpeg": None}  # None: optional (mp4 video), named in the error that asks for it

@@ -25,6 +25,7 @@ from torch.nn import functional as F
 from pls_core.cdt.model import build_model_from_facts, gaussian_log_prob_and_entropy
 from pls_core.cdt.presets import FROZEN_ON_RESUME, CDTConfig, preset
 from pls_core.cdt.sequences import SequenceSampler
+from pls_core.progress import progress_bar
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_FORMAT = 1
@@ -60,8 +61,6 @@ def train(
     overrides: dict | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    from tqdm import tqdm
-
     from pls_core.dataset import load_dataset
     from pls_core.envs import make_env
     from pls_core.tasks import get_task
@@ -151,87 +150,86 @@ def train(
         tmp.replace(checkpoint_path)  # atomic: a crash mid-write never destroys the last good checkpoint
 
     model.train()
-    bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="train CDT", unit="step")
     window_start, window_steps = time.perf_counter(), 0
-    try:
-        while step < config.steps:
-            tick = time.perf_counter()
-            step += 1
-            lr = config.learning_rate * min(1.0, step / max(1, config.warmup_steps))
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            batch = {
-                k: torch.from_numpy(v).to(device)
-                for k, v in sampler.sample(config.batch_size, batch_rng).items()
-            }
-
-            mean, log_std, cost_logits = model(
-                batch["states"],
-                batch["actions"],
-                batch["returns_to_go"],
-                batch["costs_to_go"],
-                batch["timesteps"],
-                batch["padding_mask"],
-            )
-            valid = ~batch["padding_mask"]
-            log_prob, entropy = gaussian_log_prob_and_entropy(mean, log_std, batch["actions"])
-            log_likelihood = log_prob[valid].mean()
-            mean_entropy = entropy[valid].mean()
-            cost_nll = F.cross_entropy(cost_logits[valid], batch["cost_labels"][valid])
-            alpha = log_temperature.exp().detach()
-            loss = -(log_likelihood + alpha * mean_entropy) + config.cost_loss_weight * cost_nll
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(_diverged_message(step, f"loss = {loss.item()}", checkpoint_path))
-
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-
-            temperature_loss = log_temperature.exp() * (mean_entropy - target_entropy).detach()
-            temperature_optimizer.zero_grad(set_to_none=True)
-            temperature_loss.backward()
-            temperature_optimizer.step()
-
-            wall_time += time.perf_counter() - tick
-            window_steps += 1
-            bar.update(1)
-            if step % config.log_every == 0 or step == config.steps:
-                rate = window_steps / max(time.perf_counter() - window_start, 1e-9)
-                window_start, window_steps = time.perf_counter(), 0
-                row = {
-                    "step": step,
-                    "loss": loss.item(),
-                    "log_likelihood": log_likelihood.item(),
-                    "entropy": mean_entropy.item(),
-                    "cost_nll": cost_nll.item(),
-                    "alpha": alpha.item(),
-                    "lr": lr,
-                    "grad_norm": grad_norm.item(),
-                    "steps_per_s": rate,
-                    "train_time_s": wall_time,
+    with progress_bar("train CDT (steps)", config.steps, enabled=progress, initial=step) as bar:
+        try:
+            while step < config.steps:
+                tick = time.perf_counter()
+                step += 1
+                lr = config.learning_rate * min(1.0, step / max(1, config.warmup_steps))
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                batch = {
+                    k: torch.from_numpy(v).to(device)
+                    for k, v in sampler.sample(config.batch_size, batch_rng).items()
                 }
-                progress_log.write(row)
-                for key, value in row.items():
-                    if key != "step":
-                        writer.add_scalar(f"train/{key}", value, step)
-                bar.set_postfix(loss=f"{row['loss']:.3f}", alpha=f"{row['alpha']:.3f}")
-            if step % config.checkpoint_every == 0 or step == config.steps:
-                save_checkpoint()
-            if config.eval_every and (step % config.eval_every == 0 or step == config.steps):
-                model.eval()
-                for row in _evaluate_in_env(model, config, state, sampler, out_dir, step, seed):
-                    eval_log.write(row)
-                    writer.add_scalar(f"eval/reward_G{row['target_cost']:g}", row["reward_return"], step)
-                    writer.add_scalar(f"eval/cost_G{row['target_cost']:g}", row["cost_return"], step)
-                    bar.write(
-                        f"eval step {step}: z=({row['target_reward']:.0f}, {row['target_cost']:.0f}) -> "
-                        f"reward {row['reward_return']:.1f}, cost {row['cost_return']:.1f}"
-                    )
-                model.train()
-    finally:
-        bar.close()
-        writer.close()
+
+                mean, log_std, cost_logits = model(
+                    batch["states"],
+                    batch["actions"],
+                    batch["returns_to_go"],
+                    batch["costs_to_go"],
+                    batch["timesteps"],
+                    batch["padding_mask"],
+                )
+                valid = ~batch["padding_mask"]
+                log_prob, entropy = gaussian_log_prob_and_entropy(mean, log_std, batch["actions"])
+                log_likelihood = log_prob[valid].mean()
+                mean_entropy = entropy[valid].mean()
+                cost_nll = F.cross_entropy(cost_logits[valid], batch["cost_labels"][valid])
+                alpha = log_temperature.exp().detach()
+                loss = -(log_likelihood + alpha * mean_entropy) + config.cost_loss_weight * cost_nll
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(_diverged_message(step, f"loss = {loss.item()}", checkpoint_path))
+
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                optimizer.step()
+
+                temperature_loss = log_temperature.exp() * (mean_entropy - target_entropy).detach()
+                temperature_optimizer.zero_grad(set_to_none=True)
+                temperature_loss.backward()
+                temperature_optimizer.step()
+
+                wall_time += time.perf_counter() - tick
+                window_steps += 1
+                bar.advance(1)
+                if step % config.log_every == 0 or step == config.steps:
+                    rate = window_steps / max(time.perf_counter() - window_start, 1e-9)
+                    window_start, window_steps = time.perf_counter(), 0
+                    row = {
+                        "step": step,
+                        "loss": loss.item(),
+                        "log_likelihood": log_likelihood.item(),
+                        "entropy": mean_entropy.item(),
+                        "cost_nll": cost_nll.item(),
+                        "alpha": alpha.item(),
+                        "lr": lr,
+                        "grad_norm": grad_norm.item(),
+                        "steps_per_s": rate,
+                        "train_time_s": wall_time,
+                    }
+                    progress_log.write(row)
+                    for key, value in row.items():
+                        if key != "step":
+                            writer.add_scalar(f"train/{key}", value, step)
+                    bar.note(f"loss {row['loss']:.3f}, alpha {row['alpha']:.3f}")
+                if step % config.checkpoint_every == 0 or step == config.steps:
+                    save_checkpoint()
+                if config.eval_every and (step % config.eval_every == 0 or step == config.steps):
+                    model.eval()
+                    for row in _evaluate_in_env(model, config, state, sampler, out_dir, step, seed):
+                        eval_log.write(row)
+                        writer.add_scalar(f"eval/reward_G{row['target_cost']:g}", row["reward_return"], step)
+                        writer.add_scalar(f"eval/cost_G{row['target_cost']:g}", row["cost_return"], step)
+                        bar.print(
+                            f"eval step {step}: z=({row['target_reward']:.0f}, {row['target_cost']:.0f}) -> "
+                            f"reward {row['reward_return']:.1f}, cost {row['cost_return']:.1f}"
+                        )
+                    model.train()
+        finally:
+            writer.close()
     return TrainResult(checkpoint_path, step, wall_time)
 
 

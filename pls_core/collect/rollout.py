@@ -17,6 +17,7 @@ import numpy as np
 from pls_core.collect.episodes import SEGMENT_STEPS, EpisodePlan
 from pls_core.collect.recipes import DEFAULT_POLICY_PAIR
 from pls_core.dataset import DSRL_KEYS
+from pls_core.progress import progress_bar
 
 CHUNK_EPISODES = 16
 _worker: dict = {}  # per-process envs and actor, built once by _init_worker
@@ -136,15 +137,12 @@ def rollout(
     """All planned episodes, in plan order. The actor is `actor`, or by default the mix of the saved
     policies `policy_names` (the (fast, safe) roles) in `policy_folder`."""
     actor = actor or ActorSpec("mix", str(policy_folder), tuple(policy_names))
-    from tqdm import tqdm
-
     chunks = [plans[k:k + CHUNK_EPISODES] for k in range(0, len(plans), CHUNK_EPISODES)]
     results: dict[int, dict] = {}
     initargs = (task_id, actor, seed, episode_len)
-    with get_context("spawn").Pool(workers, initializer=_init_worker, initargs=initargs) as pool:
-        bar = tqdm(total=len(plans), desc=f"rollouts {task_id}", unit="ep", disable=not progress)
+    with get_context("spawn").Pool(workers, initializer=_init_worker, initargs=initargs) as pool, \
+            progress_bar(f"rollouts {task_id} (episodes)", len(plans), enabled=progress) as bar:
         for chunk in pool.imap_unordered(_run_chunk, chunks):
             results.update(chunk)
-            bar.update(len(chunk))
-        bar.close()
+            bar.advance(len(chunk))
     return [results[plan.index] for plan in plans]

@@ -43,17 +43,13 @@ def run_keys(settings: ExperimentSettings, task: str) -> list[RunKey]:
 
 def run_experiment(settings: ExperimentSettings, out_dir: Path, progress: bool = True) -> dict[str, Path]:
     """Run (or resume) everything `settings` asks for into `out_dir`; returns the report's files."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from pls_core.experiment.report import write_report
+    from pls_core.progress import progress as progress_bars
 
     out_dir = Path(out_dir)
     all_inputs = [task_inputs(task, settings) for task in settings.tasks]  # a missing model fails here, early
-    console = Console(quiet=not progress)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     results = []
-    with Progress(*columns, console=console, disable=not progress) as bars:
+    with progress_bars(progress) as bars:
         runs_per_task = len(run_keys(settings, settings.tasks[0]))
         all_runs = bars.add_task("runs", total=len(settings.tasks) * runs_per_task)
         for inputs in all_inputs:
@@ -64,7 +60,7 @@ def run_experiment(settings: ExperimentSettings, out_dir: Path, progress: bool =
                           for b in settings.thresholds}
                 runs = []
                 for key in run_keys(settings, task):
-                    runs.append(_run(settings, inputs, rollouts, key, out_dir, bars, console))
+                    runs.append(_run(settings, inputs, rollouts, key, out_dir, bars))
                     bars.advance(all_runs)
             finally:
                 rollouts.close()
@@ -113,7 +109,7 @@ def _with_new_defaults(stored: dict, current: dict) -> dict:
     return {**stored, "optimizer": {**old, **added}}
 
 
-def _run(settings, inputs, rollouts, key: RunKey, out_dir, bars, console) -> RunRecord:
+def _run(settings, inputs, rollouts, key: RunKey, out_dir, bars) -> RunRecord:
     config = optimizer_config(inputs, key.threshold, key.method, key.seed, settings)
     unused = OPTIMIZERS[key.method].unused_config_fields
     fingerprint = {"optimizer": {k: v for k, v in config.to_dict().items() if k not in unused},
@@ -137,6 +133,6 @@ def _run(settings, inputs, rollouts, key: RunKey, out_dir, bars, console) -> Run
     outcome = (f"halted after {final['halted_after']} evaluations ({final['note']})" if final.get("halted")
                else f"final R={final['target'][0]:.0f} G={final['target'][1]:.1f} -> reward "
                     f"{final['reward_mean']:.1f}, cost {final['cost_mean']:.1f}")
-    console.log(f"{key.label()}: {outcome}; unsafe search episodes {record.unsafe_episodes}/"
+    bars.console.log(f"{key.label()}: {outcome}; unsafe search episodes {record.unsafe_episodes}/"
                 f"{len(record.episodes)}; {record.wall_time_s:.0f} s")
     return record
