@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from pls_ros import graph as G  # noqa: E402
 from pls_ros.dds import local_dds_environment, unique_domain_id  # noqa: E402
+from pls_ros.launcher import stop_process  # noqa: E402
 
 SHIPPED_MODEL = REPO / "pls_core" / "models" / "SafetyHalfCheetahVelocity-v1" / "policy.onnx"
 EPISODE_LEN = 1000
@@ -194,16 +194,6 @@ def policy_command(model: Path, contract, rate_hz: float, executor: str) -> list
     return node.command()
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rates", type=float, nargs="+", default=[100.0, 500.0])
@@ -248,7 +238,7 @@ def main() -> int:
                 bench.wait_for_answerer(proc)
                 results.append({**bench.run(rate, args.ticks, first_episode=i * 1000), "executor": executor})
             finally:
-                stop(proc)
+                stop_process(proc)
             r = results[-1]
             print(f"{executor} {rate:g} Hz done: {r['misses']} misses, p50 {r['p50']:.3f} ms, "
                   f"p99 {r['p99']:.3f} ms", flush=True)

@@ -1,4 +1,5 @@
-"""Episodes of an exported policy in the simulator: a list of envs stepped in lockstep through PolicyRunner.
+"""Episodes of an exported policy in the simulator: envs stepped in lockstep (pls_core.lockstep) through
+PolicyRunner.
 
 Episode i (targets in order, `episodes_per_target` each) is reset with seed `seed + i`, so results do not
 depend on how many envs the runner batches.
@@ -9,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from pls_core.lockstep import run_lockstep
 
 
 @dataclass(frozen=True)
@@ -30,38 +33,30 @@ def run_episodes(runner, task_id: str, targets, episodes_per_target: int, seed: 
     results: list[EpisodeResult] = []
     try:
         for first in range(0, len(jobs), runner.num_envs):
-            results.extend(_run_batch(runner, envs, jobs[first : first + runner.num_envs], seed + first))
+            results.extend(run_batch(runner, envs, jobs[first : first + runner.num_envs], seed + first))
     finally:
         for env in envs:
             env.close()
     return results
 
 
-def _run_batch(runner, envs, jobs, seed: int) -> list[EpisodeResult]:
+def run_batch(runner, envs, jobs, seed: int) -> list[EpisodeResult]:
+    """Episode i of `jobs` (one (R, G) each, at most runner.num_envs) on envs[i], reset with seed + i.
+
+    The runner acts for all its slots every step; slots without a job act on zeros and are ignored."""
     n_slots, n_jobs = runner.num_envs, len(jobs)
-    obs = np.zeros((n_slots, runner.contract.obs_dim), dtype=np.float32)  # idle slots act on zeros, ignored
-    for i, env in enumerate(envs[:n_jobs]):
-        obs[i] = env.reset(seed=seed + i)[0]
     targets = np.zeros((n_slots, 2))
     targets[:n_jobs] = jobs
     runner.reset(targets)
-    reward_return, cost_return = np.zeros(n_jobs), np.zeros(n_jobs)
-    length = np.zeros(n_jobs, dtype=np.int64)
-    running = np.ones(n_jobs, dtype=bool)
-    while running.any():
-        actions = runner.act(obs)
-        rewards, costs = np.zeros(n_slots), np.zeros(n_slots)
-        for i in np.flatnonzero(running):
-            next_obs, rewards[i], costs[i], terminated, truncated, _ = envs[i].step(actions[i])
-            reward_return[i] += rewards[i]
-            cost_return[i] += costs[i]
-            length[i] += 1
-            obs[i] = next_obs
-            running[i] = not (terminated or truncated)
-        runner.record(rewards, costs)
-    return [
-        EpisodeResult(
-            jobs[i][0], jobs[i][1], float(reward_return[i]), float(cost_return[i]), int(length[i]), seed + i
-        )
-        for i in range(n_jobs)
-    ]
+    slots = np.zeros((n_slots, runner.contract.obs_dim), dtype=np.float32)
+
+    def act(obs, active, t):
+        slots[:n_jobs] = obs
+        return runner.act(slots)[active]
+
+    def after_step(rewards, costs):
+        runner.record(np.pad(rewards, (0, n_slots - n_jobs)), np.pad(costs, (0, n_slots - n_jobs)))
+
+    totals = run_lockstep(envs[:n_jobs], [seed + i for i in range(n_jobs)], act, after_step=after_step)
+    return [EpisodeResult(jobs[i][0], jobs[i][1], t.reward_return, t.cost_return, t.length, seed + i)
+            for i, t in enumerate(totals)]

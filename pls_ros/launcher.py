@@ -61,6 +61,18 @@ def _pump(stream, name: str, log_path: Path, printer) -> None:
     stream.close()
 
 
+def stop_process(proc: subprocess.Popen, first_signal: int = signal.SIGINT, timeout_s: float = 10.0) -> int:
+    """Send `first_signal`, wait up to `timeout_s`, then SIGKILL; returns the exit status."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(first_signal)
+        try:
+            return proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.wait(timeout=10)
+
+
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
     try:
         return path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]

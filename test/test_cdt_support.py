@@ -26,35 +26,30 @@ class TinyArtifacts:
     onnx: Path
 
 
-def rollout_dataset(path: Path, episodes: int = 6, seed: int = 0) -> Path:
-    """Episodes of random actions in the real env, saved in DSRL's layout through pls_core.dataset."""
-    from pls_core.dataset import OfflineDataset, save_dataset
+def rollout_dataset(path: Path, episodes: int = 6, seed: int = 0, task: str = TASK) -> Path:
+    """Episodes of random actions with a per-episode bias (so costs vary) in the real env, saved in DSRL's
+    layout through pls_core.dataset."""
+    from pls_core.dataset import DSRL_KEYS, OfflineDataset, save_dataset
     from pls_core.envs import make_env
 
     rng = np.random.default_rng(seed)
-    env = make_env(TASK)
-    keys = ("observations", "next_observations", "actions", "rewards", "costs", "terminals", "timeouts")
-    columns = {key: [] for key in keys}
+    env = make_env(task)
+    columns = {key: [] for key in DSRL_KEYS}
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
         bias = rng.uniform(-0.5, 0.5, size=env.action_space.shape)
         done = False
         while not done:
-            action = np.clip(bias + rng.normal(0.0, 0.6, size=env.action_space.shape), -1, 1).astype(
-                np.float32
-            )
+            action = np.clip(bias + rng.normal(0.0, 0.6, size=bias.shape), -1, 1).astype(np.float32)
             next_obs, reward, cost, terminated, truncated, _ = env.step(action)
             done = terminated or truncated
-            for key, value in zip(
-                keys,
-                (obs, next_obs, action, reward, cost, terminated, truncated and not terminated),
-                strict=True,
-            ):
+            values = (obs, next_obs, action, reward, cost, terminated, truncated and not terminated)
+            for key, value in zip(DSRL_KEYS, values, strict=True):
                 columns[key].append(value)
             obs = next_obs
     env.close()
-    dataset = OfflineDataset(**{k: np.asarray(v) for k, v in columns.items()}, attrs={"task_id": TASK})
-    save_dataset(path, dataset)
+    save_dataset(path, OfflineDataset(**{k: np.asarray(v) for k, v in columns.items()},
+                                      attrs={"task_id": task}))
     return path
 
 

@@ -53,15 +53,8 @@ def test_divergence_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     good = train(dataset, tmp_path, preset_name="tiny", steps=10, progress=False)
     good_weights = weights(good.checkpoint)
     with pytest.raises(TrainingDiverged, match=r"diverged at step 1[1-9].*last good checkpoint .*step 10"):
-        train(
-            dataset,
-            tmp_path,
-            preset_name="tiny",
-            steps=30,
-            resume=True,
-            progress=False,
-            overrides={"learning_rate": 1e30},
-        )
+        train(dataset, tmp_path, preset_name="tiny", steps=30, resume=True, progress=False,
+              overrides={"learning_rate": 1e30})
     saved = torch.load(good.checkpoint, map_location="cpu", weights_only=False)
     assert saved["step"] == 10
     assert_same_weights(good_weights, saved["model"])
@@ -71,15 +64,8 @@ def test_resume_refuses_a_different_network_shape(tmp_path):
     dataset = tiny_artifacts().dataset
     train(dataset, tmp_path, preset_name="tiny", steps=5, progress=False)
     with pytest.raises(ValueError, match="embed_dim"):
-        train(
-            dataset,
-            tmp_path,
-            preset_name="tiny",
-            steps=10,
-            resume=True,
-            progress=False,
-            overrides={"embed_dim": 32},
-        )
+        train(dataset, tmp_path, preset_name="tiny", steps=10, resume=True, progress=False,
+              overrides={"embed_dim": 32})
 
 
 def test_set_overrides_read_exponent_numbers_as_numbers():

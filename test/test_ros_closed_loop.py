@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -25,6 +24,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from pls_ros.launcher import stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 VARPI = 2
@@ -85,17 +86,6 @@ class Lines:
                              + "\n".join(self.snapshot()[-40:]))
 
 
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @pytest.mark.timeout(420)
 def test_pls_sim_runs_two_supervisor_iterations_seen_from_another_process(ros_env, tmp_path, model_path):
     env = {**ros_env, "OMP_NUM_THREADS": "1"}
@@ -144,8 +134,8 @@ def test_pls_sim_runs_two_supervisor_iterations_seen_from_another_process(ros_en
                        "every episode result at the listener")
     finally:
         if launcher is not None and launcher.poll() is None:
-            stop(launcher)
-        stop(listener)
+            stop_process(launcher, timeout_s=20)
+        stop_process(listener, timeout_s=20)
     messages = [json.loads(line) for line in heard.snapshot()]
     by_topic = {t: [m for m in messages if m["topic"] == t]
                 for t in ("/pls/target_return", "/pls/episode_result", "/pls/supervisor_status")}

@@ -15,7 +15,15 @@ import numpy as np
 import pytest
 from pls_interfaces.msg import Action, Observation, PolicyStatus, TargetReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from test_ros_nodes_support import CONFIG, DISCOVERY_TIMEOUT, NodeProcess, Probe, publish_target, wait_until
+from test_ros_nodes_support import (
+    CONFIG,
+    DISCOVERY_TIMEOUT,
+    NodeProcess,
+    Probe,
+    assert_configure_fails,
+    publish_target,
+    wait_until,
+)
 
 from pls_ros import qos
 from pls_ros.conversions import float32_array, from_float32_field, stamp_ns, time_msg
@@ -436,10 +444,8 @@ def test_managed_node_transitions_over_dds(ros_env, model, probe, tmp_path):
         # A configure that fails (the model is missing) says why and leaves the node unconfigured.
         bad = NodeProcess("policy_node", ros_env, params_file=CONFIG / "policy.yaml", log_name="bad_policy",
                           params={"model_path": str(tmp_path / "missing.onnx"), "autostart": False})
-        assert not transition(change, Transition.TRANSITION_CONFIGURE)
-        assert state() == LState.PRIMARY_STATE_UNCONFIGURED
-        bad.wait_for_log(r"configuring failed: .*missing\.onnx does not exist")
-        assert bad.stop() == 0
+        assert_configure_fails(bad, lambda: transition(change, Transition.TRANSITION_CONFIGURE), state,
+                               r"configuring failed: .*missing\.onnx does not exist")
     finally:
         node.kill()
         if bad is not None:

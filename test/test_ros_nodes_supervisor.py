@@ -14,7 +14,14 @@ import time
 import pytest
 import yaml
 from pls_interfaces.msg import EpisodeResult, SupervisorStatus, TargetReturn
-from test_ros_nodes_support import CONFIG, DISCOVERY_TIMEOUT, NodeProcess, Probe, wait_until
+from test_ros_nodes_support import (
+    CONFIG,
+    DISCOVERY_TIMEOUT,
+    NodeProcess,
+    Probe,
+    assert_configure_fails,
+    wait_until,
+)
 
 from pls_core.safeopt import EpisodeRecord, OptimizerConfig, Phase, build_optimizer
 from pls_ros import qos
@@ -454,10 +461,8 @@ def test_managed_node_transitions_over_dds(ros_env, probe, optimizer_yaml, tmp_p
         damaged.write_bytes(b"not a database" * 100)
         bad = NodeProcess("supervisor_node", ros_env, params_file=CONFIG / "supervisor.yaml",
                           log_name="bad_supervisor", params={**params, "store_path": str(damaged)})
-        assert not transition(Transition.TRANSITION_CONFIGURE)
-        assert state() == LState.PRIMARY_STATE_UNCONFIGURED
-        bad.wait_for_log(r"configuring failed: cannot resume from .*damaged\.sqlite")
-        assert bad.stop() == 0
+        assert_configure_fails(bad, lambda: transition(Transition.TRANSITION_CONFIGURE), state,
+                               r"configuring failed: cannot resume from .*damaged\.sqlite")
     finally:
         node.kill()
         if bad is not None:

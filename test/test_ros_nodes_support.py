@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from pls_ros.launcher import stop_process
+
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 CONFIG = REPO / "config"
@@ -85,18 +87,10 @@ class NodeProcess:
 
     def stop(self, timeout: float = 20.0) -> int | None:
         """SIGTERM, wait; SIGKILL if it does not go. Returns the exit code of a graceful stop, else None."""
-        code = None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                code = self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        else:
-            code = self.proc.returncode
+        running = self.proc.poll() is None
+        code = stop_process(self.proc, signal.SIGTERM, timeout)
         self._log.close()
-        return code
+        return code if not running or code != -signal.SIGKILL else None
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -227,3 +221,14 @@ class Launched:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def assert_configure_fails(bad: NodeProcess, configure: Callable[[], bool], state: Callable[[], int],
+                           log_pattern: str) -> None:
+    """A managed node whose configure fails says why (`log_pattern`), stays unconfigured, stops cleanly."""
+    from lifecycle_msgs.msg import State
+
+    assert not configure()
+    assert state() == State.PRIMARY_STATE_UNCONFIGURED
+    bad.wait_for_log(log_pattern)
+    assert bad.stop() == 0

@@ -35,26 +35,19 @@ def _set_threads(threads: int) -> None:
 def evaluate_policy(model, task_id: str, episodes: int, seed: int) -> dict:
     """Mean raw reward, cost and length of deterministic episodes: the manifest's record of what it does."""
     from pls_core.envs import make_env
+    from pls_core.lockstep import run_lockstep
+
+    def act(obs, active, t):
+        return model.predict(obs, deterministic=True)[0]
 
     env = make_env(task_id)
-    rewards, costs, lengths = [], [], []
-    for k in range(episodes):
-        obs, _ = env.reset(seed=seed + k)
-        total_r = total_c = 0.0
-        steps = 0
-        done = False
-        while not done:
-            action, _ = model.predict(obs, deterministic=True)
-            obs, r, c, terminated, truncated, _ = env.step(action)
-            total_r, total_c, steps = total_r + float(r), total_c + float(c), steps + 1
-            done = terminated or truncated
-        rewards.append(total_r)
-        costs.append(total_c)
-        lengths.append(steps)
-    env.close()
-    return {
-        "reward": float(np.mean(rewards)), "cost": float(np.mean(costs)), "length": float(np.mean(lengths)),
-    }
+    try:  # one episode at a time on one env, as the recorded evaluations were made
+        totals = [run_lockstep([env], [seed + k], act)[0] for k in range(episodes)]
+    finally:
+        env.close()
+    return {"reward": float(np.mean([t.reward_return for t in totals])),
+            "cost": float(np.mean([t.cost_return for t in totals])),
+            "length": float(np.mean([t.length for t in totals]))}
 
 
 def partial_dir(out_dir: Path, name: str) -> Path:

@@ -17,6 +17,7 @@ import numpy as np
 from pls_core.collect.episodes import SEGMENT_STEPS, EpisodePlan
 from pls_core.collect.recipes import DEFAULT_POLICY_PAIR
 from pls_core.dataset import DSRL_KEYS
+from pls_core.lockstep import run_lockstep
 from pls_core.progress import progress_bar
 
 CHUNK_EPISODES = 16
@@ -98,28 +99,23 @@ def run_episodes(envs: list, actor, plans: list[EpisodePlan], seed: int,
     """
     rngs = [plan.rng(seed) for plan in plans]
     low, high = envs[0].action_space.low, envs[0].action_space.high
-    obs = np.stack([env.reset(seed=plan.env_seed)[0] for env, plan in zip(envs, plans, strict=False)])
     steps = [{key: [] for key in DSRL_KEYS} for _ in plans]
-    active = list(range(len(plans)))
-    t = 0
-    while active:
+
+    def act(obs, active, t):
         actions = actor.act(obs[active], [plans[i] for i in active], [rngs[i] for i in active], t)
-        still_active = []
+        perturbed = []
         for row, i in enumerate(active):
-            plan = plans[i]
-            noise = plan.action_noise * rngs[i].standard_normal(actions[row].shape)
-            action = np.clip(plan.throttle * actions[row] + noise, low, high)
-            next_obs, reward, cost, terminated, truncated, _ = envs[i].step(action)
-            truncated = truncated or (episode_len is not None and t + 1 >= episode_len)
-            # obs[i] is a row view that is overwritten below: store a copy.
-            values = (obs[i].copy(), next_obs, action, reward, cost, terminated, truncated and not terminated)
-            for key, value in zip(DSRL_KEYS, values, strict=True):
-                steps[i][key].append(value)
-            obs[i] = next_obs
-            if not (terminated or truncated):
-                still_active.append(i)
-        active = still_active
-        t += 1
+            noise = plans[i].action_noise * rngs[i].standard_normal(actions[row].shape)
+            perturbed.append(np.clip(plans[i].throttle * actions[row] + noise, low, high))
+        return perturbed
+
+    def record(i, obs, action, next_obs, reward, cost, terminated, truncated):
+        values = (obs, next_obs, action, reward, cost, terminated, truncated and not terminated)
+        for key, value in zip(DSRL_KEYS, values, strict=True):
+            steps[i][key].append(value)
+
+    run_lockstep(envs[:len(plans)], [plan.env_seed for plan in plans], act, max_steps=episode_len,
+                 on_step=record)
     return [{key: np.asarray(values, dtype=np.float32) for key, values in record.items()} for record in steps]
 
 

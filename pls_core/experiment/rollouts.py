@@ -3,7 +3,7 @@
 `run_jobs` gives exactly the episodes `pls_core.rollout.run_episodes` gives for the same jobs and seed
 (episode i of the list is reset with seed + i, `num_envs` at a time); it only keeps the envs alive
 between calls, because making 20 Safety-Gymnasium envs costs ~2 s, about a tenth of one evaluation.
-It steps them with rollout's own batch function, so there is one rollout implementation. Each env is wrapped
+It steps them with rollout's own batch function (pls_core.lockstep underneath). Each env is wrapped
 in pls_core.shield's ShieldedEnv, which counts steps with cost > 0 and, with `shield`, filters every action.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pls_core.rollout import EpisodeResult, _run_batch
+from pls_core.rollout import EpisodeResult, run_batch
 
 
 class Rollouts:
@@ -33,7 +33,7 @@ class Rollouts:
         self.last_counts = []
         for first in range(0, len(jobs), self.num_envs):
             batch = [(float(r), float(g)) for r, g in jobs[first:first + self.num_envs]]
-            results.extend(_run_batch(runner, envs, batch, seed + first))
+            results.extend(run_batch(runner, envs, batch, seed + first))
             self.last_counts += [{"cost_steps": env.cost_steps, "interventions": env.interventions}
                                  for env in envs[:len(batch)]]  # episode i of the batch ran on envs[i]
             if on_batch is not None:
