@@ -46,7 +46,7 @@ from pls_ros.conversions import float32_array, from_float32_field, stamp_ns
 from pls_ros.lifecycle import ReleasingLifecycleNode
 from pls_ros.params import declare_parameters
 from pls_ros.paths import resolve_existing
-from pls_ros.spin import StartupError, run_node
+from pls_ros.spin import StartupError, node_main
 
 NODE_NAME = "pls_policy"
 
@@ -559,8 +559,7 @@ class PolicyNode(ReleasingLifecycleNode):
         self.get_logger().info(f"stopped ({reason}); published the fallback action")
 
 
-def main(args=None) -> None:
-    raise SystemExit(run_node(PolicyNode, NODE_NAME, args))
+main = node_main(PolicyNode, NODE_NAME)
 
 
 if __name__ == "__main__":

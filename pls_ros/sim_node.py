@@ -55,7 +55,7 @@ from pls_ros import diagnostics, node_params, qos, result_spool
 from pls_ros.conversions import carried_target, float32_array, from_float32_field, stamp_ns
 from pls_ros.params import declare_parameters
 from pls_ros.paths import resolve_output
-from pls_ros.spin import EXIT_STUCK, StartupError, run_node
+from pls_ros.spin import EXIT_STUCK, StartupError, node_main
 
 NODE_NAME = "pls_sim"
 
@@ -532,8 +532,7 @@ class SimNode(Node):
         self.get_logger().info(f"stopped ({reason}) after {self.episodes_finished} episodes")
 
 
-def main(args=None) -> None:
-    raise SystemExit(run_node(SimNode, NODE_NAME, args))
+main = node_main(SimNode, NODE_NAME)
 
 
 if __name__ == "__main__":

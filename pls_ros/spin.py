@@ -113,3 +113,12 @@ def run_node(factory: Callable[[], object], name: str, args: list[str] | None = 
         rclpy.try_shutdown()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def node_main(factory: Callable[[], object], name: str) -> Callable[[list[str] | None], None]:
+    """A node module's console-script entry point: `main = node_main(MyNode, NODE_NAME)`."""
+
+    def main(args: list[str] | None = None) -> None:
+        raise SystemExit(run_node(factory, name, args))
+
+    return main

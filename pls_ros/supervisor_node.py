@@ -38,7 +38,7 @@ from pls_ros.lifecycle import ReleasingLifecycleNode
 from pls_ros.params import declare_parameters
 from pls_ros.paths import resolve_existing, resolve_output
 from pls_ros.result_trust import TrustedResults
-from pls_ros.spin import StartupError, run_node
+from pls_ros.spin import StartupError, node_main
 from pls_ros.supervisor_messages import episode_record, supervisor_status_msg, target_return_msg
 
 NODE_NAME = "pls_supervisor"
@@ -398,8 +398,7 @@ class SupervisorNode(ReleasingLifecycleNode):
         self.get_logger().info(f"stopped ({reason}); state is in {self.store_path}")
 
 
-def main(args=None) -> None:
-    raise SystemExit(run_node(SupervisorNode, NODE_NAME, args))
+main = node_main(SupervisorNode, NODE_NAME)
 
 
 if __name__ == "__main__":
