@@ -15,15 +15,27 @@ from pls_ros.dds import local_dds_environment, unique_domain_id
 
 REPO = Path(__file__).resolve().parent.parent
 ROS_LOG_ROOT = REPO / "build" / "ros_log"
+# Under pytest-xdist (`make test` runs two workers) each worker takes its own residue class of domain ids,
+# so two workers' graphs never share a domain.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+
+
+def test_domain_id() -> int:
+    """A ROS domain id (1..100) for one test, never one another xdist worker uses."""
+    return 1 + (_WORKER + _WORKERS * unique_domain_id()) % (100 - 100 % _WORKERS)
+
+
+test_domain_id.__test__ = False  # a helper, not a test
 
 # The test process itself (for in-process rclpy) gets the same treatment as the children it starts.
-os.environ.update(local_dds_environment(log_dir=ROS_LOG_ROOT / "pytest"))
+os.environ.update(local_dds_environment(domain_id=test_domain_id(), log_dir=ROS_LOG_ROOT / "pytest"))
 
 
 @pytest.fixture
 def ros_env(request) -> dict[str, str]:
     """Environment for ROS child processes of one test: fresh domain id, log dir inside the build tree."""
-    domain = unique_domain_id()
+    domain = test_domain_id()
     env = local_dds_environment(domain_id=domain, log_dir=ROS_LOG_ROOT / request.node.name)
     os.environ["ROS_DOMAIN_ID"] = str(domain)  # in-process rclpy in this test joins the same domain
     return env
