@@ -154,6 +154,9 @@ _COMMON = (
              (Param(_SUP, "optimizer_config"),)),
     Argument("episodes_per_evaluation", "episodes averaged per target evaluation (the paper's varpi)",
              (Param(_SUP, "episodes_per_evaluation", int),)),
+    Argument("shield", "per-step shield after the policy: certify each action on the task's (or the "
+             "robot's, pls_policy.shield_model_path) MuJoCo model, else move it toward the backup's",
+             (Param(_POL, "shield", bool),)),
 )
 _STORE_PATH = "where the supervisor persists its observations (resume after restart)"
 

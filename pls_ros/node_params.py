@@ -94,6 +94,13 @@ POLICY = (
               "which dispatches from C++); benchmarks/bench_dds_control_loop.py compares them",
               choices=("single_threaded", "events")),
     ParamSpec("status_period_s", "float", 1.0, "PolicyStatus publication period [s]", 0.05, 3600.0),
+    ParamSpec("shield", "bool", False, "per-step shield (pls_core.shield, velocity tasks): each action is "
+              "certified by simulating the backup policy from the state the observation describes, and an "
+              "inadmissible one is moved toward the backup action; loads MuJoCo into this node"),
+    ParamSpec("shield_model_path", "str", "", "MJCF model the shield simulates: the robot's own; empty = "
+              "the task's simulator model"),
+    ParamSpec("shield_horizon", "int", 0, "backup rollout the shield simulates [control steps]; 0 = the "
+              "shipped backup's horizon", 0, 10000),
 )
 
 

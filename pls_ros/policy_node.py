@@ -102,6 +102,7 @@ class PolicyNode(ReleasingLifecycleNode):
         self.halt_reason = ""
         self.followed: Followed | None = None  # set exactly in RUNNING and FALLBACK
         self.ticks = self.overruns = self.fallback_count = self.skipped = self.ignored = 0
+        self.shield, self.shield_skip, self.shield_interventions = None, 0, 0
         self.last_fallback_reason = ""
         self.latencies_ms: list[float] = []
         self.latency = (math.nan, math.nan)  # p50, p99 [ms] of the last status window
@@ -145,7 +146,7 @@ class PolicyNode(ReleasingLifecycleNode):
             {"Publisher": self.destroy_publisher, "Subscription": self.destroy_subscription,
              "Timer": self.destroy_timer}[kind](entity)
         self.entities = []
-        self.contract = self.runner = self.action_pub = None
+        self.contract = self.runner = self.action_pub = self.shield = None
         self.state, self.followed = State.UNCONFIGURED, None
 
     def _configure(self) -> None:
@@ -174,6 +175,7 @@ class PolicyNode(ReleasingLifecycleNode):
             raise StartupError(f"fallback_action {fallback.tolist()} lies outside the model's action bounds "
                                f"[{list(c.act_low)}, {list(c.act_high)}]; choose a safe action inside them")
         self.fallback = fallback
+        self.shield = self._load_shield() if p["shield"] else None
         self._warm_up()
 
         self.period_ns = int(1e9 / p["control_rate_hz"])
@@ -204,6 +206,26 @@ class PolicyNode(ReleasingLifecycleNode):
             f"{p['stale_after_periods']:g} periods; waiting for a target on {qos.TARGET_RETURN_TOPIC}")
 
     # --- start-up -------------------------------------------------------------------------------------
+
+    def _load_shield(self):
+        """The per-step shield of the model's task on the robot's (or the task's) MJCF model, and how its
+        observations map to that model's state. Imports MuJoCo: only when `shield` is on."""
+        from pls_core.shield.safe_set import ShieldError
+        from pls_core.shield.shield import Shield, ShieldConfig
+
+        p, task = self.p, self.contract.task_id
+        model_path = ""
+        try:
+            if p["shield_model_path"]:
+                model_path = str(resolve_existing(p["shield_model_path"], "shield_model_path"))
+            shield = Shield.for_task(task, ShieldConfig(horizon=p["shield_horizon"] or None), model_path)
+            self.shield_skip = shield.check.sim.observation_layout(self.contract.obs_dim)
+        except (FileNotFoundError, ShieldError, ValueError, KeyError) as exc:
+            raise StartupError(f"shield: {exc}. Fix: shield_model_path to the robot's MJCF model, or "
+                               "shield:=false") from None
+        self.get_logger().info(f"shield on: {task}'s safe set, horizon {shield.check.horizon} control steps, "
+                               f"model {model_path or 'of the task'}")
+        return shield
 
     def _check_contract(self, path) -> None:
         c, p = self.contract, self.p
@@ -431,8 +453,14 @@ class PolicyNode(ReleasingLifecycleNode):
             self.state = State.FALLBACK
             self.publish_fallback(msg.episode, msg.step, "the model returned NaN/inf", received)
             return
+        shielded = False
+        if self.shield is not None:  # certify the action from the state the observation describes
+            state = self.shield.check.sim.state_from_observation(obs, self.shield_skip)
+            action, info = self.shield.filter(state, action)
+            shielded = info["intervened"]
+            self.shield_interventions += int(shielded)
         self.state = State.RUNNING
-        self.publish_action(msg.episode, msg.step, action, "", received)
+        self.publish_action(msg.episode, msg.step, action, "", received, shielded=shielded)
 
     def start_episode(self, msg: Observation) -> None:
         if self.target is None:  # not reached: only WAITING_FOR_EPISODE/RUNNING/FALLBACK start episodes
@@ -477,7 +505,7 @@ class PolicyNode(ReleasingLifecycleNode):
     # --- outputs --------------------------------------------------------------------------------------
 
     def publish_action(self, episode: int, step: int, action, reason: str, received: int | None,
-                       fallback: bool = False) -> None:
+                       fallback: bool = False, shielded: bool = False) -> None:
         out = Action()
         out.header.stamp = self.get_clock().now().to_msg()
         out.episode, out.step = int(episode), int(step)
@@ -485,7 +513,7 @@ class PolicyNode(ReleasingLifecycleNode):
         f = self.followed
         target = f.target if f is not None and episode == f.episode else (math.nan, math.nan)
         out.target_reward_return, out.target_cost_return = target
-        out.fallback, out.reason = fallback, reason
+        out.fallback, out.reason, out.shielded = fallback, reason, shielded
         self.action_pub.publish(out)
         self.last_action = out
         if received is not None:
@@ -521,6 +549,7 @@ class PolicyNode(ReleasingLifecycleNode):
         msg.latency_p50_ms, msg.latency_p99_ms = self.latency
         msg.ticks, msg.deadline_overruns = self.ticks, self.overruns
         msg.fallback_actions, msg.last_fallback_reason = self.fallback_count, self.last_fallback_reason
+        msg.shield_interventions = self.shield_interventions
         self.status_pub.publish(msg)
         self.get_logger().info(
             f"{msg.state}: latency p50 {msg.latency_p50_ms:.2f} ms, p99 {msg.latency_p99_ms:.2f} ms, ticks "
@@ -542,6 +571,7 @@ class PolicyNode(ReleasingLifecycleNode):
             "deadline_misses": self.overruns, "latency_p50_ms": self.latency[0],
             "latency_p99_ms": self.latency[1], "fallback_actions": self.fallback_count,
             "last_fallback_reason": self.last_fallback_reason, "ignored_observations": self.ignored,
+            "shield": self.shield is not None, "shield_interventions": self.shield_interventions,
             "skipped_observations": self.skipped, "target_reward_return": target[0],
             "target_cost_return": target[1],
             "task_id": self.contract.task_id if self.contract is not None else "",

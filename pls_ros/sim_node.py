@@ -71,6 +71,7 @@ class Episode:
     reward_return: float = 0.0
     cost_return: float = 0.0
     fallback_steps: int = 0
+    shield_interventions: int = 0  # steps whose policy action the policy node's shield changed
     last_fallback_reason: str = ""
     targets: list = field(default_factory=list)  # distinct (R, G) carried by this episode's policy actions
     started: bool = False  # lockstep: step 0 has been answered by a policy action
@@ -225,6 +226,7 @@ class SimNode(Node):
             ep.fallback_steps += 1
             ep.last_fallback_reason = fallback_reason or (msg.reason if msg is not None else "")
         if msg is not None and not msg.fallback:
+            ep.shield_interventions += int(msg.shielded)
             target = carried_target(msg)
             if target not in ep.targets:
                 ep.targets.append(target)
@@ -263,6 +265,7 @@ class SimNode(Node):
         msg.terminated = terminated
         msg.truncated = truncated
         msg.fallback_steps = ep.fallback_steps
+        msg.shield_interventions = ep.shield_interventions
         msg.reason = reason
         self.result_pub.publish(msg)
         self.last_result_ns = stamp_ns(msg.header.stamp)
@@ -271,7 +274,8 @@ class SimNode(Node):
             ep.frames.close()
         self.get_logger().info(
             f"episode {ep.index}: reward {ep.reward_return:.1f}, cost {ep.cost_return:.1f}, "
-            f"length {ep.step} ({ep.fallback_steps} fallback), target ({target[0]:.1f}, {target[1]:.1f}), "
+            f"length {ep.step} ({ep.fallback_steps} fallback, {ep.shield_interventions} shielded), "
+            f"target ({target[0]:.1f}, {target[1]:.1f}), "
             f"{reason}")
         self.episodes_finished += 1
         if self.p["max_episodes"] and self.episodes_finished >= self.p["max_episodes"]:

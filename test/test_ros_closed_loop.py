@@ -97,7 +97,7 @@ def test_pls_sim_runs_two_supervisor_iterations_seen_from_another_process(ros_en
         cmd = [sys.executable, "-m", "pls_core.cli", "sim", "--model", str(model_path), "--mode", "lockstep",
                "--max-episodes", str(MAX_EPISODES), "--episodes-per-evaluation", str(VARPI),
                "--threshold", str(THRESHOLD), "--config", "", "--store-path", str(tmp_path / "store.sqlite"),
-               "--param", f"pls_sim.max_episode_steps={STEPS}"]
+               "--param", f"pls_sim.max_episode_steps={STEPS}", "--shield"]  # the shield in the loop too
         launcher = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True)
         out = Lines(launcher)
@@ -121,6 +121,7 @@ def test_pls_sim_runs_two_supervisor_iterations_seen_from_another_process(ros_en
             assert f"[pls] {name}: exit code 0" in log
             assert not any(line.startswith(f"[{name}] ") for line in log), name
             assert f"[{name}]" in logs[name].read_text(), name  # its rclpy log lines
+        assert "shield on: SafetyHalfCheetahVelocity-v1's safe set" in logs["pls_policy"].read_text()
         assert any(line.startswith(f"[pls] episode {MAX_EPISODES - 1}: ") for line in log), text[-6000:]
         # The launcher's monitor is a late joiner too (target and status are latched, depth 1): it may see
         # only the latest of each, so require that it saw the run reach iteration 2, not every step.
@@ -147,6 +148,7 @@ def test_pls_sim_runs_two_supervisor_iterations_seen_from_another_process(ros_en
         assert r["length"] == STEPS and r["truncated"] and not r["terminated"], r
         assert r["reason"] == "time_limit", r
         assert 0 <= r["fallback_steps"] <= 5, r  # not aborted: at most max_fallback_steps fallback steps
+        assert 0 <= r["shield_interventions"] <= r["length"] - r["fallback_steps"], r
         assert r["header"]["frame_id"] == "SafetyHalfCheetahVelocity-v1"
 
     # The supervisor's own log of the run: every decision, every episode it counted and at which iteration.

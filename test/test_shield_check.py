@@ -134,13 +134,13 @@ def test_state_rebuilt_from_an_observation_on_the_robots_mjcf_is_checked():
     sim = ShieldSim.from_xml(base.fullpath, base.frame_skip)
     check = AdmissibilityCheck(sim, SafeSet.for_env(env), BrakeBackup(sim.model), horizon=20)
     obs = env.reset(seed=0)[0].astype(np.float64)  # HalfCheetah: qpos[1:] then qvel
-    nq = sim.model.nq
+    skip = sim.observation_layout(obs.size)
+    assert skip == 1  # x is unobserved; the cost only sees its change
 
     def rebuilt(speed_factor):
-        qpos = np.concatenate([[0.0], obs[: nq - 1]])  # x is unobserved; the cost only sees its change
-        qvel = obs[nq - 1:].copy()
-        qvel[0] = speed_factor * check.safe_set.threshold
-        return SimState(qpos, qvel, np.zeros(sim.model.na), 0.0)
+        moving = obs.copy()
+        moving[sim.model.nq - skip] = speed_factor * check.safe_set.threshold  # qvel[0], the forward speed
+        return sim.state_from_observation(moving, skip)
 
     slow = rebuilt(0.3)
     assert check(slow, check.backup_action(slow)).admissible
@@ -155,4 +155,39 @@ def test_margin_certifies_against_a_lower_limit():
     assert shield.check.safe_set.threshold == pytest.approx(0.9 * env.unwrapped._velocity_threshold)
     state = _moving(env, 0.95)  # under the task's limit, over the shield's
     assert not shield.check(state, shield.check.backup_action(state)).admissible
+    env.close()
+
+
+@pytest.mark.parametrize("task", [CHEETAH, HOPPER])
+def test_a_state_rebuilt_from_the_observation_gets_the_simulators_verdicts(task):
+    """What the policy node checks (the Observation on the task's model) decides as the env's own state.
+    (Ant's cost reads the torso's position one substep late, which the observation does not carry: in
+    rollouts the speeds then differ by ~1e-4, but not after this test's jumps in speed.)"""
+    env = make_env(task)
+    shield = Shield.for_task(task, ShieldConfig(backup="brake", horizon=10))
+    sim = shield.check.sim
+    skip = sim.observation_layout(env.observation_space.shape[0])
+    rng = np.random.default_rng(0)
+    env.reset(seed=1)
+    verdicts = set()
+    for t in range(40):
+        base = env.unwrapped
+        base.data.qvel[0] = (0.2 + 0.03 * t) * base._velocity_threshold  # slow to well above the limit
+        obs = base._get_obs()  # what the robot side would publish in this state
+        action = np.clip(rng.uniform(-1, 1, env.action_space.shape) + 0.6, -1, 1)
+        expected = shield.check(SimState.from_env(env), action)
+        got = shield.check(sim.state_from_observation(obs, skip), action)
+        assert got.admissible == expected.admissible
+        assert got.max_speed == pytest.approx(expected.max_speed, abs=1e-6)
+        verdicts.add(got.admissible)
+        env.step(action.astype(np.float32))
+    env.close()
+    assert verdicts == {True, False}, "the rollout should meet both verdicts for this test to mean anything"
+
+
+def test_an_observation_of_another_robot_is_refused():
+    env = make_env(CHEETAH)
+    sim = ShieldSim.from_env(env)
+    with pytest.raises(ValueError, match="needs the robot's own MJCF model"):
+        sim.observation_layout(env.observation_space.shape[0] + 5)
     env.close()

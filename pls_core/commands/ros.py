@@ -29,6 +29,7 @@ _ModelOpt = Annotated[str | None,
 _ThresholdOpt = Annotated[float | None, typer.Option(help="safety threshold b on the episode cost return")]
 _ConfigOpt = Annotated[str | None, typer.Option(help="optimizer config YAML for the supervisor")]
 _VarpiOpt = Annotated[int | None, typer.Option(help="episodes per target evaluation (varpi)")]
+_ShieldOpt = Annotated[bool | None, typer.Option(help="per-step shield after the policy (pls_core.shield)")]
 _StoreOpt = Annotated[str | None, typer.Option(help="supervisor's observation store (resume after restart)")]
 _DomainOpt = Annotated[int | None, typer.Option(help="ROS_DOMAIN_ID (default: $ROS_DOMAIN_ID or 0)")]
 _ProgressOpt = Annotated[bool, typer.Option(help="show iteration, phase, target, returns, safe-set size (one "
@@ -105,6 +106,7 @@ def sim(
     trigger: str = typer.Option(None, help="policy trigger: observation (default here) | timer"),
     max_episodes: int = typer.Option(None, help="stop after this many episodes (0: never)"),
     episodes_per_evaluation: _VarpiOpt = None,
+    shield: _ShieldOpt = None,
     control_rate_hz: float = typer.Option(None, help="control rate of the sim and the policy"),
     seed: int = typer.Option(None, help="sim seed"),
     store_path: _StoreOpt = None,
@@ -120,7 +122,7 @@ def sim(
     """
     options = dict(task=task, model=model, threshold=threshold, config=config, mode=mode, trigger=trigger,
                    max_episodes=max_episodes, episodes_per_evaluation=episodes_per_evaluation,
-                   control_rate_hz=control_rate_hz, seed=seed, store_path=store_path)
+                   control_rate_hz=control_rate_hz, seed=seed, store_path=store_path, shield=shield)
     _run_graph("sim", ctx, options, param, domain_id, progress, verbose, dry_run)
 
 
@@ -131,6 +133,7 @@ def robot(
     threshold: _ThresholdOpt = None,
     config: _ConfigOpt = None,
     episodes_per_evaluation: _VarpiOpt = None,
+    shield: _ShieldOpt = None,
     control_rate_hz: float = typer.Option(None, help="policy control rate"),
     trigger: str = typer.Option(None, help="observation | timer"),
     store_path: _StoreOpt = None,
@@ -149,7 +152,7 @@ def robot(
     options = dict(task=task, model=model, threshold=threshold, config=config,
                    episodes_per_evaluation=episodes_per_evaluation, control_rate_hz=control_rate_hz,
                    trigger=trigger, store_path=store_path, observation_topic=observation_topic,
-                   action_topic=action_topic, episode_result_topic=episode_result_topic)
+                   action_topic=action_topic, episode_result_topic=episode_result_topic, shield=shield)
     _run_graph("robot", ctx, options, param, domain_id, progress, verbose, dry_run)
 
 

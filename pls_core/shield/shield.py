@@ -75,6 +75,27 @@ class Shield:
             horizon = int(shield_settings(safe_set.task_id).get("horizon", DEFAULT_HORIZON))
         return cls(AdmissibilityCheck(sim, safe_set, backup, horizon), config.safeguard, config.iterations)
 
+    @classmethod
+    def for_task(cls, task_id: str, config: ShieldConfig = ShieldConfig(), model_path: str = "") -> Shield:
+        """The shield of a velocity task without an env at hand (the policy node): its safe set, backup and
+        control period from the task, its model from `model_path` (the robot's MJCF) or the task's own."""
+        from pls_core.envs import make_env
+
+        env = make_env(task_id)
+        try:
+            shield = cls.from_env(env, config)
+        finally:
+            env.close()
+        if model_path:
+            sim = ShieldSim.from_xml(model_path, shield.check.sim.frame_skip)
+            if sim.nu != shield.check.sim.nu:
+                raise ShieldError(f"{model_path} has {sim.nu} actuators, {task_id} {shield.check.sim.nu}; "
+                                  "give the MJCF model of the robot the policy drives")
+            backup = load_backup(task_id, sim.model, config.backup)
+            check = AdmissibilityCheck(sim, shield.check.safe_set, backup, shield.check.horizon)
+            shield = cls(check, config.safeguard, config.iterations)
+        return shield
+
     def filter(self, state: SimState, action) -> tuple[np.ndarray, dict]:
         """The action to apply at `state`: `action` if admissible, else its safeguarded version."""
         action = np.clip(np.asarray(action, np.float64), self.low, self.high)

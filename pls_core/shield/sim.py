@@ -1,8 +1,10 @@
 """A scratch copy of the task's MuJoCo model and state: what the shield integrates forward.
 
 On the simulator the state is copied from the env's MjData (qpos, qvel, act, time, and the solver's warm
-start, so that a rollout from it repeats the env's own step). On a robot it is rebuilt from the
-Observation plus the robot's MJCF model (`ShieldSim.from_xml`); that path is not needed here.
+start, so that a rollout from it repeats the env's own step). In the ROS graph (and on a robot) it is
+rebuilt from the Observation alone (`ShieldSim.state_from_observation`) on the task's or the robot's MJCF
+model (`ShieldSim.from_xml`): the velocity tasks observe every joint but the root's position in the
+plane, which the dynamics do not depend on.
 The model can be a perturbed copy of the env's (`perturbed`), to measure the shield with a wrong model.
 """
 
@@ -57,6 +59,23 @@ class ShieldSim:
     @classmethod
     def from_xml(cls, path, frame_skip: int) -> ShieldSim:
         return cls(mujoco.MjModel.from_xml_path(str(path)), frame_skip)
+
+    def observation_layout(self, obs_dim: int) -> int:
+        """How many leading qpos entries (the root's x, or x and y) an observation of `obs_dim` leaves out,
+        for observations that are qpos[skip:] followed by qvel (Gymnasium's MuJoCo locomotion tasks)."""
+        nq, nv = self.model.nq, self.model.nv
+        skip = nq + nv - int(obs_dim)
+        if not 0 <= skip <= 2:
+            raise ValueError(f"an observation of {obs_dim} values is not qpos[skip:] + qvel of this model "
+                             f"(nq {nq}, nv {nv}); the shield needs the robot's own MJCF model")
+        return skip
+
+    def state_from_observation(self, obs: np.ndarray, skip: int) -> SimState:
+        """The state an observation qpos[skip:] + qvel stands for, with the left-out root position at 0."""
+        obs = np.asarray(obs, np.float64)
+        nq, nv = self.model.nq, self.model.nv
+        qpos = np.concatenate([np.zeros(skip), obs[:nq - skip]])
+        return SimState(qpos, obs[nq - skip:nq - skip + nv].copy(), np.zeros(self.model.na), 0.0)
 
     def load(self, state: SimState) -> None:
         d = self.data
