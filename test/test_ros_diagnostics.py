@@ -17,7 +17,8 @@ from pls_ros import diagnostics
 KEYS = {
     "pls_policy: control": {
         "state", "trigger", "control_rate_hz", "ticks", "deadline_misses", "latency_p50_ms", "latency_p99_ms",
-        "fallback_actions", "last_fallback_reason", "ignored_observations", "skipped_observations",
+        "fallback_actions", "last_fallback_reason", "ignored_observations", "skipped_observations", "shield",
+        "shield_interventions",
         "target_reward_return", "target_cost_return", "task_id"},
     "pls_supervisor: safe optimization": {
         "phase", "iteration", "safe_set_size", "grid_size", "target_reward_return", "target_cost_return",
