@@ -43,6 +43,7 @@ def evaluate_grid(
     reward_range=None,
     seed: int = 0,
     num_envs: int = 32,
+    progress: bool = False,
 ) -> tuple[list[TargetSummary], list[EpisodeResult]]:
     """Roll the policy out at every (R, G) in rewards x costs; normalise with reward_range (min, max).
 
@@ -55,7 +56,11 @@ def evaluate_grid(
     if reward_range is None:
         stats = runner.contract.dataset_stats
         reward_range = (stats["reward_return_min"], stats["reward_return_max"])
-    results = run_episodes(runner, runner.contract.task_id, targets, episodes, seed=seed)
+    from pls_core.progress import progress_bar
+
+    with progress_bar("evaluate (episodes)", len(targets) * episodes, enabled=progress) as bar:
+        results = run_episodes(runner, runner.contract.task_id, targets, episodes, seed=seed,
+                               on_batch=bar.advance)
     return summarise(results, targets, reward_range, threshold, task=runner.contract.task_id), results
 
 

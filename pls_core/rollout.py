@@ -24,8 +24,10 @@ class EpisodeResult:
     seed: int
 
 
-def run_episodes(runner, task_id: str, targets, episodes_per_target: int, seed: int) -> list[EpisodeResult]:
-    """Run every target z = (R, G) for `episodes_per_target` episodes, `runner.num_envs` at a time."""
+def run_episodes(runner, task_id: str, targets, episodes_per_target: int, seed: int,
+                 on_batch=None) -> list[EpisodeResult]:
+    """Run every target z = (R, G) for `episodes_per_target` episodes, `runner.num_envs` at a time;
+    `on_batch(episodes)` after each batch (a progress bar)."""
     from pls_core.envs import make_env
 
     jobs = [(float(r), float(g)) for r, g in targets for _ in range(episodes_per_target)]
@@ -33,7 +35,10 @@ def run_episodes(runner, task_id: str, targets, episodes_per_target: int, seed: 
     results: list[EpisodeResult] = []
     try:
         for first in range(0, len(jobs), runner.num_envs):
-            results.extend(run_batch(runner, envs, jobs[first : first + runner.num_envs], seed + first))
+            batch = jobs[first : first + runner.num_envs]
+            results.extend(run_batch(runner, envs, batch, seed + first))
+            if on_batch is not None:
+                on_batch(len(batch))
     finally:
         for env in envs:
             env.close()

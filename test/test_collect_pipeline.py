@@ -59,7 +59,7 @@ def test_same_seed_reuses_policies_and_reproduces_the_file(first_run, tmp_path):
     out = tmp_path / "again.hdf5"
     result = CliRunner().invoke(app, [
         "collect", "--task", TASK, "--out", str(out), "--seed", "7", "--behaviour-dir", str(root),
-        "--workers", "1", "--episodes", "4", "--episode-len", "30", "--per-cell", "100", "--quiet",
+        "--workers", "1", "--episodes", "4", "--episode-len", "30", "--per-cell", "100", "--no-progress",
     ])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output[result.output.index("{"):])["sha256"] == ds.sha256
@@ -186,7 +186,7 @@ def _collect(tmp_path, task: str):
 
     return subprocess.Popen(
         [sys.executable, "-m", "pls_core.cli", "collect", "--task", task, "--out", str(tmp_path / "x.hdf5"),
-         "--behaviour-dir", str(tmp_path / "behaviour"), "--train-scale", "0.5", "--quiet"],
+         "--behaviour-dir", str(tmp_path / "behaviour"), "--train-scale", "0.5", "--no-progress"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

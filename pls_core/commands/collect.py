@@ -66,7 +66,7 @@ def collect(
     reward_bins: Annotated[int, Opt(help="Grid filter cells along reward.")] = 50,
     per_cell: Annotated[int, Opt(help="Episodes kept per grid cell.")] = 2,
     train_scale: Annotated[float, Opt(help="Scale the behaviour training budget (smoke tests).")] = 1.0,
-    quiet: Annotated[bool, Opt(help="No progress bars.")] = False,
+    progress: Annotated[bool, Opt(help="Show progress bars.")] = True,
 ) -> None:
     """Behaviour policies of graded safety -> perturbed rollouts -> (cost, reward) grid filter -> HDF5."""
     counts = {"--episodes": episodes, "--workers": workers, "--episode-len": episode_len,
@@ -86,7 +86,7 @@ def collect(
         task, out, seed=seed, episodes=episodes, workers=workers, retrain=retrain,
         behaviour_root=behaviour_dir or DEFAULT_BEHAVIOUR_ROOT,
         grid=GridSpec(cost_bins, reward_bins, per_cell), episode_len=episode_len, timestep_scale=train_scale,
-        command=_command_line(ctx.params), progress=not quiet,
+        command=_command_line(ctx.params), progress=progress,
     )
     report = {**dataset_summary(ds), "timings_s": ds.attrs["timings"], "out": str(out)}
     typer.echo(json.dumps(report, indent=2))

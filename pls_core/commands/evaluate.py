@@ -42,6 +42,7 @@ def evaluate(
     out: Annotated[
         Path | None, typer.Option(help="Report folder (default: eval_<model> next to it).")
     ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Run the policy at every target and report actual returns and DSRL-normalised scores."""
     from rich.console import Console
@@ -73,6 +74,7 @@ def evaluate(
         reward_range=reward_range,
         seed=seed,
         num_envs=num_envs,
+        progress=progress,
     )
     title = f"{model.name}: actual vs target returns (b = {threshold:g})"
     console.print(rich_table(summaries, title))
