@@ -48,8 +48,11 @@ $(STAMPS)/pls: $(STAMPS)/deps setup.py setup.cfg
 	$(PIP) install --no-deps --no-build-isolation -e .
 	touch $@
 
+# Two pytest-xdist workers, whole files each (module fixtures such as the colcon build run once): most
+# tests wait on child processes and DDS, so two workers on two cores finish sooner (test/conftest.py
+# gives each worker its own ROS domain ids).
 test: setup
-	scripts/netns-run $(PY) -m pytest test -q -p no:cacheprovider
+	scripts/netns-run $(PY) -m pytest test -q -p no:cacheprovider -n 2 --dist loadfile
 
 lint: setup
 	$(VENV)/bin/ruff check .
