@@ -99,7 +99,7 @@ def _interpolate(problem: SyntheticProblem, points: np.ndarray, reward: bool = F
 
 def study(seeds: int) -> None:
     rows = [("pls", {}), ("gp_ucb", {}), ("random", {}), ("fixed", {"dataset_reward_max": 100.0}),
-            ("pls, raw-unit cost kernel", {"cost_output_scale": 1.0, "cost_outputscale": 1.0})]
+            ("pls, raw-unit cost kernel", {"cost_output_scale": 1.0, "cost_kernel_variance": 1.0})]
     print(f"\nstudy: {seeds} seeds, threshold 10, 21 x 11 grid, 5 episodes per evaluation, "
           "budget 30 evaluations")
     print(f"{'method':28s} {'runs unsafe':>12s} {'unsafe proposals':>17s} {'within 5% (reach.)':>19s} "

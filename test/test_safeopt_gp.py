@@ -104,7 +104,7 @@ def test_vectorised_expanders_equal_brute_force_refits():
     fast = model.expanders(candidates)
     brute = []
     for c in candidates:  # refit with the optimistic observation, then look for a newly safe point
-        gp = GridGP(model.grid.points, config.cost_lengthscale, config.cost_outputscale,
+        gp = GridGP(model.grid.points, config.cost_lengthscale, config.cost_kernel_variance,
                     model.cost_gp.noise_variance)
         fake_y = (model.cost_lower[c] - model.cost_prior_mean[c]) / scale
         gp.set_data(np.vstack([model.cost_gp.train_inputs, model.grid.points[c]]),

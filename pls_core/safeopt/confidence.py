@@ -48,7 +48,7 @@ class ConfidenceModel:
         self.cost_prior_mean = points[:, 1].copy() if config.cost_prior_mean == "target" else zeros.copy()
         # One reward GP per candidate prior mean (two under "evidence"), the paper's first: ties keep it.
         names = ("target", "zero") if config.reward_prior_mean == "evidence" else (config.reward_prior_mean,)
-        self.reward_gps = {name: GridGP(points, config.reward_lengthscale, config.reward_outputscale,
+        self.reward_gps = {name: GridGP(points, config.reward_lengthscale, config.reward_kernel_variance,
                                         config.reward_noise_variance / self.reward_scale ** 2)
                            for name in names}
         self._reward_prior_means = {"target": points[:, 0].copy(), "zero": zeros.copy()}
@@ -61,7 +61,7 @@ class ConfidenceModel:
         l_r, l_g = config.cost_lengthscale if isinstance(config.cost_lengthscale, tuple) \
             else (config.cost_lengthscale, config.cost_lengthscale)
         factors = [f if isinstance(f, tuple) else (f, f) for f in config.cost_lengthscale_factors]
-        self.cost_gps = [GridGP(points, (l_r * f_r, l_g * f_g), config.cost_outputscale,
+        self.cost_gps = [GridGP(points, (l_r * f_r, l_g * f_g), config.cost_kernel_variance,
                                 config.cost_noise_variance / self.cost_scale ** 2) for f_r, f_g in factors]
         self.cost_plausible = np.ones(len(self.cost_gps), dtype=bool)  # kernels the data have not ruled out
         self.cost_lower = np.full(grid.size, float(config.cost_return_limits[0]))

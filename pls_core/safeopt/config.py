@@ -132,12 +132,12 @@ class OptimizerConfig:
     episode_cost_margin_sd: float = 0.0  # cost observed: episodes' mean + k x their sd; 0: paper's mean
     episode_cost_quantile: float | None = None  # cost observed: the episodes' q-quantile; None: their mean
     reward_lengthscale: float | tuple[float, float] = 100.0
-    reward_outputscale: float = 100.0
+    reward_kernel_variance: float = 100.0  # the reward kernel's prior variance (GPyTorch's outputscale)
     cost_lengthscale: float | tuple[float, float] = 5.0
     cost_lengthscale_factors: tuple[float, ...] = (1.0,)  # cost kernels: cost_lengthscale x each (for_task:
     #                                                       ROBUST_COST_LENGTHSCALE_FACTORS; (1,): the paper)
     cost_kernel_evidence: float | None = None  # drop a kernel whose log evidence is this far below the best
-    cost_outputscale: float = 1.0
+    cost_kernel_variance: float = 1.0  # the cost kernel's prior variance, in units of cost_output_scale^2
     reward_noise_variance: float = 25.0
     cost_noise_variance: float = 1.0
     noise_from_episodes: bool = True  # per-evaluation noise = max(configured, sample variance / episodes)
@@ -291,7 +291,8 @@ class OptimizerConfig:
             task=task_id, threshold=b, reward_range=(r_lo, r_hi), cost_range=(0.0, g_hi),
             seed_reward_range=seed_r, seed_cost_range=tuple(spec.seed_cost_range),
             grid_resolution=(max(resolution[0], 2), max(resolution[1], 2)),
-            reward_lengthscale=(reward_ls, REWARD_G_LENGTHSCALE_FRACTION * b), reward_outputscale=reward_var,
+            reward_lengthscale=(reward_ls, REWARD_G_LENGTHSCALE_FRACTION * b),
+            reward_kernel_variance=reward_var,
             cost_lengthscale=(COST_R_LENGTHSCALE_FACTOR * reward_ls, COST_G_LENGTHSCALE_FRACTION * b),
             cost_output_scale=COST_OUTPUT_SCALE_FRACTION * b,  # explicit, so stored configs record it
             cost_lengthscale_factors=ROBUST_COST_LENGTHSCALE_FACTORS,
@@ -410,7 +411,7 @@ class OptimizerConfig:
         if self.cost_kernel_evidence is not None:
             non_negative("cost_kernel_evidence", self.cost_kernel_evidence,
                          "(nats of log marginal likelihood) or null (every kernel always counts)")
-        for name in ("reward_outputscale", "cost_outputscale", "reward_output_scale"):
+        for name in ("reward_kernel_variance", "cost_kernel_variance", "reward_output_scale"):
             positive(name, getattr(self, name))
         if self.cost_output_scale is not None:
             positive("cost_output_scale", self.cost_output_scale)

@@ -47,7 +47,7 @@ def stress_config(**overrides) -> OptimizerConfig:
     base = dict(
         task="stress", threshold=b, reward_range=(0.0, 600.0), cost_range=(0.0, 2 * b),
         seed_reward_range=(0.0, 100.0), seed_cost_range=(0.0, 4.0), grid_resolution=(25, 21),
-        reward_lengthscale=(100.0, b / 2), reward_outputscale=100.0,
+        reward_lengthscale=(100.0, b / 2), reward_kernel_variance=100.0,
         cost_lengthscale=(500.0, b / 2), cost_output_scale=b / 2,
         cost_lengthscale_factors=ROBUST_COST_LENGTHSCALE_FACTORS,
         reward_noise_variance=EPISODE_REWARD_SD ** 2 / 20, cost_noise_variance=EPISODE_COST_SD ** 2 / 20,
@@ -173,7 +173,7 @@ def _gp_draw(config: OptimizerConfig, grid: TargetGrid, lengthscale: tuple[float
     sq = ((points[:, None, :] - points[None, :, :]) ** 2).sum(-1)
     k = np.exp(-0.5 * sq) + 1e-8 * np.eye(len(points))
     root = np.linalg.cholesky(k)
-    scale = config.effective_cost_output_scale * math.sqrt(config.cost_outputscale)
+    scale = config.effective_cost_output_scale * math.sqrt(config.cost_kernel_variance)
     for _ in range(200):
         cost = grid.points[:, 1] + scale * (root @ rng.standard_normal(len(points)))
         if (cost[grid.seed_mask] <= config.threshold).all():

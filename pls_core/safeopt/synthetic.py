@@ -33,8 +33,8 @@ def synthetic_config(**overrides) -> OptimizerConfig:
     base = dict(cost_lengthscale_factors=(1.0,),
         threshold=10.0, reward_range=(0.0, 100.0), cost_range=(0.0, 20.0), seed_reward_range=(0.0, 15.0),
         seed_cost_range=(0.0, 4.0), grid_resolution=(21, 11),
-        reward_lengthscale=30.0, reward_outputscale=100.0, reward_noise_variance=4.0,
-        cost_lengthscale=(30.0, 8.0), cost_outputscale=0.25, cost_noise_variance=0.25,
+        reward_lengthscale=30.0, reward_kernel_variance=100.0, reward_noise_variance=4.0,
+        cost_lengthscale=(30.0, 8.0), cost_kernel_variance=0.25, cost_noise_variance=0.25,
         episodes_per_evaluation=5, max_exploration_iterations=20, max_maximisation_iterations=10, delta=0.1,
         zeta=2.0, cost_return_limits=(-1e6, 1e6), max_episode_length=1000, task="synthetic")
     return OptimizerConfig.from_dict({**base, **overrides})
