@@ -24,7 +24,7 @@ class TaskSpec:
     # Safe seed box Z0 for PLS, (R_low, R_high) x (G_low, G_high), raw returns (paper Tables 5-6).
     seed_reward_range: tuple[float, float]
     seed_cost_range: tuple[float, float] = (0.0, 5.0)
-    # Reward GP kernel (lengthscale, outputscale): paper App. K; cost GP is (5.0, 1.0) for every task.
+    # Reward GP kernel (lengthscale, variance): paper App. K; cost GP is (5.0, 1.0) for every task.
     reward_kernel: tuple[float, float] = (100.0, 100.0)
     thresholds: tuple[float, ...] = (20.0, 40.0)
     # (observation size, action size) of the environment, so that processes that never simulate (the
