@@ -57,11 +57,12 @@ class Shield:
         self.low, self.high = check.sim.ctrl_low, check.sim.ctrl_high
 
     @classmethod
-    def from_env(cls, env, config: ShieldConfig = ShieldConfig()) -> Shield:
+    def from_env(cls, env, config: ShieldConfig = ShieldConfig(), model=None) -> Shield:
+        """The shield of `env`'s task, simulating a copy of `model` (default: the env's own model)."""
         safe_set = SafeSet.for_env(env)
         if config.margin:
             safe_set = replace(safe_set, threshold=safe_set.threshold * (1.0 - config.margin))
-        model = env.unwrapped.model
+        model = env.unwrapped.model if model is None else model
         if config.model_error > 0:
             model = perturbed(model, config.model_error, config.model_seed)
         else:
@@ -79,22 +80,22 @@ class Shield:
     def for_task(cls, task_id: str, config: ShieldConfig = ShieldConfig(), model_path: str = "") -> Shield:
         """The shield of a velocity task without an env at hand (the policy node): its safe set, backup and
         control period from the task, its model from `model_path` (the robot's MJCF) or the task's own."""
+        import mujoco
+
         from pls_core.envs import make_env
 
         env = make_env(task_id)
         try:
-            shield = cls.from_env(env, config)
+            model = None
+            if model_path:
+                model = mujoco.MjModel.from_xml_path(str(model_path))
+                if model.nu != env.unwrapped.model.nu:
+                    raise ShieldError(f"{model_path} has {model.nu} actuators, {task_id} "
+                                      f"{env.unwrapped.model.nu}; give the MJCF model of the robot the "
+                                      "policy drives")
+            return cls.from_env(env, config, model)
         finally:
             env.close()
-        if model_path:
-            sim = ShieldSim.from_xml(model_path, shield.check.sim.frame_skip)
-            if sim.nu != shield.check.sim.nu:
-                raise ShieldError(f"{model_path} has {sim.nu} actuators, {task_id} {shield.check.sim.nu}; "
-                                  "give the MJCF model of the robot the policy drives")
-            backup = load_backup(task_id, sim.model, config.backup)
-            check = AdmissibilityCheck(sim, shield.check.safe_set, backup, shield.check.horizon)
-            shield = cls(check, config.safeguard, config.iterations)
-        return shield
 
     def filter(self, state: SimState, action) -> tuple[np.ndarray, dict]:
         """The action to apply at `state`: `action` if admissible, else its safeguarded version."""
