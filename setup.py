@@ -17,7 +17,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11",
     packages=find_packages(include=["pls_core", "pls_core.*", "pls_ros", "pls_ros.*"]),
-    package_data={"pls_core": ["models/*/*", "shields/*/*", "py.typed"]},
+    package_data={"pls_core": ["models/*/*", "shields/*/*", "task_specs/*.yaml", "py.typed"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -31,6 +31,7 @@ setup(
             "sim_node = pls_ros.sim_node:main",
             "policy_node = pls_ros.policy_node:main",
             "supervisor_node = pls_ros.supervisor_node:main",
+            "recorder_node = pls_ros.recorder_node:main",
         ],
     },
 )

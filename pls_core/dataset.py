@@ -222,9 +222,20 @@ def load_dataset(path: str | Path, obs_dim: int | None = None, act_dim: int | No
             attrs = {key: _plain(value) for key, value in f.attrs.items()}
     except OSError as exc:
         raise DatasetError(f"{path} is not a readable HDF5 file ({exc}); {_REGENERATE}") from exc
+    _register_task_of(attrs, path)
     ds = OfflineDataset(**arrays, attrs=attrs)
     validate(ds, obs_dim, act_dim)
     return ds
+
+
+def _register_task_of(attrs: dict, path: Path) -> None:
+    """A dataset of a robot's own task carries its description (attrs["task_spec"]): make it known."""
+    from pls_core.tasks import TaskSpecError, register_from_text
+
+    try:
+        register_from_text(attrs.get("task_spec"), f"{path} (attrs task_spec)")
+    except TaskSpecError as exc:
+        raise DatasetError(f"{exc}; rebuild the dataset with a valid task description") from None
 
 
 def save_dataset(path: str | Path, ds: OfflineDataset) -> None:

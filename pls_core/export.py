@@ -70,6 +70,7 @@ def contract_metadata(model, config, facts: dict, extra_config: dict | None = No
         "obs_std": facts["obs_std"],
         "dataset_sha256": facts["dataset_sha256"],
         "dataset_stats": facts["dataset_stats"],
+        "task_spec": facts.get("task_spec"),
         "train_config": {**config.to_dict(), **(extra_config or {})},
         "inputs": "raw: observations in env units, R and G left in return units; the graph normalises, "
         "scales (reward_scale), transforms (cost_transform) and clamps timesteps to max_timestep",

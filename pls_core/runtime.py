@@ -21,6 +21,7 @@ SUPPORTED_FORMAT = 1
 # below it); a value beyond it is a unit or sensor fault, and acting on it would be acting on garbage.
 MAX_OBSERVATION_MAGNITUDE = 1e6
 SHIPPED_MODELS = Path(__file__).resolve().parent / "models"
+_OPTIONAL_FIELDS = ("task_spec",)
 
 
 def shipped_model_path(task_id: str) -> Path:
@@ -63,6 +64,9 @@ class ModelContract:
     format_version: int
     max_timestep: int
     dataset_stats: dict
+    # The task description (YAML text, pls_core.tasks) of a robot's own task; optional, so models exported
+    # before it existed still load. Reading the contract makes that task known to this process.
+    task_spec: str | None = None
 
     @classmethod
     def from_onnx(cls, path) -> ModelContract:
@@ -82,14 +86,14 @@ class ModelContract:
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, str], source: str = "model") -> ModelContract:
-        missing = [f.name for f in fields(cls) if f.name not in metadata]
+        missing = [f.name for f in fields(cls) if f.name not in metadata and f.name not in _OPTIONAL_FIELDS]
         if missing:
             raise ContractError(
                 f"{source} lacks contract metadata {missing}; it was not written by `pls export` "
                 "(or by an older version): re-export it from its checkpoint"
             )
         try:
-            values = {f.name: json.loads(metadata[f.name]) for f in fields(cls)}
+            values = {f.name: json.loads(metadata[f.name]) for f in fields(cls) if f.name in metadata}
         except json.JSONDecodeError as exc:
             raise ContractError(
                 f"{source}: contract metadata is not valid JSON ({exc}); re-export the model"
@@ -103,6 +107,12 @@ class ModelContract:
             values[name] = tuple(float(v) for v in values[name])
         contract = cls(**values)
         contract._validate(source)
+        from pls_core.tasks import TaskSpecError, register_from_text
+
+        try:
+            register_from_text(contract.task_spec, f"{source} (contract task_spec)")
+        except TaskSpecError as exc:
+            raise ContractError(f"{exc}; re-export the model from a checkpoint of a valid dataset") from None
         return contract
 
     def _validate(self, source: str) -> None:

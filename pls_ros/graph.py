@@ -109,6 +109,8 @@ class NodeSpec:
     module: str  # `python -m <module>` for the pip-only launcher
     params_file: str  # file name in the config folder
     required: bool = True  # the whole graph stops when this node exits
+    # A launch argument: the node starts only when that argument is non-empty (the recorder: `record`).
+    enabled_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -138,8 +140,12 @@ class Graph:
 SIM_NODE = NodeSpec("pls_sim", "sim_node", "pls_ros.sim_node", "sim.yaml")
 POLICY_NODE = NodeSpec("pls_policy", "policy_node", "pls_ros.policy_node", "policy.yaml")
 SUPERVISOR_NODE = NodeSpec("pls_supervisor", "supervisor_node", "pls_ros.supervisor_node", "supervisor.yaml")
+# Records the robot side's Observation, Action and EpisodeResult topics to a rosbag2 MCAP bag (`record`).
+RECORDER_NODE = NodeSpec("pls_recorder", "recorder_node", "pls_ros.recorder_node", "recorder.yaml",
+                         enabled_by="record")
 
 _SIM, _POL, _SUP = SIM_NODE.name, POLICY_NODE.name, SUPERVISOR_NODE.name
+_REC = RECORDER_NODE.name
 
 # Arguments both graphs share (the policy and the supervisor run in both).
 _TASK_TARGETS = (Param(_POL, "expected_task_id"), Param(_SUP, "task_id"))
@@ -157,6 +163,9 @@ _COMMON = (
     Argument("shield", "per-step shield after the policy: certify each action on the task's (or the "
              "robot's, pls_policy.shield_model_path) MuJoCo model, else move it toward the backup's",
              (Param(_POL, "shield", bool),)),
+    Argument("record", "record the Observation, Action and EpisodeResult topics (as the graph names them) "
+             "to this new rosbag2 bag folder (MCAP; `pls dataset from-bag` reads it); empty: no recording",
+             (Param(_REC, "output_dir"),)),
 )
 _STORE_PATH = "where the supervisor persists its observations (resume after restart)"
 
@@ -164,13 +173,14 @@ SIM = Graph(
     name="sim",
     description="PLS in MuJoCo: simulated robot (pls_sim), frozen policy (pls_policy), "
                 "safe BO (pls_supervisor)",
-    nodes=(SIM_NODE, POLICY_NODE, SUPERVISOR_NODE),
+    nodes=(SIM_NODE, POLICY_NODE, SUPERVISOR_NODE, RECORDER_NODE),
     arguments=(
         Argument("task", "Safety-Gymnasium task id", (Param(_SIM, "task_id"), *_TASK_TARGETS)),
         *_COMMON,
         # The sim keeps results the supervisor has not acknowledged next to its store when it must stop.
         Argument("store_path", _STORE_PATH,
-                 (Param(_SUP, "store_path"), Param(_SIM, "supervisor_store_path"))),
+                 (Param(_SUP, "store_path"), Param(_SIM, "supervisor_store_path")),
+                 default="runs/sim/pls_store.sqlite"),
         Argument("mode", "lockstep: the sim waits for each action; realtime: the sim steps at control rate",
                  (Param(_SIM, "mode"),), choices=("lockstep", "realtime")),
         Argument("control_rate_hz", "control rate of the sim (realtime mode) and the policy",
@@ -183,15 +193,16 @@ SIM = Graph(
         Argument("seed", "sim seed", (Param(_SIM, "seed", int),)),
     ),
     # The supervisor counts episode results only from the sim (pls_ros.result_trust).
-    fixed=((_SUP, "trusted_result_publisher", "/" + _SIM),),
+    fixed=((_SUP, "trusted_result_publisher", "/" + _SIM), (_SUP, "store_owner", "sim")),
 )
 
 ROBOT = Graph(
     name="robot",
     description="PLS on a real robot: the robot's driver replaces pls_sim through the remapped topics",
-    nodes=(POLICY_NODE, SUPERVISOR_NODE),
+    nodes=(POLICY_NODE, SUPERVISOR_NODE, RECORDER_NODE),
     arguments=(
-        Argument("task", "task id the model was trained for", _TASK_TARGETS),
+        Argument("task", "task id the model was trained for, or the path of a robot's task description YAML",
+                 _TASK_TARGETS),
         *_COMMON,
         Argument("store_path", _STORE_PATH, (Param(_SUP, "store_path"),)),
         Argument("control_rate_hz", "policy control rate", (Param(_POL, "control_rate_hz", float),)),
@@ -384,6 +395,8 @@ def resolve(graph: Graph, values: Mapping[str, str] | None = None, config: str |
         raise KeyError(f"graph {graph.name!r} has no node(s) {', '.join(sorted(unknown))}; its nodes: "
                        f"{', '.join(s.name for s in graph.nodes)}")
     bound = {**argument_defaults(graph, folder), **values}
+    if bound.get("task"):
+        bound["task"] = task_argument(bound["task"], bound.get("model", ""))
     for arg in graph.arguments:
         if arg.choices and bound[arg.name] not in arg.choices:
             raise LaunchError(f"launch argument {arg.name}:={bound[arg.name]!r}: "
@@ -414,8 +427,36 @@ def resolve(graph: Graph, values: Mapping[str, str] | None = None, config: str |
                     raise LaunchError(f"parameter {node}.{name}={value!r}: {exc}. Fix: correct the "
                                       f"parameter's name or value") from None
         remaps = [(topic, bound[arg_name]) for topic, arg_name in node_remappings(graph, spec.name)]
+        if spec.enabled_by and not str(bound[spec.enabled_by]).strip():
+            continue  # an optional node (the recorder) that its argument leaves off: checked, not started
+        if spec.name == RECORDER_NODE.name:
+            check_new_bag_folder(bound[spec.enabled_by])
         resolved.append(ResolvedNode(spec, params_file, overrides, remaps))
     return resolved
+
+
+def check_new_bag_folder(value: str) -> None:
+    """LaunchError unless `record` names a folder the recorder can create (or an empty one): one bag per
+    folder, refused before any node starts rather than by the recorder once the graph runs."""
+    folder = Path(value).expanduser()
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise LaunchError(f"launch argument record:={value!r}: {folder} already exists and is not an empty "
+                          "folder. Fix: record into a new folder (a bag folder holds one recording)")
+
+
+def task_argument(value: str, model: str) -> str:
+    """The task id a `task` argument names: a task pls ships, or the task_id of a task description YAML
+    (a robot's own task, whose model must then be given: nothing is shipped for it)."""
+    from pls_core.tasks import SHIPPED_TASKS, TaskSpecError, resolve_task
+
+    try:
+        task_id = resolve_task(value).task_id
+    except (KeyError, TaskSpecError) as exc:
+        raise LaunchError(f"launch argument task:={value!r}: {exc.args[0]}") from None
+    if task_id not in SHIPPED_TASKS and not model:
+        raise LaunchError(f"launch argument task:={value!r}: pls ships no model for {task_id}; give the "
+                          "policy you trained and exported for it with model:=FILE (pls: --model FILE)")
+    return task_id
 
 
 EXIT_USAGE = 2  # a bad launch argument or parameter: the project's exit code for a user error

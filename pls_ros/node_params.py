@@ -12,7 +12,7 @@ from pls_ros.params import ParamSpec
 
 SIM = (
     ParamSpec("task_id", "str", DEFAULT_TASK, "Safety-Gymnasium task to simulate",
-              choices=tuple(sorted(TASKS))),
+              choices=tuple(sorted(t for t, spec in TASKS.items() if spec.simulated))),
     ParamSpec("seed", "int", 0, "episode e is reset with seed + e (reproducible initial states)",
               0, 2**31 - 1),
     ParamSpec("mode", "str", "lockstep", "lockstep: advance when the action for the current step arrives, "
@@ -105,8 +105,9 @@ POLICY = (
 
 
 SUPERVISOR = (
-    ParamSpec("task_id", "str", DEFAULT_TASK, "task the policy runs; must match the optimizer_config's "
-              "`task` when that is set", choices=tuple(sorted(TASKS))),
+    ParamSpec("task_id", "str", DEFAULT_TASK, "task the policy runs: a task pls ships, or a robot's own "
+              "(its task description travels in the model's contract, so model_path must name that model); "
+              "must match the optimizer_config's `task` when that is set"),
     ParamSpec("optimizer_config", "str", "config/optimizer.yaml", "overrides (flat YAML of "
               "pls_core.safeopt.OptimizerConfig keys) on the defaults that the task, b and the model's "
               "contract give; empty = no overrides; relative paths are looked up in the working "
@@ -114,8 +115,11 @@ SUPERVISOR = (
     ParamSpec("model_path", "str", "", "the policy's ONNX file; the grid and the seed box come from its "
               "contract (the data it was trained on: OptimizerConfig.for_model_stats); empty = the model "
               "shipped for task_id (the policy's default too), or the task's defaults if none is shipped"),
-    ParamSpec("store_path", "str", "runs/supervisor/pls_store.sqlite", "SQLite log of the run; the node "
+    ParamSpec("store_path", "str", "runs/robot/pls_store.sqlite", "SQLite log of the run; the node "
               "resumes from it when it exists (relative to the working directory)"),
+    ParamSpec("store_owner", "str", "robot", "whose episodes the store holds: the sim graph sets `sim`, a "
+              "robot's name keeps two robots apart; a store written for another owner, task, model or "
+              "threshold is refused, naming both"),
     ParamSpec("threshold", "float", 0.0, "override: safety threshold b on the episode cost return; 0 = "
               "the optimizer_config value", 0.0, 1e9),
     ParamSpec("episodes_per_evaluation", "int", 0, "override: episodes averaged per target evaluation "
@@ -132,5 +136,14 @@ SUPERVISOR = (
 )
 
 
+RECORDER = (
+    ParamSpec("output_dir", "str", "", "bag folder to create (rosbag2 layout: <folder>/<name>_0.mcap and "
+              "metadata.yaml); it must not exist or be empty; relative to the working directory; the graph "
+              "starts the recorder only when `record` sets it"),
+    ParamSpec("drain_s", "float", 1.0, "on a stop signal, keep taking messages still in flight this long "
+              "[s] before the bag is closed", 0.0, 60.0),
+)
+
+
 # ROS node name -> its table (the names pls_ros.graph gives the nodes).
-BY_NODE = {"pls_sim": SIM, "pls_policy": POLICY, "pls_supervisor": SUPERVISOR}
+BY_NODE = {"pls_sim": SIM, "pls_policy": POLICY, "pls_supervisor": SUPERVISOR, "pls_recorder": RECORDER}

@@ -79,3 +79,15 @@ ACTION_SUBSCRIPTION_QOS = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.VOLATILE,
 )
+
+# The recorder (pls_recorder) on Observation and Action: RELIABLE and VOLATILE like the control loop's
+# publishers (a transient-local reader would not match them), but a deep queue, so a recorder that falls
+# behind for a moment (a slow disk, a loaded machine) catches up instead of losing samples. On
+# EpisodeResult it uses EPISODE_RESULT_QOS: transient local with the robot side's depth, so the results
+# published before it joined are recorded too.
+RECORD_CONTROL_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1000,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)

@@ -161,8 +161,10 @@ class SupervisorNode(ReleasingLifecycleNode):
                 "optimizer config; compare baselines offline with "
                 f"`pls experiment --methods {config.method}`")
         self.store_path = resolve_output(p["store_path"])
+        identity = {"owner": p["store_owner"], "task": p["task_id"],
+                    "model_sha256": self._model_hash(model), "threshold": config.threshold}
         try:
-            self.optimizer = build_optimizer(config, self.store_path)
+            self.optimizer = build_optimizer(config, self.store_path, identity)
         except Exception as exc:  # StoreMismatchError, a damaged or locked file: refuse to guess
             raise StartupError(f"cannot resume from {self.store_path}: {exc}") from None
         self.known = self._stored_episode_ids()
@@ -202,6 +204,15 @@ class SupervisorNode(ReleasingLifecycleNode):
         self.get_logger().info(f"took {len(self.known) - before} of {len(results)} episode result(s) the "
                                f"robot side stopped with before they were acknowledged, from {path} (the "
                                "others were already stored)")
+
+    @staticmethod
+    def _model_hash(model: str) -> str:
+        """sha256 of the policy's ONNX file (part of the store's identity); "" without a model."""
+        if not model:
+            return ""
+        import hashlib
+
+        return hashlib.sha256(resolve_existing(model, "model_path").read_bytes()).hexdigest()
 
     @staticmethod
     def _shipped_model(task_id: str) -> str:

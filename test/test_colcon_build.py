@@ -12,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 VENV = Path(sys.prefix)
-NODES = ("sim_node", "policy_node", "supervisor_node")
+NODES = ("sim_node", "policy_node", "supervisor_node", "recorder_node")
 
 
 @pytest.fixture(scope="module")

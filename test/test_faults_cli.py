@@ -107,7 +107,8 @@ def test_train_refuses_an_unwritable_out(blocker):
 
 @pytest.mark.parametrize(("args", "phrases"), [
     (("--episodes", "0"), ("--episodes 0", "leave --episodes out")),
-    (("--task", "NoSuch-v0"), ("'NoSuch-v0' is not a task", "SafetyHopperVelocity-v1")),
+    (("--task", "NoSuch-v0"), ("unknown task 'NoSuch-v0'", "SafetyHopperVelocity-v1",
+                               "task description YAML")),
     (("--workers", "0"), ("--workers 0",)),
 ])
 def test_collect_refuses_bad_options_before_training_anything(tmp_path, args, phrases):

@@ -159,7 +159,8 @@ def param_table(spec: G.NodeSpec) -> dict:
     return {p.name: p for p in node_module(spec).PARAMS}
 
 
-@pytest.mark.parametrize("spec", [G.SIM_NODE, G.POLICY_NODE, G.SUPERVISOR_NODE], ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", [G.SIM_NODE, G.POLICY_NODE, G.SUPERVISOR_NODE, G.RECORDER_NODE],
+                         ids=lambda s: s.name)
 def test_node_specs_match_modules_packaging_and_parameter_files(spec):
     module = node_module(spec)
     assert spec.name == module.NODE_NAME
@@ -247,9 +248,10 @@ def parse_ros_args(cmd: list[str]) -> dict:
 def test_pls_sim_dry_run_starts_the_graph_with_every_override():
     cmds = [parse_ros_args(c) for c in dry_run("sim", "--threshold", "33", "--mode", "realtime",
                                                "episodes_per_evaluation:=3", "-p", "pls_sim.seed=5")]
-    assert [c["module"] for c in cmds] == [s.module for s in G.SIM.nodes]
+    started = [s for s in G.SIM.nodes if not s.enabled_by]  # the recorder only with `record`
+    assert [c["module"] for c in cmds] == [s.module for s in started]
     defaults = G.argument_defaults(G.SIM)
-    for spec, cmd in zip(G.SIM.nodes, cmds, strict=True):
+    for spec, cmd in zip(started, cmds, strict=True):
         assert cmd["remaps"].pop("__node") == spec.name
         assert cmd["files"] == [str(REPO / "config" / spec.params_file)]
         expected = {p.name for p, _ in G.node_parameter_arguments(G.SIM, spec.name)}
@@ -268,7 +270,7 @@ def test_pls_sim_dry_run_starts_the_graph_with_every_override():
 def test_pls_robot_dry_run_remaps_every_node_to_the_driver():
     cmds = [parse_ros_args(c) for c in dry_run("robot", "--observation-topic", "/go2/pls_obs",
                                                "action_topic:=/go2/pls_cmd")]
-    assert [c["module"] for c in cmds] == [s.module for s in G.ROBOT.nodes]
+    assert [c["module"] for c in cmds] == [s.module for s in G.ROBOT.nodes if not s.enabled_by]
     for cmd in cmds:
         cmd["remaps"].pop("__node")
         assert cmd["remaps"] == {G.OBSERVATION: "/go2/pls_obs", G.ACTION: "/go2/pls_cmd",

@@ -63,6 +63,30 @@ def test_resolve_checks_the_parameter_files_too(tmp_path):
     # The sim graph's supervisor counts only the sim's results; the store_path reaches the sim too.
     assert supervisor.overrides["trusted_result_publisher"] == "/pls_sim"
     assert sim.overrides["supervisor_store_path"] == supervisor.overrides["store_path"]
+    # The sim and robot graphs keep their stores apart by default, and the store knows whose it is.
+    (_, robot_supervisor) = G.resolve(G.ROBOT, {})
+    assert supervisor.overrides["store_path"] == "runs/sim/pls_store.sqlite"
+    assert robot_supervisor.overrides["store_path"] == "runs/robot/pls_store.sqlite"
+    assert supervisor.overrides["store_owner"] == "sim" and "store_owner" not in robot_supervisor.overrides
+
+
+def test_a_robot_task_description_names_its_task_and_needs_its_model(tmp_path):
+    from test_task_specs import ROBOT_YAML
+
+    from pls_core.tasks import TASKS
+
+    spec = tmp_path / "arm.yaml"
+    spec.write_text(ROBOT_YAML)
+    try:
+        with pytest.raises(G.LaunchError, match="pls ships no model for TestArm-v0; give the policy"):
+            G.resolve(G.ROBOT, {"task": str(spec)})
+        (policy, supervisor) = G.resolve(G.ROBOT, {"task": str(spec), "model": "arm.onnx"})
+        assert policy.overrides["expected_task_id"] == supervisor.overrides["task_id"] == "TestArm-v0"
+        with pytest.raises(G.LaunchError, match="task:='nowhere.yaml': task description nowhere.yaml does "
+                                                "not exist"):
+            G.resolve(G.ROBOT, {"task": "nowhere.yaml", "model": "arm.onnx"})
+    finally:
+        TASKS.pop("TestArm-v0", None)
 
 
 def test_launcher_given_a_bad_value_exits_2_and_starts_nothing(tmp_path, capsys):

@@ -8,10 +8,11 @@ import pytest
 import yaml
 from test_ros_nodes_support import CONFIG
 
-from pls_ros import policy_node, qos, sim_node, supervisor_node
+from pls_ros import policy_node, qos, recorder_node, sim_node, supervisor_node
 from pls_ros.params import ParameterError, ParamSpec
 
-NODES = [(sim_node, "sim.yaml"), (policy_node, "policy.yaml"), (supervisor_node, "supervisor.yaml")]
+NODES = [(sim_node, "sim.yaml"), (policy_node, "policy.yaml"), (supervisor_node, "supervisor.yaml"),
+         (recorder_node, "recorder.yaml")]
 
 
 @pytest.mark.parametrize(("module", "file"), NODES, ids=[f for _, f in NODES])
@@ -54,7 +55,7 @@ def test_qos_choices():
     assert qos.EPISODE_RESULT_QOS.depth >= 400  # a whole PLS run (~400 episodes) is kept for a restart
     assert qos.CONTROL_QOS.durability == DurabilityPolicy.VOLATILE and qos.CONTROL_QOS.depth == 1
     for profile in (qos.CONTROL_QOS, qos.TARGET_RETURN_QOS, qos.EPISODE_RESULT_QOS, qos.SUPERVISOR_STATUS_QOS,
-                    qos.POLICY_STATUS_QOS, qos.ACTION_SUBSCRIPTION_QOS):
+                    qos.POLICY_STATUS_QOS, qos.ACTION_SUBSCRIPTION_QOS, qos.RECORD_CONTROL_QOS):
         assert profile.reliability == ReliabilityPolicy.RELIABLE
 
 

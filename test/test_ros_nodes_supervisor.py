@@ -212,9 +212,38 @@ def test_refuses_a_store_written_with_another_config(ros_env, probe, optimizer_y
                                                              "store_path": str(store), "threshold": 30.0})
     try:
         assert other.wait(DISCOVERY_TIMEOUT) == 2
-        assert "different optimizer config" in other.output() and "threshold" in other.output()
+        assert "threshold 20.0, not of this one" in other.output() and "threshold 30.0)" in other.output()
     finally:
         other.kill()
+
+
+def test_a_robot_never_resumes_a_store_the_sim_graph_left(ros_env, probe, optimizer_yaml, tmp_path):
+    """The sim graph's supervisor (store_owner sim) leaves a store; a robot's supervisor pointed at the same
+    file refuses it, naming both owners, and leaves it as it was (the graphs' default paths differ too:
+    test_ros_graph_validation)."""
+    yaml_path, _ = optimizer_yaml
+    store = tmp_path / "store.sqlite"
+    sim = NodeProcess("supervisor_node", ros_env, params_file=CONFIG / "supervisor.yaml", log_name="sup_sim",
+                      params={"optimizer_config": str(yaml_path), "store_path": str(store),
+                              "store_owner": "sim", "status_period_s": 0.5})
+    try:
+        wait_until(lambda: targets(probe), DISCOVERY_TIMEOUT, "the first target")
+        assert sim.stop() == 0
+    finally:
+        sim.kill()
+    before = stored(store)
+    robot = start_supervisor(ros_env, yaml_path, store, log_name="sup_robot")  # store_owner: robot (default)
+    try:
+        assert robot.wait(DISCOVERY_TIMEOUT) == 2
+        text = robot.output()
+        assert "holds the run of owner sim" in text and "not of this one (owner robot" in text
+        assert "use another store path" in text
+    finally:
+        robot.kill()
+    assert stored(store) == before
+    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
+        owner = db.execute("SELECT value FROM meta WHERE key = 'identity'").fetchone()[0]
+    assert '"owner": "sim"' in owner
 
 
 def test_refuses_a_baseline_method_naming_the_fix(ros_env, optimizer_yaml, tmp_path):

@@ -26,6 +26,7 @@ from pls_core.cdt.model import build_model_from_facts, gaussian_log_prob_and_ent
 from pls_core.cdt.presets import FROZEN_ON_RESUME, CDTConfig, preset
 from pls_core.cdt.sequences import SequenceSampler
 from pls_core.progress import progress_bar
+from pls_core.tasks import SHIPPED_TASKS
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_FORMAT = 1
@@ -217,7 +218,8 @@ def train(
                     bar.note(f"loss {row['loss']:.3f}, alpha {row['alpha']:.3f}")
                 if step % config.checkpoint_every == 0 or step == config.steps:
                     save_checkpoint()
-                if config.eval_every and (step % config.eval_every == 0 or step == config.steps):
+                due = config.eval_every and (step % config.eval_every == 0 or step == config.steps)
+                if due and task.simulated:  # a robot's own task has no simulator to evaluate in
                     model.eval()
                     for row in _evaluate_in_env(model, config, state, sampler, out_dir, step, seed):
                         eval_log.write(row)
@@ -273,9 +275,12 @@ def _seed_reward_range(sampler: SequenceSampler, task) -> list[float] | None:
 
 def _model_facts(dataset_sha256: str, task, sampler: SequenceSampler, make_env, seed: int) -> dict:
     """What the exported model must know about its task and data (becomes the ONNX contract)."""
-    env = make_env(task.task_id)
-    low, high = env.action_space.low, env.action_space.high
-    env.close()
+    if task.simulated:
+        env = make_env(task.task_id)
+        low, high = env.action_space.low.tolist(), env.action_space.high.tolist()
+        env.close()
+    else:
+        low, high = list(task.action_low), list(task.action_high)
     obs_mean, obs_std = sampler.observation_stats()
     windows = sampler.sample(PARITY_WINDOWS, np.random.default_rng(seed + 2))
     windows.pop("cost_labels")
@@ -283,8 +288,8 @@ def _model_facts(dataset_sha256: str, task, sampler: SequenceSampler, make_env, 
         "task_id": task.task_id,
         "obs_dim": int(sampler.observations.shape[1]),
         "act_dim": int(sampler.actions.shape[1]),
-        "act_low": low.tolist(),
-        "act_high": high.tolist(),
+        "act_low": low,
+        "act_high": high,
         "episode_len": task.episode_len,
         "obs_mean": obs_mean.tolist(),
         "obs_std": obs_std.tolist(),
@@ -299,6 +304,8 @@ def _model_facts(dataset_sha256: str, task, sampler: SequenceSampler, make_env, 
             "seed_reward_range": _seed_reward_range(sampler, task),
         },
         "parity_windows": windows,
+        # A robot's own task travels with its model (the robot's computer has no description file).
+        "task_spec": None if task.task_id in SHIPPED_TASKS else task.to_yaml_text(),
     }
 
 

@@ -40,7 +40,7 @@ def _check_options(task: str, out: Path, counts: dict[str, int | None], train_sc
 
     from pls_core.collect.recipes import get_recipe
 
-    check_task(task)
+    check_task(task, simulated=True)
     try:
         get_recipe(task)
     except KeyError as exc:

@@ -170,14 +170,23 @@ def require(condition: bool, message: str) -> None:
         raise UserError(message)
 
 
-def check_task(task_id: str, option: str = "--task") -> str:
-    """The task id, or UserError listing the tasks pls knows."""
-    from pls_core.tasks import TASKS
+def check_task(task: str, option: str = "--task", simulated: bool = False) -> str:
+    """The id of a task pls ships or of a task description YAML (registered); UserError otherwise.
 
-    if task_id not in TASKS:
-        raise UserError(f"{option} {task_id!r} is not a task pls knows; choose one of "
-                        f"{', '.join(sorted(TASKS))}")
-    return task_id
+    `simulated`: the command needs pls to simulate the task (collection, the sim graph, experiments).
+    """
+    from pls_core.tasks import TaskSpecError, resolve_task
+
+    try:
+        spec = resolve_task(task)
+    except (KeyError, TaskSpecError) as exc:
+        raise UserError(f"{option} {task}: {exc.args[0]}") from None
+    if simulated and not spec.simulated:
+        raise UserError(f"{option} {task}: pls has no simulator for {spec.task_id} (simulator: none); it "
+                        "runs through its own driver: record episodes with `pls robot --record DIR`, build "
+                        "a dataset with `pls dataset from-bag`, deploy with `pls robot --task FILE --model "
+                        "FILE`")
+    return spec.task_id
 
 
 def check_writable_folder(folder: Path, option: str) -> Path:

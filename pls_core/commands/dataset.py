@@ -1,4 +1,5 @@
-"""`pls dataset info`: what an offline dataset holds, before anyone trains on it."""
+"""`pls dataset info`: what an offline dataset holds, before anyone trains on it; `pls dataset from-bag`:
+recorded episodes (pls_core.recording) -> a dataset."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import typer
 
 from pls_core.commands.common import check_writable_file
 
-dataset_app = typer.Typer(no_args_is_help=True, help="Inspect offline datasets (DSRL HDF5 layout).")
+dataset_app = typer.Typer(no_args_is_help=True,
+                          help="Inspect offline datasets (DSRL HDF5 layout); build one from recordings.")
 
 
 @dataset_app.command("info")
@@ -30,6 +32,48 @@ def info(
     typer.echo(json.dumps(dataset_summary(ds), indent=2))
     if plot is not None:
         typer.echo(f"scatter: {plot_cost_reward(ds, plot)}")
+
+
+@dataset_app.command("from-bag")
+def from_bag(
+    bags: Annotated[list[Path], typer.Argument(help="Bag folder(s) recorded with `pls robot --record DIR` "
+                                                    "(rosbag2 MCAP), or .mcap files.")],
+    task: Annotated[str, typer.Option(help="Task id, or the robot's task description YAML.")],
+    out: Annotated[Path, typer.Option(help="HDF5 dataset to write (DSRL layout).")],
+    report: Annotated[Path | None, typer.Option(help="Also write the report as JSON here.")] = None,
+    clock_jump_periods: Annotated[float, typer.Option(
+        help="Report a gap between consecutive observations longer than this many control periods.")] = 10.0,
+) -> None:
+    """Recorded episodes -> a dataset, with every fault in the recording counted and reported.
+
+    Each episode is kept, repaired (a duplicate merged) or excluded with its reason (a dropped message,
+    a missing EpisodeResult, an episode cut short, a wrong observation length, ...); see docs/ros.md.
+    """
+    from pls_core.bag import BagError
+    from pls_core.commands.common import UserError, require
+    from pls_core.dataset import save_dataset
+    from pls_core.recording import RecordingError, convert, report_lines
+    from pls_core.tasks import TaskSpecError, resolve_task
+
+    require(clock_jump_periods > 0, "--clock-jump-periods must be > 0, e.g. 10")
+    check_writable_file(out, "--out")
+    if report is not None:
+        check_writable_file(report, "--report")
+    try:
+        spec = resolve_task(task)
+    except (KeyError, TaskSpecError) as exc:
+        raise UserError(f"--task {task}: {exc.args[0]}") from None
+    try:
+        result = convert(bags, spec, clock_jump_periods)
+    except (BagError, RecordingError) as exc:
+        raise UserError(str(exc)) from None
+    for line in report_lines(result.report):
+        typer.echo(line)
+    save_dataset(out, result.dataset)
+    if report is not None:
+        report.write_text(json.dumps(result.report, indent=2) + "\n")
+        typer.echo(f"report: {report}")
+    typer.echo(f"dataset: {out}")
 
 
 def register(app: typer.Typer) -> None:

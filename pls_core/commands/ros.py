@@ -37,6 +37,9 @@ _ProgressOpt = Annotated[bool, typer.Option(help="show iteration, phase, target,
 _VerboseOpt = Annotated[bool,
                         typer.Option(help="also show every node's output inline (always in its log file)")]
 _DryRunOpt = Annotated[bool, typer.Option(help="print the node command lines and exit")]
+_RecordOpt = Annotated[str | None, typer.Option(help="record Observation, Action and EpisodeResult to this "
+                                                     "new bag folder (rosbag2 MCAP; `pls dataset from-bag` "
+                                                     "reads it)")]
 
 
 def _domain(domain_id: int | None) -> int:
@@ -110,6 +113,7 @@ def sim(
     control_rate_hz: float = typer.Option(None, help="control rate of the sim and the policy"),
     seed: int = typer.Option(None, help="sim seed"),
     store_path: _StoreOpt = None,
+    record: _RecordOpt = None,
     param: _ParamOpt = None,
     domain_id: _DomainOpt = None,
     progress: _ProgressOpt = True,
@@ -122,13 +126,15 @@ def sim(
     """
     options = dict(task=task, model=model, threshold=threshold, config=config, mode=mode, trigger=trigger,
                    max_episodes=max_episodes, episodes_per_evaluation=episodes_per_evaluation,
-                   control_rate_hz=control_rate_hz, seed=seed, store_path=store_path, shield=shield)
+                   control_rate_hz=control_rate_hz, seed=seed, store_path=store_path, shield=shield,
+                   record=record)
     _run_graph("sim", ctx, options, param, domain_id, progress, verbose, dry_run)
 
 
 def robot(
     ctx: typer.Context,
-    task: str = typer.Option(None, help="task id the model was trained for"),
+    task: str = typer.Option(None, help="task id the model was trained for, or your robot's task "
+                             "description YAML"),
     model: _ModelOpt = None,
     threshold: _ThresholdOpt = None,
     config: _ConfigOpt = None,
@@ -141,6 +147,7 @@ def robot(
     action_topic: str = typer.Option(None, help="driver topic consuming pls_interfaces/Action"),
     episode_result_topic: str = typer.Option(None,
                                              help="driver topic publishing pls_interfaces/EpisodeResult"),
+    record: _RecordOpt = None,
     param: _ParamOpt = None,
     domain_id: _DomainOpt = None,
     progress: _ProgressOpt = True,
@@ -152,7 +159,8 @@ def robot(
     options = dict(task=task, model=model, threshold=threshold, config=config,
                    episodes_per_evaluation=episodes_per_evaluation, control_rate_hz=control_rate_hz,
                    trigger=trigger, store_path=store_path, observation_topic=observation_topic,
-                   action_topic=action_topic, episode_result_topic=episode_result_topic, shield=shield)
+                   action_topic=action_topic, episode_result_topic=episode_result_topic, shield=shield,
+                   record=record)
     _run_graph("robot", ctx, options, param, domain_id, progress, verbose, dry_run)
 
 

@@ -21,12 +21,33 @@ OPTIMIZERS: dict[str, type[TargetOptimizer]] = {
     cls.method: cls for cls in (PLSOptimizer, FixedTargetOptimizer, GPUCBOptimizer, RandomSearchOptimizer)}
 
 
-def build_optimizer(config: OptimizerConfig, store_path: str | Path | None = None) -> TargetOptimizer:
-    """A new optimizer, or the one recorded in `store_path` brought back to where it stopped."""
+def describe_identity(identity: dict) -> str:
+    return ", ".join(f"{key} {value}" for key, value in identity.items())
+
+
+def build_optimizer(config: OptimizerConfig, store_path: str | Path | None = None,
+                    identity: dict | None = None) -> TargetOptimizer:
+    """A new optimizer, or the one recorded in `store_path` brought back to where it stopped.
+
+    `identity` says whose run the store holds (the supervisor: owner, task, model hash, threshold): a new
+    store records it, and a store recorded for another is refused before anything is replayed, so a robot
+    never resumes from the episodes of a simulation (or of another robot or model).
+    """
     optimizer = OPTIMIZERS[config.method](config)
     if store_path is None:
         return optimizer
     store = OptimizerStore(store_path)
+    if identity is not None:
+        stored_identity = store.identity()
+        if stored_identity is None:
+            store.save_identity(identity)
+        elif stored_identity != identity:
+            store.close()
+            raise StoreMismatchError(
+                f"{store_path} holds the run of {describe_identity(stored_identity)}, not of this one "
+                f"({describe_identity(identity)}); use another store path (the sim and robot graphs keep "
+                "theirs in runs/sim and runs/robot), or start with the owner, model and threshold that "
+                "wrote it")
     stored_config = store.config()
     if stored_config is None:
         store.save_config(config.to_dict())

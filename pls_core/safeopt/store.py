@@ -111,6 +111,15 @@ class OptimizerStore:
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
                              (str(SCHEMA_VERSION),))
 
+    def identity(self) -> dict | None:
+        """Whose run this store holds (owner, task, model hash, threshold); None for a store without one."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'identity'").fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def save_identity(self, identity: dict) -> None:
+        with self._transaction():
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('identity', ?)", (json.dumps(identity),))
+
     def journal_mode(self) -> str:
         return self._db.execute("PRAGMA journal_mode").fetchone()[0]
 

@@ -1,0 +1,166 @@
+"""The recorder over real DDS: `pls sim --record DIR` end to end, and the recorder node on its own.
+
+* A short sim graph run (3 episodes of 30 steps, the shipped HalfCheetah model) recorded by the graph's
+  recorder converts to a dataset whose episodes are the recorded EpisodeResults: same count, same lengths,
+  same returns; nothing is excluded.
+* The recorder started after the robot side still records the EpisodeResults published before it joined
+  (transient local), takes raw CDR bytes, and finalizes a valid MCAP with summary and metadata.yaml on
+  SIGTERM; a folder that already holds files is refused with exit code 2.
+* The graphs start the recorder only with `record`, remapped like every other node (robot graph).
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from test_ros_nodes_support import Launched, NodeProcess, Probe, wait_until
+
+from pls_ros import graph as G
+
+REPO = Path(__file__).resolve().parent.parent
+TASK = "SafetyHalfCheetahVelocity-v1"
+EPISODES, STEPS = 3, 30
+
+
+@pytest.mark.timeout(420)
+def test_a_recorded_sim_run_converts_to_its_episodes(ros_env, tmp_path, model_path):
+    from pls_core.recording import RESULT, convert, read_bag
+    from pls_core.tasks import resolve_task
+
+    bag = tmp_path / "bag"
+    run = Launched("sim", ["--model", str(model_path), "--record", str(bag), "--max-episodes", str(EPISODES),
+                           "--episodes-per-evaluation", "2", "--store-path", str(tmp_path / "store.sqlite"),
+                           "-p", f"pls_sim.max_episode_steps={STEPS}", "--no-progress", "--verbose"],
+                   ros_env, tmp_path)
+    try:
+        assert run.finish(timeout=360) == 0, run.text()[-5000:]
+    finally:
+        run.kill()
+    out = run.text()
+    assert "[pls] pls_recorder: exit code 0" in out, out[-5000:]
+    assert "[pls_recorder] " in out and "messages (" in out and f"in {bag}" in out, out[-5000:]
+    assert {p.name for p in bag.iterdir()} == {"bag_0.mcap", "metadata.yaml"}
+
+    contents = read_bag(bag)
+    assert contents.topics == {"observation": [G.OBSERVATION], "action": [G.ACTION],
+                               "episode_result": [G.EPISODE_RESULT]}
+    results = {}
+    for _, kind, msg in contents.messages:
+        if kind == RESULT:
+            results.setdefault(msg.episode, msg)  # a resend carries the same result
+    assert sorted(results) == list(range(EPISODES))
+
+    conversion = convert([bag], resolve_task(TASK))
+    report = conversion.report
+    assert report["excluded"] == [] and report["episodes"]["kept"] == EPISODES, report
+    assert not [k for k, f in report["faults"].items() if "excluded" in f["decision"]], report["faults"]
+    rewards, costs, lengths = conversion.dataset.episode_returns()
+    ordered = [results[e] for e in range(EPISODES)]
+    assert lengths.tolist() == [r.length for r in ordered] == [STEPS] * EPISODES
+    np.testing.assert_allclose(rewards, [r.reward_return for r in ordered], rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(costs, [r.cost_return for r in ordered], rtol=1e-5, atol=1e-3)
+    assert conversion.dataset.timeouts.sum() == EPISODES  # time-limit ends
+
+    info = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    topics = {t["topic_metadata"]["name"]: t for t in info["topics_with_message_count"]}
+    offered = topics[G.EPISODE_RESULT]["topic_metadata"]["offered_qos_profiles"]
+    assert offered and all(q["durability"] == "transient_local" and q["reliability"] == "reliable"
+                           for q in offered)
+    assert sum(t["message_count"] for t in topics.values()) == info["message_count"] == len(contents.messages)
+
+
+@pytest.mark.timeout(240)
+def test_the_recorder_records_late_joined_results_and_finalizes_on_sigterm(ros_env, tmp_path):
+    from diagnostic_msgs.msg import DiagnosticArray
+    from mcap.reader import make_reader
+    from pls_interfaces.msg import EpisodeResult, Observation
+    from rclpy.qos import QoSProfile
+    from rclpy.serialization import deserialize_message
+
+    from pls_ros import diagnostics, qos
+
+    probe = Probe("pls_test_driver")
+    probe.subscribe("diagnostics", DiagnosticArray, diagnostics.TOPIC, diagnostics.QOS)
+    results = probe.publisher(EpisodeResult, G.EPISODE_RESULT, qos.EPISODE_RESULT_QOS)
+    # A queue, so that five observations published at once all reach the recorder (the sim publishes
+    # one per step; a keep-last-1 writer may replace a sample before a reader has it).
+    observations = probe.publisher(Observation, G.OBSERVATION, QoSProfile(depth=10))
+    sent = []
+    for episode in range(3):  # published before the recorder exists
+        msg = EpisodeResult(episode=episode, length=10, reward_return=float(episode), reason="time_limit")
+        msg.header.stamp.sec = 100 + episode
+        results.publish(msg)
+        sent.append(msg)
+    bag = tmp_path / "late"
+    recorder = NodeProcess("recorder_node", ros_env, {"output_dir": str(bag)},
+                           params_file=REPO / "config" / "recorder.yaml")
+
+    def recorded() -> int:
+        counts = [int(v.value) for array in probe.messages("diagnostics") for status in array.status
+                  if status.name == "pls_recorder: recording" for v in status.values if v.key == "messages"]
+        return counts[-1] if counts else -1
+
+    try:
+        recorder.wait_for_log(r"recording /pls/observation")
+        wait_until(lambda: observations.get_subscription_count() >= 1, 60, "the recorder's subscription")
+        for step in range(5):
+            obs = Observation(episode=3, step=step, reward=0.5)
+            obs.observation = [float(step)] * 17
+            observations.publish(obs)
+            sent.append(obs)
+        wait_until(lambda: recorded() == 8, 60, "the recorder to count 3 results and 5 observations")
+        (status, *_) = [st for array in reversed(probe.messages("diagnostics")) for st in array.status
+                        if st.name == "pls_recorder: recording"]
+        values = {v.key: v.value for v in status.values}
+        assert (values["episode_results"], values["observations"], values["actions"]) == ("3", "5", "0")
+        documented = (REPO / "docs" / "ros.md").read_text()
+        assert all(f"`{key}`" in documented for key in values), values
+        recorder.send(15)  # SIGTERM
+        assert recorder.wait(60) == 0, recorder.output()[-3000:]
+    finally:
+        recorder.stop()
+        probe.close()
+    assert "stopped (received SIGTERM): 8 messages" in recorder.output(), recorder.output()[-3000:]
+    with open(bag / "late_0.mcap", "rb") as f:
+        reader = make_reader(f)
+        summary = reader.get_summary()  # finalized: summary, statistics and chunk indexes present
+        assert summary is not None and summary.statistics.message_count == 8
+        kinds = {G.TOPICS[G.EPISODE_RESULT].type: EpisodeResult, G.TOPICS[G.OBSERVATION].type: Observation}
+        got = [deserialize_message(m.data, kinds[s.name]) for s, _, m in reader.iter_messages()]
+    # The CDR as it came off the wire (padding bytes may differ from a local serialization): same messages.
+    assert sorted(map(repr, got)) == sorted(map(repr, sent))
+    assert (bag / "metadata.yaml").is_file()
+
+    again = NodeProcess("recorder_node", ros_env, {"output_dir": str(bag)}, log_name="refused")
+    assert again.wait(60) == 2
+    assert "cannot start" in again.output() and "not an empty folder" in again.output()
+    again.stop()
+
+
+def dry_run(*args: str) -> list[list[str]]:
+    out = subprocess.run([sys.executable, "-m", "pls_core.cli", *args, "--dry-run"], capture_output=True,
+                         text=True, timeout=120, cwd=REPO)
+    assert out.returncode == 0, out.stderr + out.stdout
+    return [shlex.split(line.removeprefix("[pls] ")) for line in out.stdout.splitlines() if " -m " in line]
+
+
+def test_the_graphs_start_the_recorder_only_when_asked_remapped_like_the_others(tmp_path):
+    modules = [cmd[cmd.index("-m") + 1] for cmd in dry_run("sim")]
+    assert G.RECORDER_NODE.module not in modules
+    cmds = dry_run("robot", "--record", str(tmp_path / "rec"), "--observation-topic", "/go2/obs")
+    (recorder,) = [c for c in cmds if c[c.index("-m") + 1] == G.RECORDER_NODE.module]
+    text = shlex.join(recorder)
+    assert f"output_dir:={tmp_path / 'rec'}" in text.replace('"', "").replace("'", "")
+    assert f"{G.OBSERVATION}:=/go2/obs" in text and f"{G.ACTION}:=/robot/pls/action" in text
+    # A folder that already holds a recording is refused before any node starts.
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "metadata.yaml").write_text("{}\n")
+    out = subprocess.run([sys.executable, "-m", "pls_core.cli", "sim", "--record", str(tmp_path / "old")],
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert out.returncode == 2 and "not an empty folder" in out.stderr and " -m " not in out.stdout, out
