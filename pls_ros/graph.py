@@ -196,6 +196,20 @@ SIM = Graph(
     fixed=((_SUP, "trusted_result_publisher", "/" + _SIM), (_SUP, "store_owner", "sim")),
 )
 
+_DRIVER_TOPICS = (
+    Argument("observation_topic", "driver topic carrying pls_interfaces/Observation",
+             default="/robot/pls/observation"),
+    Argument("action_topic", "driver topic consuming pls_interfaces/Action",
+             default="/robot/pls/action"),
+    Argument("episode_result_topic", "driver topic carrying pls_interfaces/EpisodeResult",
+             default="/robot/pls/episode_result"),
+)
+_DRIVER_REMAPS = (
+    Remap(OBSERVATION, "observation_topic"),
+    Remap(ACTION, "action_topic"),
+    Remap(EPISODE_RESULT, "episode_result_topic"),
+)
+
 ROBOT = Graph(
     name="robot",
     description="PLS on a real robot: the robot's driver replaces pls_sim through the remapped topics",
@@ -208,21 +222,28 @@ ROBOT = Graph(
         Argument("control_rate_hz", "policy control rate", (Param(_POL, "control_rate_hz", float),)),
         Argument("trigger", "observation: answer every observation; timer: act at control rate on the latest",
                  (Param(_POL, "trigger"),), choices=("observation", "timer")),
-        Argument("observation_topic", "driver topic carrying pls_interfaces/Observation",
-                 default="/robot/pls/observation"),
-        Argument("action_topic", "driver topic consuming pls_interfaces/Action",
-                 default="/robot/pls/action"),
-        Argument("episode_result_topic", "driver topic carrying pls_interfaces/EpisodeResult",
-                 default="/robot/pls/episode_result"),
+        *_DRIVER_TOPICS,
     ),
-    remappings=(
-        Remap(OBSERVATION, "observation_topic"),
-        Remap(ACTION, "action_topic"),
-        Remap(EPISODE_RESULT, "episode_result_topic"),
-    ),
+    remappings=_DRIVER_REMAPS,
 )
 
-GRAPHS: dict[str, Graph] = {g.name: g for g in (SIM, ROBOT)}
+# Recording alone: whatever drives the robot (a teleoperation or scripted controller publishing Actions is
+# a behaviour policy) is recorded for `pls dataset from-bag`, with no policy or supervisor running.
+RECORD = Graph(
+    name="record",
+    description="recording only: the robot driver's Observation, Action and EpisodeResult topics to a "
+                "rosbag2 bag, whoever drives the robot; no policy, no supervisor",
+    nodes=(RECORDER_NODE,),
+    arguments=(
+        next(a for a in _COMMON if a.name == "record"),
+        Argument("max_episodes", "stop after this many recorded EpisodeResults; 0: when stopped",
+                 (Param(_REC, "max_episodes", int),)),
+        *_DRIVER_TOPICS,
+    ),
+    remappings=_DRIVER_REMAPS,
+)
+
+GRAPHS: dict[str, Graph] = {g.name: g for g in (SIM, ROBOT, RECORD)}
 
 
 def get_graph(name: str) -> Graph:
@@ -432,6 +453,9 @@ def resolve(graph: Graph, values: Mapping[str, str] | None = None, config: str |
         if spec.name == RECORDER_NODE.name:
             check_new_bag_folder(bound[spec.enabled_by])
         resolved.append(ResolvedNode(spec, params_file, overrides, remaps))
+    if not resolved:
+        raise LaunchError(f"graph {graph.name!r} has nothing to start: give the bag folder with record:=DIR "
+                          "(pls: --out DIR)")
     return resolved
 
 

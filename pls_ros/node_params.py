@@ -140,6 +140,8 @@ RECORDER = (
     ParamSpec("output_dir", "str", "", "bag folder to create (rosbag2 layout: <folder>/<name>_0.mcap and "
               "metadata.yaml); it must not exist or be empty; relative to the working directory; the graph "
               "starts the recorder only when `record` sets it"),
+    ParamSpec("max_episodes", "int", 0, "stop cleanly (exit 0) once this many EpisodeResults are recorded; "
+              "0 = until stopped", 0, 10**9),
     ParamSpec("drain_s", "float", 1.0, "on a stop signal, keep taking messages still in flight this long "
               "[s] before the bag is closed", 0.0, 60.0),
 )

@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 
 from pls_interfaces.msg import Action, EpisodeResult, Observation
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 
@@ -81,9 +82,16 @@ class RecorderNode(Node):
             self.counts[name] = 0
             self.keys[name] = key
             self.create_subscription(msg_type, topic, self._callback(name, G.TOPICS[topic].qos), sub_qos,
-                                     raw=True)
+                                     raw=True, event_callbacks=SubscriptionEventCallbacks(
+                                         matched=self._on_matched(name)))
         diagnostics.Diagnostics(self, "recording", self.diagnose)
         self.get_logger().info(f"recording {', '.join(self.types)} to {self.bag.folder}")
+
+    def _on_matched(self, topic: str):
+        """Say when a publisher joins or leaves a recorded topic: start driving once the bag hears it."""
+        def on_matched(info) -> None:
+            self.get_logger().info(f"{topic}: {info.current_count} publisher(s) recorded")
+        return on_matched
 
     def _callback(self, topic: str, documented_qos: str):
         def on_message(data: bytes, info) -> None:
@@ -111,6 +119,18 @@ class RecorderNode(Node):
         received = int(info.get("received_timestamp") or 0) or time.time_ns()
         self.bag.write(topic, data, received, int(info.get("source_timestamp") or 0) or received)
         self.counts[topic] += 1
+
+    @property
+    def done(self) -> bool:
+        """max_episodes EpisodeResults recorded, and drain_s since: the executor does not take callbacks in
+        arrival order across topics, so the last episode's steps may still be queued behind its result."""
+        limit = self.p["max_episodes"]
+        results = sum(n for topic, n in self.counts.items() if self.keys[topic] == "episode_results")
+        if not limit or results < limit:
+            return False
+        if self._drain_until is None:
+            self._drain_until = time.monotonic() + self.drain_timeout_s
+        return time.monotonic() >= self._drain_until
 
     def diagnose(self) -> tuple[int, str, dict]:
         values = {"folder": str(self.bag.folder), "messages": self.bag.message_count,

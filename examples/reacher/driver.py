@@ -128,6 +128,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="lockstep: no action for the current step within this time [s] -> the safe action (default 1)")
     add("--retry-s", type=float, default=0.5, help="publish step 0 again after this long without a policy "
         "action answering it [s] (default 0.5)")
+    add("--min-subscribers", type=int, default=1,
+        help="start the first episode once this many subscribers take the observations: 1 = the policy "
+        "or a controller; 2 with `pls record` listening too, so the bag holds every step (default 1)")
     add("--max-fallback-steps", type=int, default=5,
         help="an episode with more fallback steps is reported as aborted (default 5)")
     add("--supervisor-wait-s", type=float, default=5.0,
@@ -147,6 +150,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
     if args.episodes < 0:
         parser.error(f"--episodes must be >= 0 (0 = unlimited), got {args.episodes}")
+    if args.min_subscribers < 1:
+        parser.error(f"--min-subscribers must be >= 1, got {args.min_subscribers}")
     if args.max_fallback_steps < 0:
         parser.error(f"--max-fallback-steps must be >= 0, got {args.max_fallback_steps}")
     if args.seed < 0:
@@ -468,8 +473,9 @@ class Driver:
             return
         ep = self.episode
         if ep is None:
-            if self.obs_pub.get_subscription_count() == 0:
-                self.log.info("waiting for a subscriber to the observations", throttle_duration_sec=10.0)
+            if self.obs_pub.get_subscription_count() < self.args.min_subscribers:
+                self.log.info(f"waiting for {self.args.min_subscribers} subscriber(s) to the observations",
+                              throttle_duration_sec=10.0)
                 return
             self.start_episode()
             return
@@ -577,6 +583,11 @@ def main(argv: list[str] | None = None) -> int:
         reason = spin(driver, received)
         if driver.halted and not received:
             code = EXIT_HALTED
+        # Results are transient local, but only while this process lives: give every matched reader (a
+        # supervisor, `pls record`) a bounded moment to acknowledge them before the publisher goes.
+        from rclpy.duration import Duration
+
+        driver.result_pub.wait_for_all_acked(Duration(seconds=2.0))
         spooled = driver.spool_unacknowledged()
         print(driver.summary(reason, spooled), flush=True)
     except Exception as exc:  # a bug, not a user error: say so, with the traceback for the report

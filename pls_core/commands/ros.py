@@ -164,6 +164,29 @@ def robot(
     _run_graph("robot", ctx, options, param, domain_id, progress, verbose, dry_run)
 
 
+def record(
+    ctx: typer.Context,
+    out: str = typer.Option(..., "--out", "--record",
+                            help="new bag folder (rosbag2 MCAP; `pls dataset from-bag` reads it)"),
+    episodes: int = typer.Option(None, "--episodes", "--max-episodes",
+                                 help="stop after this many recorded episode results (0: on Ctrl-C)"),
+    observation_topic: str = typer.Option(None, help="driver topic publishing pls_interfaces/Observation"),
+    action_topic: str = typer.Option(None, help="topic the Actions driving the robot come on"),
+    episode_result_topic: str = typer.Option(None,
+                                             help="driver topic publishing pls_interfaces/EpisodeResult"),
+    param: _ParamOpt = None,
+    domain_id: _DomainOpt = None,
+    progress: _ProgressOpt = True,
+    verbose: _VerboseOpt = False,
+    dry_run: _DryRunOpt = False,
+) -> None:
+    """Record a robot's driver topics while something else drives it (teleoperation, a scripted controller):
+    behaviour data for `pls dataset from-bag`, with no policy or supervisor running."""
+    options = dict(record=out, max_episodes=episodes, observation_topic=observation_topic,
+                   action_topic=action_topic, episode_result_topic=episode_result_topic)
+    _run_graph("record", ctx, options, param, domain_id, progress, verbose, dry_run)
+
+
 def echo(
     topic: str = typer.Argument(..., help="topic name, e.g. /pls/target_return"),
     msg_type: str = typer.Option(None, "--type", "-t",
@@ -195,6 +218,7 @@ def echo(
 def register(app: typer.Typer) -> None:
     app.command("sim", context_settings=_EXTRA)(sim)
     app.command("robot", context_settings=_EXTRA)(robot)
+    app.command("record", context_settings=_EXTRA)(record)
     app.command("echo")(echo)
 
 
