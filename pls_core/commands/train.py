@@ -43,7 +43,8 @@ def train(
     dataset: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="HDF5 dataset (DSRL layout).")],
     out: Annotated[Path, typer.Option(help="Run directory: checkpoint.pt, CSV logs, TensorBoard.")],
     preset: Annotated[
-        str, typer.Option(help="paper (GPU), cpu (<45 min on 2 cores) or tiny (tests).")
+        str, typer.Option(help="paper (GPU), cpu (<45 min on one core), cpu-long (8x cpu's steps, hours; "
+                               "resumable) or tiny (tests).")
     ] = "cpu",
     seed: Annotated[int, typer.Option()] = 0,
     steps: Annotated[int | None, typer.Option(help="Override the preset's number of gradient steps.")] = None,
