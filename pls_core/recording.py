@@ -620,10 +620,13 @@ def convert(bags: list[str | Path], spec, clock_jump_periods: float = CLOCK_JUMP
         "excluded": report.excluded,
     }
     if not built:
-        reasons = "; ".join(f"episode {e['episode']}: {e['reason']}" for e in report.excluded[:5])
+        reasons = "; ".join(f"episode {e['episode']}: {e['reason']}" for e in report.excluded[:3])
+        wrong_size = [e for e in report.excluded if "wrong length" in e["reason"]]
+        fix = (f"is --task {spec.task_id} the robot that was recorded? give its description"
+               if wrong_size and len(wrong_size) == len(report.excluded) else
+               "record complete episodes (each ended by an EpisodeResult) of this task")
         raise RecordingError(f"no usable episode in {', '.join(summary['bags'])} ({recorded} recorded"
-                             + (f"; {reasons}" if reasons else "") + "); record complete episodes "
-                             "(each ended by an EpisodeResult) of this task")
+                             + (f"; {reasons}" if reasons else "") + f"); {fix}")
 
     def cat(name: str) -> np.ndarray:
         return np.concatenate([getattr(out, name) for _, out in built])

@@ -417,7 +417,8 @@ def resolve(graph: Graph, values: Mapping[str, str] | None = None, config: str |
                        f"{', '.join(s.name for s in graph.nodes)}")
     bound = {**argument_defaults(graph, folder), **values}
     if bound.get("task"):
-        bound["task"] = task_argument(bound["task"], bound.get("model", ""))
+        simulates = any(spec.name == SIM_NODE.name for spec in graph.nodes)
+        bound["task"] = task_argument(bound["task"], bound.get("model", ""), simulates)
     for arg in graph.arguments:
         if arg.choices and bound[arg.name] not in arg.choices:
             raise LaunchError(f"launch argument {arg.name}:={bound[arg.name]!r}: "
@@ -468,15 +469,21 @@ def check_new_bag_folder(value: str) -> None:
                           "folder. Fix: record into a new folder (a bag folder holds one recording)")
 
 
-def task_argument(value: str, model: str) -> str:
+def task_argument(value: str, model: str, simulates: bool = False) -> str:
     """The task id a `task` argument names: a task pls ships, or the task_id of a task description YAML
-    (a robot's own task, whose model must then be given: nothing is shipped for it)."""
+    (a robot's own task, whose model must then be given: nothing is shipped for it). `simulates`: the
+    graph runs pls_sim, which needs a task pls can simulate."""
     from pls_core.tasks import SHIPPED_TASKS, TaskSpecError, resolve_task
 
     try:
-        task_id = resolve_task(value).task_id
+        spec = resolve_task(value)
     except (KeyError, TaskSpecError) as exc:
         raise LaunchError(f"launch argument task:={value!r}: {exc.args[0]}") from None
+    task_id = spec.task_id
+    if simulates and not spec.simulated:
+        raise LaunchError(f"launch argument task:={value!r}: pls has no simulator for {task_id} (simulator: "
+                          "none); run it through its own driver with the robot graph (pls robot, "
+                          "robot.launch.py)")
     if task_id not in SHIPPED_TASKS and not model:
         raise LaunchError(f"launch argument task:={value!r}: pls ships no model for {task_id}; give the "
                           "policy you trained and exported for it with model:=FILE (pls: --model FILE)")
