@@ -37,6 +37,13 @@ _ProgressOpt = Annotated[bool, typer.Option(help="show iteration, phase, target,
 _VerboseOpt = Annotated[bool,
                         typer.Option(help="also show every node's output inline (always in its log file)")]
 _DryRunOpt = Annotated[bool, typer.Option(help="print the node command lines and exit")]
+# The robot driver's topics (robot and record graphs).
+_ObservationTopicOpt = Annotated[str | None,
+                                 typer.Option(help="driver topic publishing pls_interfaces/Observation")]
+_ActionTopicOpt = Annotated[str | None,
+                            typer.Option(help="topic of the pls_interfaces/Action driving the robot")]
+_ResultTopicOpt = Annotated[str | None,
+                            typer.Option(help="driver topic publishing pls_interfaces/EpisodeResult")]
 _RecordOpt = Annotated[str | None, typer.Option(help="record Observation, Action and EpisodeResult to this "
                                                      "new bag folder (rosbag2 MCAP; `pls dataset from-bag` "
                                                      "reads it)")]
@@ -143,10 +150,9 @@ def robot(
     control_rate_hz: float = typer.Option(None, help="policy control rate"),
     trigger: str = typer.Option(None, help="observation | timer"),
     store_path: _StoreOpt = None,
-    observation_topic: str = typer.Option(None, help="driver topic publishing pls_interfaces/Observation"),
-    action_topic: str = typer.Option(None, help="driver topic consuming pls_interfaces/Action"),
-    episode_result_topic: str = typer.Option(None,
-                                             help="driver topic publishing pls_interfaces/EpisodeResult"),
+    observation_topic: _ObservationTopicOpt = None,
+    action_topic: _ActionTopicOpt = None,
+    episode_result_topic: _ResultTopicOpt = None,
     record: _RecordOpt = None,
     param: _ParamOpt = None,
     domain_id: _DomainOpt = None,
@@ -170,10 +176,9 @@ def record(
                             help="new bag folder (rosbag2 MCAP; `pls dataset from-bag` reads it)"),
     episodes: int = typer.Option(None, "--episodes", "--max-episodes",
                                  help="stop after this many recorded episode results (0: on Ctrl-C)"),
-    observation_topic: str = typer.Option(None, help="driver topic publishing pls_interfaces/Observation"),
-    action_topic: str = typer.Option(None, help="topic the Actions driving the robot come on"),
-    episode_result_topic: str = typer.Option(None,
-                                             help="driver topic publishing pls_interfaces/EpisodeResult"),
+    observation_topic: _ObservationTopicOpt = None,
+    action_topic: _ActionTopicOpt = None,
+    episode_result_topic: _ResultTopicOpt = None,
     param: _ParamOpt = None,
     domain_id: _DomainOpt = None,
     progress: _ProgressOpt = True,
