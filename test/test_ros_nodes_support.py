@@ -10,6 +10,7 @@ so the bounds are generous, but nothing sleeps for a fixed time hoping that some
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -182,8 +183,10 @@ class Launched:
 
     def __init__(self, command: str, args: list[str], env: dict, cwd):
         self.command = command
+        # Its own process group: kill() reaches the nodes it started even when the launcher cannot stop them.
         self.proc = subprocess.Popen([sys.executable, "-m", "pls_core.cli", command, *args], env=env, cwd=cwd,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     start_new_session=True)
         self.lines: list[str] = []
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
@@ -210,17 +213,24 @@ class Launched:
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            self.kill()
             raise AssertionError(f"pls {self.command} still running after {timeout:g} s:\n"
                                  f"{self.text()[-5000:]}") from None
         self.thread.join(timeout=10)
         return self.proc.returncode
 
     def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        """Stop the launcher and every node it started (no orphans for later tests): SIGTERM to the whole
+        process group, then SIGKILL after a bounded wait."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=20)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
 
 
 def assert_configure_fails(bad: NodeProcess, configure: Callable[[], bool], state: Callable[[], int],

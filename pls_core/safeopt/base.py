@@ -85,6 +85,8 @@ class TargetOptimizer(ABC):
         self._gp_failures = 0
         self._last_gp_error = ""
         self._lock = threading.RLock()
+        # robots tuned together (fleet.py): history holds rounds of this many decisions, one per robot
+        self.fleet_size = 1
         self.history.append(self._decide(""))
 
     # --- the public interface -------------------------------------------------------------------------
@@ -179,6 +181,14 @@ class TargetOptimizer(ABC):
         if len(choice.target) != 2 or not all(math.isfinite(v) for v in choice.target):
             raise SafetyInvariantError(f"{self.method} proposed a non-finite target {choice.target}")
 
+    def _round_phases(self) -> list[Phase]:
+        """The phases of the rounds decided before the one being decided now, oldest first. A round is
+        `fleet_size` consecutive decisions (one per robot) and its phase is its first member's, so stage
+        caps count rounds; with one robot a round is one decision and this is every decision's phase."""
+        n = self.fleet_size
+        done = len(self.history) - len(self.history) % n
+        return [d.phase for d in self.history[:done:n]]
+
     def rng(self, stream: int) -> np.random.Generator:
         """Randomness for the decision being made now: a function of (seed, iteration, stream) only."""
         return np.random.default_rng([self.config.seed, len(self.history), stream])
@@ -257,11 +267,17 @@ class TargetOptimizer(ABC):
             self._episode_ids.add(rec.episode)
         if len(self._episodes_here) < self.config.episodes_per_evaluation:
             return None
-        target = self.current.target
-        reward = math.fsum(e.reward_return for e in self._episodes_here) / len(self._episodes_here)
-        cost = self._cost_observation(self._episodes_here)
-        reward_noise, cost_noise = self._measured_noise(self._episodes_here)
-        self._episodes_here = []
+        episodes, self._episodes_here = self._episodes_here, []
+        note = self._evaluate(self.current.target, episodes)
+        self.history.append(self._decide(note))
+        return self.current
+
+    def _evaluate(self, target: tuple[float, float], episodes: list[EpisodeRecord]) -> str:
+        """Average one evaluation's episodes into an observation at `target` and update the model; a note
+        on a GP numerical failure (the model then keeps its state), else ""."""
+        reward = math.fsum(e.reward_return for e in episodes) / len(episodes)
+        cost = self._cost_observation(episodes)
+        reward_noise, cost_noise = self._measured_noise(episodes)
         self.evaluations.append((target, reward, cost))
         self._cost_variances.append(self.config.cost_noise_variance if cost_noise is None else cost_noise)
         note = ""
@@ -271,8 +287,7 @@ class TargetOptimizer(ABC):
             self._gp_failures += 1
             self._last_gp_error = str(exc)
             note = f"GP numerical failure ({exc}); kept the last verified safe target"
-        self.history.append(self._decide(note))
-        return self.current
+        return note
 
     def _cost_observation(self, episodes: list[EpisodeRecord]) -> float:
         """What the cost GP observes for one evaluation: the episodes' mean cost (the paper), plus
@@ -309,10 +324,20 @@ class TargetOptimizer(ABC):
         return (max(self.config.reward_noise_variance, reward_var),
                 max(self.config.cost_noise_variance, cost_var))
 
-    def _decide(self, note: str) -> Decision:
+    def _decide(self, note: str, pending: tuple[tuple[float, float], ...] = ()) -> Decision:
+        """The next decision. `pending`: targets already proposed in this round and not yet evaluated
+        (fleet.py): the method chooses on the model conditioned on them (`ConfidenceModel.fantasised`), but
+        the choice is checked, and its bounds and verdict computed, on the real model."""
         if note:  # GP failure: the model did not change, so the last target is as safe as it was
-            last = self.current
+            last = self.history[-self.fleet_size]  # this robot's last decision (one robot: current)
             choice = Choice(last.target, last.phase, last.candidate_set_size)
+        elif pending:
+            real = self.model
+            self.model = real.fantasised(pending)
+            try:
+                choice = self._choose()
+            finally:
+                self.model = real
         else:
             choice = self._choose()
         self._check_choice(choice)
@@ -331,7 +356,9 @@ class TargetOptimizer(ABC):
             best_cost_upper=float(model.cost_upper[best]), threshold=self.config.threshold,
             verified_safe=bool(verified), note=note)
 
-    def _validated(self, rec: EpisodeRecord) -> EpisodeRecord:
+    def _validated(self, rec: EpisodeRecord, decision: Decision | None = None) -> EpisodeRecord:
+        """`rec` checked against `decision` (default: `current`), the decision it must have run."""
+        decision = self.current if decision is None else decision
         if not isinstance(rec, EpisodeRecord):
             raise InvalidEpisodeError(f"expected an EpisodeRecord, got {type(rec).__name__}; build one with "
                                       "EpisodeRecord(target, reward_return, cost_return, length, ...)")
@@ -342,16 +369,16 @@ class TargetOptimizer(ABC):
         except (TypeError, ValueError, IndexError):
             raise InvalidEpisodeError(f"target must be a pair (R, G) of numbers, got {rec.target!r}") \
                 from None
-        if self.current.phase is Phase.HALTED:
-            raise StaleEpisodeError(f"the optimizer is halted ({self.current.note}); episodes run after the "
+        if decision.phase is Phase.HALTED:
+            raise StaleEpisodeError(f"the optimizer is halted ({decision.note}); episodes run after the "
                                     "halt are not used")
-        current = self.current.target
+        current = decision.target
         steps = self.grid.steps
         if any(not math.isfinite(t) or abs(t - c) > MATCH_FRACTION_OF_STEP * s
                for t, c, s in zip(target, current, steps, strict=True)):
             raise StaleEpisodeError(
                 f"episode ran with target {target} but the current target is {current} (iteration "
-                f"{self.iteration}); it was discarded. Start every episode with optimizer.current.target and "
+                f"{decision.iteration}); it was discarded. Start every episode with optimizer.current.target and "
                 "report it before starting the next one")
         values = {}
         for name in ("reward_return", "cost_return"):

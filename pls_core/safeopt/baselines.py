@@ -39,7 +39,7 @@ class _BudgetedBaseline(TargetOptimizer):
         return self.config.max_exploration_iterations + self.config.max_maximisation_iterations
 
     def _choose(self) -> Choice:
-        if len(self.history) < self.budget:
+        if len(self._round_phases()) < self.budget:  # rounds decided (one robot: decisions)
             return Choice(self.grid.target(self._explore()), Phase.REWARD_MAXIMISATION, self.grid.size)
         return Choice(self._operate(), Phase.OPERATION, 1)
 

@@ -28,6 +28,8 @@ any data). The cost GP's prior is fixed: the safety certificate never depends on
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from pls_core.safeopt.config import OptimizerConfig
@@ -69,13 +71,15 @@ class ConfidenceModel:
         self.safe = grid.seed_mask.copy()
         self.conflicts = 0
         self.refuted_seeds = np.zeros(grid.size, dtype=bool)
+        self.fantasies = 0  # fantasised observations in the GPs (a `fantasised` copy); never in a real model
         self._intersect_cost_intervals()
 
     # --- updates --------------------------------------------------------------------------------------
 
     @property
     def num_observations(self) -> int:
-        return self.cost_gp.num_observations
+        """Real observations (a fantasised copy's fantasies do not count, so alpha is the real one)."""
+        return self.cost_gp.num_observations - self.fantasies
 
     @property
     def cost_gp(self) -> GridGP:
@@ -124,6 +128,29 @@ class ConfidenceModel:
         evidence = {name: gp.log_marginal_likelihood for name, gp in self.reward_gps.items()}
         self.reward_prior = max(evidence, key=evidence.get)  # the first (the paper's) on a tie
         self._intersect_cost_intervals()
+
+    def fantasised(self, targets: tuple[tuple[float, float], ...]) -> ConfidenceModel:
+        """A copy for choosing the next member of a batch while `targets` are pending (proposed, not yet
+        evaluated): every GP conditioned on its own posterior mean at each pending target (kriging
+        believer, GridGP.fantasised), so the means are unchanged and the widths shrink around the pending
+        targets, and a method's width- or bound-based rule looks elsewhere.
+
+        It certifies nothing: `safe`, `refuted_seeds`, `num_observations` (so alpha) and the plausible
+        kernels stay the real model's, and its cost intervals are the real ones intersected with the
+        fantasised Omega (where that is empty, the real one), so they only narrow. The proposal it picks
+        is checked against, and reported with the bounds of, the real model (base._decide).
+        """
+        other = copy.copy(self)
+        other.reward_gps = {name: gp.fantasised(list(targets)) for name, gp in self.reward_gps.items()}
+        other.cost_gps = [gp.fantasised(list(targets)) for gp in self.cost_gps]
+        other.fantasies = self.fantasies + len(targets)
+        omega_lo, omega_hi = other.cost_omega()
+        lower, upper = np.maximum(self.cost_lower, omega_lo), np.minimum(self.cost_upper, omega_hi)
+        empty = lower > upper
+        other.cost_lower = np.where(empty, self.cost_lower, lower)
+        other.cost_upper = np.where(empty, self.cost_upper, upper)
+        other.safe, other.refuted_seeds = self.safe.copy(), self.refuted_seeds.copy()
+        return other
 
     def _intersect_cost_intervals(self) -> None:
         omega_lo, omega_hi = self.cost_omega()

@@ -36,6 +36,16 @@ def build_optimizer(config: OptimizerConfig, store_path: str | Path | None = Non
     optimizer = OPTIMIZERS[config.method](config)
     if store_path is None:
         return optimizer
+    store = open_store(config, store_path, identity, fleet_size=1)
+    replay(optimizer, store)
+    optimizer.attach_store(store)
+    return optimizer
+
+
+def open_store(config: OptimizerConfig, store_path: str | Path, identity: dict | None,
+               fleet_size: int) -> OptimizerStore:
+    """The store at `store_path`, checked to hold this identity's, config's and fleet size's run (a new
+    store records them); StoreMismatchError otherwise."""
     store = OptimizerStore(store_path)
     if identity is not None:
         stored_identity = store.identity()
@@ -58,9 +68,15 @@ def build_optimizer(config: OptimizerConfig, store_path: str | Path | None = Non
         raise StoreMismatchError(f"{store_path} was written with a different optimizer config (keys "
                                  f"differ: {', '.join(changed)}); resume with the same config, or use a new "
                                  "store path")
-    replay(optimizer, store)
-    optimizer.attach_store(store)
-    return optimizer
+    fresh = not store.episodes() and not store.decisions()
+    if fresh and fleet_size != 1:  # a store without the key is one robot's, as before fleets existed
+        store.save_fleet_size(fleet_size)
+    elif store.fleet_size() != fleet_size:
+        stored_size = store.fleet_size()
+        store.close()
+        raise StoreMismatchError(f"{store_path} holds the run of a fleet of {stored_size} robot(s), not of "
+                                 f"{fleet_size}; resume it with the same fleet size, or use a new store path")
+    return store
 
 
 def same_choice(a: Decision, b: Decision) -> bool:
@@ -80,7 +96,11 @@ def replay(optimizer: TargetOptimizer, store: OptimizerStore) -> None:
                                      f"replay is at iteration {optimizer.iteration}; the store is not from "
                                      "this config")
         optimizer.report_episode(rec)  # no store attached yet: validates and counts, writes nothing
-    replayed = optimizer.history
+    check_replayed(store, stored, optimizer.history)
+
+
+def check_replayed(store: OptimizerStore, stored: list[Decision], replayed: list[Decision]) -> None:
+    """The replayed decisions must repeat the stored ones; store those the log is missing."""
     for old, new in zip(stored, replayed, strict=False):
         if not same_choice(old, new):
             raise StoreMismatchError(f"{store.path}: replay gives a different decision at iteration "

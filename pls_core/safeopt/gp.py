@@ -19,6 +19,7 @@ The GP works in its own output units: callers transform raw returns (see confide
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -212,6 +213,22 @@ class GridGP:
 
     def commit(self, state: GPState) -> None:
         self.kernel, self._factor = state.kernel, state.factor
+
+    def fantasised(self, points: list[tuple[float, float]]) -> GridGP:
+        """A copy of this GP conditioned on one observation at each of `points` whose value is the posterior
+        mean there (kriging believer) and whose noise is the GP's default: the mean stays the same
+        everywhere and only the variances shrink. This GP is left unchanged (the copy has its own buffer)."""
+        f = self._factor
+        store = f.w_store.clone()
+        other = copy.copy(self)
+        other._factor = dataclasses.replace(f, w=store[:f.w.shape[0]], w_store=store)
+        for point in points:
+            (mean,), _ = other.posterior_at(np.array([point], dtype=float))
+            try:
+                other.commit(other.prepare_observation(tuple(point), float(mean)))
+            except GPNumericalError:  # a repeat with zero noise: the first fantasy there already says it all
+                continue
+        return other
 
     def set_data(self, x: np.ndarray, y: np.ndarray, noise: np.ndarray | None = None) -> None:
         """Recompute the posterior from scratch (per-observation noise variances default to the GP's)."""

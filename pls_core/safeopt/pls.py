@@ -51,7 +51,7 @@ class PLSOptimizer(TargetOptimizer):
                           f"the episode costs refute {refuted} seed target(s) (cost lower bound > b = "
                           f"{self.config.threshold:g}): the seed box is not safe for this model, so no "
                           "target is verified safe. Stop, then re-examine the model or the seed box")
-        phases = [d.phase for d in self.history]
+        phases = self._round_phases()  # one robot: every decision's; a fleet: each round's (fleet.py)
         explored = sum(p in (Phase.SEED, Phase.SAFE_EXPLORATION) for p in phases)
         maximised = phases.count(Phase.REWARD_MAXIMISATION)
         in_stage_one = Phase.REWARD_MAXIMISATION not in phases and Phase.OPERATION not in phases

@@ -1,7 +1,9 @@
 """Durable log of an optimizer run in SQLite (stdlib sqlite3, WAL journal, synchronous=FULL).
 
 The log holds inputs, not model state: the configuration, every accepted episode (in order, with the
-iteration it counted toward), every rejected one with its reason, and every decision. The optimizer's
+iteration it counted toward), every rejected one with its reason, and every decision. A fleet run
+(fleet.py) records a round's members as consecutive decisions (iteration = round x fleet size + robot)
+and each episode under its robot's decision, with the fleet size in `meta`: the schema is unchanged. The optimizer's
 state is a pure function of (configuration, accepted episodes), so resuming replays the episodes and
 checks that the replay reproduces the stored decisions; nothing numeric is ever loaded back.
 Each write is its own committed transaction: a SIGKILL loses at most the write in flight.
@@ -119,6 +121,15 @@ class OptimizerStore:
     def save_identity(self, identity: dict) -> None:
         with self._transaction():
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('identity', ?)", (json.dumps(identity),))
+
+    def fleet_size(self) -> int:
+        """How many robots the run tunes together (fleet.py); 1 for a store written without one."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'fleet_size'").fetchone()
+        return 1 if row is None else int(row[0])
+
+    def save_fleet_size(self, size: int) -> None:
+        with self._transaction():
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('fleet_size', ?)", (str(int(size)),))
 
     def journal_mode(self) -> str:
         return self._db.execute("PRAGMA journal_mode").fetchone()[0]
