@@ -79,6 +79,9 @@ def experiment(
     ] = None,
     shield: Annotated[bool, Opt(help="Per-step shield (pls_core.shield, shipped backup) between the CDT's "
                                      "action and env.step; velocity tasks.")] = False,
+    fleet: Annotated[int, Opt(help="Robots tuned together by one optimizer: each round proposes one "
+                                   "verified-safe target per robot, each run for --episodes-per-evaluation "
+                                   "episodes; --iterations then counts rounds.")] = DEFAULTS.fleet,
     progress: Annotated[bool, Opt(help="Show progress bars and one line per finished run.")] = True,
     report: Annotated[Path | None, Opt(help="Run nothing: regenerate this document (e.g. docs/results.md) "
                                             "from the <out>/*/results.json files.")] = None,
@@ -95,7 +98,7 @@ def experiment(
             raise typer.Exit(2) from None
         return
     for name, value in (("--seeds", seeds), ("--episodes-per-evaluation", episodes_per_evaluation),
-                        ("--iterations", iterations)):
+                        ("--iterations", iterations), ("--fleet", fleet)):
         require(value >= 1, f"{name} {value}: must be at least 1")
     require(0.0 < pls_exploration_fraction <= 1.0,
             f"--pls-exploration-fraction {pls_exploration_fraction:g}: must be in (0, 1]")
@@ -120,7 +123,7 @@ def experiment(
             iterations=iterations, pls_exploration_fraction=pls_exploration_fraction,
             sweep=SweepSettings(sweep_rewards, sweep_costs, sweep_episodes),
             optimizer_overrides=overrides_checked, models_dir=models_dir,
-            datasets_dir=datasets_dir, seed_box=seed_box, shield=shield)
+            datasets_dir=datasets_dir, seed_box=seed_box, shield=shield, fleet=fleet)
         paths = run_experiment(settings, out, progress=progress)
     except (ExperimentError, OptimizerConfigError, ContractError, DatasetError) as exc:
         typer.echo(f"pls experiment: {exc}", err=True)

@@ -37,7 +37,8 @@ class TaskResults:
 
 
 def run_keys(settings: ExperimentSettings, task: str) -> list[RunKey]:
-    return [RunKey(task, float(b), method, seed) for b in settings.thresholds for method in settings.methods
+    return [RunKey(task, float(b), method, seed, settings.fleet) for b in settings.thresholds
+            for method in settings.methods
             for seed in range(settings.seeds)]
 
 
@@ -116,6 +117,8 @@ def _run(settings, inputs, rollouts, key: RunKey, out_dir, bars) -> RunRecord:
                    "iterations": settings.iterations,
                    "model_sha256": inputs.model_sha256, "reward_range": list(inputs.reward_range),
                    **_shield_fingerprint(settings, key.task)}
+    if key.fleet > 1:  # one robot's fingerprint stays as before fleets existed
+        fingerprint["fleet"] = key.fleet
     path = key.path(out_dir)
     if path.is_file():
         stored = RunRecord.load(path)

@@ -7,6 +7,8 @@ target once in operation, else `best_target`: PLS's highest reward lower bound i
 `episodes_per_evaluation` fresh episodes. Everything is recorded in raw return units.
 A PLS run that halts (its data refute the seed box, so no target is verified safe) stops there: no more
 search episodes and no final evaluation; the robot would be holding its safe action.
+With a fleet (`pls experiment --fleet N`), each iteration is a round: N targets (safeopt/fleet.py), each
+run for `episodes_per_evaluation` episodes and reported for the robot that ran it.
 """
 
 from __future__ import annotations
@@ -28,13 +30,16 @@ class RunKey:
     threshold: float
     method: str
     seed: int
+    fleet: int = 1  # robots tuned together (safeopt/fleet.py); 1: one robot, the paper's setting
 
     def path(self, out_dir: Path) -> Path:
-        folder = Path(out_dir) / "runs" / self.task / f"b{self.threshold:g}" / self.method
+        method = self.method if self.fleet == 1 else f"{self.method}-fleet{self.fleet}"
+        folder = Path(out_dir) / "runs" / self.task / f"b{self.threshold:g}" / method
         return folder / f"seed{self.seed}.json"
 
     def label(self) -> str:
-        return f"{self.task} b={self.threshold:g} {self.method} seed {self.seed}"
+        fleet = "" if self.fleet == 1 else f" fleet {self.fleet}"
+        return f"{self.task} b={self.threshold:g} {self.method}{fleet} seed {self.seed}"
 
 
 @dataclass
@@ -69,9 +74,12 @@ class RunRecord:
 
 def run_optimizer(rollouts: Rollouts, config, key: RunKey, iterations: int, fingerprint: dict,
                   on_iteration: Callable[[dict], None] | None = None) -> RunRecord:
-    """Run `iterations` evaluations of `config`'s method, then evaluate its final target."""
+    """Run `iterations` evaluations of `config`'s method, then evaluate its final target. With a fleet
+    (`key.fleet` > 1), `iterations` rounds of one evaluation per robot (`run_fleet_optimizer`)."""
     from pls_core.safeopt import EpisodeRecord, Phase, build_optimizer
 
+    if key.fleet > 1:
+        return run_fleet_optimizer(rollouts, config, key, iterations, fingerprint, on_iteration)
     started = time.perf_counter()
     optimizer = build_optimizer(config)
     varpi = config.episodes_per_evaluation
@@ -100,6 +108,64 @@ def run_optimizer(rollouts: Rollouts, config, key: RunKey, iterations: int, fing
     if decision.phase == Phase.HALTED:
         final = {"target": list(decision.target), "phase": decision.phase.value, "rule": "halted",
                  "halted": True, "note": decision.note, "halted_after": len(iteration_rows),
+                 "reward_mean": None, "cost_mean": None, "unsafe": 0, "episodes": []}
+        return RunRecord(key, fingerprint, iteration_rows, episode_rows, final, time.perf_counter() - started)
+    in_operation = decision.phase == Phase.OPERATION
+    target = decision.target if in_operation else decision.best_target
+    results = rollouts.run_jobs([target] * varpi, seed=key.seed * SEED_STRIDE + FINAL_OFFSET)
+    final = {"target": list(target), "phase": decision.phase.value,
+             "rule": "operation target" if in_operation else "best_target (highest reward lower bound, safe)",
+             **_means(results), "unsafe": sum(r.cost_return > b for r in results),
+             "episodes": [asdict(r) for r in results]}
+    return RunRecord(key, fingerprint, iteration_rows, episode_rows, final, time.perf_counter() - started)
+
+
+def run_fleet_optimizer(rollouts: Rollouts, config, key: RunKey, rounds: int, fingerprint: dict,
+                        on_iteration: Callable[[dict], None] | None = None) -> RunRecord:
+    """`rounds` rounds of a fleet of `key.fleet` robots (safeopt/fleet.py): each round, every robot's target
+    is run for `episodes_per_evaluation` episodes (all robots' episodes stepped in one call, robot k's
+    episodes reset with seeds right after robot k - 1's), and each episode is reported for the robot, so
+    the target, that ran it. Rows: one per robot and round (`round`, `robot`; `iteration` is the decision's
+    number, round x N + robot), and every episode with its round and robot. Then the final evaluation, as
+    for one robot: the operation target, else the best target, for `episodes_per_evaluation` episodes.
+    `on_iteration` is called once per round with that round's first robot's row."""
+    from pls_core.safeopt import EpisodeRecord, Phase
+    from pls_core.safeopt.fleet import build_fleet
+
+    started = time.perf_counter()
+    fleet = build_fleet(config, key.fleet)
+    varpi, b, n = config.episodes_per_evaluation, config.threshold, key.fleet
+    iteration_rows, episode_rows = [], []
+    for round_ in range(rounds):
+        if fleet.halted:
+            break
+        batch = fleet.batch
+        first = round_ * n * varpi
+        results = rollouts.run_jobs([d.target for d in batch for _ in range(varpi)],
+                                    seed=key.seed * SEED_STRIDE + first)
+        counts = rollouts.last_counts
+        for robot, decision in enumerate(batch):
+            mine = results[robot * varpi:(robot + 1) * varpi]
+            for offset, result in enumerate(mine):
+                number = first + robot * varpi + offset
+                fleet.report_episode(robot, EpisodeRecord(decision.target, result.reward_return,
+                                                          result.cost_return, result.length, episode=number))
+                episode_rows.append({"iteration": decision.iteration, "round": round_, "robot": robot,
+                                     **asdict(result), **counts[robot * varpi + offset],
+                                     "unsafe": result.cost_return > b})
+            iteration_rows.append({
+                "iteration": decision.iteration, "round": round_, "robot": robot,
+                "phase": decision.phase.value, "target": list(decision.target),
+                "verified_safe": decision.verified_safe, "cost_upper": decision.cost_bounds[1],
+                "safe_set_size": decision.safe_set_size, **_means(mine),
+                "unsafe": sum(r.cost_return > b for r in mine)})
+        if on_iteration is not None:
+            on_iteration(iteration_rows[-n])
+
+    decision = fleet.batch[0]
+    if decision.phase == Phase.HALTED:
+        final = {"target": list(decision.target), "phase": decision.phase.value, "rule": "halted",
+                 "halted": True, "note": decision.note, "halted_after": len(iteration_rows) // n,
                  "reward_mean": None, "cost_mean": None, "unsafe": 0, "episodes": []}
         return RunRecord(key, fingerprint, iteration_rows, episode_rows, final, time.perf_counter() - started)
     in_operation = decision.phase == Phase.OPERATION

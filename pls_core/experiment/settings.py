@@ -56,6 +56,7 @@ class ExperimentSettings:
     models_dir: Path = DEFAULT_MODELS_DIR  # <models_dir>/<task>/policy.onnx
     datasets_dir: Path | None = None  # <datasets_dir>/<task>.hdf5 if present, else the model's dataset stats
     shield: bool = False  # the per-step shield (pls_core.shield) between the CDT's action and env.step
+    fleet: int = 1  # robots tuned together by one optimizer (safeopt/fleet.py); iterations are then rounds
 
     def __post_init__(self) -> None:
         for task in self.tasks:
@@ -75,12 +76,12 @@ class ExperimentSettings:
             raise ExperimentError("tasks, thresholds and methods must each name at least one value")
         if any(not b > 0 for b in self.thresholds):
             raise ExperimentError(f"thresholds must be > 0, got {list(self.thresholds)}")
-        for name in ("seeds", "episodes_per_evaluation", "iterations"):
+        for name in ("seeds", "episodes_per_evaluation", "iterations", "fleet"):
             if getattr(self, name) < 1:
                 raise ExperimentError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.iterations * self.episodes_per_evaluation >= FINAL_OFFSET:
-            raise ExperimentError(f"iterations x episodes_per_evaluation must stay below {FINAL_OFFSET} "
-                                  "(episode seed blocks would overlap)")
+        if self.iterations * self.episodes_per_evaluation * self.fleet >= FINAL_OFFSET:
+            raise ExperimentError(f"iterations x episodes_per_evaluation (x fleet) must stay below "
+                                  f"{FINAL_OFFSET} (episode seed blocks would overlap)")
         if self.seed_box not in SEED_BOXES:
             raise ExperimentError(f"seed_box must be one of {', '.join(SEED_BOXES)}, got {self.seed_box!r}")
         if not 0.0 < self.pls_exploration_fraction <= 1.0:
@@ -100,6 +101,8 @@ class ExperimentSettings:
         d = asdict(self)
         d["models_dir"] = str(self.models_dir)
         d["datasets_dir"] = None if self.datasets_dir is None else str(self.datasets_dir)
+        if self.fleet == 1:  # one robot: the settings as written before fleets existed
+            del d["fleet"]
         return d
 
 

@@ -183,8 +183,9 @@ class TargetOptimizer(ABC):
 
     def _round_phases(self) -> list[Phase]:
         """The phases of the rounds decided before the one being decided now, oldest first. A round is
-        `fleet_size` consecutive decisions (one per robot) and its phase is its first member's, so stage
-        caps count rounds; with one robot a round is one decision and this is every decision's phase."""
+        `fleet_size` consecutive decisions (one per robot) and its phase is its first member's; caps that
+        count time count these (PLS's stage 2, the baselines' budget). With one robot a round is one
+        decision and this is every decision's phase."""
         n = self.fleet_size
         done = len(self.history) - len(self.history) % n
         return [d.phase for d in self.history[:done:n]]
@@ -378,8 +379,8 @@ class TargetOptimizer(ABC):
                for t, c, s in zip(target, current, steps, strict=True)):
             raise StaleEpisodeError(
                 f"episode ran with target {target} but the current target is {current} (iteration "
-                f"{decision.iteration}); it was discarded. Start every episode with optimizer.current.target and "
-                "report it before starting the next one")
+                f"{decision.iteration}); it was discarded. Start every episode with optimizer.current.target "
+                "and report it before starting the next one")
         values = {}
         for name in ("reward_return", "cost_return"):
             value = getattr(rec, name)

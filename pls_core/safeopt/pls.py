@@ -16,6 +16,8 @@ Readings of the paper's open points (pls-method.md §3):
   This stays within Algorithm 1's own expander definition for L = 0 (every safe z with l(z) <= b while
   some point is unsafe), narrowed to the points next to the unsafe set.
 * Stage 2 picks argmax of the reward upper bound over the safe set, for `max_maximisation_iterations`.
+* A fleet (fleet.py) counts the stage-1 cap in evaluations, the pending members of the round included,
+  and the stage-2 cap in rounds; with one robot both are evaluations, as above.
 * Operation runs the best verified target: of the evaluated targets inside the safe set whose own
   measured cost clears b by `operation_cost_margin_se` standard errors, the one with the highest
   measured mean reward (base.best_safe_index says why not the GP's bound). Evaluations continue to
@@ -51,9 +53,9 @@ class PLSOptimizer(TargetOptimizer):
                           f"the episode costs refute {refuted} seed target(s) (cost lower bound > b = "
                           f"{self.config.threshold:g}): the seed box is not safe for this model, so no "
                           "target is verified safe. Stop, then re-examine the model or the seed box")
-        phases = self._round_phases()  # one robot: every decision's; a fleet: each round's (fleet.py)
-        explored = sum(p in (Phase.SEED, Phase.SAFE_EXPLORATION) for p in phases)
-        maximised = phases.count(Phase.REWARD_MAXIMISATION)
+        phases = [d.phase for d in self.history]
+        explored = sum(p in (Phase.SEED, Phase.SAFE_EXPLORATION) for p in phases)  # evaluations (fleet too)
+        maximised = self._round_phases().count(Phase.REWARD_MAXIMISATION)  # rounds (one robot: evaluations)
         in_stage_one = Phase.REWARD_MAXIMISATION not in phases and Phase.OPERATION not in phases
         if in_stage_one and explored < self.config.max_exploration_iterations:
             index, candidates = self._widest_expander()

@@ -3,9 +3,10 @@
 The log holds inputs, not model state: the configuration, every accepted episode (in order, with the
 iteration it counted toward), every rejected one with its reason, and every decision. A fleet run
 (fleet.py) records a round's members as consecutive decisions (iteration = round x fleet size + robot)
-and each episode under its robot's decision, with the fleet size in `meta`: the schema is unchanged. The optimizer's
-state is a pure function of (configuration, accepted episodes), so resuming replays the episodes and
-checks that the replay reproduces the stored decisions; nothing numeric is ever loaded back.
+and each episode under its robot's decision, with the fleet size in `meta`: the schema is unchanged.
+The optimizer's state is a pure function of (configuration, accepted episodes), so resuming replays
+the episodes and checks that the replay reproduces the stored decisions; nothing numeric is ever loaded
+back.
 Each write is its own committed transaction: a SIGKILL loses at most the write in flight.
 An existing file is integrity-checked before anything reads or writes it: a damaged store is never resumed
 (its replay would be wrong) nor written (writes into a damaged file can lose more of it); it is refused with
