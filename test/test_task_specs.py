@@ -164,3 +164,19 @@ def test_a_robot_task_travels_from_dataset_to_model_contract(robot_yaml, tmp_pat
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["TestArm-v0", "(-2.0,", "-1.0)", "(-8.0,", "-6.0)", "none"]
+
+
+def test_training_warns_when_the_reward_target_would_be_too_small_to_read():
+    """The cpu preset's reward_scale suits returns in the thousands; a robot with returns of order 10 is
+    told the scale that makes R readable."""
+    from types import SimpleNamespace
+
+    from pls_core.cdt.presets import preset
+    from pls_core.cdt.trainer import conditioning_scale_warnings
+
+    small = SimpleNamespace(reward_returns=np.array([-77.0, -3.0]))
+    (warning,) = conditioning_scale_warnings(preset("cpu"), small)
+    assert "enters the network as 0.077" in warning and "--set reward_scale=0.013" in warning
+    assert conditioning_scale_warnings(preset("cpu").replace(reward_scale=0.013), small) == []
+    cheetah = SimpleNamespace(reward_returns=np.array([3144.0]))
+    assert conditioning_scale_warnings(preset("cpu"), cheetah) == []

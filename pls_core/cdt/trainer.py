@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,8 @@ def train(
     sampler = SequenceSampler(dataset, config, task, rng=np.random.default_rng(seed))
     batch_rng = np.random.default_rng(seed + 1)
     facts = saved["facts"] if saved else _model_facts(dataset_sha256, task, sampler, make_env, seed)
+    for warning in conditioning_scale_warnings(config, sampler):
+        print(f"pls train: warning: {warning}", file=sys.stderr, flush=True)
 
     model = build_model_from_facts(config, facts).to(device)
     optimizer = torch.optim.AdamW(
@@ -271,6 +274,18 @@ def _seed_reward_range(sampler: SequenceSampler, task) -> list[float] | None:
                                                    task.seed_cost_range[1], terminated=sampler.terminated))
     except OptimizerConfigError:
         return None
+
+
+def conditioning_scale_warnings(config: CDTConfig, sampler: SequenceSampler) -> list[str]:
+    """A reward target that would reach the network far below order 1. R enters through a Linear(1, E)
+    token whose bias then dwarfs it: a robot whose returns are of order 10, trained with a preset made for
+    returns in the thousands (the cpu preset's reward_scale 0.001), learns to ignore R."""
+    largest = float(np.abs(sampler.reward_returns).max())
+    if largest * config.reward_scale >= 0.1:
+        return []
+    return [f"the data's largest reward return, {largest:.3g}, enters the network as "
+            f"{largest * config.reward_scale:.2g} (reward_scale {config.reward_scale:g}), too small to read; "
+            f"for order 1: --set reward_scale={1.0 / max(largest, 1e-9):.2g}"]
 
 
 def _model_facts(dataset_sha256: str, task, sampler: SequenceSampler, make_env, seed: int) -> dict:
