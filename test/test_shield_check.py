@@ -191,3 +191,41 @@ def test_an_observation_of_another_robot_is_refused():
     with pytest.raises(ValueError, match="needs the robot's own MJCF model"):
         sim.observation_layout(env.observation_space.shape[0] + 5)
     env.close()
+
+
+@pytest.mark.parametrize("task", [CHEETAH, HOPPER])
+def test_default_substeps_reproduce_the_exact_models_verdicts(task):
+    """`ShieldConfig.substeps` left at None (or set to frame_skip) is today's check: the env's own model
+    and integration, the same CheckResult to the bit; fewer substeps keep the control period."""
+    from pls_core.shield.backup import load_backup
+
+    env = make_env(task, seed=0)
+    frame_skip = env.unwrapped.frame_skip
+    sim = ShieldSim.from_env(env, copy_model=True)
+    safe_set = SafeSet.for_env(env)
+    exact = AdmissibilityCheck(sim, safe_set, load_backup(task, sim.model), 10)
+    default = Shield.from_env(env, ShieldConfig(horizon=10)).check
+    explicit = Shield.from_env(env, ShieldConfig(horizon=10, substeps=frame_skip)).check
+    coarse = Shield.from_env(env, ShieldConfig(horizon=10, substeps=1)).check
+    assert coarse.sim.frame_skip * coarse.sim.model.opt.timestep == pytest.approx(safe_set.dt)
+    assert env.unwrapped.model.opt.timestep * frame_skip == pytest.approx(safe_set.dt)  # env's untouched
+    rng = np.random.default_rng(0)
+    verdicts = set()
+    for factor in np.linspace(0.3, 1.6, 14):
+        state = _moving(env, factor)
+        for action in (rng.uniform(-1, 1, env.action_space.shape), exact.backup_action(state)):
+            want = exact(state, action)
+            assert default(state, action) == want and explicit(state, action) == want
+            verdicts.add(want.admissible)
+    assert verdicts == {True, False}
+    env.close()
+
+
+def test_bad_substeps_are_refused_with_the_fix():
+    for bad in (0, -2, 2.5, True, "4"):
+        with pytest.raises(ShieldError, match="substeps must be a whole number >= 1"):
+            ShieldConfig(substeps=bad)
+    env = make_env(HOPPER, seed=0)
+    with pytest.raises(ShieldError, match="use 1..4 or None"):
+        Shield.from_env(env, ShieldConfig(substeps=8))
+    env.close()

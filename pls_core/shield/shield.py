@@ -11,6 +11,7 @@ and the steps where the shield changed the action.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, replace
 
 import gymnasium as gym
@@ -36,6 +37,9 @@ class ShieldConfig:
     model_error: float = 0.0  # scale masses and frictions of the shield's model by up to +-this
     model_seed: int = 0
     margin: float = 0.0  # certify against (1 - margin) x the speed limit: room for the model's error
+    # MuJoCo substeps per control step in the shield's model; None: the env's frame_skip (the env's own
+    # integration, exact). Fewer scale the model's timestep so a control step spans the same time.
+    substeps: int | None = None
 
     def __post_init__(self) -> None:
         if self.safeguard not in SAFEGUARDS:
@@ -48,6 +52,11 @@ class ShieldConfig:
             raise ShieldError(f"margin must be in [0, 1), got {self.margin}")
         if not 0.0 <= self.model_error < 1.0:
             raise ShieldError(f"model_error must be in [0, 1), got {self.model_error}")
+        whole = isinstance(self.substeps, numbers.Integral) and not isinstance(self.substeps, bool)
+        if self.substeps is not None and (not whole or self.substeps < 1):
+            raise ShieldError("shield substeps must be a whole number >= 1 of MuJoCo steps per control step "
+                              f"(at most the env's frame_skip), or None for the env's own; "
+                              f"got {self.substeps!r}")
 
 
 class Shield:
@@ -69,7 +78,14 @@ class Shield:
             from pls_core.shield.sim import copy_model_of
 
             model = copy_model_of(model)
-        sim = ShieldSim(model, env.unwrapped.frame_skip)
+        frame_skip = env.unwrapped.frame_skip
+        substeps = frame_skip if config.substeps is None else config.substeps
+        if substeps > frame_skip:
+            raise ShieldError(f"shield substeps {substeps} exceed the env's frame_skip {frame_skip}: a finer "
+                              f"step than the env's own is no faster; use 1..{frame_skip} or None")
+        if substeps != frame_skip:  # `model` is the shield's own copy: coarsen its step, same control period
+            model.opt.timestep = model.opt.timestep * frame_skip / substeps
+        sim = ShieldSim(model, substeps)
         backup = load_backup(safe_set.task_id, sim.model, config.backup)
         horizon = config.horizon
         if horizon is None:
