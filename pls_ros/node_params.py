@@ -101,6 +101,13 @@ POLICY = (
               "the task's simulator model"),
     ParamSpec("shield_horizon", "int", 0, "backup rollout the shield simulates [control steps]; 0 = the "
               "shipped backup's horizon", 0, 10000),
+    ParamSpec("shield_substeps", "int", 0, "MuJoCo steps per control step in the shield's model; 0 = the "
+              "task's own (exact); fewer are faster but only a statistical certificate with a margin (docs/"
+              "method.md, Per-step shield)", 0, 100),
+    ParamSpec("shield_margin", "float", 0.0, "certify against (1 - margin) x the speed limit: room for the "
+              "shield model's error", 0.0, 0.99),
+    ParamSpec("shield_iterations", "int", 4, "bisection steps moving an inadmissible action toward the "
+              "backup's (each one a check)", 0, 50),
 )
 
 

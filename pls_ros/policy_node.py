@@ -218,11 +218,13 @@ class PolicyNode(ReleasingLifecycleNode):
         try:
             if p["shield_model_path"]:
                 model_path = str(resolve_existing(p["shield_model_path"], "shield_model_path"))
-            shield = Shield.for_task(task, ShieldConfig(horizon=p["shield_horizon"] or None), model_path)
+            config = ShieldConfig(horizon=p["shield_horizon"] or None, substeps=p["shield_substeps"] or None,
+                                  margin=p["shield_margin"], iterations=p["shield_iterations"])
+            shield = Shield.for_task(task, config, model_path)
             self.shield_skip = shield.check.sim.observation_layout(self.contract.obs_dim)
         except (FileNotFoundError, ShieldError, ValueError, KeyError) as exc:
-            raise StartupError(f"shield: {exc}. Fix: shield_model_path to the robot's MJCF model, or "
-                               "shield:=false") from None
+            raise StartupError(f"shield: {exc}. Fix: the shield_* parameter it names (shield_model_path: the "
+                               "robot's MJCF model), or shield:=false") from None
         self.get_logger().info(f"shield on: {task}'s safe set, horizon {shield.check.horizon} control steps, "
                                f"model {model_path or 'of the task'}")
         return shield

@@ -185,6 +185,21 @@ def test_runs_another_task_s_model_with_the_dimensions_of_its_contract(ros_env, 
         node.kill()
 
 
+def test_shield_settings_reach_the_shield_and_a_bad_one_is_refused_at_configure(ros_env, model):
+    """shield_substeps above the task's frame skip (HalfCheetah: 5) cannot be a coarser model: exit 2,
+    the setting named, no traceback."""
+    node = NodeProcess("policy_node", ros_env, params_file=CONFIG / "policy.yaml",
+                       params={"model_path": str(model), "shield": True, "shield_substeps": 7,
+                               "shield_margin": 0.03, "shield_iterations": 1})
+    try:
+        assert node.wait(DISCOVERY_TIMEOUT) == 2
+        out = node.output()
+        assert "shield substeps 7 exceed the env's frame_skip 5" in out and "use 1..5 or None" in out
+        assert "Fix: the shield_* parameter it names" in out and "Traceback" not in out
+    finally:
+        node.kill()
+
+
 def test_refuses_a_missing_model(ros_env, tmp_path):
     node = NodeProcess("policy_node", ros_env, params_file=CONFIG / "policy.yaml",
                        params={"model_path": str(tmp_path / "nope.onnx")})
