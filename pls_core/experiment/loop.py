@@ -104,19 +104,7 @@ def run_optimizer(rollouts: Rollouts, config, key: RunKey, iterations: int, fing
         if on_iteration is not None:
             on_iteration(row)
 
-    decision = optimizer.current
-    if decision.phase == Phase.HALTED:
-        final = {"target": list(decision.target), "phase": decision.phase.value, "rule": "halted",
-                 "halted": True, "note": decision.note, "halted_after": len(iteration_rows),
-                 "reward_mean": None, "cost_mean": None, "unsafe": 0, "episodes": []}
-        return RunRecord(key, fingerprint, iteration_rows, episode_rows, final, time.perf_counter() - started)
-    in_operation = decision.phase == Phase.OPERATION
-    target = decision.target if in_operation else decision.best_target
-    results = rollouts.run_jobs([target] * varpi, seed=key.seed * SEED_STRIDE + FINAL_OFFSET)
-    final = {"target": list(target), "phase": decision.phase.value,
-             "rule": "operation target" if in_operation else "best_target (highest reward lower bound, safe)",
-             **_means(results), "unsafe": sum(r.cost_return > b for r in results),
-             "episodes": [asdict(r) for r in results]}
+    final = _final(rollouts, key, optimizer.current, len(iteration_rows), varpi, b)
     return RunRecord(key, fingerprint, iteration_rows, episode_rows, final, time.perf_counter() - started)
 
 
@@ -129,7 +117,7 @@ def run_fleet_optimizer(rollouts: Rollouts, config, key: RunKey, rounds: int, fi
     number, round x N + robot), and every episode with its round and robot. Then the final evaluation, as
     for one robot: the operation target, else the best target, for `episodes_per_evaluation` episodes.
     `on_iteration` is called once per round with that round's first robot's row."""
-    from pls_core.safeopt import EpisodeRecord, Phase
+    from pls_core.safeopt import EpisodeRecord
     from pls_core.safeopt.fleet import build_fleet
 
     started = time.perf_counter()
@@ -162,19 +150,7 @@ def run_fleet_optimizer(rollouts: Rollouts, config, key: RunKey, rounds: int, fi
         if on_iteration is not None:
             on_iteration(iteration_rows[-n])
 
-    decision = fleet.batch[0]
-    if decision.phase == Phase.HALTED:
-        final = {"target": list(decision.target), "phase": decision.phase.value, "rule": "halted",
-                 "halted": True, "note": decision.note, "halted_after": len(iteration_rows) // n,
-                 "reward_mean": None, "cost_mean": None, "unsafe": 0, "episodes": []}
-        return RunRecord(key, fingerprint, iteration_rows, episode_rows, final, time.perf_counter() - started)
-    in_operation = decision.phase == Phase.OPERATION
-    target = decision.target if in_operation else decision.best_target
-    results = rollouts.run_jobs([target] * varpi, seed=key.seed * SEED_STRIDE + FINAL_OFFSET)
-    final = {"target": list(target), "phase": decision.phase.value,
-             "rule": "operation target" if in_operation else "best_target (highest reward lower bound, safe)",
-             **_means(results), "unsafe": sum(r.cost_return > b for r in results),
-             "episodes": [asdict(r) for r in results]}
+    final = _final(rollouts, key, fleet.batch[0], len(iteration_rows) // n, varpi, b)
     return RunRecord(key, fingerprint, iteration_rows, episode_rows, final, time.perf_counter() - started)
 
 
@@ -182,3 +158,21 @@ def _means(results) -> dict:
     n = len(results)
     return {"reward_mean": sum(r.reward_return for r in results) / n,
             "cost_mean": sum(r.cost_return for r in results) / n}
+
+
+def _final(rollouts: Rollouts, key: RunKey, decision, evaluations: int, varpi: int, b: float) -> dict:
+    """The run's final target (the held one in operation, else the best safe one) evaluated over varpi
+    episodes; a halted run has none."""
+    from pls_core.safeopt import Phase
+
+    if decision.phase == Phase.HALTED:
+        return {"target": list(decision.target), "phase": decision.phase.value, "rule": "halted",
+                "halted": True, "note": decision.note, "halted_after": evaluations,
+                "reward_mean": None, "cost_mean": None, "unsafe": 0, "episodes": []}
+    in_operation = decision.phase == Phase.OPERATION
+    target = decision.target if in_operation else decision.best_target
+    results = rollouts.run_jobs([target] * varpi, seed=key.seed * SEED_STRIDE + FINAL_OFFSET)
+    return {"target": list(target), "phase": decision.phase.value,
+            "rule": "operation target" if in_operation else "best_target (highest reward lower bound, safe)",
+            **_means(results), "unsafe": sum(r.cost_return > b for r in results),
+            "episodes": [asdict(r) for r in results]}
