@@ -621,9 +621,10 @@ def convert(bags: list[str | Path], spec, clock_jump_periods: float = CLOCK_JUMP
     }
     if not built:
         reasons = "; ".join(f"episode {e['episode']}: {e['reason']}" for e in report.excluded[:3])
-        wrong_size = [e for e in report.excluded if "wrong length" in e["reason"]]
+        size_faults = {"wrong_observation_length", "wrong_action_length"}
+        wrong_size = all(size_faults & set(e["faults"]) for e in report.excluded)
         fix = (f"is --task {spec.task_id} the robot that was recorded? give its description"
-               if wrong_size and len(wrong_size) == len(report.excluded) else
+               if report.excluded and wrong_size else
                "record complete episodes (each ended by an EpisodeResult) of this task")
         raise RecordingError(f"no usable episode in {', '.join(summary['bags'])} ({recorded} recorded"
                              + (f"; {reasons}" if reasons else "") + f"); {fix}")

@@ -314,6 +314,17 @@ def resolve_task(value: str) -> TaskSpec:
                    "description YAML (examples/reacher/reacher.yaml shows the keys)")
 
 
+def require_simulator(spec: TaskSpec) -> TaskSpec:
+    """`spec`, if pls can simulate it (collection, the sim graph, experiments); TaskSpecError otherwise,
+    naming the way a robot without a simulator is used instead."""
+    if not spec.simulated:
+        raise TaskSpecError(f"pls has no simulator for {spec.task_id} (simulator: none); it runs through its "
+                            "own driver: record it with `pls record`, build a dataset with `pls dataset "
+                            "from-bag`, tune it with the robot graph (`pls robot --task FILE --model FILE`, "
+                            "robot.launch.py)")
+    return spec
+
+
 def register_from_text(text: str | None, source: str) -> TaskSpec | None:
     """Register the spec a dataset or a model contract carries (None when it carries none)."""
     if not text:

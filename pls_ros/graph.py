@@ -473,17 +473,15 @@ def task_argument(value: str, model: str, simulates: bool = False) -> str:
     """The task id a `task` argument names: a task pls ships, or the task_id of a task description YAML
     (a robot's own task, whose model must then be given: nothing is shipped for it). `simulates`: the
     graph runs pls_sim, which needs a task pls can simulate."""
-    from pls_core.tasks import SHIPPED_TASKS, TaskSpecError, resolve_task
+    from pls_core.tasks import SHIPPED_TASKS, TaskSpecError, require_simulator, resolve_task
 
     try:
         spec = resolve_task(value)
+        if simulates:
+            require_simulator(spec)
     except (KeyError, TaskSpecError) as exc:
         raise LaunchError(f"launch argument task:={value!r}: {exc.args[0]}") from None
     task_id = spec.task_id
-    if simulates and not spec.simulated:
-        raise LaunchError(f"launch argument task:={value!r}: pls has no simulator for {task_id} (simulator: "
-                          "none); run it through its own driver with the robot graph (pls robot, "
-                          "robot.launch.py)")
     if task_id not in SHIPPED_TASKS and not model:
         raise LaunchError(f"launch argument task:={value!r}: pls ships no model for {task_id}; give the "
                           "policy you trained and exported for it with model:=FILE (pls: --model FILE)")

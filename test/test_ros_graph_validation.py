@@ -82,6 +82,8 @@ def test_a_robot_task_description_names_its_task_and_needs_its_model(tmp_path):
             G.resolve(G.ROBOT, {"task": str(spec)})
         (policy, supervisor) = G.resolve(G.ROBOT, {"task": str(spec), "model": "arm.onnx"})
         assert policy.overrides["expected_task_id"] == supervisor.overrides["task_id"] == "TestArm-v0"
+        with pytest.raises(G.LaunchError, match="pls has no simulator for TestArm-v0 .* robot graph"):
+            G.resolve(G.SIM, {"task": str(spec), "model": "arm.onnx"})
         with pytest.raises(G.LaunchError, match="task:='nowhere.yaml': task description nowhere.yaml does "
                                                 "not exist"):
             G.resolve(G.ROBOT, {"task": "nowhere.yaml", "model": "arm.onnx"})

@@ -175,17 +175,14 @@ def check_task(task: str, option: str = "--task", simulated: bool = False) -> st
 
     `simulated`: the command needs pls to simulate the task (collection, the sim graph, experiments).
     """
-    from pls_core.tasks import TaskSpecError, resolve_task
+    from pls_core.tasks import TaskSpecError, require_simulator, resolve_task
 
     try:
         spec = resolve_task(task)
+        if simulated:
+            require_simulator(spec)
     except (KeyError, TaskSpecError) as exc:
         raise UserError(f"{option} {task}: {exc.args[0]}") from None
-    if simulated and not spec.simulated:
-        raise UserError(f"{option} {task}: pls has no simulator for {spec.task_id} (simulator: none); it "
-                        "runs through its own driver: record episodes with `pls robot --record DIR`, build "
-                        "a dataset with `pls dataset from-bag`, deploy with `pls robot --task FILE --model "
-                        "FILE`")
     return spec.task_id
 
 

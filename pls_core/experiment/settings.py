@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pls_core.safeopt.config import EVALUATIONS, EXPLORATION_FRACTION, METHODS  # plain Python: no torch
-from pls_core.tasks import DEFAULT_TASK, TASKS, get_task
+from pls_core.tasks import DEFAULT_TASK, TASKS, TaskSpecError, get_task, require_simulator
 
 SEED_STRIDE = 1_000_000
 FINAL_OFFSET = 500_000
@@ -66,9 +66,10 @@ class ExperimentSettings:
                 known = ", ".join(sorted(t for t, s in TASKS.items() if s.simulated))
                 raise ExperimentError(f"unknown task {task!r}: an experiment runs tasks pls simulates: "
                                       f"{known}") from None
-            if not spec.simulated:
-                raise ExperimentError(f"{task} has no simulator in pls (simulator: none): an experiment "
-                                      "needs one; tune a robot of your own through `pls robot`")
+            try:
+                require_simulator(spec)
+            except TaskSpecError as exc:
+                raise ExperimentError(f"{task}: {exc}; an experiment needs a simulator") from None
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise ExperimentError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
