@@ -37,6 +37,25 @@ class GridSpec:
     per_cell: int = 2
 
 
+def episode_table_path(out: Path) -> Path:
+    """Where collect_dataset writes its raw episodes' table: beside the dataset, `<name>.episodes.csv`."""
+    return out.with_name(out.stem + ".episodes.csv")
+
+
+def write_episode_table(path: Path, plans, raw: list[dict], costs: np.ndarray, rewards: np.ndarray,
+                        kept: np.ndarray) -> None:
+    """One row per raw episode (its plan, returns, length, whether the grid filter kept it), so the
+    data's coverage of the (cost, reward) plane, before and after filtering, reads without a new rollout."""
+    kept_mask = np.zeros(len(raw), dtype=bool)
+    kept_mask[kept] = True
+    lines = ["index,budget,fast_share,throttle,action_noise,length,fell,reward,cost,kept"]
+    for i, (plan, ep) in enumerate(zip(plans, raw, strict=True)):
+        lines.append(f"{plan.index},{plan.budget:.3f},{plan.fast_share:.3f},{plan.throttle:.3f},"
+                     f"{plan.action_noise:.3f},{len(ep['rewards'])},{int(ep['terminals'][-1] > 0)},"
+                     f"{rewards[i]:.2f},{costs[i]:.1f},{int(kept_mask[i])}")
+    path.write_text("\n".join(lines) + "\n")
+
+
 def collect_dataset(
     task_id: str,
     out: Path,
@@ -96,6 +115,7 @@ def collect_dataset(
         },
     )
     save_dataset(out, ds)
+    write_episode_table(episode_table_path(out), plans, raw, costs, rewards, kept)
     timings["filter_save_s"] = time.perf_counter() - start
     log.info("collected %s: %d of %d episodes kept; %s", task_id, len(kept), len(raw),
              ", ".join(f"{k}={v:.1f}" for k, v in timings.items()))
