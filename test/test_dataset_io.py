@@ -192,3 +192,24 @@ def test_cli_info_reports_broken_file(tmp_path):
     result = CliRunner().invoke(app, ["dataset", "info", str(tmp_path / "bad.hdf5")])
     assert result.exit_code == 2
     assert "lacks the DSRL keys" in result.output
+
+
+def test_cli_filter_thins_whole_episodes_and_records_how(tmp_path):
+    ds = make_dataset(lengths=(4, 3, 5, 2, 6, 3))
+    save_dataset(tmp_path / "a.hdf5", ds)
+    rewards, costs, _ = ds.episode_returns()
+    args = ["dataset", "filter", str(tmp_path / "a.hdf5"), "--out", str(tmp_path / "b.hdf5"),
+            "--per-cell", "1", "--cost-bins", "2", "--reward-bins", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "give --max-cost" in result.output  # Test-v0 has no task maximum
+
+    result = CliRunner().invoke(app, [*args, "--max-cost", str(costs.max())])
+    assert result.exit_code == 0, result.output
+    thinned = load_dataset(tmp_path / "b.hdf5")
+    kept_rewards, kept_costs, kept_lengths = thinned.episode_returns()
+    assert len(kept_rewards) == 2  # one per cost cell
+    # Every kept episode is one of the originals, whole.
+    originals = {(r, c, n) for r, c, n in zip(*ds.episode_returns(), strict=True)}
+    assert {(r, c, n) for r, c, n in zip(kept_rewards, kept_costs, kept_lengths, strict=True)} <= originals
+    assert thinned.attrs["grid"] == "cost_bins=2 reward_bins=1 per_cell=1"
+    assert thinned.attrs["raw_episodes"] == 6

@@ -28,3 +28,22 @@ def grid_filter(
         take = min(per_cell, members.size)
         kept.append(rng.choice(members, size=take, replace=False))
     return np.sort(np.concatenate(kept))
+
+
+def filter_dataset(ds, max_cost: float, cost_bins: int, reward_bins: int, per_cell: int, seed: int):
+    """A dataset's episodes thinned by grid_filter (the same rule `pls collect` applies to its rollouts),
+    as a new OfflineDataset whose attrs say how; lets one generous collection be thinned several ways."""
+    from pls_core.dataset import DSRL_KEYS, OfflineDataset
+
+    slices = ds.episode_slices()
+    rewards, costs, _ = ds.episode_returns(slices)
+    kept = grid_filter(costs, rewards, max_cost, cost_bins, reward_bins, per_cell,
+                       np.random.default_rng([seed, 1]))
+    if kept.size == 0:
+        raise ValueError(f"no episode costs at most {max_cost:g}: nothing to keep")
+    arrays = {key: np.concatenate([getattr(ds, key)[slices[i]] for i in kept]) for key in DSRL_KEYS}
+    grid = f"cost_bins={cost_bins} reward_bins={reward_bins} per_cell={per_cell}"
+    attrs = {**ds.attrs, "grid": grid, "raw_episodes": len(slices),
+             "filtered_from": f"{ds.attrs.get('grid', 'unfiltered')}, {len(slices)} episodes, "
+                              f"sha256 {ds.sha256[:12]}"}
+    return OfflineDataset(**arrays, attrs=attrs)

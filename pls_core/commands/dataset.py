@@ -34,6 +34,47 @@ def info(
         typer.echo(f"scatter: {plot_cost_reward(ds, plot)}")
 
 
+@dataset_app.command("filter")
+def filter_(
+    file: Annotated[Path, typer.Argument(help="HDF5 dataset to thin (ours or a DSRL file).")],
+    out: Annotated[Path, typer.Option(help="HDF5 dataset to write.")],
+    per_cell: Annotated[int, typer.Option(help="Episodes kept per grid cell.")],
+    cost_bins: Annotated[int, typer.Option(help="Grid cells along cost (0..max cost).")] = 50,
+    reward_bins: Annotated[int, typer.Option(help="Grid cells along reward.")] = 50,
+    max_cost: Annotated[float | None, typer.Option(
+        help="Drop episodes costing more (default: the task's dataset maximum).")] = None,
+    seed: Annotated[int, typer.Option(help="Seeds which episodes of a full cell are kept.")] = 0,
+) -> None:
+    """Thin a dataset's episodes on a (cost, reward) grid, the rule `pls collect` applies to its rollouts.
+
+    Collect once with a generous --per-cell, then thin here as often as needed without rolling out again.
+    """
+    import math
+
+    from pls_core.collect.grid_filter import filter_dataset
+    from pls_core.commands.common import UserError, require
+    from pls_core.dataset import dataset_summary, load_dataset, save_dataset
+    from pls_core.tasks import get_task
+
+    counts = {"--per-cell": per_cell, "--cost-bins": cost_bins, "--reward-bins": reward_bins}
+    for option, value in counts.items():
+        require(value >= 1, f"{option} {value}: must be at least 1")
+    require(max_cost is None or (math.isfinite(max_cost) and max_cost > 0), "--max-cost must be > 0")
+    check_writable_file(out, "--out")
+    ds = load_dataset(file)
+    if max_cost is None:
+        try:
+            max_cost = get_task(ds.attrs["task_id"]).max_cost
+        except KeyError:
+            raise UserError(f"{file}: its task is unknown here; give --max-cost") from None
+    try:
+        thinned = filter_dataset(ds, max_cost, cost_bins, reward_bins, per_cell, seed)
+    except ValueError as exc:
+        raise UserError(f"{file}: {exc}; raise --max-cost") from None
+    save_dataset(out, thinned)
+    typer.echo(json.dumps({**dataset_summary(thinned), "out": str(out)}, indent=2))
+
+
 @dataset_app.command("from-bag")
 def from_bag(
     bags: Annotated[list[Path], typer.Argument(help="Bag folder(s) recorded with `pls robot --record DIR` "
