@@ -47,3 +47,14 @@ def test_grid_filter_caps_each_cell_and_drops_costs_above_max():
     assert np.all(np.diff(kept) > 0)
     cells = np.minimum(costs[kept] // 10, 9) * 10 + np.minimum(rewards[kept] // (1000 / 10), 9)
     assert np.unique(cells, return_counts=True)[1].max() <= 2
+
+
+def test_grid_filter_keeps_only_eligible_episodes():
+    costs = np.array([5.0, 5.0, 50.0, 50.0, 90.0])
+    rewards = np.array([100.0, 100.0, 400.0, 400.0, 800.0])
+    finished = np.array([False, True, True, False, False])
+    kept = grid_filter(costs, rewards, max_cost=100.0, cost_bins=10, reward_bins=10, per_cell=5,
+                       rng=np.random.default_rng(0), eligible=finished)
+    assert kept.tolist() == [1, 2]
+    none = grid_filter(costs, rewards, 100.0, 10, 10, 5, np.random.default_rng(0), np.zeros(5, dtype=bool))
+    assert none.size == 0

@@ -12,7 +12,8 @@ from pls_core.cli import app
 from pls_core.collect.behaviour import ensure_policies, policies_sha256, read_manifest
 from pls_core.collect.budget_recipes import BUDGET_RECIPES
 from pls_core.collect.episodes import plan_budget_episodes, plan_episodes
-from pls_core.collect.pipeline import GridSpec, collect_dataset
+from pls_core.collect.grid_filter import GridSpec
+from pls_core.collect.pipeline import collect_dataset
 from pls_core.collect.recipes import get_recipe
 from pls_core.collect.rollout import rollout
 from pls_core.dataset import load_dataset

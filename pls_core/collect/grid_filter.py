@@ -6,15 +6,37 @@ that lets CDT follow any target return pair across the range.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """Grid filter resolution: cost cells span 0..max_cost, reward cells the observed reward range;
+    """
+
+    cost_bins: int = 50
+    reward_bins: int = 50
+    per_cell: int = 2
+    drop_falls: bool = False
+
+    def describe(self) -> str:
+        """As the dataset's `grid` attribute records it."""
+        text = f"cost_bins={self.cost_bins} reward_bins={self.reward_bins} per_cell={self.per_cell}"
+        return text + (" drop_falls" if self.drop_falls else "")
 
 
 def grid_filter(
     costs: np.ndarray, rewards: np.ndarray, max_cost: float, cost_bins: int, reward_bins: int, per_cell: int,
-    rng: np.random.Generator,
+    rng: np.random.Generator, eligible: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Sorted indices of the kept episodes; episodes costing more than `max_cost` are dropped (as DSRL)."""
-    candidates = np.flatnonzero(costs <= max_cost)
+    """Sorted indices of the kept episodes; episodes costing more than `max_cost` are dropped (as DSRL), and
+    so are those `eligible` (a boolean mask, e.g. episodes that finished) marks False."""
+    mask = costs <= max_cost
+    if eligible is not None:
+        mask &= eligible
+    candidates = np.flatnonzero(mask)
     if candidates.size == 0:
         return candidates
     r_lo, r_hi = rewards[candidates].min(), rewards[candidates].max()
@@ -30,20 +52,21 @@ def grid_filter(
     return np.sort(np.concatenate(kept))
 
 
-def filter_dataset(ds, max_cost: float, cost_bins: int, reward_bins: int, per_cell: int, seed: int):
+def filter_dataset(ds, max_cost: float, grid: GridSpec, seed: int):
     """A dataset's episodes thinned by grid_filter (the same rule `pls collect` applies to its rollouts),
     as a new OfflineDataset whose attrs say how; lets one generous collection be thinned several ways."""
     from pls_core.dataset import DSRL_KEYS, OfflineDataset
 
     slices = ds.episode_slices()
     rewards, costs, _ = ds.episode_returns(slices)
-    kept = grid_filter(costs, rewards, max_cost, cost_bins, reward_bins, per_cell,
-                       np.random.default_rng([seed, 1]))
+    eligible = ~ds.episode_terminated(slices) if grid.drop_falls else None
+    kept = grid_filter(costs, rewards, max_cost, grid.cost_bins, grid.reward_bins, grid.per_cell,
+                       np.random.default_rng([seed, 1]), eligible)
     if kept.size == 0:
-        raise ValueError(f"no episode costs at most {max_cost:g}: nothing to keep")
+        which = "episode that finished" if grid.drop_falls else "episode"
+        raise ValueError(f"no {which} costs at most {max_cost:g}: nothing to keep")
     arrays = {key: np.concatenate([getattr(ds, key)[slices[i]] for i in kept]) for key in DSRL_KEYS}
-    grid = f"cost_bins={cost_bins} reward_bins={reward_bins} per_cell={per_cell}"
-    attrs = {**ds.attrs, "grid": grid, "raw_episodes": len(slices),
+    attrs = {**ds.attrs, "grid": grid.describe(), "raw_episodes": len(slices),
              "filtered_from": f"{ds.attrs.get('grid', 'unfiltered')}, {len(slices)} episodes, "
                               f"sha256 {ds.sha256[:12]}"}
     return OfflineDataset(**arrays, attrs=attrs)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ import numpy as np
 from pls_core.collect.behaviour import ensure_policies, policies_sha256
 from pls_core.collect.budget_recipes import BUDGET_RECIPES, POLICY_NAME
 from pls_core.collect.episodes import plan_budget_episodes, plan_episodes
-from pls_core.collect.grid_filter import grid_filter
+from pls_core.collect.grid_filter import GridSpec, grid_filter
 from pls_core.collect.lagrangian import ensure_budget_policy
 from pls_core.collect.recipes import get_recipe
 from pls_core.collect.rollout import ActorSpec, rollout
@@ -28,13 +27,9 @@ log = logging.getLogger(__name__)
 DEFAULT_BEHAVIOUR_ROOT = Path(__file__).resolve().parents[2] / "behaviour"
 
 
-@dataclass(frozen=True)
-class GridSpec:
-    """Grid filter resolution: cost cells span 0..max_cost, reward cells the observed reward range."""
-
-    cost_bins: int = 50
-    reward_bins: int = 50
-    per_cell: int = 2
+def default_grid(task_id: str) -> GridSpec:
+    """The grid filter of the task's recipe."""
+    return BUDGET_RECIPES[task_id].grid if task_id in BUDGET_RECIPES else GridSpec()
 
 
 def episode_table_path(out: Path) -> Path:
@@ -64,13 +59,15 @@ def collect_dataset(
     workers: int = 2,
     retrain: bool = False,
     behaviour_root: Path = DEFAULT_BEHAVIOUR_ROOT,
-    grid: GridSpec = GridSpec(),
+    grid: GridSpec | None = None,
     episode_len: int | None = None,
     timestep_scale: float = 1.0,
     command: str = "",
     progress: bool = True,
 ) -> OfflineDataset:
-    """Generate, filter and save a dataset; the same seed and saved policies give the same sha256."""
+    """Generate, filter and save a dataset; the same seed and saved policies give the same sha256.
+
+    `grid` defaults to the task's recipe's (budget recipes keep more per cell and only finished episodes)."""
     spec = get_task(task_id)
     timings = {}
 
@@ -91,6 +88,7 @@ def collect_dataset(
         actor = ActorSpec("mix", str(folder), tuple(recipe.rollout_policies))
     timings["behaviour_s"] = time.perf_counter() - start
 
+    grid = grid or default_grid(task_id)
     start = time.perf_counter()
     raw = rollout(task_id, folder, plans, seed, workers=workers, episode_len=episode_len, progress=progress,
                   actor=actor)
@@ -99,8 +97,9 @@ def collect_dataset(
     start = time.perf_counter()
     costs = np.array([ep["costs"].sum(dtype=np.float64) for ep in raw])
     rewards = np.array([ep["rewards"].sum(dtype=np.float64) for ep in raw])
+    finished = np.array([not ep["terminals"][-1] for ep in raw]) if grid.drop_falls else None
     kept = grid_filter(costs, rewards, spec.max_cost, grid.cost_bins, grid.reward_bins, grid.per_cell,
-                       np.random.default_rng([seed, 1]))
+                       np.random.default_rng([seed, 1]), finished)
     arrays = {key: np.concatenate([raw[i][key] for i in kept]) for key in DSRL_KEYS}
     ds = OfflineDataset(
         **arrays,
@@ -109,7 +108,7 @@ def collect_dataset(
             "seed": seed,
             "generator_command": command,
             "raw_episodes": len(raw),
-            "grid": f"cost_bins={grid.cost_bins} reward_bins={grid.reward_bins} per_cell={grid.per_cell}",
+            "grid": grid.describe(),
             "behaviour_policies": str(folder),
             "behaviour_sha256": policies_sha256(folder),
         },

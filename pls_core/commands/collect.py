@@ -3,6 +3,7 @@ policies."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -62,9 +63,14 @@ def collect(
     retrain: Annotated[bool, Opt(help="Train behaviour policies even if saved ones exist.")] = False,
     behaviour_dir: Annotated[Path | None, Opt(help="Saved behaviour policies' root.")] = None,
     episode_len: Annotated[int | None, Opt(help="Cut episodes at this many steps.")] = None,
-    cost_bins: Annotated[int, Opt(help="Grid filter cells along cost (0..task max cost).")] = 50,
-    reward_bins: Annotated[int, Opt(help="Grid filter cells along reward.")] = 50,
-    per_cell: Annotated[int, Opt(help="Episodes kept per grid cell.")] = 2,
+    cost_bins: Annotated[int | None, Opt(help="Grid filter cells along cost (0..task max cost) "
+                                              "[default: the task's recipe's, 50].")] = None,
+    reward_bins: Annotated[int | None, Opt(help="Grid filter cells along reward [default: the recipe's, 50].")
+                           ] = None,
+    per_cell: Annotated[int | None, Opt(help="Episodes kept per grid cell [default: the recipe's: 6 for the "
+                                             "velocity tasks, 2 otherwise].")] = None,
+    drop_falls: Annotated[bool | None, Opt(help="Keep only episodes that ran to their time limit [default: "
+                                                "the recipe's: yes for the velocity tasks].")] = None,
     train_scale: Annotated[float, Opt(help="Scale the behaviour training budget (smoke tests).")] = 1.0,
     progress: Annotated[bool, Opt(help="Show progress bars.")] = True,
 ) -> None:
@@ -78,15 +84,19 @@ def collect(
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     import logging
 
-    from pls_core.collect.pipeline import DEFAULT_BEHAVIOUR_ROOT, GridSpec, collect_dataset
+    from pls_core.collect.pipeline import DEFAULT_BEHAVIOUR_ROOT, collect_dataset, default_grid
     from pls_core.dataset import dataset_summary
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    grid = default_grid(task)
+    overrides = {"cost_bins": cost_bins, "reward_bins": reward_bins, "per_cell": per_cell,
+                 "drop_falls": drop_falls}
+    grid = dataclasses.replace(grid, **{k: v for k, v in overrides.items() if v is not None})
     ds = collect_dataset(
         task, out, seed=seed, episodes=episodes, workers=workers, retrain=retrain,
         behaviour_root=behaviour_dir or DEFAULT_BEHAVIOUR_ROOT,
-        grid=GridSpec(cost_bins, reward_bins, per_cell), episode_len=episode_len, timestep_scale=train_scale,
-        command=_command_line(ctx.params), progress=progress,
+        grid=grid, episode_len=episode_len, timestep_scale=train_scale,
+        command=_command_line({**ctx.params, **dataclasses.asdict(grid)}), progress=progress,
     )
     report = {**dataset_summary(ds), "timings_s": ds.attrs["timings"], "out": str(out)}
     typer.echo(json.dumps(report, indent=2))

@@ -44,6 +44,8 @@ def filter_(
     max_cost: Annotated[float | None, typer.Option(
         help="Drop episodes costing more (default: the task's dataset maximum).")] = None,
     seed: Annotated[int, typer.Option(help="Seeds which episodes of a full cell are kept.")] = 0,
+    drop_falls: Annotated[bool, typer.Option(
+        help="Keep only episodes that ran to their time limit.")] = False,
 ) -> None:
     """Thin a dataset's episodes on a (cost, reward) grid, the rule `pls collect` applies to its rollouts.
 
@@ -51,7 +53,7 @@ def filter_(
     """
     import math
 
-    from pls_core.collect.grid_filter import filter_dataset
+    from pls_core.collect.grid_filter import GridSpec, filter_dataset
     from pls_core.commands.common import UserError, require
     from pls_core.dataset import dataset_summary, load_dataset, save_dataset
     from pls_core.tasks import get_task
@@ -68,7 +70,7 @@ def filter_(
         except KeyError:
             raise UserError(f"{file}: its task is unknown here; give --max-cost") from None
     try:
-        thinned = filter_dataset(ds, max_cost, cost_bins, reward_bins, per_cell, seed)
+        thinned = filter_dataset(ds, max_cost, GridSpec(cost_bins, reward_bins, per_cell, drop_falls), seed)
     except ValueError as exc:
         raise UserError(f"{file}: {exc}; raise --max-cost") from None
     save_dataset(out, thinned)
