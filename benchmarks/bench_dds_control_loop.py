@@ -202,7 +202,11 @@ def main() -> int:
     parser.add_argument("--responder", action="store_true", help="use the minimal responder, not the policy")
     parser.add_argument("--executors", nargs="+", default=["single_threaded", "events"],
                         choices=["single_threaded", "events"], help="the policy node's rclpy executor(s)")
+    parser.add_argument("--pin", action="store_true",
+                        help="this process on CPU 0, the answering process on CPU 1 (a core each)")
     args = parser.parse_args()
+    if args.pin:
+        os.sched_setaffinity(0, {0})
 
     env = local_dds_environment(domain_id=unique_domain_id(), log_dir=REPO / "build" / "ros_log" / "bench")
     os.environ.update(env)
@@ -222,7 +226,8 @@ def main() -> int:
     print(f"answering process: {answerer}")
     print(f"transport: Fast DDS, ROS_AUTOMATIC_DISCOVERY_RANGE={env.get('ROS_AUTOMATIC_DISCOVERY_RANGE')}, "
           f"domain {env['ROS_DOMAIN_ID']}, reliable/volatile depth 1 (pls_ros.qos.CONTROL_QOS); "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start"
+          + ("; pinned: this process CPU 0, the answering process CPU 1" if args.pin else ""))
     print(f"{args.ticks} measured ticks per rate after {WARMUP} warm-up ticks; "
           f"episodes of {EPISODE_LEN} steps\n")
 
@@ -233,7 +238,9 @@ def main() -> int:
         for i, (executor, rate) in enumerate(runs):
             cmd = (policy_command(args.model, contract, rate, executor) if contract is not None
                    else [sys.executable, "-c", RESPONDER, str(act_dim)])
-            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            pin = (lambda: os.sched_setaffinity(0, {1})) if args.pin else None
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    preexec_fn=pin)
             try:
                 bench.wait_for_answerer(proc)
                 results.append({**bench.run(rate, args.ticks, first_episode=i * 1000), "executor": executor})
