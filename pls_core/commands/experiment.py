@@ -82,6 +82,11 @@ def experiment(
     fleet: Annotated[int, Opt(help="Robots tuned together by one optimizer: each round proposes one "
                                    "verified-safe target per robot, each run for --episodes-per-evaluation "
                                    "episodes; --iterations then counts rounds.")] = DEFAULTS.fleet,
+    workers: Annotated[int, Opt(help="Runs and sweeps computed side by side, one CPU each: 1 = one after "
+                                     "another in this process; N > 1 = an embedded Ray with N CPUs; 0 = all "
+                                     "this machine's cores (Ray if installed, else one after another).")] = 0,
+    address: Annotated[str | None, Opt(help="Join this Ray cluster (e.g. 127.0.0.1:6379, or auto) instead; "
+                                            "its nodes need this models folder at the same path.")] = None,
     progress: Annotated[bool, Opt(help="Show progress bars and one line per finished run.")] = True,
     report: Annotated[Path | None, Opt(help="Run nothing: regenerate this document (e.g. docs/results.md) "
                                             "from the <out>/*/results.json files.")] = None,
@@ -100,6 +105,8 @@ def experiment(
     for name, value in (("--seeds", seeds), ("--episodes-per-evaluation", episodes_per_evaluation),
                         ("--iterations", iterations), ("--fleet", fleet)):
         require(value >= 1, f"{name} {value}: must be at least 1")
+    require(workers >= 0, f"--workers {workers}: must be 0 (all cores) or more")
+    engine = _engine(workers, address)
     require(0.0 < pls_exploration_fraction <= 1.0,
             f"--pls-exploration-fraction {pls_exploration_fraction:g}: must be in (0, 1]")
     threshold_values = _thresholds(thresholds)
@@ -124,12 +131,30 @@ def experiment(
             sweep=SweepSettings(sweep_rewards, sweep_costs, sweep_episodes),
             optimizer_overrides=overrides_checked, models_dir=models_dir,
             datasets_dir=datasets_dir, seed_box=seed_box, shield=shield, fleet=fleet)
-        paths = run_experiment(settings, out, progress=progress)
+        paths = run_experiment(settings, out, progress=progress, engine=engine)
     except (ExperimentError, OptimizerConfigError, ContractError, DatasetError) as exc:
         typer.echo(f"pls experiment: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo((out / "table.md").read_text())
     typer.echo("report: " + ", ".join(str(p) for p in paths.values()))
+
+
+def _engine(workers: int, address: str | None):
+    """Where the units run (pls_core.experiment.engines); refuses Ray options when Ray is missing."""
+    import importlib.util
+    import os
+
+    from pls_core.experiment.engines import RayEngine, SerialEngine
+
+    have_ray = importlib.util.find_spec("ray") is not None
+    if address is not None or workers > 1:
+        what = f"--address {address}" if address is not None else f"--workers {workers}"
+        require(have_ray, f"{what} needs Ray, which is not installed: pip install 'ray==2.60.0' "
+                          "(requirements/base.txt), or use --workers 1")
+        return RayEngine(address=address, num_cpus=None if address is not None else workers)
+    if workers == 0 and have_ray and (os.cpu_count() or 1) > 1:
+        return RayEngine()
+    return SerialEngine()
 
 
 def register(app: typer.Typer) -> None:

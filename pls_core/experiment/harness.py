@@ -1,8 +1,9 @@
-"""Every run of an experiment, in order, with resume and progress; then the report.
+"""Every unit of an experiment (pls_core.experiment.work), with resume and progress; then the report.
 
-For each task: one Rollouts (PolicyRunner + varpi envs), a grid sweep per threshold (cached), then every
-threshold x method x seed run. A run whose file exists with the same fingerprint is skipped; one with a
-different fingerprint stops the experiment (mixing settings in one folder would corrupt the table). The
+For each task: a grid sweep per threshold (cached), then every threshold x method x seed run, computed by
+an engine (pls_core.experiment.engines: this process, or Ray). A run whose file exists with the same
+fingerprint is skipped; one with a different fingerprint stops the experiment before anything runs
+(mixing settings in one folder would corrupt the table). The
 fingerprint holds what the run depends on: the model, the budget and the optimizer config less the fields
 its method never reads (so a PLS-only change keeps the baselines' runs); a run stored before an optimizer
 field existed counts as run at that field's default.
@@ -10,11 +11,11 @@ field existed counts as run at that field's default.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from pls_core.experiment.loop import RunKey, RunRecord, run_optimizer
-from pls_core.experiment.rollouts import Rollouts
+from pls_core.experiment.loop import RunKey, RunRecord
 from pls_core.experiment.settings import (
     SWEEP_SEED,
     ExperimentError,
@@ -23,7 +24,8 @@ from pls_core.experiment.settings import (
     optimizer_config,
     task_inputs,
 )
-from pls_core.experiment.sweep import load_or_run_sweep, sweep_path, sweep_targets
+from pls_core.experiment.sweep import cached_sweep, sweep_path, sweep_targets
+from pls_core.experiment.work import RolloutSpec, RunUnit, SweepUnit
 from pls_core.safeopt.factory import OPTIMIZERS
 
 
@@ -42,34 +44,47 @@ def run_keys(settings: ExperimentSettings, task: str) -> list[RunKey]:
             for seed in range(settings.seeds)]
 
 
-def run_experiment(settings: ExperimentSettings, out_dir: Path, progress: bool = True) -> dict[str, Path]:
-    """Run (or resume) everything `settings` asks for into `out_dir`; returns the report's files."""
+def run_experiment(settings: ExperimentSettings, out_dir: Path, progress: bool = True,
+                   engine=None) -> dict[str, Path]:
+    """Run (or resume) everything `settings` asks for into `out_dir`; returns the report's files.
+
+    `engine` runs the units not stored yet: pls_core.experiment.engines.SerialEngine (the default, this
+    process) or RayEngine. Every stored run is checked against its fingerprint before anything runs."""
+    from pls_core.experiment.engines import SerialEngine
     from pls_core.experiment.report import write_report
     from pls_core.progress import progress as progress_bars
 
     out_dir = Path(out_dir)
     all_inputs = [task_inputs(task, settings) for task in settings.tasks]  # a missing model fails here, early
-    results = []
+    planned = [_plan(settings, inputs, out_dir) for inputs in all_inputs]
+    pending = [unit for sweeps, runs in planned for unit in (*sweeps, *runs) if not unit.path.is_file()]
     with progress_bars(progress) as bars:
-        runs_per_task = len(run_keys(settings, settings.tasks[0]))
-        all_runs = bars.add_task("runs", total=len(settings.tasks) * runs_per_task)
-        for inputs in all_inputs:
-            task = inputs.task_id
-            rollouts = Rollouts(inputs.model_path, task, settings.episodes_per_evaluation, settings.shield)
-            try:
-                sweeps = {float(b): _sweep(settings, inputs, rollouts, b, out_dir, bars)
-                          for b in settings.thresholds}
-                runs = []
-                for key in run_keys(settings, task):
-                    runs.append(_run(settings, inputs, rollouts, key, out_dir, bars))
-                    bars.advance(all_runs)
-            finally:
-                rollouts.close()
-            results.append(TaskResults(inputs, sweeps, runs))
+        total = sum(len(runs) for _, runs in planned)
+        overall = bars.add_task("runs", total=total + sum(isinstance(u, SweepUnit) for u in pending),
+                                completed=total - sum(isinstance(u, RunUnit) for u in pending))
+        if pending:
+            (engine or SerialEngine()).run(pending, bars, overall)
+    results = [TaskResults(inputs, {unit.threshold: json.loads(unit.path.read_text()) for unit in sweeps},
+                           [RunRecord.load(unit.path) for unit in runs])
+               for inputs, (sweeps, runs) in zip(all_inputs, planned, strict=True)]
     return write_report(out_dir, settings, results)
 
 
-def _sweep(settings, inputs, rollouts, threshold, out_dir, bars) -> dict:
+def _plan(settings: ExperimentSettings, inputs: TaskInputs, out_dir: Path) -> tuple[list, list]:
+    """The task's sweep units (one per b) and run units; a sweep stored with another fingerprint is
+    dropped (run again), a run stored with other settings stops the experiment here, before anything runs."""
+    spec = RolloutSpec(inputs.model_path, inputs.task_id, settings.episodes_per_evaluation, settings.shield)
+    sweeps = []
+    for threshold in settings.thresholds:
+        unit = _sweep_unit(settings, inputs, spec, float(threshold), out_dir)
+        if unit.path.is_file() and cached_sweep(unit.path, unit.fingerprint) is None:
+            unit.path.unlink()
+        sweeps.append(unit)
+    runs = [_run_unit(settings, inputs, spec, key, out_dir) for key in run_keys(settings, inputs.task_id)]
+    return sweeps, runs
+
+
+def _sweep_unit(settings, inputs, spec, threshold, out_dir) -> SweepUnit:
     """The sweep of b's own candidate grid Z, so that b's regret never depends on which other thresholds
     the command asked for (one sweep over the largest b's grid gave b = 20 another reference cell)."""
     config = optimizer_config(inputs, threshold, "pls", 0, settings)
@@ -77,12 +92,8 @@ def _sweep(settings, inputs, rollouts, threshold, out_dir, bars) -> dict:
     fingerprint = {"model_sha256": inputs.model_sha256, "reward_range": list(inputs.reward_range),
                    "targets": [list(t) for t in targets], "episodes_per_target": settings.sweep.episodes,
                    "seed": SWEEP_SEED, **_shield_fingerprint(settings, inputs.task_id)}
-    bar = bars.add_task(f"{inputs.task_id} sweep b={threshold:g}",
-                        total=len(targets) * settings.sweep.episodes)
-    sweep = load_or_run_sweep(sweep_path(out_dir, inputs.task_id, threshold), rollouts, targets,
-                              settings.sweep.episodes, fingerprint, on_batch=lambda n: bars.advance(bar, n))
-    bars.update(bar, visible=False)
-    return sweep
+    return SweepUnit(spec, threshold, tuple(targets), settings.sweep.episodes, fingerprint,
+                     sweep_path(out_dir, inputs.task_id, threshold))
 
 
 def _shield_fingerprint(settings, task: str) -> dict:
@@ -110,7 +121,7 @@ def _with_new_defaults(stored: dict, current: dict) -> dict:
     return {**stored, "optimizer": {**old, **added}}
 
 
-def _run(settings, inputs, rollouts, key: RunKey, out_dir, bars) -> RunRecord:
+def _run_unit(settings, inputs, spec, key: RunKey, out_dir) -> RunUnit:
     config = optimizer_config(inputs, key.threshold, key.method, key.seed, settings)
     unused = OPTIMIZERS[key.method].unused_config_fields
     fingerprint = {"optimizer": {k: v for k, v in config.to_dict().items() if k not in unused},
@@ -122,20 +133,8 @@ def _run(settings, inputs, rollouts, key: RunKey, out_dir, bars) -> RunRecord:
     path = key.path(out_dir)
     if path.is_file():
         stored = RunRecord.load(path)
-        if _with_new_defaults(stored.fingerprint, fingerprint) == fingerprint:
-            return stored
-        changed = sorted(k for k in fingerprint if stored.fingerprint.get(k) != fingerprint[k])
-        raise ExperimentError(f"{path} was run with other settings ({', '.join(changed)} differ); use a new "
-                              "--out folder, or delete that run to redo it")
-    bar = bars.add_task(key.label(), total=settings.iterations)
-    record = run_optimizer(rollouts, config, key, settings.iterations, fingerprint,
-                           on_iteration=lambda row: bars.advance(bar))
-    record.save(path)
-    bars.update(bar, visible=False)
-    final = record.final
-    outcome = (f"halted after {final['halted_after']} evaluations ({final['note']})" if final.get("halted")
-               else f"final R={final['target'][0]:.0f} G={final['target'][1]:.1f} -> reward "
-                    f"{final['reward_mean']:.1f}, cost {final['cost_mean']:.1f}")
-    bars.console.log(f"{key.label()}: {outcome}; unsafe search episodes {record.unsafe_episodes}/"
-                f"{len(record.episodes)}; {record.wall_time_s:.0f} s")
-    return record
+        if _with_new_defaults(stored.fingerprint, fingerprint) != fingerprint:
+            changed = sorted(k for k in fingerprint if stored.fingerprint.get(k) != fingerprint[k])
+            raise ExperimentError(f"{path} was run with other settings ({', '.join(changed)} differ); use a "
+                                  "new --out folder, or delete that run to redo it")
+    return RunUnit(spec, key, config, settings.iterations, fingerprint, path)

@@ -31,23 +31,31 @@ def sweep_targets(config, sweep: SweepSettings) -> list[tuple[float, float]]:
     return [(float(r), float(g)) for r in rewards for g in costs]
 
 
-def load_or_run_sweep(path: Path, rollouts: Rollouts, targets, episodes: int, fingerprint: dict,
-                      on_batch: Callable[[int], None] | None = None) -> dict:
-    """The cached sweep at `path` if its fingerprint matches, else a new one (written to `path`)."""
+def cached_sweep(path: Path, fingerprint: dict) -> dict | None:
+    """The sweep stored at `path` if its fingerprint matches, else None (it is then run again)."""
     path = Path(path)
     if path.is_file():
         cached = json.loads(path.read_text())
         if cached["fingerprint"] == fingerprint:
             return cached
+    return None
+
+
+def run_sweep(rollouts: Rollouts, targets, episodes: int, fingerprint: dict,
+              on_batch: Callable[[int], None] | None = None) -> dict:
+    """`episodes` episodes at every target, seeded from SWEEP_SEED."""
     jobs = [target for target in targets for _ in range(episodes)]
     results = rollouts.run_jobs(jobs, seed=SWEEP_SEED, on_batch=on_batch)
-    sweep = {"fingerprint": fingerprint, "targets": [list(t) for t in targets],
-             "episodes": [asdict(r) for r in results]}
+    return {"fingerprint": fingerprint, "targets": [list(t) for t in targets],
+            "episodes": [asdict(r) for r in results]}
+
+
+def save_sweep(path: Path, sweep: dict) -> None:
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     scratch = path.with_suffix(".tmp")
     scratch.write_text(json.dumps(sweep))
     os.replace(scratch, path)
-    return sweep
 
 
 def sweep_summaries(sweep: dict, reward_range, threshold: float):

@@ -1,0 +1,91 @@
+"""`pls experiment` on Ray: a local cluster started here (`ray start --head`, loopback only) stores the
+same results as the serial path, and a worker killed mid-run loses no run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from test_experiment_support import TASK, models_dir
+
+ray = pytest.importorskip("ray")
+
+B = 20.0
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def experiment_args(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "pls_core.cli", "experiment", "--out", str(out), "--tasks", TASK,
+            "--thresholds", f"{B:g}", "--methods", "pls,random", "--seeds", "2", "--episodes-per-evaluation",
+            "2", "--iterations", "2", "--sweep-rewards", "2", "--sweep-costs", "2", "--sweep-episodes", "1",
+            "--models-dir", str(models_dir()), "--set", "cost_noise_variance=400", "--no-progress", *extra]
+
+
+def stored(out: Path) -> dict[str, dict]:
+    """Every stored run and sweep, less its wall-clock time."""
+    files = {}
+    for path in sorted(out.rglob("*.json")):
+        if path.parent == out:  # results.json: the report, with the commit and date
+            continue
+        data = json.loads(path.read_text())
+        data.pop("wall_time_s", None)
+        files[str(path.relative_to(out))] = data
+    return files
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A one-node Ray cluster on loopback, in a short private folder (AF_UNIX paths stay < 107 bytes)."""
+    folder = tempfile.mkdtemp(prefix="pls-ray-test-")
+    port = 20000 + os.getpid() % 20000
+    start = [RAY, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+             f"--temp-dir={folder}", "--include-dashboard=false", "--disable-usage-stats"]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run(start, check=True, env=env, capture_output=True, timeout=120)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory):
+    out = tmp_path_factory.mktemp("serial")
+    subprocess.run(experiment_args(out, "--workers", "1"), check=True, capture_output=True, timeout=600)
+    return stored(out)
+
+
+def test_cluster_stores_the_serial_results_and_a_killed_worker_loses_no_run(cluster, serial, tmp_path):
+    assert len([k for k in serial if k.startswith("runs/")]) == 4
+    assert any(k.startswith("sweep/") for k in serial)
+    out = tmp_path / "ray"
+    proc = subprocess.Popen(experiment_args(out, "--address", cluster), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    # Kill one worker while it computes a unit (its process title names the task), once one run is stored.
+    killed = False
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline and not killed:
+        if (out / "runs").is_dir() and any((out / "runs").rglob("seed*.json")):
+            found = subprocess.run(["pkill", "-9", "-f", "ray::_compute_in_worker"], capture_output=True)
+            killed = found.returncode == 0
+        time.sleep(0.2)
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output
+    assert killed, "no worker was computing a unit once the first run was stored"
+    assert stored(out) == serial  # every run and sweep, as the serial path stored them
+
+
+def test_embedded_ray_stores_the_serial_results(serial, tmp_path):
+    out = tmp_path / "embedded"
+    result = subprocess.run(experiment_args(out, "--workers", "2"), capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(out) == serial
