@@ -210,7 +210,7 @@ def test_cli_runs_one_method_and_rejects_unknown_ones(tmp_path):
     common = [sys.executable, "-m", "pls_core.cli", "experiment", "--out", str(tmp_path), "--tasks", TASK,
               "--thresholds", "20", "--seeds", "1", "--episodes-per-evaluation", "1", "--iterations", "1",
               "--models-dir", str(models_dir()), "--sweep-rewards", "2", "--sweep-costs", "2",
-              "--sweep-episodes", "1", "--no-progress"]
+              "--sweep-episodes", "1", "--no-progress", "--workers", "1"]
     done = subprocess.run([*common, "--methods", "fixed"], capture_output=True, text=True, env=env,
                           timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -19,6 +20,9 @@ ray = pytest.importorskip("ray")
 
 B = 20.0
 RAY = str(Path(sys.executable).with_name("ray"))
+# The cluster and its clients agree on no token authentication (a token `ray start` made once in ~/.ray
+# would otherwise be asked of every later client), and report no usage statistics.
+ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1"}
 
 
 def experiment_args(out: Path, *extra: str) -> list[str]:
@@ -47,19 +51,19 @@ def cluster():
     port = 20000 + os.getpid() % 20000
     start = [RAY, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
              f"--temp-dir={folder}", "--include-dashboard=false", "--disable-usage-stats"]
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    subprocess.run(start, check=True, env=env, capture_output=True, timeout=120)
+    subprocess.run(start, check=True, env=ENV, capture_output=True, timeout=120)
     try:
         yield f"127.0.0.1:{port}"
     finally:
-        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        subprocess.run([RAY, "stop", "--force"], env=ENV, capture_output=True, timeout=120)
         shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def serial(tmp_path_factory):
     out = tmp_path_factory.mktemp("serial")
-    subprocess.run(experiment_args(out, "--workers", "1"), check=True, capture_output=True, timeout=600)
+    subprocess.run(experiment_args(out, "--workers", "1"), check=True, capture_output=True, env=ENV,
+                   timeout=600)
     return stored(out)
 
 
@@ -68,7 +72,7 @@ def test_cluster_stores_the_serial_results_and_a_killed_worker_loses_no_run(clus
     assert any(k.startswith("sweep/") for k in serial)
     out = tmp_path / "ray"
     proc = subprocess.Popen(experiment_args(out, "--address", cluster), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, env=ENV)
     # Kill one worker while it computes a unit (its process title names the task), once one run is stored.
     killed = False
     deadline = time.monotonic() + 300
@@ -83,9 +87,24 @@ def test_cluster_stores_the_serial_results_and_a_killed_worker_loses_no_run(clus
     assert stored(out) == serial  # every run and sweep, as the serial path stored them
 
 
-def test_embedded_ray_stores_the_serial_results(serial, tmp_path):
+def test_embedded_ray_resumes_after_the_driver_is_killed(serial, tmp_path):
+    """Killed (SIGKILL, its Ray processes with it) once a run is stored, then rerun: the stored units are
+    kept and the rest computed, to the serial path's results."""
     out = tmp_path / "embedded"
+    proc = subprocess.Popen(experiment_args(out, "--workers", "2"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True, env=ENV)
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline:
+        if (out / "runs").is_dir() and any((out / "runs").rglob("seed*.json")):
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None, "the experiment finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    first = stored(out)
+    assert 0 < len([k for k in first if k.startswith("runs/")]) < 4
     result = subprocess.run(experiment_args(out, "--workers", "2"), capture_output=True, text=True,
-                            timeout=600)
+                            env=ENV, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert stored(out) == serial
+    assert all(stored(out)[name] == data for name, data in first.items())  # kept, not recomputed

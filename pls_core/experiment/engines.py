@@ -83,8 +83,9 @@ class RayEngine:
         if self.address is None:
             # A short private folder: Ray's socket paths must stay under the 107-byte limit of AF_UNIX.
             scratch = tempfile.mkdtemp(prefix="pls-ray-")
+            # Loopback only: an embedded instance serves this machine, nothing else.
             ray.init(num_cpus=self.num_cpus or os.cpu_count(), include_dashboard=False, _temp_dir=scratch,
-                     **options)
+                     _node_ip_address="127.0.0.1", **options)
         else:
             ray.init(address=self.address, **options)
         try:
