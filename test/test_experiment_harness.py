@@ -142,6 +142,10 @@ def test_resume_skips_finished_runs_and_refuses_other_settings(experiment_copy):
     assert {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in files} == before
     with pytest.raises(ExperimentError, match="other settings"):
         run_experiment(replace(settings, iterations=3), out_dir, progress=False)
+    # Refused before anything ran: no run or sweep was touched, not even a sweep the new settings redo.
+    with pytest.raises(ExperimentError, match="other settings"):
+        run_experiment(replace(settings, iterations=3, sweep=SweepSettings(3, 2, 1)), out_dir, progress=False)
+    assert {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in files} == before
 
 
 def test_a_thresholds_sweep_and_regret_do_not_depend_on_the_other_thresholds_asked(tmp_path):

@@ -57,11 +57,10 @@ def run_experiment(settings: ExperimentSettings, out_dir: Path, progress: bool =
     out_dir = Path(out_dir)
     all_inputs = [task_inputs(task, settings) for task in settings.tasks]  # a missing model fails here, early
     planned = [_plan(settings, inputs, out_dir) for inputs in all_inputs]
-    pending = [unit for sweeps, runs in planned for unit in (*sweeps, *runs) if not unit.path.is_file()]
+    pending = [unit for sweeps, runs in planned for unit in (*sweeps, *runs) if not _stored(unit)]
     with progress_bars(progress) as bars:
-        total = sum(len(runs) for _, runs in planned)
-        overall = bars.add_task("runs", total=total + sum(isinstance(u, SweepUnit) for u in pending),
-                                completed=total - sum(isinstance(u, RunUnit) for u in pending))
+        total = sum(len(sweeps) + len(runs) for sweeps, runs in planned)
+        overall = bars.add_task("runs and sweeps", total=total, completed=total - len(pending))
         if pending:
             (engine or SerialEngine()).run(pending, bars, overall)
     results = [TaskResults(inputs, {unit.threshold: json.loads(unit.path.read_text()) for unit in sweeps},
@@ -71,17 +70,19 @@ def run_experiment(settings: ExperimentSettings, out_dir: Path, progress: bool =
 
 
 def _plan(settings: ExperimentSettings, inputs: TaskInputs, out_dir: Path) -> tuple[list, list]:
-    """The task's sweep units (one per b) and run units; a sweep stored with another fingerprint is
-    dropped (run again), a run stored with other settings stops the experiment here, before anything runs."""
+    """The task's sweep units (one per b) and run units; a run stored with other settings stops the
+    experiment here, before anything runs or is overwritten."""
     spec = RolloutSpec(inputs.model_path, inputs.task_id, settings.episodes_per_evaluation, settings.shield)
-    sweeps = []
-    for threshold in settings.thresholds:
-        unit = _sweep_unit(settings, inputs, spec, float(threshold), out_dir)
-        if unit.path.is_file() and cached_sweep(unit.path, unit.fingerprint) is None:
-            unit.path.unlink()
-        sweeps.append(unit)
+    sweeps = [_sweep_unit(settings, inputs, spec, float(b), out_dir) for b in settings.thresholds]
     runs = [_run_unit(settings, inputs, spec, key, out_dir) for key in run_keys(settings, inputs.task_id)]
     return sweeps, runs
+
+
+def _stored(unit) -> bool:
+    """A run's stored file (checked by _run_unit); a sweep's only with this fingerprint (else redone)."""
+    if isinstance(unit, SweepUnit):
+        return cached_sweep(unit.path, unit.fingerprint) is not None
+    return unit.path.is_file()
 
 
 def _sweep_unit(settings, inputs, spec, threshold, out_dir) -> SweepUnit:
