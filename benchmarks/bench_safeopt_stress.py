@@ -67,8 +67,16 @@ def main() -> None:
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--episode", action="store_true", help="also the per-episode certificates")
     parser.add_argument("--variants", action="store_true", help="only the other kernel sets")
+    parser.add_argument("--kernel-set", action="append", default=[], metavar="JSON",
+                        help="only PLS with this cost_lengthscale_factors, e.g. '[1, [0.33, 1], [1, 0.33]]' "
+                             "(repeatable)")
     args = parser.parse_args()
     methods = VARIANT_METHODS if args.variants else {**METHODS, **(EPISODE_METHODS if args.episode else {})}
+    if args.kernel_set:
+        import json
+
+        methods = {text.replace(" ", ""): ("pls", {"cost_lengthscale_factors": json.loads(text)})
+                   for text in args.kernel_set}
     header = (f"{'family':18s} {'method':17s} {'runs unsafe':>11s} {'95% CI':>13s} {'unsafe/run':>10s} "
               f"{'final safe':>10s} {'regret med':>10s} {'mean':>6s} {'safe share':>10s} {'false cert':>10s} "
               f"{'P(ep>b)':>7s} {'runs ep>10%':>11s} {'s':>5s}")
