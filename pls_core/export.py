@@ -193,7 +193,8 @@ def load_checkpoint_model(checkpoint_path):
         config = CDTConfig.from_dict(saved["config"])
         facts = saved["facts"]
         model = build_model_from_facts(config, facts)
-        model.load_state_dict(saved["model"])
+        # With ema_decay the weight average is the policy (pls_core.cdt.presets); else the last step's.
+        model.load_state_dict(saved.get("model_ema", saved["model"]))
     except Exception as exc:  # a foreign pickle or a mismatched state dict
         raise ExportInputError(
             f"{path} is not a `pls train` checkpoint of this version ({type(exc).__name__}: "

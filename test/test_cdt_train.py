@@ -75,3 +75,25 @@ def test_set_overrides_read_exponent_numbers_as_numbers():
     parsed = parse_overrides(pairs)
     assert parsed == {"learning_rate": 3e-4, "eval_every": 0, "eval_costs": [20, 40], "cost_sample": False}
     assert isinstance(parsed["learning_rate"], float)
+
+
+def test_weight_average_resumes_exactly_and_is_what_export_loads(tmp_path):
+    """ema_decay keeps a moving average of the weights beside them; it survives a resume bit for bit and
+    is the model `pls export` rebuilds (the last step's weights stay in the checkpoint for training)."""
+    from pls_core.export import load_checkpoint_model
+
+    dataset = tiny_artifacts().dataset
+    cpu = {"preset_name": "tiny", "device": "cpu", "progress": False, "overrides": {"ema_decay": 0.9}}
+    straight = train(dataset, tmp_path / "straight", seed=3, steps=20, **cpu)
+    train(dataset, tmp_path / "resumed", seed=3, steps=10, **cpu)
+    resumed = train(dataset, tmp_path / "resumed", steps=20, resume=True, **cpu)
+    saved = torch.load(straight.checkpoint, map_location="cpu", weights_only=False)
+    again = torch.load(resumed.checkpoint, map_location="cpu", weights_only=False)
+    assert saved["ema_n_averaged"] == 20
+    assert_same_weights(saved["model_ema"], again["model_ema"])
+    assert not torch.equal(saved["model_ema"]["action_mean.weight"], saved["model"]["action_mean.weight"])
+    model, _, _ = load_checkpoint_model(straight.checkpoint)
+    assert_same_weights(model.state_dict(), saved["model_ema"])
+    with pytest.raises(ValueError, match="ema_decay"):
+        train(dataset, tmp_path / "bad", steps=2, preset_name="tiny", progress=False,
+              overrides={"ema_decay": 1.0})

@@ -99,6 +99,14 @@ def train(
         model.parameters(), lr=config.learning_rate, betas=config.betas, weight_decay=config.weight_decay,
         fused=fast_cuda,
     )
+    if not 0.0 <= config.ema_decay < 1.0:
+        raise ValueError(f"ema_decay {config.ema_decay:g}: must be in [0, 1) (0: off; 0.999 averages ~1,000 "
+                         "steps)")
+    ema = None
+    if config.ema_decay > 0:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
     log_temperature = torch.tensor(math.log(config.init_temperature), device=device, requires_grad=True)
     temperature_optimizer = torch.optim.Adam([log_temperature], lr=config.temperature_lr, betas=(0.9, 0.999))
     target_entropy = -float(facts["act_dim"])
@@ -109,6 +117,9 @@ def train(
         temperature_optimizer.load_state_dict(saved["temperature_optimizer"])
         with torch.no_grad():
             log_temperature.copy_(saved["log_temperature"])
+        if ema is not None and "model_ema" in saved:  # else the average starts from the resumed weights
+            ema.module.load_state_dict(saved["model_ema"])
+            ema.n_averaged.fill_(saved["ema_n_averaged"])
         batch_rng.bit_generator.state = saved["rng"]["numpy"]
         torch.set_rng_state(saved["rng"]["torch"])
         step, wall_time = saved["step"], saved["wall_time_s"]
@@ -149,6 +160,9 @@ def train(
             "log_temperature": log_temperature.detach().cpu(),
             "rng": {"numpy": batch_rng.bit_generator.state, "torch": torch.get_rng_state()},
         }
+        if ema is not None:  # what pls export and the in-training evaluation use
+            payload["model_ema"] = ema.module.state_dict()
+            payload["ema_n_averaged"] = int(ema.n_averaged)
         tmp = checkpoint_path.with_suffix(".tmp")
         torch.save(payload, tmp)
         tmp.replace(checkpoint_path)  # atomic: a crash mid-write never destroys the last good checkpoint
@@ -190,6 +204,8 @@ def train(
                 loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 optimizer.step()
+                if ema is not None:
+                    ema.update_parameters(model)
 
                 temperature_loss = log_temperature.exp() * (mean_entropy - target_entropy).detach()
                 temperature_optimizer.zero_grad(set_to_none=True)
@@ -223,8 +239,9 @@ def train(
                     save_checkpoint()
                 due = config.eval_every and (step % config.eval_every == 0 or step == config.steps)
                 if due and task.simulated:  # a robot's own task has no simulator to evaluate in
-                    model.eval()
-                    for row in _evaluate_in_env(model, config, state, sampler, out_dir, step, seed):
+                    policy = model if ema is None else ema.module
+                    policy.eval()
+                    for row in _evaluate_in_env(policy, config, state, sampler, out_dir, step, seed):
                         eval_log.write(row)
                         writer.add_scalar(f"eval/reward_G{row['target_cost']:g}", row["reward_return"], step)
                         writer.add_scalar(f"eval/cost_G{row['target_cost']:g}", row["cost_return"], step)
