@@ -33,7 +33,7 @@ ROSDEP_KEYS = {  # import name -> rosdep key (ROS packages: their name; Python: 
     "imageio": "python3-imageio", "rich": "python3-rich", "typer": "python3-typer",
 }
 NO_KEY = {"gpytorch": "gpytorch", "onnx": "onnx", "safety_gymnasium": "safety-gymnasium",
-          "mcap": "mcap", "mcap_ros2": "mcap-ros2-support",
+          "mcap": "mcap", "mcap_ros2": "mcap-ros2-support", "ray": "ray",
           "imageio_ffmpeg": None}  # None: optional (mp4 video), named in the error that asks for it
 DEV_TOOLS = ("pytest", "ruff", "colcon")
 
