@@ -38,7 +38,7 @@ def episode_table_path(out: Path) -> Path:
 
 
 def write_episode_table(path: Path, plans, raw: list[dict], costs: np.ndarray, rewards: np.ndarray,
-                        kept: np.ndarray) -> None:
+                        fell: np.ndarray, kept: np.ndarray) -> None:
     """One row per raw episode (its plan, returns, length, whether the grid filter kept it), so the
     data's coverage of the (cost, reward) plane, before and after filtering, reads without a new rollout."""
     kept_mask = np.zeros(len(raw), dtype=bool)
@@ -46,7 +46,7 @@ def write_episode_table(path: Path, plans, raw: list[dict], costs: np.ndarray, r
     lines = ["index,budget,fast_share,throttle,action_noise,length,fell,reward,cost,kept"]
     for i, (plan, ep) in enumerate(zip(plans, raw, strict=True)):
         lines.append(f"{plan.index},{plan.budget:.3f},{plan.fast_share:.3f},{plan.throttle:.3f},"
-                     f"{plan.action_noise:.3f},{len(ep['rewards'])},{int(ep['terminals'][-1] > 0)},"
+                     f"{plan.action_noise:.3f},{len(ep['rewards'])},{int(fell[i])},"
                      f"{rewards[i]:.2f},{costs[i]:.1f},{int(kept_mask[i])}")
     path.write_text("\n".join(lines) + "\n")
 
@@ -97,9 +97,9 @@ def collect_dataset(
     start = time.perf_counter()
     costs = np.array([ep["costs"].sum(dtype=np.float64) for ep in raw])
     rewards = np.array([ep["rewards"].sum(dtype=np.float64) for ep in raw])
-    finished = np.array([not ep["terminals"][-1] for ep in raw]) if grid.drop_falls else None
+    fell = np.array([bool(ep["terminals"][-1]) for ep in raw])  # ended by termination, not a time limit
     kept = grid_filter(costs, rewards, spec.max_cost, grid.cost_bins, grid.reward_bins, grid.per_cell,
-                       np.random.default_rng([seed, 1]), finished)
+                       np.random.default_rng([seed, 1]), ~fell if grid.drop_falls else None)
     arrays = {key: np.concatenate([raw[i][key] for i in kept]) for key in DSRL_KEYS}
     ds = OfflineDataset(
         **arrays,
@@ -114,7 +114,7 @@ def collect_dataset(
         },
     )
     save_dataset(out, ds)
-    write_episode_table(episode_table_path(out), plans, raw, costs, rewards, kept)
+    write_episode_table(episode_table_path(out), plans, raw, costs, rewards, fell, kept)
     timings["filter_save_s"] = time.perf_counter() - start
     log.info("collected %s: %d of %d episodes kept; %s", task_id, len(kept), len(raw),
              ", ".join(f"{k}={v:.1f}" for k, v in timings.items()))
