@@ -146,29 +146,30 @@ def ticks_until_fallback(probe, after_ns: int, reason: str) -> tuple[int, int]:
     return wait_until(find, 30, f"a fallback action for {reason!r}")
 
 
-def test_refuses_a_model_with_another_observation_size(ros_env, model):
-    node = NodeProcess("policy_node", ros_env, params_file=CONFIG / "policy.yaml",
-                       params={"model_path": str(model), "expected_obs_dim": 5})
+def refusal(ros_env, log_name: str | None = None, **params) -> str:
+    """The output of a policy node that must refuse to start: it exits 2, without a traceback."""
+    node = NodeProcess("policy_node", ros_env, params_file=CONFIG / "policy.yaml", params=params,
+                       log_name=log_name)
     try:
         assert node.wait(DISCOVERY_TIMEOUT) == 2
         out = node.output()
-        assert "model contract mismatch" in out and "its obs_dim is 17 but expected_obs_dim is 5" in out
-        assert "Fix: set model_path" in out and "Traceback" not in out
+        assert "Traceback" not in out
+        return out
     finally:
         node.kill()
+
+
+def test_refuses_a_model_with_another_observation_size(ros_env, model):
+    out = refusal(ros_env, model_path=str(model), expected_obs_dim=5)
+    assert "model contract mismatch" in out and "its obs_dim is 17 but expected_obs_dim is 5" in out
+    assert "Fix: set model_path" in out
 
 
 def test_runs_another_task_s_model_with_the_dimensions_of_its_contract(ros_env, hopper_model, probe):
     # config/policy.yaml's defaults leave obs/act sizes to the model; the task id is what `pls sim --task`
     # sets, and a mismatch there is still refused.
-    wrong_task = NodeProcess("policy_node", ros_env, params_file=CONFIG / "policy.yaml",
-                             params={"model_path": str(hopper_model)}, log_name="policy_wrong_task")
-    try:
-        assert wrong_task.wait(DISCOVERY_TIMEOUT) == 2
-        assert (f"it was trained for task {HOPPER!r} but expected_task_id is 'SafetyHalfCheetahVelocity-v1'"
-                in wrong_task.output())
-    finally:
-        wrong_task.kill()
+    out = refusal(ros_env, log_name="policy_wrong_task", model_path=str(hopper_model))
+    assert f"it was trained for task {HOPPER!r} but expected_task_id is 'SafetyHalfCheetahVelocity-v1'" in out
     node = start_policy(ros_env, hopper_model, trigger="observation", expected_task_id="''")  # any task
     try:
         node.wait_for_log(rf"task {HOPPER}, obs 11, act 3")
@@ -188,26 +189,14 @@ def test_runs_another_task_s_model_with_the_dimensions_of_its_contract(ros_env, 
 def test_shield_settings_reach_the_shield_and_a_bad_one_is_refused_at_configure(ros_env, model):
     """shield_substeps above the task's frame skip (HalfCheetah: 5) cannot be a coarser model: exit 2,
     the setting named, no traceback."""
-    node = NodeProcess("policy_node", ros_env, params_file=CONFIG / "policy.yaml",
-                       params={"model_path": str(model), "shield": True, "shield_substeps": 7,
-                               "shield_margin": 0.03, "shield_iterations": 1})
-    try:
-        assert node.wait(DISCOVERY_TIMEOUT) == 2
-        out = node.output()
-        assert "shield substeps 7 exceed the env's frame_skip 5" in out and "use 1..5 or None" in out
-        assert "Fix: the shield_* parameter it names" in out and "Traceback" not in out
-    finally:
-        node.kill()
+    out = refusal(ros_env, model_path=str(model), shield=True, shield_substeps=7, shield_margin=0.03,
+                  shield_iterations=1)
+    assert "shield substeps 7 exceed the env's frame_skip 5" in out and "use 1..5 or None" in out
+    assert "Fix: the shield_* parameter it names" in out
 
 
 def test_refuses_a_missing_model(ros_env, tmp_path):
-    node = NodeProcess("policy_node", ros_env, params_file=CONFIG / "policy.yaml",
-                       params={"model_path": str(tmp_path / "nope.onnx")})
-    try:
-        assert node.wait(DISCOVERY_TIMEOUT) == 2
-        assert "nope.onnx does not exist" in node.output() and "Traceback" not in node.output()
-    finally:
-        node.kill()
+    assert "nope.onnx does not exist" in refusal(ros_env, model_path=str(tmp_path / "nope.onnx"))
 
 
 def test_timer_watchdog_falls_back_on_nan_and_stale_observations_within_two_ticks(ros_env, model, probe):
