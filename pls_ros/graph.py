@@ -14,7 +14,11 @@ A graph is:
   * remappings: our topic -> the topic named by an argument (robot graph: the robot driver's topics),
     applied to every node of the graph;
   * fixed parameters: set for the graph whatever the arguments (the sim graph's supervisor trusts only
-    pls_sim's episode results).
+    pls_sim's episode results);
+  * a fleet (the sim graph's `robots` argument): with N > 1 robots the per-robot nodes (sim and policy)
+    start once per robot, robot k's in namespace /robot<k> with every pls topic remapped under it
+    (/pls/action -> /robot0/pls/action), and the one supervisor proposes a target per robot on those
+    topics (pls_core.safeopt.fleet).
 """
 
 from __future__ import annotations
@@ -51,6 +55,22 @@ EPISODE_RESULT = "/pls/episode_result"
 TARGET_RETURN = "/pls/target_return"
 SUPERVISOR_STATUS = "/pls/supervisor_status"
 POLICY_STATUS = "/pls/policy_status"
+
+# A fleet: robot k's nodes live in namespace /robot<k> and its topics are the pls topics under it. The
+# supervisor is shared: it takes each robot's EpisodeResults and sends each its own TargetReturn and
+# SupervisorStatus there; its fleet-wide status stays on /pls/supervisor_status.
+ROBOT_TOPICS = (OBSERVATION, ACTION, EPISODE_RESULT, TARGET_RETURN, SUPERVISOR_STATUS, POLICY_STATUS)
+MAX_ROBOTS = 64
+FLEET_SEED_STRIDE = 100_000  # robot k's sim seeds its episodes from seed + k x this: no two robots repeat
+
+
+def robot_namespace(robot: int) -> str:
+    return f"/robot{robot}"
+
+
+def robot_topic(topic: str, robot: int) -> str:
+    """Robot `robot`'s name for the pls topic `topic` in a fleet (/pls/action -> /robot0/pls/action)."""
+    return robot_namespace(robot) + topic
 
 TOPICS: dict[str, Topic] = {
     t.name: t
@@ -111,6 +131,8 @@ class NodeSpec:
     required: bool = True  # the whole graph stops when this node exits
     # A launch argument: the node starts only when that argument is non-empty (the recorder: `record`).
     enabled_by: str = ""
+    # One per robot in a fleet (the sim and the policy); the supervisor serves the whole fleet.
+    per_robot: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,6 +144,8 @@ class Graph:
     remappings: tuple[Remap, ...] = field(default=())
     # (node, parameter, value) every node of the graph gets whatever the arguments say (`-p` may override)
     fixed: tuple[tuple[str, str, object], ...] = field(default=())
+    # The launch argument giving the number of robots (a fleet); "": one robot, no namespaces.
+    fleet_argument: str = ""
 
     def node(self, name: str) -> NodeSpec:
         for spec in self.nodes:
@@ -137,8 +161,8 @@ class Graph:
         raise KeyError(f"graph {self.name!r} has no argument {name!r}; arguments: {known}")
 
 
-SIM_NODE = NodeSpec("pls_sim", "sim_node", "pls_ros.sim_node", "sim.yaml")
-POLICY_NODE = NodeSpec("pls_policy", "policy_node", "pls_ros.policy_node", "policy.yaml")
+SIM_NODE = NodeSpec("pls_sim", "sim_node", "pls_ros.sim_node", "sim.yaml", per_robot=True)
+POLICY_NODE = NodeSpec("pls_policy", "policy_node", "pls_ros.policy_node", "policy.yaml", per_robot=True)
 SUPERVISOR_NODE = NodeSpec("pls_supervisor", "supervisor_node", "pls_ros.supervisor_node", "supervisor.yaml")
 # Records the robot side's Observation, Action and EpisodeResult topics to a rosbag2 MCAP bag (`record`).
 RECORDER_NODE = NodeSpec("pls_recorder", "recorder_node", "pls_ros.recorder_node", "recorder.yaml",
@@ -190,10 +214,15 @@ SIM = Graph(
                  (Param(_POL, "trigger"),), default="observation", choices=("observation", "timer")),
         Argument("max_episodes", "stop the sim (and with it the graph) after this many episodes; 0: never",
                  (Param(_SIM, "max_episodes", int),)),
-        Argument("seed", "sim seed", (Param(_SIM, "seed", int),)),
+        Argument("seed", "sim seed (robot k of a fleet: seed + 100000 k)", (Param(_SIM, "seed", int),)),
+        Argument("robots", "simulated robots tuned together by the one supervisor, each with its own sim "
+                 "and policy in namespace /robot<k> (a batch of verified-safe targets per round, one per "
+                 "robot); 1: a single robot on the /pls topics", (Param(_SUP, "robots", int),)),
     ),
-    # The supervisor counts episode results only from the sim (pls_ros.result_trust).
+    # The supervisor counts episode results only from the sim (pls_ros.result_trust); in a fleet, robot
+    # k's only from the sim in its namespace (/robot<k>/pls_sim).
     fixed=((_SUP, "trusted_result_publisher", "/" + _SIM), (_SUP, "store_owner", "sim")),
+    fleet_argument="robots",
 )
 
 _DRIVER_TOPICS = (
@@ -371,10 +400,19 @@ class ResolvedNode:
     params_file: Path
     overrides: dict[str, object]
     remappings: list[tuple[str, str]]
+    namespace: str = ""  # "/robot<k>" for a fleet's per-robot nodes; "": the root namespace
+
+    @property
+    def label(self) -> str:
+        """The node's full name without the leading slash: unique in the graph (robot0/pls_sim)."""
+        return f"{self.namespace.strip('/')}/{self.spec.name}" if self.namespace else self.spec.name
 
     def ros_args(self) -> list[str]:
-        """`--ros-args ...` for this node: name, parameter file, typed overrides, remappings."""
-        args = ["--ros-args", "-r", f"__node:={self.spec.name}", "--params-file", str(self.params_file)]
+        """`--ros-args ...` for this node: name, namespace, parameter file, typed overrides, remappings."""
+        args = ["--ros-args", "-r", f"__node:={self.spec.name}"]
+        if self.namespace:
+            args += ["-r", f"__ns:={self.namespace}"]
+        args += ["--params-file", str(self.params_file)]
         for name, value in self.overrides.items():
             args += ["-p", f"{name}:={yaml_scalar(value)}"]
         for src, dst in self.remappings:
@@ -423,6 +461,7 @@ def resolve(graph: Graph, values: Mapping[str, str] | None = None, config: str |
         if arg.choices and bound[arg.name] not in arg.choices:
             raise LaunchError(f"launch argument {arg.name}:={bound[arg.name]!r}: "
                               f"choose one of {', '.join(arg.choices)}")
+    robots = fleet_size(graph, bound)
     resolved = []
     for spec in graph.nodes:
         table = BY_NODE[spec.name]
@@ -453,11 +492,50 @@ def resolve(graph: Graph, values: Mapping[str, str] | None = None, config: str |
             continue  # an optional node (the recorder) that its argument leaves off: checked, not started
         if spec.name == RECORDER_NODE.name:
             check_new_bag_folder(bound[spec.enabled_by])
-        resolved.append(ResolvedNode(spec, params_file, overrides, remaps))
+        if robots > 1 and spec.name == RECORDER_NODE.name:
+            raise LaunchError(f"launch argument record:={bound[spec.enabled_by]!r} with robots:={robots}: "
+                              "the recorder records one robot's topics. Fix: record a single robot "
+                              "(robots:=1), or record /robot<k>/pls/* with a rosbag2 recorder of your own")
+        if robots > 1 and spec.per_robot:
+            resolved += [robot_node(spec, params_file, overrides, remaps, k, table) for k in range(robots)]
+        else:
+            resolved.append(ResolvedNode(spec, params_file, overrides, remaps))
     if not resolved:
         raise LaunchError(f"graph {graph.name!r} has nothing to start: give the bag folder with record:=DIR "
                           "(pls: --out DIR)")
     return resolved
+
+
+def fleet_size(graph: Graph, bound: Mapping[str, str]) -> int:
+    """How many robots the bound arguments ask for (1 for a graph without a fleet argument)."""
+    if not graph.fleet_argument:
+        return 1
+    given = bound[graph.fleet_argument]
+    try:
+        robots = coerce(given, int)
+    except ValueError:
+        robots = 0
+    if not 1 <= robots <= MAX_ROBOTS:
+        raise LaunchError(f"launch argument {graph.fleet_argument}:={given!r}: the number of robots, 1 to "
+                          f"{MAX_ROBOTS}. Fix: give {graph.fleet_argument} a whole number in that range")
+    return robots
+
+
+def robot_node(spec: NodeSpec, params_file: Path, overrides: dict, remaps: list, robot: int,
+               table) -> ResolvedNode:
+    """Robot `robot`'s copy of a per-robot node: its namespace, its topics, its own episode seeds."""
+    from pls_ros.params import ParameterError, check_values
+
+    overrides = dict(overrides)
+    if spec.name == SIM_NODE.name and "seed" in overrides:
+        seed = overrides["seed"] + FLEET_SEED_STRIDE * robot
+        try:
+            overrides.update(check_values({"seed": seed}, table, spec.name))
+        except ParameterError as exc:
+            raise LaunchError(f"robot {robot}'s sim seed {seed} (seed + {FLEET_SEED_STRIDE} x {robot}): "
+                              f"{exc}. Fix: a smaller seed") from None
+    remaps = [*remaps, *((topic, robot_topic(topic, robot)) for topic in ROBOT_TOPICS)]
+    return ResolvedNode(spec, params_file, overrides, remaps, robot_namespace(robot))
 
 
 def check_new_bag_folder(value: str) -> None:
@@ -522,6 +600,20 @@ def exit_message(spec: NodeSpec, code: int | None, others: Iterable[str] = ()) -
         return f"required node {spec.name} finished ({describe_exit(code)}): stopping {stopping}"
     return (f"required node {spec.name} failed ({describe_exit(code)}): stopping {stopping}; its log above "
             "says why")
+
+
+def progress_topics(graph: Graph, values: Mapping[str, str] | None = None,
+                    config: str | Path | None = None) -> dict[str, list[str]]:
+    """The topics a progress display follows, by kind ("target", "status", "episode"): the graph's
+    names after its remappings; in a fleet, every robot's targets and results and the fleet's status."""
+    bound = {**argument_defaults(graph, config), **dict(values or {})}
+    robots = fleet_size(graph, bound)
+    if robots > 1:
+        return {"target": [robot_topic(TARGET_RETURN, k) for k in range(robots)],
+                "status": [SUPERVISOR_STATUS],
+                "episode": [robot_topic(EPISODE_RESULT, k) for k in range(robots)]}
+    return {"target": [TARGET_RETURN], "status": [SUPERVISOR_STATUS],
+            "episode": [topic_in_graph(graph, EPISODE_RESULT, values, config)]}
 
 
 def topic_in_graph(graph: Graph, topic: str, values: Mapping[str, str] | None = None,

@@ -8,6 +8,8 @@ packages, which a pip-only install lacks; `pls sim`/`pls robot` run the same gra
 * The nodes are created in an OpaqueFunction, once every argument value has passed pls_ros.graph.resolve
   (types, ranges, choices of the node parameters it sets): a bad value prints the problem and its fix and
   `ros2 launch` exits with code 2 before any node action exists.
+* A fleet's per-robot nodes (robots:=N) come from graph.resolve like the others, each with its namespace
+  (/robot<k>) and its remapped topics.
 * Every node is required: when one exits the launch shuts down; when it exited with a non-zero code (or
   a signal) outside a requested shutdown, the handler raises, and `ros2 launch` reports it and ends with a
   non-zero exit code.
@@ -47,6 +49,7 @@ def start_nodes(context, pls_graph: graph.Graph, config: Path):
         print(graph.launch_error_text(exc), file=sys.stderr, flush=True)
         raise SystemExit(graph.EXIT_USAGE) from None  # nothing is running yet: leave at once
     return [Node(package=graph.PACKAGE, executable=node.spec.executable, name=node.spec.name,
+                 namespace=node.namespace or None,
                  parameters=[str(node.params_file),
                              {name: ParameterValue(value, value_type=type(value))
                               for name, value in node.overrides.items()}],

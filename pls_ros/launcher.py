@@ -43,7 +43,7 @@ class Running:
 
     @property
     def name(self) -> str:
-        return self.node.spec.name
+        return self.node.label
 
 
 LOG_TAIL_LINES = 20  # of a failed required node's log, shown when its output is not inline
@@ -122,7 +122,8 @@ class Launcher:
 
     # ---- life cycle ------------------------------------------------------------------------------------
     def log_path(self, name: str) -> Path:
-        return self.log_dir / f"{name}.log"
+        """<log dir>/<node>.log; a fleet's robot0/pls_sim logs to robot0.pls_sim.log."""
+        return self.log_dir / f"{name.replace('/', '.')}.log"
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -131,18 +132,18 @@ class Launcher:
             proc = subprocess.Popen(cmd, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, start_new_session=True)
             echo = self.printer if self.verbose else None
-            with self.log_path(node.spec.name).open("w", encoding="utf-8") as log:
+            with self.log_path(node.label).open("w", encoding="utf-8") as log:
                 log.write(f"# {shlex.join(cmd)}\n")
-            reader = threading.Thread(target=_pump, args=(proc.stdout, node.spec.name,
-                                                          self.log_path(node.spec.name), echo),
-                                      name=f"out-{node.spec.name}", daemon=True)
+            reader = threading.Thread(target=_pump, args=(proc.stdout, node.label,
+                                                          self.log_path(node.label), echo),
+                                      name=f"out-{node.label}", daemon=True)
             reader.start()
             self.running.append(Running(node, proc, reader))
             command = shlex.join(cmd[1:])
             if self.verbose:
-                self.say(f"started {node.spec.name} (pid {proc.pid}): {command}")
+                self.say(f"started {node.label} (pid {proc.pid}): {command}")
             else:  # the command line heads the node's log file
-                self.say(f"started {node.spec.name} (pid {proc.pid})")
+                self.say(f"started {node.label} (pid {proc.pid})")
 
     def stop(self, first_signal: int = signal.SIGINT) -> None:
         """Signal every live node, then escalate SIGINT -> SIGTERM -> SIGKILL on those that linger."""
@@ -242,14 +243,13 @@ def launch(graph: G.Graph, values: Mapping[str, str] | None = None, *, extra_par
     view = make_view(title or f"pls {graph.name}", live=live if progress else False,
                      max_episodes=max_episodes)
     discovery = env.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "default")
-    view.say("pls", f"graph {graph.name}: {', '.join(n.spec.name for n in nodes)} | "
+    view.say("pls", f"graph {graph.name}: {', '.join(n.label for n in nodes)} | "
                     f"ROS_DOMAIN_ID={env.get('ROS_DOMAIN_ID')} discovery={discovery}")
     monitor = None
     if progress:
         dds_keys = ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR")
         os.environ.update({k: env[k] for k in dds_keys if k in env})
-        monitor = ProgressMonitor(view, episode_result_topic=G.topic_in_graph(graph, G.EPISODE_RESULT,
-                                                                               values, config))
+        monitor = ProgressMonitor(view, topics=G.progress_topics(graph, values, config))
         try:
             monitor.start()
         except Exception as exc:  # progress is a convenience; never stop the graph for it

@@ -140,6 +140,10 @@ SUPERVISOR = (
               "either fails); false = wait for a lifecycle manager (`ros2 lifecycle set`)"),
     ParamSpec("status_period_s", "float", 1.0, "SupervisorStatus period [s]; it is also published on every "
               "change", 0.05, 3600.0),
+    ParamSpec("robots", "int", 1, "robots tuned together (a fleet): 1 = one robot on the /pls topics; N > 1 "
+              "= a batch of N verified-safe targets per round, robot k's results taken from and its target "
+              "and status sent to /robot<k>/pls/*; trusted_result_publisher then names the node inside each "
+              "robot's namespace (/pls_sim: /robot<k>/pls_sim)", 1, 64),
 )
 
 

@@ -188,13 +188,16 @@ def make_view(title: str, *, live: bool | None = None, max_episodes: int = 0, st
 
 class ProgressMonitor:
     """Subscribes to the graph's TargetReturn, SupervisorStatus and EpisodeResult topics (own rclpy
-    context, own thread) and hands every message to `view`."""
+    context, own thread) and hands every message to `view`. `topics`: kind ("target", "status",
+    "episode") -> the topic names to follow (graph.progress_topics: remapped on a robot, one per robot
+    in a fleet); default: the /pls topics."""
 
-    def __init__(self, view: View, *, episode_result_topic: str | None = None):
+    def __init__(self, view: View, *, topics: dict[str, list[str]] | None = None):
         from pls_ros import graph as G
 
         self.view = view
-        self.episode_result_topic = episode_result_topic or G.EPISODE_RESULT
+        self.topics = {"target": [G.TARGET_RETURN], "status": [G.SUPERVISOR_STATUS],
+                       "episode": [G.EPISODE_RESULT], **(topics or {})}
         self._thread: threading.Thread | None = None
         self.counts = {"target": 0, "episode": 0, "status": 0}
 
@@ -219,12 +222,14 @@ class ProgressMonitor:
         self.node = rclpy.create_node(f"pls_launcher_monitor_{os.getpid()}", context=self.context,
                                       start_parameter_services=False)
         view = self.view
-        for kind, msg_type, topic, qos_of, handler in (
-            ("target", TargetReturn, G.TARGET_RETURN, G.TARGET_RETURN, view.on_target),
-            ("status", SupervisorStatus, G.SUPERVISOR_STATUS, G.SUPERVISOR_STATUS, view.on_status),
-            ("episode", EpisodeResult, self.episode_result_topic, G.EPISODE_RESULT, view.on_episode),
-        ):  # the episode topic is remapped on a robot; QoS is the canonical topic's
-            self.node.create_subscription(msg_type, topic, self._count(kind, handler), monitor_qos(qos_of))
+        for kind, msg_type, qos_of, handler in (
+            ("target", TargetReturn, G.TARGET_RETURN, view.on_target),
+            ("status", SupervisorStatus, G.SUPERVISOR_STATUS, view.on_status),
+            ("episode", EpisodeResult, G.EPISODE_RESULT, view.on_episode),
+        ):  # the names may be remapped or per robot; QoS is the canonical topic's
+            for topic in self.topics[kind]:
+                self.node.create_subscription(msg_type, topic, self._count(kind, handler),
+                                              monitor_qos(qos_of))
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self._spin, name="pls-progress", daemon=True)

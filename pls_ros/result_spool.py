@@ -2,7 +2,8 @@
 
 The sim publishes each EpisodeResult and keeps it until a SupervisorStatus names it (or a later one) as
 taken. If it has to stop first (the supervisor was killed, the graph is shutting down), it appends the
-results still held to `<store_path>.unacknowledged.jsonl`, next to the supervisor's store, and the
+results still held to `<store_path>.unacknowledged.jsonl` (a fleet's robot k: `<store_path>.robot<k>.
+unacknowledged.jsonl`), next to the supervisor's store, and the
 supervisor takes them at its next start on that store, dropping any it already holds (by header stamp).
 One JSON object per line, the message's fields with the stamp in nanoseconds; written atomically.
 """
@@ -21,9 +22,11 @@ FIELDS = ("episode", "target_reward_return", "target_cost_return", "reward_retur
           "terminated", "truncated", "fallback_steps", "reason")
 
 
-def spool_path(store_path: str | Path) -> Path:
-    """Where the results unacknowledged by the supervisor that uses `store_path` are kept."""
-    return Path(str(store_path) + SUFFIX)
+def spool_path(store_path: str | Path, namespace: str = "/") -> Path:
+    """Where the results unacknowledged by the supervisor that uses `store_path` are kept; in a fleet,
+    one file per robot side, named by its namespace (<store>.robot0.unacknowledged.jsonl)."""
+    robot = namespace.strip("/").replace("/", ".")
+    return Path(str(store_path) + (f".{robot}" if robot else "") + SUFFIX)
 
 
 def to_record(msg) -> dict:

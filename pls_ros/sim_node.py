@@ -21,6 +21,10 @@ Modes (parameter `mode`):
   policy, holding the new target by then, starts the episode over with it.
   After `supervisor_sync_timeout_s` without one the sim warns and goes on; while no supervisor publishes
   status it does not wait at all.
+  In a fleet (one supervisor, several robots), an acknowledgement whose episodes_at_current_target has
+  reached episodes_per_evaluation says that this robot's evaluation of the round is complete and its
+  next target comes when every robot's is: the sim holds until a status names fewer (the next round's
+  target), up to `watchdog_timeout_s`, after which it stops as stuck.
 * realtime: a timer at `control_rate_hz` steps the sim with the latest action of the current episode;
   with none, or one older than `action_timeout_periods`, it applies `fallback_action` (zeros by default).
 
@@ -148,7 +152,11 @@ class SimNode(Node):
         # While waiting for the supervisor to acknowledge the result stamped last_result_ns: since when
         # (time.monotonic()).
         self.awaiting: float | None = None
+        # A fleet: since when this robot's evaluation of the round is complete and it waits for the others.
+        self.round_wait: float | None = None
         # Acknowledgements (and the halt) come in the supervisor's status, in every mode.
+        # Its name after remapping (a fleet's /robot<k>/...): count_publishers does not remap by itself.
+        self.status_topic = self.resolve_topic_name(qos.SUPERVISOR_STATUS_TOPIC)
         self.create_subscription(SupervisorStatus, qos.SUPERVISOR_STATUS_TOPIC, self.on_supervisor_status,
                                  qos.SUPERVISOR_STATUS_QOS)
         self.unacked: dict[int, EpisodeResult] = {}  # published, not yet acknowledged results, by stamp (ns)
@@ -290,13 +298,13 @@ class SimNode(Node):
 
     def next_episode(self) -> None:
         """Start the next episode now, or (lockstep sync) once the supervisor has acknowledged the result."""
-        if self.sync and self.count_publishers(qos.SUPERVISOR_STATUS_TOPIC) > 0:
+        if self.sync and self.count_publishers(self.status_topic) > 0:
             self.awaiting = time.monotonic()
         elif not self.finished:
             self.start_episode()
 
     def acknowledged(self) -> None:
-        self.awaiting = None
+        self.awaiting = self.round_wait = None
         if not self.finished:
             self.start_episode()
 
@@ -320,14 +328,28 @@ class SimNode(Node):
         # state instead let a periodic status that left before the supervisor took the result through
         # whenever the sim had missed an earlier status (e.g. before discovery finished).
         if stamp_ns(msg.last_result_stamp) == self.last_result_ns:
+            if not self.finished and 0 < msg.episodes_per_evaluation <= msg.episodes_at_current_target:
+                if self.round_wait is None:  # a fleet: the next targets come once every robot is done
+                    self.round_wait = time.monotonic()
+                    self.get_logger().info(f"this robot's {msg.episodes_at_current_target} episodes of the "
+                                           "round are taken; waiting for the other robots of the fleet and "
+                                           "the next target")
+                return
             waited = time.monotonic() - self.awaiting
             self.get_logger().debug(f"the supervisor acknowledged the result in {waited:.3f} s")
             self.acknowledged()
 
     def check_sync_timeout(self) -> None:
+        if self.round_wait is not None:  # acknowledged; the fleet's other robots are still at the round
+            waited, timeout = time.monotonic() - self.round_wait, self.p["watchdog_timeout_s"]
+            if timeout and waited > timeout:
+                self.stop_stuck("pls_supervisor", f"this robot's evaluation of the round has been complete "
+                                f"for {waited:.0f} s and no next target came: another robot of the fleet is "
+                                "stuck or gone")
+            return
         waited = time.monotonic() - self.awaiting
         timeout = self.p["supervisor_sync_timeout_s"]
-        gone = self.count_publishers(qos.SUPERVISOR_STATUS_TOPIC) == 0
+        gone = self.count_publishers(self.status_topic) == 0
         if waited < timeout and not gone:
             return
         why = ("the supervisor stopped publishing status" if gone else
@@ -363,7 +385,7 @@ class SimNode(Node):
             oldest = next(iter(self.unacked.values()))
             age = (self.now_ns() - stamp_ns(oldest.header.stamp)) / 1e9
             if age > timeout:
-                gone = self.count_publishers(qos.SUPERVISOR_STATUS_TOPIC) == 0
+                gone = self.count_publishers(self.status_topic) == 0
                 self.stop_stuck("pls_supervisor", f"episode {oldest.episode}'s result has waited {age:.0f} s "
                                 "for its acknowledgement; " + (
                                     "no supervisor publishes /pls/supervisor_status any more" if gone else
@@ -413,7 +435,7 @@ class SimNode(Node):
 
     def pending_work(self) -> str:
         """What a stop should wait for (run_node waits up to drain_timeout_s): '' when nothing."""
-        if not self.unacked or self.count_publishers(qos.SUPERVISOR_STATUS_TOPIC) == 0:
+        if not self.unacked or self.count_publishers(self.status_topic) == 0:
             return ""  # nothing held, or no supervisor left to acknowledge it
         return f"the supervisor has not acknowledged {len(self.unacked)} episode result(s) yet"
 
@@ -431,7 +453,8 @@ class SimNode(Node):
                 "they are kept nowhere because supervisor_store_path is empty (the sim graph sets it)")
             return
         try:
-            path = result_spool.append(result_spool.spool_path(resolve_output(store)), held)
+            path = result_spool.append(result_spool.spool_path(resolve_output(store), self.get_namespace()),
+                                        held)
         except OSError as exc:
             self.get_logger().error(f"could not keep the unacknowledged results ({what}): {exc}")
             return

@@ -20,12 +20,20 @@
   stored: results are identified by their header stamp (ns), which stays the same when DDS replays the
   robot side's TRANSIENT_LOCAL history, and differs between episodes even when the robot side restarts
   and counts episodes from 0 again.
+* A fleet (`robots` N > 1, pls_core.safeopt.fleet): robot k's results come on /robot<k>/pls/episode_result
+  and its targets and status go to /robot<k>/pls/target_return and /robot<k>/pls/supervisor_status; each
+  round is a batch of N verified-safe targets, one per robot, and the next batch comes once every robot's
+  evaluation is in. A robot whose evaluation is complete is told so by its status (its
+  episodes_at_current_target equals episodes_per_evaluation) and waits. /pls/supervisor_status carries
+  the fleet's summary (robot 0's target, the round's episodes of all robots).
 """
 
 from __future__ import annotations
 
 import math
 import sqlite3
+from dataclasses import dataclass
+from functools import partial
 
 from pls_interfaces.msg import EpisodeResult, SupervisorStatus, TargetReturn
 from rclpy.duration import Duration
@@ -34,16 +42,35 @@ from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from pls_core.safeopt.records import Phase
 from pls_ros import diagnostics, node_params, qos, result_spool
 from pls_ros.conversions import episode_id
+from pls_ros.graph import robot_namespace
 from pls_ros.lifecycle import ReleasingLifecycleNode
 from pls_ros.params import declare_parameters
 from pls_ros.paths import resolve_existing, resolve_output
-from pls_ros.result_trust import TrustedResults
+from pls_ros.result_trust import TrustedResults, normalise
 from pls_ros.spin import StartupError, node_main
 from pls_ros.supervisor_messages import episode_record, supervisor_status_msg, target_return_msg
 
 NODE_NAME = "pls_supervisor"
 
 PARAMS = node_params.SUPERVISOR
+
+
+@dataclass
+class RobotLink:
+    """One robot as the supervisor sees it: where its targets and status go, and what it was last told.
+    A lone robot's topics are the /pls ones; robot k of a fleet's are under namespace /robot<k>."""
+
+    index: int
+    namespace: str  # "" for a lone robot
+    target_pub: object
+    status_pub: object
+    results_sub: object = None
+    published: object = None  # the Decision whose target is on this robot's TargetReturn topic
+    last_result_ns: int = 0  # stamp of this robot's result taken last (0: none yet)
+
+    @property
+    def label(self) -> str:
+        return f"robot {self.index}: " if self.namespace else ""
 
 
 class SupervisorNode(ReleasingLifecycleNode):
@@ -59,9 +86,9 @@ class SupervisorNode(ReleasingLifecycleNode):
         from pls_core.safeopt.errors import InvalidEpisodeError, StaleEpisodeError
 
         self.InvalidEpisodeError, self.StaleEpisodeError = InvalidEpisodeError, StaleEpisodeError
-        self.optimizer = self.status_pub = None
+        self.optimizer = self.fleet = self.status_pub = None
+        self.links: list[RobotLink] = []  # made by configure: one per robot
         self.entities: list = []  # made by configure: publishers, the status timer
-        self.results_sub = None  # made by activate
         self.transition_error = ""
         self.message = ""
         self.duplicates = 0
@@ -100,33 +127,50 @@ class SupervisorNode(ReleasingLifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _stop_taking_results(self) -> None:
-        if self.results_sub is not None:
-            self.destroy_subscription(self.results_sub)
-            self.results_sub = None
+        for link in self.links:
+            if link.results_sub is not None:
+                self.destroy_subscription(link.results_sub)
+                link.results_sub = None
 
     def _release(self) -> None:
         """Back to unconfigured: the store and every topic and timer are let go."""
         self._stop_taking_results()
         for entity in self.entities:
             {"Publisher": self.destroy_publisher, "Timer": self.destroy_timer}[type(entity).__name__](entity)
-        self.entities = []
-        self.optimizer = self.status_pub = None
+        self.entities, self.links = [], []
+        self.optimizer = self.fleet = self.status_pub = None
+
+    # A lone robot's link, as the node's own attributes (tools and tests look at these).
+    @property
+    def published(self):
+        return self.links[0].published if self.links else None
+
+    @property
+    def target_pub(self):
+        return self.links[0].target_pub if self.links else None
 
     def _activate(self) -> None:
-        """Publish the current target, then take results: the trusted publisher's only, if one is set."""
-        self.follow(self.optimizer.current, "resumed" if self.resumed else "start")
-        p = self.p
-        if p["trusted_result_publisher"]:  # only the trusted node's results count (pls_ros.result_trust)
-            trust = TrustedResults(self, self.resolve_topic_name(qos.EPISODE_RESULT_TOPIC),
-                                   p["trusted_result_publisher"], self.on_result)
-            self.results_sub = self.create_subscription(EpisodeResult, qos.EPISODE_RESULT_TOPIC,
-                                                        trust.on_message, qos.EPISODE_RESULT_QOS)
-        else:
+        """Publish each robot's current target, then take results: the trusted publisher's only, if one is
+        set (in a fleet, the node of that name in each robot's namespace)."""
+        why = "resumed" if self.resumed else "start"
+        for link, decision in zip(self.links, self.current_batch(), strict=True):
+            self.follow(decision, why, link)
+        trusted = self.p["trusted_result_publisher"]
+        if not trusted:
             self.get_logger().warning("trusted_result_publisher is empty: EpisodeResults from any publisher "
                                       "on the domain are counted; set it to the robot side's node name")
-            self.results_sub = self.create_subscription(EpisodeResult, qos.EPISODE_RESULT_TOPIC,
-                                                        self.on_result, qos.EPISODE_RESULT_QOS)
+        for link in self.links:
+            topic = link.namespace + qos.EPISODE_RESULT_TOPIC
+            deliver = partial(self.on_result, link=link)
+            if trusted:  # only the trusted node's results count (pls_ros.result_trust)
+                deliver = TrustedResults(self, self.resolve_topic_name(topic),
+                                         link.namespace + normalise(trusted), deliver).on_message
+            link.results_sub = self.create_subscription(EpisodeResult, topic, deliver, qos.EPISODE_RESULT_QOS)
         self.take_spooled_results()
+
+    def current_batch(self) -> list:
+        """Each robot's current Decision: a lone robot's the optimizer's current one."""
+        return self.fleet.batch if self.fleet is not None else [self.optimizer.current]
 
     def _configure(self) -> None:
         p = self.p
@@ -163,19 +207,34 @@ class SupervisorNode(ReleasingLifecycleNode):
         self.store_path = resolve_output(p["store_path"])
         identity = {"owner": p["store_owner"], "task": p["task_id"],
                     "model_sha256": self._model_hash(model), "threshold": config.threshold}
+        robots = p["robots"]
         try:
-            self.optimizer = build_optimizer(config, self.store_path, identity)
+            if robots > 1:
+                from pls_core.safeopt.fleet import build_fleet
+
+                self.fleet = build_fleet(config, robots, self.store_path, identity)
+                self.optimizer = self.fleet.optimizer
+            else:
+                self.optimizer = build_optimizer(config, self.store_path, identity)
         except Exception as exc:  # StoreMismatchError, a damaged or locked file: refuse to guess
             raise StartupError(f"cannot resume from {self.store_path}: {exc}") from None
         self.known = self._stored_episode_ids()
-        self.last_result_ns = max(self.known, default=0)  # stamp of the result taken last
-        self.published = None  # the Decision whose target is on /pls/target_return
         self.message = ""
 
-        self.target_pub = self.create_publisher(TargetReturn, qos.TARGET_RETURN_TOPIC, qos.TARGET_RETURN_QOS)
         self.status_pub = self.create_publisher(SupervisorStatus, qos.SUPERVISOR_STATUS_TOPIC,
                                                 qos.SUPERVISOR_STATUS_QOS)
-        self.entities = [self.target_pub, self.status_pub,
+        if robots == 1:
+            self.links = [RobotLink(0, "", self.create_publisher(TargetReturn, qos.TARGET_RETURN_TOPIC,
+                                                                 qos.TARGET_RETURN_QOS), self.status_pub,
+                                    last_result_ns=max(self.known, default=0))]
+        else:  # a result re-delivered after a restart acknowledges itself (on_result), so 0 is safe here
+            self.links = [RobotLink(k, ns, self.create_publisher(TargetReturn, ns + qos.TARGET_RETURN_TOPIC,
+                                                                 qos.TARGET_RETURN_QOS),
+                                    self.create_publisher(SupervisorStatus, ns + qos.SUPERVISOR_STATUS_TOPIC,
+                                                          qos.SUPERVISOR_STATUS_QOS))
+                          for k, ns in ((k, robot_namespace(k)) for k in range(robots))]
+        self.entities = [self.status_pub, *(link.target_pub for link in self.links),
+                         *(link.status_pub for link in self.links if link.status_pub is not self.status_pub),
                          self.create_timer(p["status_period_s"], self.publish_status)]
 
         status = self.optimizer.status()
@@ -184,12 +243,17 @@ class SupervisorNode(ReleasingLifecycleNode):
             f"{'resumed from' if resumed else 'new run in'} {self.store_path} ({config_path}): method "
             f"{config.method}, seed box R {config.seed_reward_range[0]:g}..{config.seed_reward_range[1]:g}, "
             f"threshold {config.threshold:g}, {config.episodes_per_evaluation} episodes per evaluation, "
-            f"iteration {status['iteration']}, {status['episodes_total']} episodes stored")
+            f"iteration {status['iteration']}, {status['episodes_total']} episodes stored"
+            + (f"; a fleet of {robots} robots on /robot0..{robots - 1}/pls/*" if robots > 1 else ""))
 
     def take_spooled_results(self) -> None:
         """Results the robot side had to stop with before this store acknowledged them (pls_sim writes them
-        next to the store, pls_ros.result_spool): taken like any delivered result, then the file goes."""
-        path = result_spool.spool_path(self.store_path)
+        next to the store, pls_ros.result_spool; one file per robot in a fleet): taken like any delivered
+        result, then the file goes."""
+        for link in self.links:
+            self._take_spool(link, result_spool.spool_path(self.store_path, link.namespace or "/"))
+
+    def _take_spool(self, link: RobotLink, path) -> None:
         try:
             results = result_spool.read(path)
         except (OSError, ValueError) as exc:
@@ -199,7 +263,7 @@ class SupervisorNode(ReleasingLifecycleNode):
             return
         before = len(self.known)
         for msg in results:
-            self.on_result(msg)
+            self.on_result(msg, link)
         path.unlink()
         self.get_logger().info(f"took {len(self.known) - before} of {len(results)} episode result(s) the "
                                f"robot side stopped with before they were acknowledged, from {path} (the "
@@ -264,116 +328,150 @@ class SupervisorNode(ReleasingLifecycleNode):
                 return decision
         return None
 
-    def follow(self, decision, why: str) -> None:
-        """Publish `decision`'s target if it is verified safe; otherwise hold the last verified one, unless
-        the optimizer halted: then no target is safe and the policy is told to stop."""
+    def follow(self, decision, why: str, link: RobotLink | None = None) -> None:
+        """Publish `decision`'s target to its robot (`link`; a lone robot's by default) if it is verified
+        safe; otherwise hold the last verified one, unless the optimizer halted: then no target is safe and
+        the policy is told to stop."""
+        link = link or self.links[0]
         if decision.phase is Phase.HALTED:
-            self.publish_halt(decision, why)
+            self.publish_halt(decision, why, link)
             return
         if decision.verified_safe and all(math.isfinite(v) for v in decision.target):
-            self.publish_target(decision, why)
+            self.publish_target(decision, why, link)
             return
-        held = self.published or self.last_verified()
-        self.message = (f"iteration {decision.iteration}: target {decision.target} is not verified safe "
-                        f"(cost upper bound {decision.cost_bounds[1]:.3g} > threshold "
+        held = link.published or self.last_verified()
+        self.message = (f"{link.label}iteration {decision.iteration}: target {decision.target} is not "
+                        f"verified safe (cost upper bound {decision.cost_bounds[1]:.3g} > threshold "
                         f"{decision.threshold:g}); "
                         + (f"holding {held.target}" if held else "no verified safe target to publish")
                         + "; the search stops: results at the held target do not count toward the "
                         "unverified one. Fix: investigate the optimizer, then restart with a new store_path")
         self.get_logger().error(self.message)
-        if held is not None and held is not self.published:
-            self.publish_target(held, "holding the last verified safe target")
-        self.publish_status()
+        if held is not None and held is not link.published:
+            self.publish_target(held, "holding the last verified safe target", link)
+        self.publish_status(link)
 
-    def publish_target(self, decision, why: str) -> None:
+    def publish_target(self, decision, why: str, link: RobotLink | None = None) -> None:
+        link = link or self.links[0]
         if not decision.verified_safe:  # follow() never gets here; kept as the last line of defence
             raise RuntimeError(f"refusing to publish target {decision.target}: not verified safe")
-        self.target_pub.publish(target_return_msg(decision, self.get_clock().now().to_msg()))
-        self.published = decision
+        link.target_pub.publish(target_return_msg(decision, self.get_clock().now().to_msg()))
+        link.published = decision
         self.get_logger().info(
-            f"target R={decision.target[0]:.2f} G={decision.target[1]:.2f} (iteration {decision.iteration}, "
-            f"{decision.phase.value}, cost upper {decision.cost_bounds[1]:.3g} <= {decision.threshold:g}; "
-            f"{why})")
-        self.publish_status()  # after the target: the lockstep sim takes this status as its go-ahead
+            f"{link.label}target R={decision.target[0]:.2f} G={decision.target[1]:.2f} (iteration "
+            f"{decision.iteration}, {decision.phase.value}, cost upper {decision.cost_bounds[1]:.3g} <= "
+            f"{decision.threshold:g}; {why})")
+        self.publish_status(link)  # after the target: the lockstep sim takes this status as its go-ahead
 
-    def publish_halt(self, decision, why: str) -> None:
+    def publish_halt(self, decision, why: str, link: RobotLink | None = None) -> None:
         """PHASE_HALTED replaces the published target: the data refute it too, so it must not be held."""
-        self.target_pub.publish(target_return_msg(decision, self.get_clock().now().to_msg()))
-        self.published = decision
+        link = link or self.links[0]
+        link.target_pub.publish(target_return_msg(decision, self.get_clock().now().to_msg()))
+        link.published = decision
         reason = decision.note or "no target is verified safe"
         self.message = (f"HALTED at iteration {decision.iteration} ({why}): {reason}. The policy holds its "
                         "safe fallback action. Fix: re-examine the model or the seed set (optimizer_config), "
                         f"then restart the supervisor with a new store_path ({self.store_path} stays halted)")
         self.get_logger().error(self.message)
-        self.publish_status()
+        self.publish_status(link)
 
     # --- results --------------------------------------------------------------------------------------
 
-    def on_result(self, msg: EpisodeResult) -> None:
+    def on_result(self, msg: EpisodeResult, link: RobotLink | None = None) -> None:
+        """Take one of `link`'s robot's results (a lone robot's by default)."""
+        link = link or self.links[0]
         key = episode_id(msg)
-        label = f"episode {msg.episode} (stamp {key})"
+        label = f"{link.label}episode {msg.episode} (stamp {key})"
         if key == 0:
             self.reject(f"{label} has no header stamp; the robot side must stamp EpisodeResults (the stamp "
-                        "identifies a result when it is delivered again)")
+                        "identifies a result when it is delivered again)", link)
             return
         if key in self.known:  # delivered again (history replay, the sim's resend): acknowledge, skip
-            self.last_result_ns = max(self.last_result_ns, key)
+            link.last_result_ns = max(link.last_result_ns, key)
             self.duplicates += 1
             self.get_logger().debug(f"{label} is already stored; ignored")
             return
-        self.last_result_ns = key  # the robot side waits for its newest result to show up in the status
+        link.last_result_ns = key  # the robot side waits for its newest result to show up in the status
         self.known.add(key)
         if msg.reason.startswith("aborted"):
-            self.reject(f"{label} not used: {msg.reason}")
+            self.reject(f"{label} not used: {msg.reason}", link)
             return
         record = episode_record(msg)
         try:
-            decision = self.optimizer.report_episode(record)
+            batch = self._report(link, record)
         except self.StaleEpisodeError as exc:
-            self.reject(f"{label} ignored: {exc}", error=False)
+            self.reject(f"{label} ignored: {exc}", link, error=False)
             return
         except self.InvalidEpisodeError as exc:
-            self.reject(f"{label} rejected: {exc}")
+            self.reject(f"{label} rejected: {exc}", link)
             return
         except Exception as exc:  # numerical or invariant failure inside the optimizer
             self.message = (f"optimizer error on {label}: {exc!r}; holding the last verified safe target "
-                            f"{self.published.target if self.published else None}")
+                            f"{link.published.target if link.published else None}")
             self.get_logger().error(self.message)
-            self.publish_status()
+            self.publish_status(link)
             return
-        status = self.optimizer.status()
+        taken, needed = self._episodes_at_target(link), self.optimizer.config.episodes_per_evaluation
         self.get_logger().info(
             f"{label}: reward {msg.reward_return:.1f}, cost {msg.cost_return:.1f} at target "
             f"({msg.target_reward_return:.1f}, {msg.target_cost_return:.1f}); "
-            f"{status['episodes_at_target']}/{status['episodes_per_evaluation']} at this target")
-        if decision is None:
-            self.publish_status()
+            + (f"{taken}/{needed} at this target" if batch is None else "evaluation complete"))
+        if batch is None:
+            self.publish_status(link)
             return
-        self.message = decision.note or f"iteration {decision.iteration}: {decision.phase.value}"
-        self.follow(decision, "new evaluation")
+        self.message = batch[0].note or f"iteration {batch[0].iteration}: {batch[0].phase.value}"
+        for each, decision in zip(self.links, batch, strict=True):
+            self.follow(decision, "new evaluation", each)
+        if self.fleet is not None:
+            self.publish_status()
 
-    def reject(self, message: str, error: bool = True) -> None:
+    def _report(self, link: RobotLink, record) -> list | None:
+        """Every robot's next Decision once the evaluation (a fleet: the round) is complete, else None."""
+        if self.fleet is not None:
+            return self.fleet.report_episode(link.index, record)
+        decision = self.optimizer.report_episode(record)
+        return None if decision is None else [decision]
+
+    def _episodes_at_target(self, link: RobotLink) -> int:
+        if self.fleet is not None:
+            return self.fleet.status()["episodes_at_targets"][link.index]
+        return self.optimizer.status()["episodes_at_target"]
+
+    def reject(self, message: str, link: RobotLink | None = None, error: bool = True) -> None:
         self.message = message
         if error:
             self.get_logger().warning(message)
         else:
             self.get_logger().info(message)
-        self.publish_status()
+        self.publish_status(link)
 
     # --- status ---------------------------------------------------------------------------------------
 
-    def publish_status(self) -> None:
+    def publish_status(self, link: RobotLink | None = None) -> None:
+        """`link`'s robot's status; without one, every robot's (and a fleet's summary)."""
         if self.optimizer is None:  # unconfigured: nothing to report
             return
         status = self.optimizer.status()
-        msg = supervisor_status_msg(
-            self.optimizer.current, self.get_clock().now().to_msg(), grid_size=status["grid_size"],
-            best_reward_lower=status["best_reward_lower"],
-            episodes_at_current_target=status["episodes_at_target"],
-            episodes_per_evaluation=status["episodes_per_evaluation"], message=self.message,
-            published_target=None if self.published is None or self.published.phase is Phase.HALTED
-            else self.published.target, last_result_ns=self.last_result_ns)
-        self.status_pub.publish(msg)
+        stamp = self.get_clock().now().to_msg()
+        common = dict(grid_size=status["grid_size"], best_reward_lower=status["best_reward_lower"],
+                      message=self.message)
+        batch = self.current_batch()
+        varpi = status["episodes_per_evaluation"]
+        for each in self.links if link is None else [link]:
+            published = each.published
+            each.status_pub.publish(supervisor_status_msg(
+                batch[each.index], stamp, episodes_at_current_target=self._episodes_at_target(each),
+                episodes_per_evaluation=varpi, last_result_ns=each.last_result_ns,
+                published_target=None if published is None or published.phase is Phase.HALTED
+                else published.target, **common))
+        if self.fleet is not None and link is None:  # the fleet's summary on /pls/supervisor_status
+            first = self.links[0].published
+            self.status_pub.publish(supervisor_status_msg(
+                batch[0], stamp, episodes_at_current_target=sum(self.fleet.status()["episodes_at_targets"]),
+                episodes_per_evaluation=varpi * self.fleet.size,
+                last_result_ns=max(each.last_result_ns for each in self.links),
+                published_target=None if first is None or first.phase is Phase.HALTED else first.target,
+                **common))
 
     def diagnose(self) -> tuple[int, str, dict]:
         """/diagnostics: phase, safe set, episodes and the store's health (keys in docs/ros.md)."""
@@ -388,16 +486,19 @@ class SupervisorNode(ReleasingLifecycleNode):
         if not store_ok:
             message = f"the store {self.store_path} is missing; {message}"
         target = self.published.target if self.published is not None else (math.nan, math.nan)
+        fleet = {"robots": len(self.links),  # a lone robot's round is its iteration
+                 "round": self.fleet.round if self.fleet is not None else status["iteration"]}
+        episodes = self._episodes_at_target(self.links[0])  # a fleet's robot 0, like the target
         return level, message, {
             "phase": status["phase"], "iteration": status["iteration"],
             "safe_set_size": status["safe_set_size"], "grid_size": status["grid_size"],
             "target_reward_return": target[0], "target_cost_return": target[1],
-            "threshold": status["threshold"], "episodes_at_current_target": status["episodes_at_target"],
+            "threshold": status["threshold"], "episodes_at_current_target": episodes,
             "episodes_per_evaluation": status["episodes_per_evaluation"],
             "episodes_stored": status["episodes_total"], "episodes_rejected": status["episodes_rejected"],
             "duplicates_dropped": self.duplicates, "gp_failures": status["gp_failures"],
             "store": str(self.store_path), "store_ok": store_ok,
-            "store_bytes": self.store_path.stat().st_size if store_ok else 0,
+            "store_bytes": self.store_path.stat().st_size if store_ok else 0, **fleet,
         }
 
     def finish(self, reason: str) -> None:

@@ -23,7 +23,8 @@ KEYS = {
     "pls_supervisor: safe optimization": {
         "phase", "iteration", "safe_set_size", "grid_size", "target_reward_return", "target_cost_return",
         "threshold", "episodes_at_current_target", "episodes_per_evaluation", "episodes_stored",
-        "episodes_rejected", "duplicates_dropped", "gp_failures", "store", "store_ok", "store_bytes"},
+        "episodes_rejected", "duplicates_dropped", "gp_failures", "store", "store_ok", "store_bytes",
+        "robots", "round"},
     "pls_sim: robot side": {
         "task_id", "mode", "episodes_finished", "episode", "step", "unacknowledged_results",
         "seconds_since_progress", "watchdog"},

@@ -130,6 +130,7 @@ def test_the_launch_description_is_built_only_from_the_graph():
     assert kw(node_call, "package") == "graph.PACKAGE"
     assert kw(node_call, "executable") == "node.spec.executable"
     assert kw(node_call, "name") == "node.spec.name"
+    assert kw(node_call, "namespace") == "node.namespace or None"  # a fleet's robots: /robot<k>
     assert kw(node_call, "parameters") == (
         "[str(node.params_file), {name: ParameterValue(value, value_type=type(value)) "
         "for name, value in node.overrides.items()}]")

@@ -36,6 +36,10 @@ BAD = [
      ["'max_episode_step'", "did you mean 'max_episode_steps'"]),
     ("sim", {}, [("pls_sim", "max_episode_steps", -3)], ["pls_sim.max_episode_steps=-3", "out of range"]),
     ("robot", {}, [("pls_policy", "fallback_action", "zero")], ["fallback_action", "wrong type"]),
+    ("sim", {"robots": "0"}, [], ["robots:='0'", "1 to 64", "Fix"]),
+    ("sim", {"robots": "two"}, [], ["robots:='two'", "1 to 64"]),
+    ("sim", {"robots": "2", "record": "bag"}, [], ["record:='bag' with robots:=2", "Fix"]),
+    ("sim", {"robots": "2", "seed": str(2**31 - 1)}, [], ["robot 1's sim seed", "out of range"]),
 ]
 
 
@@ -46,6 +50,26 @@ def test_resolve_refuses_every_bad_value_naming_it_and_the_fix(graph, values, ex
         G.resolve(G.get_graph(graph), values, extra_params=extra)
     for word in words:
         assert word in str(info.value), str(info.value)
+
+
+def test_a_fleet_resolves_to_a_sim_and_a_policy_per_robot_in_its_namespace_and_one_supervisor():
+    """robots:=2: robot k's nodes in /robot<k> on /robot<k>/pls/*, with its own episode seeds; the
+    supervisor (root namespace, /pls topics) is told the fleet's size."""
+    nodes = G.resolve(G.SIM, {"robots": "2", "seed": "7"})
+    assert [n.label for n in nodes] == ["robot0/pls_sim", "robot1/pls_sim", "robot0/pls_policy",
+                                        "robot1/pls_policy", "pls_supervisor"]
+    for node in nodes[:4]:
+        robot = int(node.namespace.removeprefix("/robot"))
+        assert node.namespace == G.robot_namespace(robot)
+        assert set(node.remappings) == {(t, f"/robot{robot}{t}") for t in G.ROBOT_TOPICS}
+        assert ["-r", f"__ns:=/robot{robot}"] == node.ros_args()[3:5]
+    assert [n.overrides["seed"] for n in nodes[:2]] == [7, 7 + G.FLEET_SEED_STRIDE]
+    supervisor = nodes[-1]
+    assert supervisor.namespace == "" and supervisor.remappings == [] and supervisor.overrides["robots"] == 2
+    # One robot: the graph as before, no namespaces.
+    assert all(n.namespace == "" for n in G.resolve(G.SIM, {}))
+    assert G.progress_topics(G.SIM, {"robots": "2"})["episode"] == ["/robot0/pls/episode_result",
+                                                                   "/robot1/pls/episode_result"]
 
 
 def test_resolve_checks_the_parameter_files_too(tmp_path):

@@ -118,7 +118,9 @@ def sim(
     episodes_per_evaluation: _VarpiOpt = None,
     shield: _ShieldOpt = None,
     control_rate_hz: float = typer.Option(None, help="control rate of the sim and the policy"),
-    seed: int = typer.Option(None, help="sim seed"),
+    seed: int = typer.Option(None, help="sim seed (robot k of a fleet: seed + 100000 k)"),
+    robots: int = typer.Option(None, help="simulated robots tuned together by one supervisor, each with "
+                               "its own sim and policy on /robot<k>/pls/* (default 1: the /pls topics)"),
     store_path: _StoreOpt = None,
     record: _RecordOpt = None,
     param: _ParamOpt = None,
@@ -133,8 +135,8 @@ def sim(
     """
     options = dict(task=task, model=model, threshold=threshold, config=config, mode=mode, trigger=trigger,
                    max_episodes=max_episodes, episodes_per_evaluation=episodes_per_evaluation,
-                   control_rate_hz=control_rate_hz, seed=seed, store_path=store_path, shield=shield,
-                   record=record)
+                   control_rate_hz=control_rate_hz, seed=seed, robots=robots, store_path=store_path,
+                   shield=shield, record=record)
     _run_graph("sim", ctx, options, param, domain_id, progress, verbose, dry_run)
 
 
