@@ -11,6 +11,9 @@ The output says which one ran.
   DDS both ways, both executors, and (policy node) the ONNX inference and the node's bookkeeping;
 * deadline miss: the action was not back before the next tick was due (latency > period, or lost);
 * late ticks: ticks this publisher itself started more than one period late (the loop fell behind).
+* machine floor (first row of each rate, unless --no-floor): the same loop with neither DDS nor rclpy, a
+  UNIX datagram socket echoed by a forked process (pinned like the answerer with --pin): the misses the
+  machine's own scheduling causes, which no node can beat.
 Episodes are 1000 steps (a new episode starts at step 0 with the policy's reset), 200 warm-up ticks per
 rate are not counted. The policy node also reports its own receive -> publish latency (PolicyStatus).
 
@@ -60,6 +63,65 @@ try:
 except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
     pass
 """
+
+
+# The machine's floor: this loop's timing with a raw socket echo instead of DDS and an rclpy node.
+FLOOR = r"""
+import json, os, socket, struct, sys, time
+rate, ticks, warmup, pin = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+if os.fork() == 0:
+    if pin:
+        os.sched_setaffinity(0, {1})
+    a.close()
+    while (m := b.recv(64)) != b"q":
+        b.send(m)
+    os._exit(0)
+if pin:
+    os.sched_setaffinity(0, {0})
+b.close()
+period = 1.0 / rate
+latencies, late = [], 0
+start = time.perf_counter() + 0.1
+for k in range(warmup + ticks):
+    due = start + k * period
+    if (wait := due - time.perf_counter()) > 0:
+        time.sleep(wait)
+    elif -wait > period:
+        late += k >= warmup
+    sent = time.perf_counter()
+    a.send(struct.pack("d", sent))
+    a.settimeout(max(due + period - time.perf_counter(), 1e-4))
+    try:
+        a.recv(64)
+        latency = time.perf_counter() - sent
+    except socket.timeout:
+        latency = None
+        a.settimeout(1.0)
+        a.recv(64)  # the late echo, so the next tick reads its own
+    if k >= warmup:
+        latencies.append(latency)
+a.send(b"q")
+os.wait()
+print(json.dumps({"latencies": latencies, "late": late}))
+"""
+
+
+def machine_floor(rate_hz: float, ticks: int, pin: bool) -> dict:
+    """The loop's deadline misses and latency with a raw socket echo: what the machine alone allows."""
+    out = subprocess.run([sys.executable, "-c", FLOOR, str(rate_hz), str(ticks), str(WARMUP), str(int(pin))],
+                         capture_output=True, text=True, check=True, timeout=ticks / rate_hz * 3 + 60)
+    import json
+
+    data = json.loads(out.stdout)
+    lat_ms = [v * 1e3 for v in data["latencies"] if v is not None]
+    period_ms = 1e3 / rate_hz
+    lost = sum(v is None for v in data["latencies"])
+    return dict(rate=rate_hz, ticks=ticks, misses=lost + sum(v > period_ms for v in lat_ms), lost=lost,
+                late_ticks=data["late"], p50=percentile(lat_ms, 50), p90=percentile(lat_ms, 90),
+                p99=percentile(lat_ms, 99), max=max(lat_ms) if lat_ms else float("nan"),
+                node_p50=float("nan"), node_p99=float("nan"), overruns=None, fallbacks=None,
+                executor="machine floor (raw socket, no DDS)")
 
 
 def percentile(values, q) -> float:
@@ -204,6 +266,8 @@ def main() -> int:
                         choices=["single_threaded", "events"], help="the policy node's rclpy executor(s)")
     parser.add_argument("--pin", action="store_true",
                         help="this process on CPU 0, the answering process on CPU 1 (a core each)")
+    parser.add_argument("--no-floor", dest="floor", action="store_false",
+                        help="skip the machine-floor rows (raw socket echo, no DDS)")
     args = parser.parse_args()
     if args.pin:
         os.sched_setaffinity(0, {0})
@@ -231,8 +295,14 @@ def main() -> int:
     print(f"{args.ticks} measured ticks per rate after {WARMUP} warm-up ticks; "
           f"episodes of {EPISODE_LEN} steps\n")
 
-    bench = Bench(obs_dim)
     results = []
+    if args.floor:  # before any rclpy in this process (the floor forks)
+        for rate in args.rates:
+            results.append(machine_floor(rate, args.ticks, args.pin))
+            r = results[-1]
+            print(f"machine floor {rate:g} Hz done: {r['misses']} misses, p50 {r['p50']:.3f} ms, "
+                  f"max {r['max']:.3f} ms", flush=True)
+    bench = Bench(obs_dim)
     runs = [(e, rate) for e in (args.executors if contract is not None else ["n/a"]) for rate in args.rates]
     try:
         for i, (executor, rate) in enumerate(runs):
