@@ -162,25 +162,6 @@ def test_interrupted_training_resumes_from_its_last_checkpoint(tmp_path, monkeyp
     assert entry["timesteps"] == 200 and (tmp_path / "tiny.zip").exists() and not partial.exists()
 
 
-def _spawned_workers(pid: int) -> list[int]:
-    """Child processes of `pid` that are multiprocessing workers (not its resource tracker)."""
-    from pathlib import Path
-
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [int(c) for c in children
-            if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
-
-
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (an orphan's zombie may never be reaped in a container)."""
-    from pathlib import Path
-
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def _collect(tmp_path, task: str):
     import subprocess
     import sys
@@ -191,32 +172,22 @@ def _collect(tmp_path, task: str):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def test_sigterm_stops_the_sac_training_workers_too(tmp_path):
-    """`timeout` or a scheduler killing `pls collect` must not leave a training running as an orphan
-    (CarCircle still trains its SAC pair in a worker process)."""
-    import os
+def test_sigterm_stops_the_sac_training_too(tmp_path):
+    """`timeout` or a scheduler killing `pls collect` must not leave a training running as an orphan.
+    CarCircle's fast -> safe chain is one chain, so it trains in the `pls collect` process itself (two
+    chains would be Ray tasks, whose session ends with the process: test_collect_ray)."""
     import signal
     import time
 
     cli = _collect(tmp_path, "SafetyCarCircle1-v0")
-    workers: list[int] = []
     try:
-        deadline = time.monotonic() + 120
-        while not workers and time.monotonic() < deadline and cli.poll() is None:
-            time.sleep(0.5)
-            workers = _spawned_workers(cli.pid)
-        assert len(workers) == 1, "CarCircle's fast -> safe chain trains in a worker process"
-        time.sleep(5)  # into training (30k steps: minutes, far from done)
+        time.sleep(15)  # imports, then into training (30k steps: minutes, far from done)
+        assert cli.poll() is None, "pls collect ended before it was stopped"
         cli.send_signal(signal.SIGTERM)
         assert cli.wait(timeout=60) == 128 + signal.SIGTERM
-        deadline = time.monotonic() + 30
-        while any(map(_running, workers)) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert not [w for w in workers if _running(w)], "workers outlived the killed `pls collect`"
     finally:  # never leave a training behind, whatever failed above
         cli.kill()
-        for w in filter(_running, workers):
-            os.kill(w, signal.SIGKILL)
+    assert not (tmp_path / "behaviour" / "SafetyCarCircle1-v0" / "fast.zip").exists()
 
 
 def test_sigterm_stops_the_budget_policy_training(tmp_path):

@@ -109,7 +109,7 @@ def test_train_refuses_an_unwritable_out(blocker):
     (("--episodes", "0"), ("--episodes 0", "leave --episodes out")),
     (("--task", "NoSuch-v0"), ("unknown task 'NoSuch-v0'", "SafetyHopperVelocity-v1",
                                "task description YAML")),
-    (("--workers", "0"), ("--workers 0",)),
+    (("--workers", "-1"), ("--workers -1",)),
 ])
 def test_collect_refuses_bad_options_before_training_anything(tmp_path, args, phrases):
     out = tmp_path / "data" / "x.hdf5"

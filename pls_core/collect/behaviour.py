@@ -9,7 +9,6 @@ import logging
 import shutil
 import time
 from dataclasses import asdict, replace
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -139,10 +138,19 @@ def train_policy(task_id: str, recipe: BehaviourRecipe, seed: int, out_dir: Path
     }
 
 
-def _train_chain(task_id: str, chain: list[BehaviourRecipe], seeds: dict, out_dir: Path,
-                 progress: bool, threads: int) -> list[dict]:
-    """Policies that build on each other, trained one after the other in one process."""
-    return [train_policy(task_id, r, seeds[r.name], out_dir, progress, threads=threads) for r in chain]
+def _train_chain(job: tuple) -> tuple[list[dict], dict[str, bytes]]:
+    """Policies that build on each other, trained one after the other in one process (a Ray task, or
+    this process): (their manifest entries, the saved files by name). `inputs` are saved policies the
+    chain starts from, written first where they are missing (a cluster node without the folder), and
+    the saved files travel back so the caller's folder holds them wherever the training ran."""
+    task_id, chain, seeds, out_dir, progress, threads, inputs = job
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, data in inputs.items():
+        if not (out_dir / name).exists():
+            (out_dir / name).write_bytes(data)
+    entries = [train_policy(task_id, r, seeds[r.name], out_dir, progress, threads=threads) for r in chain]
+    return entries, {e["file"]: (out_dir / e["file"]).read_bytes() for e in entries}
 
 
 def _chains(recipes: list[BehaviourRecipe]) -> list[list[BehaviourRecipe]]:
@@ -173,9 +181,10 @@ def _scaled(r: BehaviourRecipe, scale: float) -> BehaviourRecipe:
 
 def ensure_policies(
     recipe: CollectionRecipe, root: Path, seed: int, retrain: bool = False, workers: int = 2,
-    progress: bool = True, timestep_scale: float = 1.0, command: str = "",
+    progress: bool = True, timestep_scale: float = 1.0, command: str = "", address: str | None = None,
 ) -> Path:
-    """Train the task's behaviour policies that are missing (all of them with `retrain`), in parallel.
+    """Train the task's behaviour policies that are missing (all of them with `retrain`), independent
+    chains side by side as Ray tasks (embedded on `workers` CPUs, or the cluster at `address`).
 
     `timestep_scale` shrinks the training budget (tests); the manifest records the steps actually used.
     """
@@ -196,14 +205,23 @@ def ensure_policies(
     processes = max(1, min(workers, len(chains)))
     # One chain alone (Ant's fast -> safe) gets every worker's core: two threads train SAC ~1.4x faster.
     threads = max(1, workers // processes)
-    # multiprocessing's Pool, unlike concurrent.futures', terminates its workers when the caller leaves
-    # early (Ctrl-C, or SIGTERM turned into SystemExit by the CLI): no orphan keeps writing checkpoints.
-    with get_context("spawn").Pool(processes) as pool:
-        pending = [pool.apply_async(_train_chain, (recipe.task_id, c, seeds, folder, progress, threads))
-                   for c in chains]
-        for chain, result in zip(chains, pending, strict=True):
-            for r, entry in zip(chain, result.get(), strict=True):
-                entries[r.name] = {**entry, "command": command}
+    jobs = []
+    for chain in chains:
+        names = {r.name for r in chain}
+        starts = {r.start_from for r in chain if r.start_from and r.start_from not in names}
+        inputs = {f"{s}.zip": (folder / f"{s}.zip").read_bytes() for s in starts}
+        jobs.append((recipe.task_id, chain, seeds, str(folder), progress, threads, inputs))
+    # Ray tasks (pls_core.parallel; the session's end stops its workers, so no orphan keeps writing
+    # checkpoints after a Ctrl-C), or this process with one worker.
+    from pls_core.parallel import run_unordered
+
+    for index, (chain_entries, files) in run_unordered(_train_chain, jobs, workers=processes,
+                                                       address=address, cpus_per_task=threads):
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+        for r, entry in zip(chains[index], chain_entries, strict=True):
+            entries[r.name] = {**entry, "command": command}
     from pls_core import __version__
 
     write_manifest(folder, {"task_id": recipe.task_id, "pls_version": __version__, "policies": entries})

@@ -64,10 +64,13 @@ def collect_dataset(
     timestep_scale: float = 1.0,
     command: str = "",
     progress: bool = True,
+    address: str | None = None,
 ) -> OfflineDataset:
     """Generate, filter and save a dataset; the same seed and saved policies give the same sha256.
 
-    `grid` defaults to the task's recipe's (budget recipes keep more per cell and only finished episodes)."""
+    `grid` defaults to the task's recipe's (budget recipes keep more per cell and only finished episodes).
+    Trainings and rollouts run in this process with one worker, else as Ray tasks (pls_core.parallel):
+    on an embedded Ray with `workers` CPUs, or on the cluster at `address`."""
     spec = get_task(task_id)
     timings = {}
 
@@ -82,7 +85,8 @@ def collect_dataset(
     else:  # two fixed-penalty SAC policies, mixed per segment
         recipe = get_recipe(task_id)
         folder = ensure_policies(recipe, behaviour_root, seed, retrain=retrain, workers=workers,
-                                 progress=progress, timestep_scale=timestep_scale, command=command)
+                                 progress=progress, timestep_scale=timestep_scale, command=command,
+                                 address=address)
         plans = plan_episodes(episodes or recipe.episodes, seed, recipe.max_fast_share,
                               recipe.max_action_noise, recipe.min_throttle)
         actor = ActorSpec("mix", str(folder), tuple(recipe.rollout_policies))
@@ -91,7 +95,7 @@ def collect_dataset(
     grid = grid or default_grid(task_id)
     start = time.perf_counter()
     raw = rollout(task_id, folder, plans, seed, workers=workers, episode_len=episode_len, progress=progress,
-                  actor=actor)
+                  actor=actor, address=address)
     timings["rollout_s"] = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Rollout workers: run perturbed behaviour episodes in parallel processes.
+"""Rollout workers: run perturbed behaviour episodes side by side (Ray tasks, pls_core.parallel).
 
 Each worker steps a chunk of episodes in lockstep so that one batched policy call serves them all (a
 single-observation SB3 call costs more than the physics step). What acts is an actor: the per-segment mix
@@ -9,7 +9,6 @@ Chunks are fixed by plan order, so results are identical whatever the number of 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from pls_core.lockstep import run_lockstep
 from pls_core.progress import progress_bar
 
 CHUNK_EPISODES = 16
-_worker: dict = {}  # per-process envs and actor, built once by _init_worker
+_worker: dict = {}  # this process's envs and actor, built by _worker_for for one rollout's settings
 
 
 @dataclass(frozen=True)
@@ -80,14 +79,22 @@ def make_actor(spec: ActorSpec):
     raise ValueError(f"unknown actor kind {spec.kind!r}")
 
 
-def _init_worker(task_id: str, spec: ActorSpec, seed: int, episode_len: int | None) -> None:
-    import torch
+def _worker_for(settings: tuple) -> dict:
+    """This process's envs and actor for `settings` (task_id, actor spec, seed, episode_len), built on
+    its first chunk and reused for the next ones (a Ray worker runs many chunks)."""
+    if _worker.get("settings") != settings:
+        import torch
 
-    from pls_core.envs import make_env
+        from pls_core.envs import make_env
 
-    torch.set_num_threads(1)
-    _worker.update(envs=[make_env(task_id) for _ in range(CHUNK_EPISODES)], actor=make_actor(spec),
-                   seed=seed, episode_len=episode_len)
+        torch.set_num_threads(1)
+        for env in _worker.get("envs", []):
+            env.close()
+        task_id, spec, seed, episode_len = settings
+        _worker.clear()
+        _worker.update(settings=settings, envs=[make_env(task_id) for _ in range(CHUNK_EPISODES)],
+                       actor=make_actor(spec), seed=seed, episode_len=episode_len)
+    return _worker
 
 
 def run_episodes(envs: list, actor, plans: list[EpisodePlan], seed: int,
@@ -119,8 +126,9 @@ def run_episodes(envs: list, actor, plans: list[EpisodePlan], seed: int,
     return [{key: np.asarray(values, dtype=np.float32) for key, values in record.items()} for record in steps]
 
 
-def _run_chunk(plans: list[EpisodePlan]) -> list[tuple[int, dict]]:
-    w = _worker
+def _run_chunk(job: tuple[tuple, list[EpisodePlan]]) -> list[tuple[int, dict]]:
+    settings, plans = job
+    w = _worker_for(settings)
     episodes = run_episodes(w["envs"], w["actor"], plans, w["seed"], w["episode_len"])
     return [(plan.index, arrays) for plan, arrays in zip(plans, episodes, strict=True)]
 
@@ -129,16 +137,25 @@ def rollout(
     task_id: str, policy_folder: Path, plans: list[EpisodePlan], seed: int, workers: int = 2,
     episode_len: int | None = None, progress: bool = True,
     policy_names: tuple[str, str] = DEFAULT_POLICY_PAIR, actor: ActorSpec | None = None,
+    address: str | None = None,
 ) -> list[dict]:
-    """All planned episodes, in plan order. The actor is `actor`, or by default the mix of the saved
-    policies `policy_names` (the (fast, safe) roles) in `policy_folder`."""
+    """All planned episodes, in plan order: in this process with one worker, else chunks of
+    CHUNK_EPISODES as Ray tasks (embedded on `workers` CPUs, or the cluster at `address`). The actor is
+    `actor`, or by default the mix of the saved policies `policy_names` (the (fast, safe) roles) in
+    `policy_folder`, which a cluster's workers must find at the same path."""
+    from pls_core.parallel import run_unordered
+
     actor = actor or ActorSpec("mix", str(policy_folder), tuple(policy_names))
-    chunks = [plans[k:k + CHUNK_EPISODES] for k in range(0, len(plans), CHUNK_EPISODES)]
+    settings = (task_id, actor, seed, episode_len)
+    chunks = [(settings, plans[k:k + CHUNK_EPISODES]) for k in range(0, len(plans), CHUNK_EPISODES)]
     results: dict[int, dict] = {}
-    initargs = (task_id, actor, seed, episode_len)
-    with get_context("spawn").Pool(workers, initializer=_init_worker, initargs=initargs) as pool, \
-            progress_bar(f"rollouts {task_id} (episodes)", len(plans), enabled=progress) as bar:
-        for chunk in pool.imap_unordered(_run_chunk, chunks):
-            results.update(chunk)
-            bar.advance(len(chunk))
+    try:
+        with progress_bar(f"rollouts {task_id} (episodes)", len(plans), enabled=progress) as bar:
+            for _, chunk in run_unordered(_run_chunk, chunks, workers=workers, address=address):
+                results.update(chunk)
+                bar.advance(len(chunk))
+    finally:  # the one-process path built its envs here
+        for env in _worker.pop("envs", []):
+            env.close()
+        _worker.clear()
     return [results[plan.index] for plan in plans]

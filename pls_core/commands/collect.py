@@ -59,7 +59,11 @@ def collect(
     task: Annotated[str, Opt(help="Safety-Gymnasium task id.")] = DEFAULT_TASK,
     seed: Annotated[int, Opt(help="Seeds behaviour training, episode plans and the grid filter.")] = 0,
     episodes: Annotated[int | None, Opt(help="Raw episodes before grid filtering.")] = None,
-    workers: Annotated[int, Opt(help="Worker processes for training and rollouts.")] = 2,
+    workers: Annotated[int, Opt(help="CPUs for training and rollouts: 1 runs in this process, more run Ray "
+                                     "tasks on an embedded local Ray, 0 all cores.")] = 2,
+    address: Annotated[str | None, Opt(help="Run the trainings and rollouts on the Ray cluster at this "
+                                            "address (host:port, or auto); its workers must find the "
+                                            "behaviour folder at the same path.")] = None,
     retrain: Annotated[bool, Opt(help="Train behaviour policies even if saved ones exist.")] = False,
     behaviour_dir: Annotated[Path | None, Opt(help="Saved behaviour policies' root.")] = None,
     episode_len: Annotated[int | None, Opt(help="Cut episodes at this many steps.")] = None,
@@ -75,6 +79,7 @@ def collect(
     progress: Annotated[bool, Opt(help="Show progress bars.")] = True,
 ) -> None:
     """Behaviour policies of graded safety -> perturbed rollouts -> (cost, reward) grid filter -> HDF5."""
+    workers = workers or os.cpu_count() or 1
     counts = {"--episodes": episodes, "--workers": workers, "--episode-len": episode_len,
               "--cost-bins": cost_bins, "--reward-bins": reward_bins, "--per-cell": per_cell}
     _check_options(task, out, counts, train_scale)
@@ -93,10 +98,11 @@ def collect(
                  "drop_falls": drop_falls}
     grid = dataclasses.replace(grid, **{k: v for k, v in overrides.items() if v is not None})
     ds = collect_dataset(
-        task, out, seed=seed, episodes=episodes, workers=workers, retrain=retrain,
+        task, out, seed=seed, episodes=episodes, workers=workers, address=address, retrain=retrain,
         behaviour_root=behaviour_dir or DEFAULT_BEHAVIOUR_ROOT,
         grid=grid, episode_len=episode_len, timestep_scale=train_scale,
-        command=_command_line({**ctx.params, **dataclasses.asdict(grid)}), progress=progress,
+        command=_command_line({**{k: v for k, v in ctx.params.items() if k != "address"},
+                               **dataclasses.asdict(grid)}), progress=progress,
     )
     report = {**dataset_summary(ds), "timings_s": ds.attrs["timings"], "out": str(out)}
     typer.echo(json.dumps(report, indent=2))

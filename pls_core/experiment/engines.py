@@ -5,23 +5,17 @@ it arrives, so a crash of this process (or, with Ray, of a worker) loses only th
 and the next `pls experiment` into the same folder skips the stored ones. Every unit is seeded by its
 own key, not by what ran before it in the same process, so both engines store the same results.
 
-Why Ray (docs/method.md, "Scale-out"): the same code runs on this machine's cores (an embedded local
-instance) and on a cluster (`--address`), a worker that dies has its task retried, and a task ships its
-arguments and result itself; multiprocessing stops at one machine, and Dask's strength is dataframes and
-array graphs, not a few hundred long, independent Python calls.
+Ray is started and stopped by pls_core.parallel.ray_session (why Ray: that module, and docs/method.md,
+"Scale-out").
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 from pls_core.experiment.work import Unit, compute, outcome, store
-
-# A worker that dies mid-unit (killed, out of memory) has its unit run again from the start this often.
-RAY_TASK_RETRIES = 3
+from pls_core.parallel import RAY_TASK_RETRIES, ray_session
 
 
 class SerialEngine:
@@ -71,24 +65,7 @@ class RayEngine:
             f"embedded Ray, {self.num_cpus or os.cpu_count()} CPUs"
 
     def run(self, units: Sequence[Unit], bars, overall) -> None:
-        import ray
-
-        # Workers import pls_core from where this process does, and run one thread each.
-        source = str(Path(__file__).resolve().parents[2])
-        runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(
-            p for p in (source, os.environ.get("PYTHONPATH", "")) if p),
-            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}}
-        options = dict(runtime_env=runtime_env, log_to_driver=False, configure_logging=False)
-        scratch = None
-        if self.address is None:
-            # A short private folder: Ray's socket paths must stay under the 107-byte limit of AF_UNIX.
-            scratch = tempfile.mkdtemp(prefix="pls-ray-")
-            # Loopback only: an embedded instance serves this machine, nothing else.
-            ray.init(num_cpus=self.num_cpus or os.cpu_count(), include_dashboard=False, _temp_dir=scratch,
-                     _node_ip_address="127.0.0.1", **options)
-        else:
-            ray.init(address=self.address, **options)
-        try:
+        with ray_session(self.address, self.num_cpus) as ray:
             remote = ray.remote(num_cpus=1, max_retries=RAY_TASK_RETRIES)(_compute_in_worker)
             pending = {remote.remote(unit): unit for unit in units}
             while pending:
@@ -98,9 +75,3 @@ class RayEngine:
                 store(unit, result)
                 bars.advance(overall)
                 bars.console.log(outcome(unit, result))
-        finally:
-            ray.shutdown()
-            if scratch is not None:
-                import shutil
-
-                shutil.rmtree(scratch, ignore_errors=True)
