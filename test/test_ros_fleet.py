@@ -14,19 +14,33 @@ the test checks, against the supervisor's own store:
   evaluation is complete) instead of running an episode with an old target;
 * every published target is verified safe (cost upper bound <= b).
 Episode values are never compared with stored numbers (physics differs between processors).
+
+A second test runs the fleet's supervisor alone, this process playing both robots: per-robot targets and
+round waits, a result carrying the other robot's target not counted, and a SIGKILL + restart that
+republishes each robot's target and decides as an uninterrupted in-process fleet does.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import yaml
+from pls_interfaces.msg import EpisodeResult, SupervisorStatus, TargetReturn
 from test_ros_closed_loop import Lines
+from test_ros_nodes_supervisor import result
+from test_ros_nodes_support import CONFIG, DISCOVERY_TIMEOUT, NodeProcess, Probe, wait_until
 
+from pls_core.safeopt import EpisodeRecord, OptimizerConfig
+from pls_core.safeopt.fleet import build_fleet
+from pls_ros import graph as G
+from pls_ros import qos
+from pls_ros.conversions import episode_id, stamp_ns
 from pls_ros.launcher import stop_process
 
 ROBOTS = 2
@@ -145,3 +159,93 @@ def test_two_simulated_robots_against_one_supervisor_each_counted_for_its_own_ta
         for iteration, reward, cost in sent[robot]:
             assert iteration % ROBOTS == robot and (reward, cost) == decisions[iteration].target
         assert max(i for i, _, _ in sent[robot]) >= ROBOTS + robot  # its round-1 target reached it
+
+
+# --- the supervisor of a fleet as a process: per-robot targets, attribution, restart ------------------
+@pytest.mark.timeout(240)
+def test_fleet_supervisor_sends_each_robot_its_target_and_resumes_after_sigkill(ros_env, tmp_path):
+    """robots: 2 on the real node over DDS, this process playing both robots on /robot<k>/pls/*: each gets
+    its own verified-safe target; a robot done with its round is told so (its status counts varpi) and
+    gets nothing new until the other is done; a result carrying the other robot's target does not count;
+    after a SIGKILL the restarted node republishes each robot's target and decides as an uninterrupted
+    in-process fleet does from the same episodes."""
+    config = OptimizerConfig.for_task("SafetyHalfCheetahVelocity-v1", threshold=20.0,
+                                      episodes_per_evaluation=VARPI)
+    yaml_path = tmp_path / "optimizer.yaml"
+    yaml_path.write_text(yaml.safe_dump(config.to_dict()))
+    store = tmp_path / "store.sqlite"
+    probe = Probe()
+    publishers = []
+    for k in range(ROBOTS):
+        probe.subscribe(f"target{k}", TargetReturn, G.robot_topic(G.TARGET_RETURN, k), qos.TARGET_RETURN_QOS)
+        probe.subscribe(f"status{k}", SupervisorStatus, G.robot_topic(G.SUPERVISOR_STATUS, k),
+                        qos.SUPERVISOR_STATUS_QOS)
+        publishers.append(probe.publisher(EpisodeResult, G.robot_topic(G.EPISODE_RESULT, k),
+                                          qos.EPISODE_RESULT_QOS))
+    sent: list[tuple[int, EpisodeResult]] = []
+
+    def send(robot, target, cost=4.0):
+        msg = result(len(sent), target, cost=cost)
+        sent.append((robot, msg))
+        publishers[robot].publish(msg)
+
+    def start(name):
+        return NodeProcess("supervisor_node", ros_env, params_file=CONFIG / "supervisor.yaml", log_name=name,
+                           params={"optimizer_config": str(yaml_path), "store_path": str(store),
+                                   "status_period_s": 0.5, "robots": ROBOTS})
+
+    def target_of(robot, iteration):
+        found = wait_until(lambda: [m for m in probe.messages(f"target{robot}") if m.iteration == iteration],
+                           DISCOVERY_TIMEOUT, f"robot {robot}'s target of iteration {iteration}")
+        return found[-1].reward_return, found[-1].cost_return
+
+    def status_of(robot, predicate, what):
+        def found():
+            return next((s for s in reversed(probe.messages(f"status{robot}")) if predicate(s)), None)
+        return wait_until(found, DISCOVERY_TIMEOUT, what)
+
+    first = start("fleet_supervisor_1")
+    try:
+        t0, t1 = target_of(0, 0), target_of(1, 1)  # round 0: decision 0 for robot 0, 1 for robot 1
+        assert t0 != t1
+        for _ in range(VARPI):
+            send(0, t0)
+        last = episode_id(sent[-1][1])
+        done = status_of(0, lambda s: stamp_ns(s.last_result_stamp) == last, "robot 0's acknowledgement")
+        assert done.episodes_at_current_target == done.episodes_per_evaluation == VARPI  # wait for robot 1
+        send(1, t0)  # robot 1 reporting robot 0's target: not counted for robot 1's
+        ignored = episode_id(sent[-1][1])
+        status_of(1, lambda s: stamp_ns(s.last_result_stamp) == ignored and "ignored" in s.message,
+                  "robot 1's stale result ignored")
+        for _ in range(VARPI):
+            send(1, t1)
+        t2, t3 = target_of(0, 2), target_of(1, 3)  # round 1
+        assert status_of(0, lambda s: s.iteration == 2, "robot 0's new round").episodes_at_current_target == 0
+        send(0, t2)
+        first.proc.send_signal(signal.SIGKILL)
+        assert first.wait(30) == -signal.SIGKILL
+    finally:
+        first.kill()
+    before = [len(probe.messages(f"target{k}")) for k in range(ROBOTS)]
+    second = start("fleet_supervisor_2")
+    try:
+        again = [wait_until(lambda k=k: probe.messages(f"target{k}")[before[k]:], DISCOVERY_TIMEOUT,
+                            f"robot {k}'s republished target")[0] for k in range(ROBOTS)]
+        assert [(m.reward_return, m.cost_return, m.iteration) for m in again] == [(*t2, 2), (*t3, 3)]
+        second.wait_for_log(r"resumed from")
+        for _ in range(VARPI - 1):
+            send(0, t2)
+        for _ in range(VARPI):
+            send(1, t3)
+        t4, t5 = target_of(0, 4), target_of(1, 5)
+        assert second.stop() == 0
+    finally:
+        second.kill()
+        probe.close()
+    # The same episodes, in the same robot order, through an in-process fleet: the same decisions.
+    reference = build_fleet(config, ROBOTS)
+    counted = [(robot, msg) for robot, msg in sent if episode_id(msg) != ignored]
+    for robot, msg in counted:
+        reference.report_episode(robot, EpisodeRecord((msg.target_reward_return, msg.target_cost_return),
+                                                      msg.reward_return, msg.cost_return, msg.length))
+    assert [d.target for d in reference.history] == [t0, t1, t2, t3, t4, t5]
