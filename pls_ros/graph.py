@@ -72,6 +72,18 @@ def robot_topic(topic: str, robot: int) -> str:
     """Robot `robot`'s name for the pls topic `topic` in a fleet (/pls/action -> /robot0/pls/action)."""
     return robot_namespace(robot) + topic
 
+
+# In a fleet of real robots, each driver-topic argument names robot k's topic with this placeholder
+# (observation_topic:=/arm{robot}/observation): robot k's policy and the supervisor use it with k.
+ROBOT_PLACEHOLDER = "{robot}"
+
+
+def robot_remaps(remaps: list[tuple[str, str]], robot: int) -> list[tuple[str, str]]:
+    """Robot `robot`'s remappings in a fleet: the graph's own (driver topics, placeholder filled in) and
+    every other pls topic under /robot<k>."""
+    driver = {topic: target.replace(ROBOT_PLACEHOLDER, str(robot)) for topic, target in remaps}
+    return [(topic, driver.get(topic, robot_topic(topic, robot))) for topic in ROBOT_TOPICS]
+
 TOPICS: dict[str, Topic] = {
     t.name: t
     for t in (
@@ -252,8 +264,12 @@ ROBOT = Graph(
         Argument("trigger", "observation: answer every observation; timer: act at control rate on the latest",
                  (Param(_POL, "trigger"),), choices=("observation", "timer")),
         *_DRIVER_TOPICS,
+        Argument("robots", "robots tuned together by the one supervisor, each with its own policy in "
+                 "namespace /robot<k>; with N > 1 every driver topic names robot k's with {robot} "
+                 "(observation_topic:=/arm{robot}/observation)", (Param(_SUP, "robots", int),)),
     ),
     remappings=_DRIVER_REMAPS,
+    fleet_argument="robots",
 )
 
 # Recording alone: whatever drives the robot (a teleoperation or scripted controller publishing Actions is
@@ -462,6 +478,7 @@ def resolve(graph: Graph, values: Mapping[str, str] | None = None, config: str |
             raise LaunchError(f"launch argument {arg.name}:={bound[arg.name]!r}: "
                               f"choose one of {', '.join(arg.choices)}")
     robots = fleet_size(graph, bound)
+    check_fleet_topics(graph, bound, robots)
     resolved = []
     for spec in graph.nodes:
         table = BY_NODE[spec.name]
@@ -498,6 +515,10 @@ def resolve(graph: Graph, values: Mapping[str, str] | None = None, config: str |
                               "(robots:=1), or record /robot<k>/pls/* with a rosbag2 recorder of your own")
         if robots > 1 and spec.per_robot:
             resolved += [robot_node(spec, params_file, overrides, remaps, k, table) for k in range(robots)]
+        elif robots > 1:  # the supervisor: robot k's driver topics stand for /robot<k>/pls/...
+            remaps = [(robot_topic(topic, k), target.replace(ROBOT_PLACEHOLDER, str(k)))
+                      for k in range(robots) for topic, target in remaps]
+            resolved.append(ResolvedNode(spec, params_file, overrides, remaps))
         else:
             resolved.append(ResolvedNode(spec, params_file, overrides, remaps))
     if not resolved:
@@ -534,8 +555,23 @@ def robot_node(spec: NodeSpec, params_file: Path, overrides: dict, remaps: list,
         except ParameterError as exc:
             raise LaunchError(f"robot {robot}'s sim seed {seed} (seed + {FLEET_SEED_STRIDE} x {robot}): "
                               f"{exc}. Fix: a smaller seed") from None
-    remaps = [*remaps, *((topic, robot_topic(topic, robot)) for topic in ROBOT_TOPICS)]
-    return ResolvedNode(spec, params_file, overrides, remaps, robot_namespace(robot))
+    return ResolvedNode(spec, params_file, overrides, robot_remaps(remaps, robot), robot_namespace(robot))
+
+
+def check_fleet_topics(graph: Graph, bound: Mapping[str, str], robots: int) -> None:
+    """In a fleet every remapped (driver) topic names each robot's own, with the placeholder; alone, none
+    may hold it."""
+    for remap in graph.remappings:
+        value = bound[remap.argument]
+        if robots > 1 and ROBOT_PLACEHOLDER not in value:
+            raise LaunchError(f"launch argument {remap.argument}:={value!r} with robots:={robots}: each "
+                              f"robot's driver has its own topic. Fix: name it with {ROBOT_PLACEHOLDER} for "
+                              f"the robot's number, e.g. {remap.argument}:=/robot{ROBOT_PLACEHOLDER}/pls/"
+                              f"{remap.topic.rsplit('/', 1)[-1]}")
+        if robots == 1 and ROBOT_PLACEHOLDER in value:
+            raise LaunchError(f"launch argument {remap.argument}:={value!r}: {ROBOT_PLACEHOLDER} stands for "
+                              "a fleet robot's number. Fix: give robots:=N (N > 1), or name the one driver's "
+                              "topic")
 
 
 def check_new_bag_folder(value: str) -> None:
@@ -609,9 +645,10 @@ def progress_topics(graph: Graph, values: Mapping[str, str] | None = None,
     bound = {**argument_defaults(graph, config), **dict(values or {})}
     robots = fleet_size(graph, bound)
     if robots > 1:
+        driver = [(r.topic, bound[r.argument]) for r in graph.remappings]
         return {"target": [robot_topic(TARGET_RETURN, k) for k in range(robots)],
                 "status": [SUPERVISOR_STATUS],
-                "episode": [robot_topic(EPISODE_RESULT, k) for k in range(robots)]}
+                "episode": [dict(robot_remaps(driver, k))[EPISODE_RESULT] for k in range(robots)]}
     return {"target": [TARGET_RETURN], "status": [SUPERVISOR_STATUS],
             "episode": [topic_in_graph(graph, EPISODE_RESULT, values, config)]}
 

@@ -143,7 +143,8 @@ SUPERVISOR = (
     ParamSpec("robots", "int", 1, "robots tuned together (a fleet): 1 = one robot on the /pls topics; N > 1 "
               "= a batch of N verified-safe targets per round, robot k's results taken from and its target "
               "and status sent to /robot<k>/pls/*; trusted_result_publisher then names the node inside each "
-              "robot's namespace (/pls_sim: /robot<k>/pls_sim)", 1, 64),
+              "robot's namespace (/pls_sim: /robot<k>/pls_sim), or each robot's driver with {robot} for its "
+              "number (/arm{robot}_driver)", 1, 64),
 )
 
 

@@ -42,7 +42,7 @@ from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from pls_core.safeopt.records import Phase
 from pls_ros import diagnostics, node_params, qos, result_spool
 from pls_ros.conversions import episode_id
-from pls_ros.graph import robot_namespace
+from pls_ros.graph import ROBOT_PLACEHOLDER, robot_namespace
 from pls_ros.lifecycle import ReleasingLifecycleNode
 from pls_ros.params import declare_parameters
 from pls_ros.paths import resolve_existing, resolve_output
@@ -164,9 +164,18 @@ class SupervisorNode(ReleasingLifecycleNode):
             deliver = partial(self.on_result, link=link)
             if trusted:  # only the trusted node's results count (pls_ros.result_trust)
                 deliver = TrustedResults(self, self.resolve_topic_name(topic),
-                                         link.namespace + normalise(trusted), deliver).on_message
+                                         self.trusted_name(trusted, link), deliver).on_message
             link.results_sub = self.create_subscription(EpisodeResult, topic, deliver, qos.EPISODE_RESULT_QOS)
         self.take_spooled_results()
+
+    @staticmethod
+    def trusted_name(trusted: str, link: RobotLink) -> str:
+        """Whose results count for `link`'s robot: a name with {robot} gets the robot's number (a fleet of
+        real robots' drivers: /arm{robot}_driver); in a fleet any other name is inside the robot's
+        namespace (the sim graph's /pls_sim: /robot<k>/pls_sim); a lone robot's, as given."""
+        if ROBOT_PLACEHOLDER in trusted:
+            return normalise(trusted.replace(ROBOT_PLACEHOLDER, str(link.index)))
+        return link.namespace + normalise(trusted)
 
     def current_batch(self) -> list:
         """Each robot's current Decision: a lone robot's the optimizer's current one."""

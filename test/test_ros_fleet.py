@@ -249,3 +249,74 @@ def test_fleet_supervisor_sends_each_robot_its_target_and_resumes_after_sigkill(
         reference.report_episode(robot, EpisodeRecord((msg.target_reward_return, msg.target_cost_return),
                                                       msg.reward_return, msg.cost_return, msg.length))
     assert [d.target for d in reference.history] == [t0, t1, t2, t3, t4, t5]
+
+
+# --- a fleet of real robots: `pls robot --robots 2`, this process playing both drivers -------------------
+@pytest.mark.timeout(240)
+def test_pls_robot_fleet_serves_each_driver_on_its_own_topics(ros_env, tmp_path, model_path):
+    """Each driver topic names robot k's with {robot}: robot k's policy answers on /arm<k>/..., each with
+    its robot's own target, and the supervisor counts a driver's result for that robot only."""
+    import numpy as np
+    import rclpy
+    from pls_interfaces.msg import Action, Observation
+    from rclpy.executors import SingleThreadedExecutor
+    from test_ros_nodes_support import Launched
+
+    topics = {"observation": "/arm{robot}/observation", "action": "/arm{robot}/action",
+              "episode-result": "/arm{robot}/episode_result"}
+    args = ["--robots", str(ROBOTS), "--model", str(model_path), "--episodes-per-evaluation", "2",
+            "--threshold", "25", "--config", "", "--store-path", str(tmp_path / "store.sqlite"), "--verbose",
+            *(f"--{name}-topic={value}" for name, value in topics.items())]
+    run = Launched("robot", args, ros_env, tmp_path)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        run.wait_for("[pls_supervisor] ", "a fleet of 2 robots")
+        node = rclpy.create_node("pls_test_drivers", context=context)
+        actions = {k: [] for k in range(ROBOTS)}
+        statuses = {k: [] for k in range(ROBOTS)}
+        observe, report = [], []
+        for k in range(ROBOTS):
+            node.create_subscription(Action, f"/arm{k}/action", actions[k].append, qos.CONTROL_QOS)
+            node.create_subscription(SupervisorStatus, G.robot_topic(G.SUPERVISOR_STATUS, k),
+                                     statuses[k].append, qos.SUPERVISOR_STATUS_QOS)
+            observe.append(node.create_publisher(Observation, f"/arm{k}/observation", qos.CONTROL_QOS))
+            report.append(node.create_publisher(EpisodeResult, f"/arm{k}/episode_result",
+                                                qos.EPISODE_RESULT_QOS))
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        rng = np.random.default_rng(0)
+
+        def answered(k):
+            return next((a for a in actions[k] if a.step == 0 and not a.fallback), None)
+
+        deadline = time.monotonic() + 90
+        while not all(answered(k) for k in range(ROBOTS)) and time.monotonic() < deadline:
+            for k in range(ROBOTS):  # step 0 until each policy has its target and answers with it
+                msg = Observation(episode=0, step=0, reward=0.0, cost=0.0)
+                msg.header.stamp = node.get_clock().now().to_msg()
+                msg.observation = rng.standard_normal(17).astype(np.float32).tolist()
+                observe[k].publish(msg)
+            until = time.monotonic() + 0.3
+            while time.monotonic() < until:
+                executor.spin_once(timeout_sec=0.05)
+        firsts = [answered(k) for k in range(ROBOTS)]
+        assert all(firsts), run.text()[-4000:]
+        targets = [(a.target_reward_return, a.target_cost_return) for a in firsts]
+        assert targets[0] != targets[1]  # each robot runs its own member of the round's batch
+        # Robot 1's driver reports an episode at robot 1's target: counted for robot 1 only.
+        done = EpisodeResult(episode=0, target_reward_return=targets[1][0], target_cost_return=targets[1][1],
+                             reward_return=100.0, cost_return=3.0, length=1000, truncated=True,
+                             reason="time_limit")
+        done.header.stamp = node.get_clock().now().to_msg()
+        report[1].publish(done)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(s.episodes_at_current_target == 1 for s in statuses[1]):
+            executor.spin_once(timeout_sec=0.05)
+        assert any(s.episodes_at_current_target == 1 for s in statuses[1]), run.text()[-4000:]
+        assert all(s.episodes_at_current_target == 0 for s in statuses[0])
+    finally:
+        rclpy.shutdown(context=context)
+        if run.proc.poll() is None:
+            run.proc.send_signal(signal.SIGINT)
+    assert run.finish() == 0, run.text()[-5000:]

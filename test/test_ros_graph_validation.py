@@ -40,6 +40,9 @@ BAD = [
     ("sim", {"robots": "two"}, [], ["robots:='two'", "1 to 64"]),
     ("sim", {"robots": "2", "record": "bag"}, [], ["record:='bag' with robots:=2", "Fix"]),
     ("sim", {"robots": "2", "seed": str(2**31 - 1)}, [], ["robot 1's sim seed", "out of range"]),
+    ("robot", {"robots": "2"}, [], ["observation_topic:='/robot/pls/observation' with robots:=2",
+                                    "observation_topic:=/robot{robot}/pls/observation"]),
+    ("robot", {"observation_topic": "/arm{robot}/o"}, [], ["{robot} stands for", "robots:=N"]),
 ]
 
 
@@ -70,6 +73,18 @@ def test_a_fleet_resolves_to_a_sim_and_a_policy_per_robot_in_its_namespace_and_o
     assert all(n.namespace == "" for n in G.resolve(G.SIM, {}))
     assert G.progress_topics(G.SIM, {"robots": "2"})["episode"] == ["/robot0/pls/episode_result",
                                                                    "/robot1/pls/episode_result"]
+    # A fleet of real robots: each driver's topics from the {robot} templates; the supervisor hears robot
+    # k's results on its driver's topic.
+    fleet = G.resolve(G.ROBOT, {"robots": "2", "observation_topic": "/arm{robot}/o",
+                                "action_topic": "/arm{robot}/a", "episode_result_topic": "/arm{robot}/r"})
+    assert [n.label for n in fleet] == ["robot0/pls_policy", "robot1/pls_policy", "pls_supervisor"]
+    assert ("/pls/observation", "/arm1/o") in fleet[1].remappings
+    assert ("/pls/target_return", "/robot1/pls/target_return") in fleet[1].remappings
+    assert ("/robot1/pls/episode_result", "/arm1/r") in fleet[2].remappings
+    assert G.progress_topics(G.ROBOT, {"robots": "2", "observation_topic": "/arm{robot}/o",
+                                       "action_topic": "/arm{robot}/a",
+                                       "episode_result_topic": "/arm{robot}/r"})["episode"] == ["/arm0/r",
+                                                                                                "/arm1/r"]
 
 
 def test_resolve_checks_the_parameter_files_too(tmp_path):

@@ -155,6 +155,9 @@ def robot(
     observation_topic: _ObservationTopicOpt = None,
     action_topic: _ActionTopicOpt = None,
     episode_result_topic: _ResultTopicOpt = None,
+    robots: int = typer.Option(None, help="robots tuned together by one supervisor, a policy each in "
+                               "/robot<k>; with N > 1 name each driver topic with {robot}, e.g. "
+                               "--observation-topic '/arm{robot}/observation'"),
     record: _RecordOpt = None,
     param: _ParamOpt = None,
     domain_id: _DomainOpt = None,
@@ -168,7 +171,7 @@ def robot(
                    episodes_per_evaluation=episodes_per_evaluation, control_rate_hz=control_rate_hz,
                    trigger=trigger, store_path=store_path, observation_topic=observation_topic,
                    action_topic=action_topic, episode_result_topic=episode_result_topic, shield=shield,
-                   record=record)
+                   record=record, robots=robots)
     _run_graph("robot", ctx, options, param, domain_id, progress, verbose, dry_run)
 
 
