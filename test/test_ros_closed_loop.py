@@ -86,27 +86,36 @@ class Lines:
                              + "\n".join(self.snapshot()[-40:]))
 
 
+def run_to_end(cmd: list[str], env: dict, cwd, timeout_s: float) -> tuple[subprocess.Popen, list[str]]:
+    """A `pls sim ...` that ends by itself (max_episodes): (its process, every line it printed); a run
+    still going after `timeout_s` fails the test with its last lines."""
+    launcher = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+    out = Lines(launcher)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while launcher.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert launcher.poll() is not None, "pls sim did not finish:\n" + "\n".join(out.snapshot()[-60:])
+    finally:
+        if launcher.poll() is None:
+            stop_process(launcher, timeout_s=20)
+    out.thread.join(timeout=10)
+    return launcher, out.snapshot()
+
+
 @pytest.mark.timeout(420)
 def test_pls_sim_runs_two_supervisor_iterations_seen_from_another_process(ros_env, tmp_path, model_path):
     env = {**ros_env, "OMP_NUM_THREADS": "1"}
     listener = subprocess.Popen([sys.executable, "-c", LISTENER], env=env, stdout=subprocess.PIPE, text=True)
     heard = Lines(listener)
-    launcher = None
     try:
         heard.wait_for(lambda ls: any('"ready"' in line for line in ls), 60, "the listener")
         cmd = [sys.executable, "-m", "pls_core.cli", "sim", "--model", str(model_path), "--mode", "lockstep",
                "--max-episodes", str(MAX_EPISODES), "--episodes-per-evaluation", str(VARPI),
                "--threshold", str(THRESHOLD), "--config", "", "--store-path", str(tmp_path / "store.sqlite"),
                "--param", f"pls_sim.max_episode_steps={STEPS}", "--shield"]  # the shield in the loop too
-        launcher = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True)
-        out = Lines(launcher)
-        deadline = time.monotonic() + 360
-        while launcher.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert launcher.poll() is not None, "pls sim did not finish:\n" + "\n".join(out.snapshot()[-60:])
-        out.thread.join(timeout=10)
-        log = out.snapshot()
+        launcher, log = run_to_end(cmd, env, tmp_path, 360)
         text = "\n".join(log)
         assert launcher.returncode == 0, text[-6000:]
 
@@ -134,8 +143,6 @@ def test_pls_sim_runs_two_supervisor_iterations_seen_from_another_process(ros_en
         heard.wait_for(lambda ls: sum('"/pls/episode_result"' in line for line in ls) >= MAX_EPISODES, 30,
                        "every episode result at the listener")
     finally:
-        if launcher is not None and launcher.poll() is None:
-            stop_process(launcher, timeout_s=20)
         stop_process(listener, timeout_s=20)
     messages = [json.loads(line) for line in heard.snapshot()]
     by_topic = {t: [m for m in messages if m["topic"] == t]

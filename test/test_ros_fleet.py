@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 import yaml
 from pls_interfaces.msg import EpisodeResult, SupervisorStatus, TargetReturn
-from test_ros_closed_loop import Lines
+from test_ros_closed_loop import Lines, run_to_end
 from test_ros_nodes_supervisor import result
 from test_ros_nodes_support import CONFIG, DISCOVERY_TIMEOUT, NodeProcess, Probe, wait_until
 
@@ -85,7 +85,6 @@ def test_two_simulated_robots_against_one_supervisor_each_counted_for_its_own_ta
     listener = subprocess.Popen([sys.executable, "-c", LISTENER, str(ROBOTS)], env=env,
                                 stdout=subprocess.PIPE, text=True)
     heard = Lines(listener)
-    launcher = None
     try:
         heard.wait_for(lambda ls: any('"ready"' in line for line in ls), 60, "the listener")
         cmd = [sys.executable, "-m", "pls_core.cli", "sim", "--robots", str(ROBOTS), "--model",
@@ -93,15 +92,7 @@ def test_two_simulated_robots_against_one_supervisor_each_counted_for_its_own_ta
                "--episodes-per-evaluation", str(VARPI), "--threshold", str(THRESHOLD), "--config", "",
                "--store-path", str(tmp_path / "store.sqlite"),
                "--param", f"pls_sim.max_episode_steps={STEPS}"]
-        launcher = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True)
-        out = Lines(launcher)
-        deadline = time.monotonic() + 420
-        while launcher.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert launcher.poll() is not None, "pls sim did not finish:\n" + "\n".join(out.snapshot()[-60:])
-        out.thread.join(timeout=10)
-        log = out.snapshot()
+        launcher, log = run_to_end(cmd, env, tmp_path, 420)
         text = "\n".join(log)
         assert launcher.returncode == 0, text[-6000:]
         # One sim and one policy per robot, in its namespace; one supervisor. A robot's sim ends the run.
@@ -122,8 +113,6 @@ def test_two_simulated_robots_against_one_supervisor_each_counted_for_its_own_ta
         heard.wait_for(lambda ls: sum('"kind": "result"' in line for line in ls) >= ROBOTS * VARPI, 30,
                        "the first round's results at the listener")
     finally:
-        if launcher is not None and launcher.poll() is None:
-            stop_process(launcher, timeout_s=20)
         stop_process(listener, timeout_s=20)
     messages = [json.loads(line) for line in heard.snapshot()]
     robot_of = {stamp(m): m["robot"] for m in messages if m["kind"] == "result"}
