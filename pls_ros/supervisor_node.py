@@ -227,20 +227,24 @@ class SupervisorNode(ReleasingLifecycleNode):
                 self.optimizer = build_optimizer(config, self.store_path, identity)
         except Exception as exc:  # StoreMismatchError, a damaged or locked file: refuse to guess
             raise StartupError(f"cannot resume from {self.store_path}: {exc}") from None
-        self.known = self._stored_episode_ids()
+        stored = self._stored_episode_ids()  # robot by robot
+        self.known = set().union(*stored)
         self.message = ""
 
         self.status_pub = self.create_publisher(SupervisorStatus, qos.SUPERVISOR_STATUS_TOPIC,
                                                 qos.SUPERVISOR_STATUS_QOS)
+        # Each robot's last result taken is its newest stored one: a resumed node acknowledges it at once,
+        # so a robot side waiting for that acknowledgement goes on without a re-delivery.
         if robots == 1:
             self.links = [RobotLink(0, "", self.create_publisher(TargetReturn, qos.TARGET_RETURN_TOPIC,
                                                                  qos.TARGET_RETURN_QOS), self.status_pub,
-                                    last_result_ns=max(self.known, default=0))]
-        else:  # a result re-delivered after a restart acknowledges itself (on_result), so 0 is safe here
+                                    last_result_ns=max(stored[0], default=0))]
+        else:
             self.links = [RobotLink(k, ns, self.create_publisher(TargetReturn, ns + qos.TARGET_RETURN_TOPIC,
                                                                  qos.TARGET_RETURN_QOS),
                                     self.create_publisher(SupervisorStatus, ns + qos.SUPERVISOR_STATUS_TOPIC,
-                                                          qos.SUPERVISOR_STATUS_QOS))
+                                                          qos.SUPERVISOR_STATUS_QOS),
+                                    last_result_ns=max(stored[k], default=0))
                           for k, ns in ((k, robot_namespace(k)) for k in range(robots))]
         self.entities = [self.status_pub, *(link.target_pub for link in self.links),
                          *(link.status_pub for link in self.links if link.status_pub is not self.status_pub),
@@ -320,14 +324,17 @@ class SupervisorNode(ReleasingLifecycleNode):
         config = OptimizerConfig.for_model_stats(task_id, contract.dataset_stats, **overrides)
         return f"defaults for {task_id} on the data of {path}", config
 
-    def _stored_episode_ids(self) -> set[int]:
-        """Ids (header stamps) of the results already in the store, accepted or rejected."""
+    def _stored_episode_ids(self) -> list[set[int]]:
+        """Ids (header stamps) of the results already in the store, accepted or rejected, robot by robot."""
+        robots = self.fleet.size if self.fleet is not None else 1
         try:
-            return self.optimizer.stored_episode_ids()
+            if self.fleet is not None:
+                return self.fleet.stored_episode_ids()
+            return [self.optimizer.stored_episode_ids()]
         except (sqlite3.Error, ValueError) as exc:
             self.get_logger().warning(f"could not list stored episodes ({exc}); re-delivered results will be "
                                       "rejected by the optimizer as duplicates instead")
-            return set()
+            return [set() for _ in range(robots)]
 
     # --- targets --------------------------------------------------------------------------------------
 

@@ -211,17 +211,25 @@ def test_fleet_supervisor_sends_each_robot_its_target_and_resumes_after_sigkill(
         t2, t3 = target_of(0, 2), target_of(1, 3)  # round 1
         assert status_of(0, lambda s: s.iteration == 2, "robot 0's new round").episodes_at_current_target == 0
         send(0, t2)
+        last0 = episode_id(sent[-1][1])
+        status_of(0, lambda s: stamp_ns(s.last_result_stamp) == last0, "robot 0's result at t2 taken")
         first.proc.send_signal(signal.SIGKILL)
         assert first.wait(30) == -signal.SIGKILL
     finally:
         first.kill()
     before = [len(probe.messages(f"target{k}")) for k in range(ROBOTS)]
+    statuses_before = len(probe.messages("status0"))
     second = start("fleet_supervisor_2")
     try:
         again = [wait_until(lambda k=k: probe.messages(f"target{k}")[before[k]:], DISCOVERY_TIMEOUT,
                             f"robot {k}'s republished target")[0] for k in range(ROBOTS)]
         assert [(m.reward_return, m.cost_return, m.iteration) for m in again] == [(*t2, 2), (*t3, 3)]
         second.wait_for_log(r"resumed from")
+        # Its first word to robot 0 acknowledges robot 0's last stored result (from the store: published
+        # before any result is taken, so no re-delivery is needed for a waiting robot to go on).
+        first_word = wait_until(lambda: probe.messages("status0")[statuses_before:], DISCOVERY_TIMEOUT,
+                                "the restarted supervisor's status to robot 0")[0]
+        assert stamp_ns(first_word.last_result_stamp) == last0
         for _ in range(VARPI - 1):
             send(0, t2)
         for _ in range(VARPI):

@@ -108,6 +108,13 @@ class FleetOptimizer:
                           episodes_at_target=sum(len(e) for e in self._episodes))
             return status
 
+    def stored_episode_ids(self) -> list[set[int]]:
+        """Robot by robot, the ids of its results in the attached store, accepted or rejected."""
+        with self._lock:
+            if self._store is None:
+                return [set() for _ in range(self.size)]
+            return self._store.episode_ids_by_robot(self.size)
+
     def attach_store(self, store: OptimizerStore) -> None:
         with self._lock:
             self._store = store

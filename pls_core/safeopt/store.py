@@ -175,11 +175,19 @@ class OptimizerStore:
 
     def episode_ids(self) -> set[int]:
         """The robot side's ids (EpisodeRecord.episode) of every stored result, accepted or rejected."""
-        ids = {row[0] for row in self._db.execute("SELECT episode FROM episodes") if row[0] is not None}
-        for (body,) in self._db.execute("SELECT body FROM rejections"):
+        return self.episode_ids_by_robot(1)[0]
+
+    def episode_ids_by_robot(self, fleet_size: int) -> list[set[int]]:
+        """episode_ids(), robot by robot: a fleet stores robot k's results (and rejections) under its
+        decisions, iterations round x fleet_size + k."""
+        ids: list[set[int]] = [set() for _ in range(fleet_size)]
+        for iteration, episode in self._db.execute("SELECT iteration, episode FROM episodes"):
+            if episode is not None:
+                ids[iteration % fleet_size].add(episode)
+        for iteration, body in self._db.execute("SELECT iteration, body FROM rejections"):
             episode = json.loads(body).get("episode")
             if isinstance(episode, int):
-                ids.add(episode)
+                ids[iteration % fleet_size].add(episode)
         return ids
 
     @contextmanager
