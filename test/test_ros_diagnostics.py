@@ -58,10 +58,15 @@ def test_every_node_publishes_its_diagnostics_with_the_documented_keys(ros_env, 
     try:
         wait_until(lambda: set(KEYS) <= set(latest()) and latest(), DISCOVERY_TIMEOUT * 2,
                    "a DiagnosticStatus from every node")
-        # Once episodes run, the policy reports a running control loop with its latency.
-        wait_until(lambda: latest()["pls_sim: robot side"].values and
-                   int(dict((kv.key, kv.value) for kv in latest()["pls_sim: robot side"].values)
-                       ["episodes_finished"]) >= 1, 120, "an episode to finish")
+        # Once episodes run, the policy reports a running control loop with its latency. Each node
+        # publishes on its own period, so the sim's report of a finished episode can come before the
+        # policy's first report with ticks: wait for both.
+        def value(name: str, key: str) -> int:
+            return int({kv.key: kv.value for kv in latest()[name].values}.get(key, 0))
+
+        wait_until(lambda: value("pls_sim: robot side", "episodes_finished") >= 1
+                   and value("pls_policy: control", "ticks") > 0, 120,
+                   "an episode to finish and the policy to report its ticks")
         for name, keys in KEYS.items():
             status = latest()[name]
             values = {kv.key: kv.value for kv in status.values}
