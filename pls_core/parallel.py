@@ -80,7 +80,14 @@ def run_unordered(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: in
         for index, item in enumerate(items):
             yield index, fn(item)
         return
-    with ray_session(address, None if address else workers) as ray:
+    yield from ray_unordered(fn, items, address=address, num_cpus=None if address else workers,
+                             cpus_per_task=cpus_per_task)
+
+
+def ray_unordered(fn: Callable[[Any], Any], items: Sequence[Any], *, address: str | None = None,
+                  num_cpus: int | None = None, cpus_per_task: int = 1) -> Iterator[tuple[int, Any]]:
+    """run_unordered's Ray path, whatever the number of CPUs: each call a Ray task in a ray_session."""
+    with ray_session(address, num_cpus) as ray:
         remote = ray.remote(num_cpus=cpus_per_task, max_retries=RAY_TASK_RETRIES)(fn)
         pending = {remote.remote(item): index for index, item in enumerate(items)}
         while pending:

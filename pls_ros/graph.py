@@ -78,10 +78,15 @@ def robot_topic(topic: str, robot: int) -> str:
 ROBOT_PLACEHOLDER = "{robot}"
 
 
+def for_robot(name: str, robot: int) -> str:
+    """`name` with the fleet placeholder filled in with robot `robot`'s number."""
+    return name.replace(ROBOT_PLACEHOLDER, str(robot))
+
+
 def robot_remaps(remaps: list[tuple[str, str]], robot: int) -> list[tuple[str, str]]:
     """Robot `robot`'s remappings in a fleet: the graph's own (driver topics, placeholder filled in) and
     every other pls topic under /robot<k>."""
-    driver = {topic: target.replace(ROBOT_PLACEHOLDER, str(robot)) for topic, target in remaps}
+    driver = {topic: for_robot(target, robot) for topic, target in remaps}
     return [(topic, driver.get(topic, robot_topic(topic, robot))) for topic in ROBOT_TOPICS]
 
 TOPICS: dict[str, Topic] = {
@@ -509,18 +514,18 @@ def resolve(graph: Graph, values: Mapping[str, str] | None = None, config: str |
             continue  # an optional node (the recorder) that its argument leaves off: checked, not started
         if spec.name == RECORDER_NODE.name:
             check_new_bag_folder(bound[spec.enabled_by])
-        if robots > 1 and spec.name == RECORDER_NODE.name:
-            raise LaunchError(f"launch argument record:={bound[spec.enabled_by]!r} with robots:={robots}: "
-                              "the recorder records one robot's topics. Fix: record a single robot "
-                              "(robots:=1), or record /robot<k>/pls/* with a rosbag2 recorder of your own")
+            if robots > 1:
+                raise LaunchError(f"launch argument record:={bound[spec.enabled_by]!r} with robots:="
+                                  f"{robots}: the recorder records one robot's topics. Fix: record a single "
+                                  "robot (robots:=1), or record /robot<k>/pls/* with a rosbag2 recorder of "
+                                  "your own")
         if robots > 1 and spec.per_robot:
             resolved += [robot_node(spec, params_file, overrides, remaps, k, table) for k in range(robots)]
-        elif robots > 1:  # the supervisor: robot k's driver topics stand for /robot<k>/pls/...
-            remaps = [(robot_topic(topic, k), target.replace(ROBOT_PLACEHOLDER, str(k)))
-                      for k in range(robots) for topic, target in remaps]
-            resolved.append(ResolvedNode(spec, params_file, overrides, remaps))
-        else:
-            resolved.append(ResolvedNode(spec, params_file, overrides, remaps))
+            continue
+        if robots > 1:  # the supervisor: robot k's driver topics stand for /robot<k>/pls/...
+            remaps = [(robot_topic(topic, k), for_robot(target, k)) for k in range(robots)
+                      for topic, target in remaps]
+        resolved.append(ResolvedNode(spec, params_file, overrides, remaps))
     if not resolved:
         raise LaunchError(f"graph {graph.name!r} has nothing to start: give the bag folder with record:=DIR "
                           "(pls: --out DIR)")

@@ -42,7 +42,7 @@ from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from pls_core.safeopt.records import Phase
 from pls_ros import diagnostics, node_params, qos, result_spool
 from pls_ros.conversions import episode_id
-from pls_ros.graph import ROBOT_PLACEHOLDER, robot_namespace
+from pls_ros.graph import ROBOT_PLACEHOLDER, for_robot, robot_namespace
 from pls_ros.lifecycle import ReleasingLifecycleNode
 from pls_ros.params import declare_parameters
 from pls_ros.paths import resolve_existing, resolve_output
@@ -174,7 +174,7 @@ class SupervisorNode(ReleasingLifecycleNode):
         real robots' drivers: /arm{robot}_driver); in a fleet any other name is inside the robot's
         namespace (the sim graph's /pls_sim: /robot<k>/pls_sim); a lone robot's, as given."""
         if ROBOT_PLACEHOLDER in trusted:
-            return normalise(trusted.replace(ROBOT_PLACEHOLDER, str(link.index)))
+            return normalise(for_robot(trusted, link.index))
         return link.namespace + normalise(trusted)
 
     def current_batch(self) -> list:
@@ -235,17 +235,16 @@ class SupervisorNode(ReleasingLifecycleNode):
                                                 qos.SUPERVISOR_STATUS_QOS)
         # Each robot's last result taken is its newest stored one: a resumed node acknowledges it at once,
         # so a robot side waiting for that acknowledgement goes on without a re-delivery.
-        if robots == 1:
-            self.links = [RobotLink(0, "", self.create_publisher(TargetReturn, qos.TARGET_RETURN_TOPIC,
-                                                                 qos.TARGET_RETURN_QOS), self.status_pub,
-                                    last_result_ns=max(stored[0], default=0))]
-        else:
-            self.links = [RobotLink(k, ns, self.create_publisher(TargetReturn, ns + qos.TARGET_RETURN_TOPIC,
-                                                                 qos.TARGET_RETURN_QOS),
-                                    self.create_publisher(SupervisorStatus, ns + qos.SUPERVISOR_STATUS_TOPIC,
-                                                          qos.SUPERVISOR_STATUS_QOS),
-                                    last_result_ns=max(stored[k], default=0))
-                          for k, ns in ((k, robot_namespace(k)) for k in range(robots))]
+        # A lone robot's status is the node's own (/pls/supervisor_status).
+        self.links = []
+        for k in range(robots):
+            ns = robot_namespace(k) if robots > 1 else ""
+            status_pub = self.create_publisher(SupervisorStatus, ns + qos.SUPERVISOR_STATUS_TOPIC,
+                                               qos.SUPERVISOR_STATUS_QOS) if ns else self.status_pub
+            target_pub = self.create_publisher(TargetReturn, ns + qos.TARGET_RETURN_TOPIC,
+                                               qos.TARGET_RETURN_QOS)
+            self.links.append(RobotLink(k, ns, target_pub, status_pub,
+                                        last_result_ns=max(stored[k], default=0)))
         self.entities = [self.status_pub, *(link.target_pub for link in self.links),
                          *(link.status_pub for link in self.links if link.status_pub is not self.status_pub),
                          self.create_timer(p["status_period_s"], self.publish_status)]
@@ -437,9 +436,8 @@ class SupervisorNode(ReleasingLifecycleNode):
             return
         self.message = batch[0].note or f"iteration {batch[0].iteration}: {batch[0].phase.value}"
         for each, decision in zip(self.links, batch, strict=True):
-            self.follow(decision, "new evaluation", each)
-        if self.fleet is not None:
-            self.publish_status()
+            self.follow(decision, "new evaluation", each)  # each robot's target, then its status
+        self.publish_fleet_summary()
 
     def _report(self, link: RobotLink, record) -> list | None:
         """Every robot's next Decision once the evaluation (a fleet: the round) is complete, else None."""
@@ -450,8 +448,8 @@ class SupervisorNode(ReleasingLifecycleNode):
 
     def _episodes_at_target(self, link: RobotLink) -> int:
         if self.fleet is not None:
-            return self.fleet.status()["episodes_at_targets"][link.index]
-        return self.optimizer.status()["episodes_at_target"]
+            return self.optimizer.config.episodes_per_evaluation - self.fleet.episodes_needed(link.index)
+        return self.optimizer.episodes_at_target
 
     def reject(self, message: str, link: RobotLink | None = None, error: bool = True) -> None:
         self.message = message
@@ -464,30 +462,40 @@ class SupervisorNode(ReleasingLifecycleNode):
     # --- status ---------------------------------------------------------------------------------------
 
     def publish_status(self, link: RobotLink | None = None) -> None:
-        """`link`'s robot's status; without one, every robot's (and a fleet's summary)."""
+        """`link`'s robot's status; without one, every robot's and a fleet's summary."""
         if self.optimizer is None:  # unconfigured: nothing to report
             return
         status = self.optimizer.status()
-        stamp = self.get_clock().now().to_msg()
-        common = dict(grid_size=status["grid_size"], best_reward_lower=status["best_reward_lower"],
-                      message=self.message)
-        batch = self.current_batch()
-        varpi = status["episodes_per_evaluation"]
+        batch, varpi = self.current_batch(), status["episodes_per_evaluation"]
         for each in self.links if link is None else [link]:
-            published = each.published
-            each.status_pub.publish(supervisor_status_msg(
-                batch[each.index], stamp, episodes_at_current_target=self._episodes_at_target(each),
-                episodes_per_evaluation=varpi, last_result_ns=each.last_result_ns,
-                published_target=None if published is None or published.phase is Phase.HALTED
-                else published.target, **common))
-        if self.fleet is not None and link is None:  # the fleet's summary on /pls/supervisor_status
-            first = self.links[0].published
-            self.status_pub.publish(supervisor_status_msg(
-                batch[0], stamp, episodes_at_current_target=sum(self.fleet.status()["episodes_at_targets"]),
-                episodes_per_evaluation=varpi * self.fleet.size,
-                last_result_ns=max(each.last_result_ns for each in self.links),
-                published_target=None if first is None or first.phase is Phase.HALTED else first.target,
-                **common))
+            each.status_pub.publish(self._status_msg(status, batch[each.index],
+                                                     self._episodes_at_target(each), varpi,
+                                                     each.last_result_ns, each.published))
+        if link is None:
+            self.publish_fleet_summary(status)
+
+    def publish_fleet_summary(self, status: dict | None = None) -> None:
+        """A fleet's /pls/supervisor_status: robot 0's decision and target, the round's episodes of every
+        robot, the newest result taken (a lone robot's status is its own, so nothing here). `status`: the
+        optimizer's, when the caller has it."""
+        if self.fleet is None:
+            return
+        status = status or self.optimizer.status()
+        self.status_pub.publish(self._status_msg(
+            status, self.fleet.batch[0], sum(map(self._episodes_at_target, self.links)),
+            status["episodes_per_evaluation"] * self.fleet.size,
+            max(each.last_result_ns for each in self.links), self.links[0].published))
+
+    def _status_msg(self, status: dict, decision, episodes: int, episodes_per_evaluation: int,
+                    last_result_ns: int, published) -> SupervisorStatus:
+        """A SupervisorStatus for `decision` from the optimizer's `status()`; `published` is the Decision
+        last sent as the target (None before the first; a halt is no target)."""
+        return supervisor_status_msg(
+            decision, self.get_clock().now().to_msg(), grid_size=status["grid_size"],
+            best_reward_lower=status["best_reward_lower"], episodes_at_current_target=episodes,
+            episodes_per_evaluation=episodes_per_evaluation, message=self.message,
+            published_target=None if published is None or published.phase is Phase.HALTED
+            else published.target, last_result_ns=last_result_ns)
 
     def diagnose(self) -> tuple[int, str, dict]:
         """/diagnostics: phase, safe set, episodes and the store's health (keys in docs/ros.md)."""

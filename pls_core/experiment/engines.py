@@ -15,7 +15,7 @@ import os
 from collections.abc import Sequence
 
 from pls_core.experiment.work import Unit, compute, outcome, store
-from pls_core.parallel import RAY_TASK_RETRIES, ray_session
+from pls_core.parallel import ray_unordered
 
 
 class SerialEngine:
@@ -65,13 +65,9 @@ class RayEngine:
             f"embedded Ray, {self.num_cpus or os.cpu_count()} CPUs"
 
     def run(self, units: Sequence[Unit], bars, overall) -> None:
-        with ray_session(self.address, self.num_cpus) as ray:
-            remote = ray.remote(num_cpus=1, max_retries=RAY_TASK_RETRIES)(_compute_in_worker)
-            pending = {remote.remote(unit): unit for unit in units}
-            while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
-                unit = pending.pop(done[0])
-                result = ray.get(done[0])  # a unit that failed every retry raises here; stored ones stay
-                store(unit, result)
-                bars.advance(overall)
-                bars.console.log(outcome(unit, result))
+        # A unit that failed every retry raises here; the stored ones stay.
+        for index, result in ray_unordered(_compute_in_worker, units, address=self.address,
+                                           num_cpus=self.num_cpus):
+            store(units[index], result)
+            bars.advance(overall)
+            bars.console.log(outcome(units[index], result))

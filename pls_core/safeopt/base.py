@@ -135,6 +135,12 @@ class TargetOptimizer(ABC):
             self._store = store
             self._rejected = store.rejection_count()
 
+    @property
+    def episodes_at_target(self) -> int:
+        """Episodes taken so far for the current evaluation (status()'s, without the rest of it)."""
+        with self._lock:
+            return len(self._episodes_here)
+
     def stored_episode_ids(self) -> set[int]:
         """Ids of the results in the attached store, accepted or rejected (empty without a store)."""
         with self._lock:
@@ -151,7 +157,7 @@ class TargetOptimizer(ABC):
             "method": self.method, "phase": d.phase.value, "phase_code": d.phase.code,
             "iteration": d.iteration,
             "target": list(d.target), "verified_safe": d.verified_safe, "threshold": d.threshold,
-            "episodes_at_target": len(self._episodes_here),
+            "episodes_at_target": self.episodes_at_target,
             "episodes_per_evaluation": self.config.episodes_per_evaluation,
             "episodes_total": self._episodes_total, "episodes_rejected": self._rejected,
             "last_rejection": self._last_rejection, "num_observations": d.num_observations,
