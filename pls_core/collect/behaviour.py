@@ -215,9 +215,9 @@ def ensure_policies(
     # checkpoints after a Ctrl-C), or this process with one worker.
     from pls_core.parallel import run_unordered
 
+    folder.mkdir(parents=True, exist_ok=True)
     for index, (chain_entries, files) in run_unordered(_train_chain, jobs, workers=processes,
                                                        address=address, cpus_per_task=threads):
-        folder.mkdir(parents=True, exist_ok=True)
         for name, data in files.items():
             (folder / name).write_bytes(data)
         for r, entry in zip(chains[index], chain_entries, strict=True):

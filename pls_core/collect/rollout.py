@@ -88,13 +88,18 @@ def _worker_for(settings: tuple) -> dict:
         from pls_core.envs import make_env
 
         torch.set_num_threads(1)
-        for env in _worker.get("envs", []):
-            env.close()
+        _release_worker()
         task_id, spec, seed, episode_len = settings
-        _worker.clear()
         _worker.update(settings=settings, envs=[make_env(task_id) for _ in range(CHUNK_EPISODES)],
                        actor=make_actor(spec), seed=seed, episode_len=episode_len)
     return _worker
+
+
+def _release_worker() -> None:
+    """Close this process's envs and forget its actor."""
+    for env in _worker.pop("envs", []):
+        env.close()
+    _worker.clear()
 
 
 def run_episodes(envs: list, actor, plans: list[EpisodePlan], seed: int,
@@ -155,7 +160,5 @@ def rollout(
                 results.update(chunk)
                 bar.advance(len(chunk))
     finally:  # the one-process path built its envs here
-        for env in _worker.pop("envs", []):
-            env.close()
-        _worker.clear()
+        _release_worker()
     return [results[plan.index] for plan in plans]
