@@ -33,7 +33,8 @@ SIM = (
     ParamSpec("sync_with_supervisor", "bool", True, "lockstep: start the next episode only once the "
               "supervisor has acknowledged the last EpisodeResult (a /pls/supervisor_status whose "
               "last_result_stamp is that result's stamp), so step 0 runs with any new target; no waiting "
-              "while no supervisor publishes status"),
+              "while no supervisor publishes status, once supervisor_sync_timeout_s has passed since the "
+              "start"),
     ParamSpec("supervisor_sync_timeout_s", "float", 5.0, "lockstep: start the next episode anyway (with a "
               "warning) when the supervisor has not acknowledged the last result within this time [s]",
               0.0, 3600.0),

@@ -20,7 +20,8 @@ Modes (parameter `mode`):
   when the go-ahead reaches the sim. The sim then publishes step 0 again after `lockstep_retry_s`, and the
   policy, holding the new target by then, starts the episode over with it.
   After `supervisor_sync_timeout_s` without one the sim warns and goes on; while no supervisor publishes
-  status it does not wait at all.
+  status it does not wait at all, except in its first `supervisor_sync_timeout_s`, before one has been
+  discovered (discovery can lag a short first episode).
   In a fleet (one supervisor, several robots), an acknowledgement whose episodes_at_current_target has
   reached episodes_per_evaluation says that this robot's evaluation of the round is complete and its
   next target comes when every robot's is: the sim holds until a status names fewer (the next round's
@@ -163,6 +164,7 @@ class SimNode(Node):
         self.last_resend = time.monotonic()
         self.status_ns = 0  # header stamp of the newest SupervisorStatus
         self.supervisor_seen = False  # a SupervisorStatus arrived: a supervisor is part of this graph
+        self.started_at = time.monotonic()
         self.progress = time.monotonic()  # when the sim last advanced (an episode start or a step)
         self.stuck = ""  # the watchdog's verdict: set, the sim stops with EXIT_STUCK
         self.exit_code = 0
@@ -298,10 +300,19 @@ class SimNode(Node):
 
     def next_episode(self) -> None:
         """Start the next episode now, or (lockstep sync) once the supervisor has acknowledged the result."""
-        if self.sync and self.count_publishers(self.status_topic) > 0:
+        if self.sync and self.supervisor_expected():
             self.awaiting = time.monotonic()
         elif not self.finished:
             self.start_episode()
+
+    def supervisor_expected(self) -> bool:
+        """Wait for acknowledgements: a supervisor publishes status, or none has been heard yet and this
+        node started less than supervisor_sync_timeout_s ago (discovery can lag a short first episode; a
+        supervisor still unseen after that is taken as absent)."""
+        if self.count_publishers(self.status_topic) > 0:
+            return True
+        return (not self.supervisor_seen
+                and time.monotonic() - self.started_at < self.p["supervisor_sync_timeout_s"])
 
     def acknowledged(self) -> None:
         self.awaiting = self.round_wait = None
@@ -349,10 +360,10 @@ class SimNode(Node):
             return
         waited = time.monotonic() - self.awaiting
         timeout = self.p["supervisor_sync_timeout_s"]
-        gone = self.count_publishers(self.status_topic) == 0
+        gone = not self.supervisor_expected()
         if waited < timeout and not gone:
             return
-        why = ("the supervisor stopped publishing status" if gone else
+        why = ("no supervisor publishes status" if gone else
                f"no /pls/supervisor_status acknowledged it within {timeout:g} s (is the supervisor busy?)")
         last = f"episode {self.episodes_finished - 1}'s result"
         if self.finished:

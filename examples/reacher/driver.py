@@ -30,8 +30,9 @@ The contract, as implemented here:
   the episode: the supervisor does not learn from those).
 * Every result is kept until a SupervisorStatus on --supervisor-status-topic acknowledges it
   (last_result_stamp at or after its stamp) and published again every --resend-s while a status stamped
-  that long after it still does not. Between episodes, while a supervisor publishes status, the next
-  episode starts only once the status names the last result (at most --supervisor-wait-s). On a stop
+  that long after it still does not. Between episodes, while a supervisor publishes status (and in the
+  first --supervisor-wait-s after the start, before one is discovered), the next episode starts only
+  once the status names the last result (at most --supervisor-wait-s). On a stop
   signal the driver waits up to --unacknowledged-wait-s for acknowledgements, then appends what is still
   unacknowledged to --spool (the supervisor's `<store_path>.unacknowledged.jsonl`), if given.
 * A status in PHASE_HALTED (no target is verified safe) stops the driver: exit code 3.
@@ -249,6 +250,8 @@ class Driver:
         self.last_result_ns = 0
         self.unacked: dict[int, object] = {}  # results not yet acknowledged, by stamp (ns)
         self.status_ns = 0
+        self.status_heard = False  # a SupervisorStatus arrived: a supervisor is part of this graph
+        self.started_at = time.monotonic()
         self.supervisor_target: tuple[float, float] | None = None
         self.awaiting_since: float | None = None  # waiting for the acknowledgement of the last result
         self.target_mismatch_since: float | None = None
@@ -274,6 +277,14 @@ class Driver:
 
     def supervisor_present(self) -> bool:
         return self.node.count_publishers(self.args.supervisor_status_topic) > 0
+
+    def supervisor_expected(self) -> bool:
+        """Wait for acknowledgements: a supervisor publishes status, or none has been heard yet and the
+        driver started less than --supervisor-wait-s ago (discovery can lag the first short episode;
+        a supervisor still unseen after that is taken as absent)."""
+        if self.supervisor_present():
+            return True
+        return not self.status_heard and time.monotonic() - self.started_at < self.args.supervisor_wait_s
 
     @property
     def done(self) -> bool:
@@ -365,7 +376,7 @@ class Driver:
         self.episode = None
         if self.args.episodes and self.episodes_done >= self.args.episodes:
             self.finished = True
-        if self.args.supervisor_wait_s > 0 and self.supervisor_present():
+        if self.args.supervisor_wait_s > 0 and self.supervisor_expected():
             self.awaiting_since = time.monotonic()
         elif not self.finished:
             self.start_episode()
@@ -378,6 +389,7 @@ class Driver:
     # --- callbacks ------------------------------------------------------------------------------------
 
     def on_status(self, msg) -> None:
+        self.status_heard = True
         self.status_ns = max(self.status_ns, stamp_ns(msg.header.stamp))
         taken = stamp_ns(msg.last_result_stamp)
         for stamp in [s for s in self.unacked if s <= taken]:  # results arrive in order: all up to it
@@ -462,8 +474,8 @@ class Driver:
             return
         if self.awaiting_since is not None:
             waited = now - self.awaiting_since
-            if waited >= self.args.supervisor_wait_s or not self.supervisor_present():
-                why = ("the supervisor stopped publishing status" if not self.supervisor_present() else
+            if waited >= self.args.supervisor_wait_s or not self.supervisor_expected():
+                why = ("no supervisor publishes status" if not self.supervisor_expected() else
                        f"no status acknowledged it within {self.args.supervisor_wait_s:g} s")
                 self.log.warning(f"going on without the supervisor's acknowledgement of episode "
                                  f"{self.episodes_done - 1}'s result: {why}")
