@@ -97,3 +97,26 @@ def test_weight_average_resumes_exactly_and_is_what_export_loads(tmp_path):
     with pytest.raises(ValueError, match="ema_decay"):
         train(dataset, tmp_path / "bad", steps=2, preset_name="tiny", progress=False,
               overrides={"ema_decay": 1.0})
+
+
+def test_cosine_decay_takes_the_learning_rate_to_its_final_ratio(tmp_path):
+    from pls_core.cdt.presets import preset
+    from pls_core.cdt.trainer import learning_rate_at
+
+    config = preset("tiny").replace(steps=100, warmup_steps=10, learning_rate=1e-3, lr_final_ratio=0.1)
+    assert learning_rate_at(config, 5) == pytest.approx(5e-4)  # warm-up as before
+    assert learning_rate_at(config, 10) == pytest.approx(1e-3)
+    assert learning_rate_at(config, 55) == pytest.approx(0.55e-3)  # half way down the cosine
+    assert learning_rate_at(config, 100) == pytest.approx(1e-4)
+    rates = [learning_rate_at(config, s) for s in range(10, 101)]
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+    assert learning_rate_at(config.replace(lr_final_ratio=1.0), 100) == 1e-3  # constant: OSRL
+
+    train(tiny_artifacts().dataset, tmp_path, preset_name="tiny", steps=40, progress=False,
+          overrides={"lr_final_ratio": 0.1})
+    with (tmp_path / "progress.csv").open() as handle:
+        logged = [float(r["lr"]) for r in csv.DictReader(handle)]
+    assert logged[-1] == pytest.approx(0.1 * preset("tiny").learning_rate)
+    with pytest.raises(ValueError, match="lr_final_ratio must be in"):
+        train(tiny_artifacts().dataset, tmp_path / "bad", preset_name="tiny", steps=5, progress=False,
+              overrides={"lr_final_ratio": 0.0})

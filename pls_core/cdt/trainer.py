@@ -174,7 +174,7 @@ def train(
             while step < config.steps:
                 tick = time.perf_counter()
                 step += 1
-                lr = config.learning_rate * min(1.0, step / max(1, config.warmup_steps))
+                lr = learning_rate_at(config, step)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 batch = {
@@ -255,6 +255,17 @@ def train(
     return TrainResult(checkpoint_path, step, wall_time)
 
 
+def learning_rate_at(config: CDTConfig, step: int) -> float:
+    """The learning rate of training step `step` (1-based): linear warm-up, then a half cosine down to
+    learning_rate * lr_final_ratio at config.steps (constant when the ratio is 1)."""
+    warm = config.learning_rate * min(1.0, step / max(1, config.warmup_steps))
+    if config.lr_final_ratio == 1.0 or step <= config.warmup_steps:
+        return warm
+    progress = min(1.0, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps))
+    ratio = config.lr_final_ratio + (1.0 - config.lr_final_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return config.learning_rate * ratio
+
+
 def _resolve_config(saved, preset_name: str, steps: int | None, overrides: dict) -> CDTConfig:
     if saved:
         config = CDTConfig.from_dict(saved["config"])
@@ -266,6 +277,9 @@ def _resolve_config(saved, preset_name: str, steps: int | None, overrides: dict)
     else:
         config = preset(preset_name)
     config = config.replace(**overrides)
+    if not 0.0 < config.lr_final_ratio <= 1.0:
+        raise ValueError(f"lr_final_ratio must be in (0, 1] (1 = constant learning rate), got "
+                         f"{config.lr_final_ratio!r}; set it with --set lr_final_ratio=0.05")
     return config.replace(steps=steps) if steps is not None else config
 
 
