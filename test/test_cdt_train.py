@@ -109,7 +109,7 @@ def test_cosine_decay_takes_the_learning_rate_to_its_final_ratio(tmp_path):
     assert learning_rate_at(config, 55) == pytest.approx(0.55e-3)  # half way down the cosine
     assert learning_rate_at(config, 100) == pytest.approx(1e-4)
     rates = [learning_rate_at(config, s) for s in range(10, 101)]
-    assert all(a >= b for a, b in zip(rates, rates[1:]))
+    assert all(a >= b for a, b in zip(rates[:-1], rates[1:], strict=True))
     assert learning_rate_at(config.replace(lr_final_ratio=1.0), 100) == 1e-3  # constant: OSRL
 
     train(tiny_artifacts().dataset, tmp_path, preset_name="tiny", steps=40, progress=False,
