@@ -53,6 +53,25 @@ class AdmissibilityCheck:
             before = after
         return CheckResult(True, self.horizon + 1, None, top)
 
+    def margin(self, state: SimState, action: np.ndarray) -> float:
+        """Threshold minus the largest step speed of the same rollout run to its end (no early stop): a
+        continuous admissibility margin, >= 0 exactly when the action is admissible (without target_exit).
+        What PS2's linearised control-invariant layer differentiates (pls_core.shield.ps2)."""
+        sim, safe = self.sim, self.safe_set
+        sim.load(state)
+        data = sim.data
+        before = safe.position(data)
+        top = -np.inf
+        u = np.clip(action, sim.ctrl_low, sim.ctrl_high)
+        for k in range(self.horizon + 1):
+            if k > 0:
+                u = self.backup(data)
+            sim.step(u)
+            after = safe.position(data)
+            top = max(top, safe.step_speed(before, after))
+            before = after
+        return safe.threshold - top
+
     def backup_action(self, state: SimState) -> np.ndarray:
         """The backup policy's action at `state` (what the safeguards move toward)."""
         self.sim.load(state)

@@ -1,0 +1,293 @@
+"""PS2-RL phase II: a task policy trained end to end through a control-invariant layer in front of the shield.
+
+Phase I (`pls_core.shield.train`) gave the backup policy, whose forward rollouts define the admissible
+set. Phase II trains a policy whose every action passes through a differentiable layer that maps it into
+that set, so that the RL gradient sees the safeguard (PS2-RL; docs/method.md, "Per-step shield").
+
+The layer. At state s the shield knows the backup action a_b and, by forward integration, the margin
+m(a) = threshold - the largest step speed of the rollout "a, then the backup for H steps" (>= 0 exactly when
+a is admissible). PS2's layer projects onto that constraint linearised in the action; here it is
+linearised at a_b by finite differences, m(a) ~ m_b + g . (a - a_b), and the layer is the runtime
+projection toward a_b along the segment, with its fraction t taken from the linear model:
+
+    t(a) = 1 if m_b + g . (a - a_b) >= 0, else m_b / (-g . (a - a_b)) (0 if m_b <= 0)
+    a_s = a_b + t(a) (a - a_b)
+
+so the gradient includes d t / d a, which a MuJoCo rollout cannot give by itself. The linear model is never
+trusted for safety: the executed action is always the runtime shield's verdict on the layer's output (the
+exact check, and segment bisection when it fails), and the critic learns from that executed action.
+
+The layer's parameters (a_b, m_b, g) are computed once per state (nu + 1 rollouts) and appended to the
+observation, so stable-baselines3's SAC trains with its own loop: `CILActor` applies the layer to its
+squashed action when acting and in the actor update, and `ExecutedActionBuffer` stores the executed action.
+
+    python -m pls_core.shield.ps2 train --task SafetyHalfCheetahVelocity-v1 --steps 100000 --out runs/ps2_hc
+    python -m pls_core.shield.ps2 evaluate --model runs/ps2_hc --episodes 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+from pls_core.shield.safe_set import ShieldError
+from pls_core.shield.shield import Shield, ShieldConfig
+from pls_core.shield.sim import SimState
+
+FD_STEP = 0.05  # finite-difference step of g, in action units (the velocity tasks' actions span [-1, 1])
+CHECKPOINT = "checkpoint.zip"
+REPLAY = "replay.pkl"
+PROGRESS = "episodes.csv"
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class LayerParams:
+    backup: np.ndarray  # a_b, the backup policy's action
+    margin: float  # m_b = m(a_b)
+    gradient: np.ndarray  # g = d m / d a at a_b
+
+    def flat(self) -> np.ndarray:
+        return np.concatenate([self.backup, [self.margin], self.gradient]).astype(np.float32)
+
+
+def layer_params(shield: Shield, state: SimState, step: float = FD_STEP) -> LayerParams:
+    """a_b, m(a_b) and the forward-difference gradient of m at a_b (backward at the box's upper edge)."""
+    check = shield.check
+    a_b = np.clip(check.backup_action(state), shield.low, shield.high)
+    m_b = check.margin(state, a_b)
+    g = np.empty_like(a_b)
+    for i in range(a_b.size):
+        h = step if a_b[i] + step <= shield.high[i] else -step
+        a = a_b.copy()
+        a[i] += h
+        g[i] = (check.margin(state, a) - m_b) / h
+    return LayerParams(a_b, float(m_b), g)
+
+
+def layer_fraction(direction: np.ndarray, margin, gradient: np.ndarray) -> np.ndarray:
+    """t of the linearised layer for a (batch of) direction(s) a - a_b (numpy; the torch layer's twin)."""
+    s = np.sum(direction * gradient, axis=-1)
+    margin = np.asarray(margin, np.float64)
+    linear = margin / np.maximum(-s, 1e-9)
+    return np.where(margin + s >= 0, 1.0, np.where(margin > 0, np.clip(linear, 0.0, 1.0), 0.0))
+
+
+def layer_torch(action, backup, margin, gradient):
+    """a_s = a_b + t(a) (a - a_b) with t(a) from the linearised margin: differentiable in a (and in a_b, m_b,
+    g); the Jacobian in a is t I + (a - a_b) dt/da, with dt/da = m_b g / (g . (a - a_b))^2 where the layer
+    acts."""
+    import torch
+
+    from pls_core.shield.safeguards import project_torch
+
+    d = action - backup
+    s = (d * gradient).sum(-1)
+    linear = margin / (-s).clamp_min(1e-9)
+    t = torch.where(margin + s >= 0, torch.ones_like(s),
+                    torch.where(margin > 0, linear.clamp(0.0, 1.0), torch.zeros_like(s)))
+    return project_torch(action, backup, t)
+
+
+def split_observation(obs, obs_dim: int, nu: int):
+    """(task observation, a_b, m_b, g) of an observation of the layered env (numpy or torch, batched)."""
+    return (obs[..., :obs_dim], obs[..., obs_dim:obs_dim + nu], obs[..., obs_dim + nu],
+            obs[..., obs_dim + nu + 1:obs_dim + 2 * nu + 1])
+
+
+class LayeredEnv(gym.Wrapper):
+    """A Safety-Gymnasium velocity env behind the shield, in Gymnasium's API (for stable-baselines3).
+
+    Observation: the task's, then the layer's parameters at that state (a_b, m_b, g). Action: what the
+    policy's layer gave; the runtime shield certifies it (or moves it toward a_b) before the env steps.
+    info: cost, executed_action, intervened."""
+
+    def __init__(self, env, shield: Shield):
+        super().__init__(env)
+        if not (np.allclose(shield.low, -1.0) and np.allclose(shield.high, 1.0)):
+            raise ShieldError("PS2's layer works in the policy's squashed action space [-1, 1]; this task's "
+                              f"actuator range is {shield.low}..{shield.high}")
+        self.shield = shield
+        self.obs_dim = int(env.observation_space.shape[0])
+        self.nu = int(shield.low.size)
+        size = self.obs_dim + 2 * self.nu + 1
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (size,), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (self.nu,), np.float32)
+
+    def _observe(self, obs) -> np.ndarray:
+        params = layer_params(self.shield, SimState.from_env(self.env))
+        return np.concatenate([np.asarray(obs, np.float32), params.flat()])
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        return self._observe(obs), info
+
+    def step(self, action):
+        executed, verdict = self.shield.filter(SimState.from_env(self.env), action)
+        obs, reward, cost, terminated, truncated, info = self.env.step(executed.astype(np.float32))
+        info = {**info, "cost": float(cost), "executed_action": executed.astype(np.float32),
+                "intervened": bool(verdict["intervened"])}
+        return self._observe(obs), float(reward), terminated, truncated, info
+
+
+def sb3_classes():
+    """(CILPolicy, ExecutedActionBuffer) from `ps2_sb3`, imported on first use: stable-baselines3 imports
+    torch."""
+    from pls_core.shield.ps2_sb3 import CILPolicy, ExecutedActionBuffer
+
+    return CILPolicy, ExecutedActionBuffer
+
+
+def make_layered_env(task_id: str, horizon: int | None = None) -> LayeredEnv:
+    from pls_core.envs import make_env
+
+    env = make_env(task_id)
+    return LayeredEnv(env, Shield.from_env(env, ShieldConfig(horizon=horizon)))
+
+
+def episode_logger(path: Path):
+    """An SB3 callback appending one row per finished training episode: reward, cost, steps with cost,
+    interventions, length."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class EpisodeLog(BaseCallback):
+        def _on_training_start(self) -> None:
+            self.totals = np.zeros(4)  # reward, cost, cost steps, interventions
+            self.length = 0
+            fresh = not path.exists()
+            self.handle = path.open("a", newline="")
+            self.writer = csv.writer(self.handle)
+            if fresh:
+                self.writer.writerow(["timestep", "reward", "cost", "cost_steps", "interventions", "length"])
+
+        def _on_step(self) -> bool:
+            info, reward, done = self.locals["infos"][0], self.locals["rewards"][0], self.locals["dones"][0]
+            self.totals += (reward, info["cost"], info["cost"] > 0, info["intervened"])
+            self.length += 1
+            if done:
+                self.writer.writerow([self.num_timesteps, *np.round(self.totals, 3), self.length])
+                self.handle.flush()
+                self.totals[:] = 0
+                self.length = 0
+            return True
+
+        def _on_training_end(self) -> None:
+            self.handle.close()
+
+    return EpisodeLog()
+
+
+def train(task_id: str, out_dir: Path, steps: int, seed: int = 0, horizon: int | None = None,
+          net_arch: tuple[int, ...] = (128, 128), learning_starts: int = 5000,
+          checkpoint_every: int = 10_000) -> Path:
+    """SAC through the layer for `steps` env steps, checkpointed (policy and replay buffer) every
+    `checkpoint_every`; an existing checkpoint in `out_dir` is resumed. Returns the checkpoint."""
+    import torch
+    from stable_baselines3 import SAC
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    torch.set_num_threads(1)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint, replay = out_dir / CHECKPOINT, out_dir / REPLAY
+    venv = DummyVecEnv([lambda: make_layered_env(task_id, horizon)])
+    policy, buffer = sb3_classes()
+    if checkpoint.exists():
+        model = SAC.load(checkpoint, env=venv, device="cpu", custom_objects={"policy_class": policy,
+                                                                             "replay_buffer_class": buffer})
+        if replay.exists():
+            model.load_replay_buffer(replay)
+    else:
+        venv.seed(seed)
+        model = SAC(policy, venv, learning_starts=learning_starts, buffer_size=max(steps, 1),
+                    replay_buffer_class=buffer, policy_kwargs={"net_arch": list(net_arch)}, seed=seed,
+                    device="cpu", verbose=0)
+    log = episode_logger(out_dir / PROGRESS)
+    started = time.perf_counter()
+    while model.num_timesteps < steps:
+        chunk = min(checkpoint_every, steps - model.num_timesteps)
+        model.learn(chunk, callback=log, reset_num_timesteps=False)
+        scratch = out_dir / "checkpoint.tmp.zip"
+        model.save(scratch)
+        model.save_replay_buffer(out_dir / "replay.tmp.pkl")
+        scratch.replace(checkpoint)
+        (out_dir / "replay.tmp.pkl").replace(replay)
+        print(f"{task_id}: {model.num_timesteps} of {steps} steps, {time.perf_counter() - started:.0f} s",
+              flush=True)
+    manifest = {"task_id": task_id, "algorithm": "SAC (stable-baselines3) through the linearised layer",
+                "steps": int(model.num_timesteps), "seed": seed, "horizon": horizon,
+                "net_arch": list(net_arch),
+                "learning_starts": learning_starts, "fd_step": FD_STEP}
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    venv.close()
+    return checkpoint
+
+
+def evaluate(model_dir: Path, episodes: int, seed: int = 1_000_000) -> list[dict]:
+    """Deterministic episodes of a trained phase II policy, behind the layer and the runtime shield."""
+    import torch
+    from stable_baselines3 import SAC
+
+    torch.set_num_threads(1)
+    manifest = json.loads((model_dir / MANIFEST).read_text())
+    policy, buffer = sb3_classes()
+    model = SAC.load(model_dir / CHECKPOINT, device="cpu",
+                     custom_objects={"policy_class": policy, "replay_buffer_class": buffer})
+    env = make_layered_env(manifest["task_id"], manifest.get("horizon"))
+    rows = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        totals, length, done = np.zeros(4), 0, False
+        while not done:
+            action, _ = model.predict(obs, deterministic=True)
+            obs, reward, terminated, truncated, info = env.step(action)
+            totals += (reward, info["cost"], info["cost"] > 0, info["intervened"])
+            length += 1
+            done = terminated or truncated
+        rows.append({"reward": totals[0], "cost": totals[1], "cost_steps": int(totals[2]),
+                     "interventions": int(totals[3]), "length": length})
+    env.close()
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pls_core.shield.ps2",
+                                     description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train (or resume) a phase II policy")
+    t.add_argument("--task", required=True)
+    t.add_argument("--out", type=Path, required=True)
+    t.add_argument("--steps", type=int, default=100_000)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--horizon", type=int, default=None, help="backup steps (default: the task's shield)")
+    t.add_argument("--learning-starts", type=int, default=5000)
+    t.add_argument("--checkpoint-every", type=int, default=10_000)
+    e = sub.add_parser("evaluate", help="deterministic episodes of a trained policy behind the shield")
+    e.add_argument("--model", type=Path, required=True)
+    e.add_argument("--episodes", type=int, default=10)
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        if args.steps < 1 or args.checkpoint_every < 1 or args.learning_starts < 0:
+            parser.error("--steps and --checkpoint-every must be >= 1, --learning-starts >= 0")
+        train(args.task, args.out, args.steps, args.seed, args.horizon, learning_starts=args.learning_starts,
+              checkpoint_every=args.checkpoint_every)
+        return 0
+    if not (args.model / MANIFEST).is_file():
+        parser.error(f"{args.model} holds no {MANIFEST}: train it first "
+                     "(python -m pls_core.shield.ps2 train)")
+    rows = evaluate(args.model, args.episodes)
+    for key in ("reward", "cost", "cost_steps", "interventions", "length"):
+        values = np.array([r[key] for r in rows], float)
+        print(f"{key:14s} {values.mean():10.2f} +- {values.std():.2f}")
+    print(json.dumps(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
