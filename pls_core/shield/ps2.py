@@ -186,9 +186,10 @@ def episode_logger(path: Path):
 
 def train(task_id: str, out_dir: Path, steps: int, seed: int = 0, horizon: int | None = None,
           net_arch: tuple[int, ...] = (128, 128), learning_starts: int = 5000,
-          checkpoint_every: int = 10_000) -> Path:
+          checkpoint_every: int = 10_000, buffer_size: int | None = None) -> Path:
     """SAC through the layer for `steps` env steps, checkpointed (policy and replay buffer) every
-    `checkpoint_every`; an existing checkpoint in `out_dir` is resumed. Returns the checkpoint."""
+    `checkpoint_every`; an existing checkpoint in `out_dir` is resumed (its replay buffer keeps the size
+    it was made with: `buffer_size`, default `steps`). Returns the checkpoint."""
     import torch
     from stable_baselines3 import SAC
     from stable_baselines3.common.vec_env import DummyVecEnv
@@ -205,7 +206,7 @@ def train(task_id: str, out_dir: Path, steps: int, seed: int = 0, horizon: int |
             model.load_replay_buffer(replay)
     else:
         venv.seed(seed)
-        model = SAC(policy, venv, learning_starts=learning_starts, buffer_size=max(steps, 1),
+        model = SAC(policy, venv, learning_starts=learning_starts, buffer_size=buffer_size or max(steps, 1),
                     replay_buffer_class=buffer, policy_kwargs={"net_arch": list(net_arch)}, seed=seed,
                     device="cpu", verbose=0)
     log = episode_logger(out_dir / PROGRESS)
