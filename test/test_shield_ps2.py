@@ -131,3 +131,30 @@ def test_cli_refuses_bad_counts(bad, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(args)
     assert exit_.value.code == 2 and "must be >= 1" in capsys.readouterr().err
+
+
+def test_experiment_runs_ps2_as_a_method_on_the_search_budget(tmp_path):
+    """`pls experiment --methods ps2`: the trained policy's episodes on an optimizer run's seeds and
+    budget, scored in the same table; a missing policy is refused with the command that trains it."""
+    from pls_core.experiment.harness import run_experiment
+    from pls_core.experiment.loop import RunKey, RunRecord
+    from pls_core.experiment.settings import ExperimentError, ExperimentSettings, SweepSettings
+
+    train(CHEETAH, tmp_path / "ps2" / CHEETAH / "ps2", steps=40, learning_starts=20, net_arch=(16, 16))
+    settings = ExperimentSettings(tasks=(CHEETAH,), thresholds=(20.0,), methods=("ps2",), seeds=1,
+                                  episodes_per_evaluation=1, iterations=1, sweep=SweepSettings(2, 2, 1),
+                                  ps2_models_dir=tmp_path / "ps2")
+    out = tmp_path / "out"
+    paths = run_experiment(settings, out, progress=False)
+    record = RunRecord.load(RunKey(CHEETAH, 20.0, "ps2", 0).path(out))
+    assert record.final["target"] is None and record.iterations[0]["target"] is None
+    assert len(record.episodes) == 1 and record.episodes[0]["seed"] == 0  # an optimizer run's seeds
+    assert record.final["episodes"][0]["seed"] == 500_000
+    assert record.episodes[0]["cost_steps"] == 0  # behind the exact shield
+    assert "| 20 | ps2 |" in (out / "table.md").read_text() and paths
+    before = record.wall_time_s
+    run_experiment(settings, out, progress=False)  # stored: not run again
+    assert RunRecord.load(RunKey(CHEETAH, 20.0, "ps2", 0).path(out)).wall_time_s == before
+    with pytest.raises(ExperimentError, match="python -m pls_core.shield.ps2 train"):
+        missing = ExperimentSettings(tasks=(CHEETAH,), methods=("ps2",), ps2_models_dir=tmp_path / "none")
+        run_experiment(missing, tmp_path / "out2", progress=False)

@@ -9,7 +9,14 @@ from typing import Annotated
 import typer
 
 from pls_core.commands.common import check_writable_folder, parse_overrides, parse_value, require
-from pls_core.experiment.settings import DEFAULT_MODELS_DIR, METHODS, ExperimentSettings, SweepSettings
+from pls_core.experiment.settings import (
+    DEFAULT_MODELS_DIR,
+    DEFAULT_PS2_DIR,
+    EXPERIMENT_METHODS,
+    METHODS,
+    ExperimentSettings,
+    SweepSettings,
+)
 
 DEFAULTS = ExperimentSettings()
 Opt = typer.Option
@@ -56,7 +63,9 @@ def experiment(
     out: Annotated[Path, Opt(help="Output folder; finished runs found there are skipped (resume).")],
     tasks: Annotated[str, Opt(help="Comma-separated task ids.")] = ",".join(DEFAULTS.tasks),
     thresholds: Annotated[str, Opt(help="Cost thresholds b, comma-separated.")] = "20,40",
-    methods: Annotated[str, Opt(help=f"Comma-separated, from {', '.join(METHODS)}.")] = ",".join(METHODS),
+    methods: Annotated[str, Opt(help=f"Comma-separated, from {', '.join(EXPERIMENT_METHODS)} (ps2: a "
+                                     "policy trained through the shield's layer, pls_core.shield.ps2; "
+                                     "run only when named).")] = ",".join(METHODS),
     seeds: Annotated[int, Opt(help="Runs per (task, b, method): seeds 0..N-1.")] = DEFAULTS.seeds,
     episodes_per_evaluation: Annotated[int, Opt(help="varpi: episodes per evaluation, stepped as one batch.")
                                        ] = DEFAULTS.episodes_per_evaluation,
@@ -77,6 +86,8 @@ def experiment(
     overrides: Annotated[
         list[str] | None, Opt("--set", help="OptimizerConfig key=value for every run, repeatable.")
     ] = None,
+    ps2_models_dir: Annotated[Path, Opt(help="Method ps2: folder with <task>/ps2/ (a trained PS2 policy).")
+                              ] = DEFAULT_PS2_DIR,
     shield: Annotated[bool, Opt(help="Per-step shield (pls_core.shield, shipped backup) between the CDT's "
                                      "action and env.step; velocity tasks.")] = False,
     fleet: Annotated[int, Opt(help="Robots tuned together by one optimizer: each round proposes one "
@@ -130,7 +141,8 @@ def experiment(
             iterations=iterations, pls_exploration_fraction=pls_exploration_fraction,
             sweep=SweepSettings(sweep_rewards, sweep_costs, sweep_episodes),
             optimizer_overrides=overrides_checked, models_dir=models_dir,
-            datasets_dir=datasets_dir, seed_box=seed_box, shield=shield, fleet=fleet)
+            datasets_dir=datasets_dir, seed_box=seed_box, shield=shield, fleet=fleet,
+            ps2_models_dir=ps2_models_dir)
         paths = run_experiment(settings, out, progress=progress, engine=engine)
     except (ExperimentError, OptimizerConfigError, ContractError, DatasetError) as exc:
         typer.echo(f"pls experiment: {exc}", err=True)

@@ -22,10 +22,11 @@ from pls_core.experiment.settings import (
     ExperimentSettings,
     TaskInputs,
     optimizer_config,
+    ps2_model_dir,
     task_inputs,
 )
 from pls_core.experiment.sweep import cached_sweep, sweep_path, sweep_targets
-from pls_core.experiment.work import RolloutSpec, RunUnit, SweepUnit
+from pls_core.experiment.work import PolicyRunUnit, PolicySpec, RolloutSpec, RunUnit, SweepUnit
 from pls_core.safeopt.factory import OPTIMIZERS
 
 
@@ -74,7 +75,8 @@ def _plan(settings: ExperimentSettings, inputs: TaskInputs, out_dir: Path) -> tu
     experiment here, before anything runs or is overwritten."""
     spec = RolloutSpec(inputs.model_path, inputs.task_id, settings.episodes_per_evaluation, settings.shield)
     sweeps = [_sweep_unit(settings, inputs, spec, float(b), out_dir) for b in settings.thresholds]
-    runs = [_run_unit(settings, inputs, spec, key, out_dir) for key in run_keys(settings, inputs.task_id)]
+    runs = [_policy_run_unit(settings, inputs, key, out_dir) if key.method == "ps2" else
+            _run_unit(settings, inputs, spec, key, out_dir) for key in run_keys(settings, inputs.task_id)]
     return sweeps, runs
 
 
@@ -122,6 +124,33 @@ def _with_new_defaults(stored: dict, current: dict) -> dict:
     return {**stored, "optimizer": {**old, **added}}
 
 
+def _check_stored(path: Path, fingerprint: dict) -> None:
+    """A run stored with other settings stops the experiment (mixing them would corrupt the table)."""
+    if path.is_file():
+        stored = RunRecord.load(path)
+        if _with_new_defaults(stored.fingerprint, fingerprint) != fingerprint:
+            changed = sorted(k for k in fingerprint if stored.fingerprint.get(k) != fingerprint[k])
+            raise ExperimentError(f"{path} was run with other settings ({', '.join(changed)} differ); use a "
+                                  "new --out folder, or delete that run to redo it")
+
+
+def _policy_run_unit(settings, inputs, key: RunKey, out_dir) -> PolicyRunUnit:
+    """Method ps2: its trained policy's hash and the episode budget are what the run depends on."""
+    import hashlib
+
+    from pls_core.shield.shield import shield_fingerprint
+
+    folder = ps2_model_dir(settings, key.task)
+    fingerprint = {"ps2_sha256": hashlib.sha256((folder / "checkpoint.zip").read_bytes()).hexdigest(),
+                   "iterations": settings.iterations,
+                   "episodes_per_evaluation": settings.episodes_per_evaluation,
+                   "reward_range": list(inputs.reward_range), "shield": shield_fingerprint(key.task)}
+    path = key.path(out_dir)
+    _check_stored(path, fingerprint)
+    return PolicyRunUnit(PolicySpec(folder, key.task), key, settings.iterations,
+                         settings.episodes_per_evaluation, fingerprint, path)
+
+
 def _run_unit(settings, inputs, spec, key: RunKey, out_dir) -> RunUnit:
     config = optimizer_config(inputs, key.threshold, key.method, key.seed, settings)
     unused = OPTIMIZERS[key.method].unused_config_fields
@@ -132,10 +161,5 @@ def _run_unit(settings, inputs, spec, key: RunKey, out_dir) -> RunUnit:
     if key.fleet > 1:  # one robot's fingerprint stays as before fleets existed
         fingerprint["fleet"] = key.fleet
     path = key.path(out_dir)
-    if path.is_file():
-        stored = RunRecord.load(path)
-        if _with_new_defaults(stored.fingerprint, fingerprint) != fingerprint:
-            changed = sorted(k for k in fingerprint if stored.fingerprint.get(k) != fingerprint[k])
-            raise ExperimentError(f"{path} was run with other settings ({', '.join(changed)} differ); use a "
-                                  "new --out folder, or delete that run to redo it")
+    _check_stored(path, fingerprint)
     return RunUnit(spec, key, config, settings.iterations, fingerprint, path)

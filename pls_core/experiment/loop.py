@@ -154,6 +154,33 @@ def run_fleet_optimizer(rollouts: Rollouts, config, key: RunKey, rounds: int, fi
     return RunRecord(key, fingerprint, iteration_rows, episode_rows, final, time.perf_counter() - started)
 
 
+def run_fixed_policy(rollouts, key: RunKey, iterations: int, varpi: int, fingerprint: dict,
+                     on_iteration: Callable[[dict], None] | None = None) -> RunRecord:
+    """A method without targets (PS2 phase II: one shielded policy): `iterations` evaluations of `varpi`
+    episodes, seeded as an optimizer run's, so its unsafe count is over the same number of episodes, then
+    the final evaluation on the final seeds. Rows carry no target."""
+    started = time.perf_counter()
+    b = key.threshold
+    iteration_rows, episode_rows = [], []
+    for iteration in range(iterations):
+        first = iteration * varpi
+        results = rollouts.run_episodes(varpi, seed=key.seed * SEED_STRIDE + first)
+        for offset, result in enumerate(results):
+            episode_rows.append({"iteration": iteration, **asdict(result), **rollouts.last_counts[offset],
+                                 "unsafe": result.cost_return > b})
+        row = {"iteration": iteration, "phase": "fixed policy", "target": None, "verified_safe": None,
+               "cost_upper": None, "safe_set_size": None, **_means(results),
+               "unsafe": sum(r.cost_return > b for r in results)}
+        iteration_rows.append(row)
+        if on_iteration is not None:
+            on_iteration(row)
+    results = rollouts.run_episodes(varpi, seed=key.seed * SEED_STRIDE + FINAL_OFFSET)
+    final = {"target": None, "phase": "fixed policy", "rule": "the policy itself (no target)",
+             **_means(results), "unsafe": sum(r.cost_return > b for r in results),
+             "episodes": [asdict(r) for r in results]}
+    return RunRecord(key, fingerprint, iteration_rows, episode_rows, final, time.perf_counter() - started)
+
+
 def _means(results) -> dict:
     n = len(results)
     return {"reward_mean": sum(r.reward_return for r in results) / n,

@@ -44,7 +44,8 @@ def run_row(run, reward_range, sweep_best) -> dict:
     cost = None if halted else float(normalised_cost(final["cost_mean"], b))
     return {"task": run.key.task, "threshold": b, "method": run.key.method, "seed": run.key.seed,
             "halted": halted,
-            "final_target_reward": final["target"][0], "final_target_cost": final["target"][1],
+            "final_target_reward": None if final["target"] is None else final["target"][0],
+            "final_target_cost": None if final["target"] is None else final["target"][1],
             "final_reward_return": final["reward_mean"], "final_cost_return": final["cost_mean"],
             "final_reward": reward, "final_cost": cost, "final_safe": halted or cost <= 1.0,
             "final_reward_dsrl": None if halted else dsrl_normalised_reward(final["reward_mean"],
@@ -258,6 +259,7 @@ def _task_entry(result, sweep_bests, thresholds) -> dict:
 def write_report(out_dir: Path, settings, task_results) -> dict[str, Path]:
     """All report files under `out_dir`; returns them by name."""
     from pls_core.experiment.figures import plot_curves, plot_sweep
+    from pls_core.experiment.settings import optimizer_config
 
     out_dir = Path(out_dir)
     sweep_cells, sweep_bests, rows = {}, {}, []  # per (task, b): the sweep's summaries, its best safe one
@@ -265,8 +267,9 @@ def write_report(out_dir: Path, settings, task_results) -> dict[str, Path]:
         for b in settings.thresholds:
             key = (result.inputs.task_id, float(b))
             sweep_cells[key] = sweep_summaries(result.sweeps[float(b)], result.inputs.reward_range, b)
-            grid = next(run.fingerprint["optimizer"] for run in result.runs if run.key.threshold == float(b))
-            sweep_bests[key] = best_safe(sweep_cells[key], grid["reward_range"], grid["cost_range"])
+            # Z (the grid's ranges) is the same for every method, so any run's config gives it.
+            grid = optimizer_config(result.inputs, float(b), "pls", 0, settings)
+            sweep_bests[key] = best_safe(sweep_cells[key], grid.reward_range, grid.cost_range)
         rows += [run_row(run, result.inputs.reward_range, sweep_bests[(run.key.task, run.key.threshold)])
                  for run in result.runs]
     table = aggregate(rows)

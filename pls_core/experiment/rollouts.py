@@ -56,3 +56,30 @@ class Rollouts:
             envs = [make_env(self.task_id) for _ in range(self.num_envs)]
             self._envs = [ShieldedEnv(env, Shield.from_env(env) if self.shield else None) for env in envs]
         return self._runner, self._envs
+
+
+class PolicyRollouts:
+    """Episodes of a fixed shielded policy (PS2 phase II, pls_core.shield.ps2) on one env, in sequence: it
+    has no target to tune, so every episode is the same policy; created on first use like `Rollouts`."""
+
+    def __init__(self, model_dir: Path, task_id: str):
+        self.model_dir, self.task_id = Path(model_dir), task_id
+        self.last_counts: list[dict] = []
+        self._policy = None
+
+    def run_episodes(self, count: int, seed: int) -> list[EpisodeResult]:
+        """`count` episodes, episode i reset with seed + i (the seeds `Rollouts.run_jobs` gives job i)."""
+        if self._policy is None:
+            from pls_core.shield.ps2 import PS2Policy
+
+            self._policy = PS2Policy(self.model_dir)
+        rows = [self._policy.episode(seed + i) for i in range(count)]
+        self.last_counts = [{"cost_steps": r["cost_steps"], "interventions": r["interventions"]}
+                            for r in rows]
+        return [EpisodeResult(None, None, r["reward"], r["cost"], r["length"], seed + i)
+                for i, r in enumerate(rows)]
+
+    def close(self) -> None:
+        if self._policy is not None:
+            self._policy.close()
+        self._policy = None

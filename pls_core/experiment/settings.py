@@ -20,6 +20,11 @@ FINAL_OFFSET = 500_000
 SWEEP_SEED = 900_000_000
 SEED_BOXES = ("auto", "dataset", "task")
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+# Methods that run one fixed policy instead of tuning a target: PS2 phase II (pls_core.shield.ps2), a policy
+# trained through the shield's layer, at <ps2_models_dir>/<task>/ps2/.
+POLICY_METHODS = ("ps2",)
+EXPERIMENT_METHODS = (*METHODS, *POLICY_METHODS)
+DEFAULT_PS2_DIR = Path(__file__).resolve().parent.parent / "shields"
 
 
 class ExperimentError(ValueError):
@@ -57,6 +62,7 @@ class ExperimentSettings:
     datasets_dir: Path | None = None  # <datasets_dir>/<task>.hdf5 if present, else the model's dataset stats
     shield: bool = False  # the per-step shield (pls_core.shield) between the CDT's action and env.step
     fleet: int = 1  # robots tuned together by one optimizer (safeopt/fleet.py); iterations are then rounds
+    ps2_models_dir: Path = DEFAULT_PS2_DIR  # method ps2: <ps2_models_dir>/<task>/ps2/ (checkpoint, manifest)
 
     def __post_init__(self) -> None:
         for task in self.tasks:
@@ -70,9 +76,9 @@ class ExperimentSettings:
                 require_simulator(spec)
             except TaskSpecError as exc:
                 raise ExperimentError(f"{task}: {exc}; an experiment needs a simulator") from None
-        unknown = [m for m in self.methods if m not in METHODS]
+        unknown = [m for m in self.methods if m not in EXPERIMENT_METHODS]
         if unknown:
-            raise ExperimentError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+            raise ExperimentError(f"unknown method(s) {unknown}; choose from {', '.join(EXPERIMENT_METHODS)}")
         if not self.tasks or not self.thresholds or not self.methods:
             raise ExperimentError("tasks, thresholds and methods must each name at least one value")
         if any(not b > 0 for b in self.thresholds):
@@ -87,13 +93,16 @@ class ExperimentSettings:
             raise ExperimentError(f"seed_box must be one of {', '.join(SEED_BOXES)}, got {self.seed_box!r}")
         if not 0.0 < self.pls_exploration_fraction <= 1.0:
             raise ExperimentError("pls_exploration_fraction must be in (0, 1]")
-        if self.shield:
+        if self.shield or "ps2" in self.methods:
             from pls_core.shield.safe_set import VELOCITY_TASKS
 
             other = [t for t in self.tasks if t not in VELOCITY_TASKS]
             if other:
-                raise ExperimentError(f"--shield covers the velocity tasks only, not {', '.join(other)}; "
-                                      "drop those tasks or run without --shield")
+                what = "--shield" if self.shield else "method ps2 (a shielded policy)"
+                raise ExperimentError(f"{what} covers the velocity tasks only, not {', '.join(other)}; "
+                                      "drop those tasks or run without it")
+        if "ps2" in self.methods and self.fleet > 1:
+            raise ExperimentError("method ps2 tunes no target, so it has no fleet; run it without --fleet")
         sweep = self.sweep
         if min(sweep.reward_points, sweep.cost_points) < 2 or sweep.episodes < 1:
             raise ExperimentError("the sweep needs >= 2 points along R and G and >= 1 episode per target")
@@ -104,7 +113,21 @@ class ExperimentSettings:
         d["datasets_dir"] = None if self.datasets_dir is None else str(self.datasets_dir)
         if self.fleet == 1:  # one robot: the settings as written before fleets existed
             del d["fleet"]
+        if "ps2" in self.methods:
+            d["ps2_models_dir"] = str(self.ps2_models_dir)
+        else:  # as written before the method existed
+            del d["ps2_models_dir"]
         return d
+
+
+def ps2_model_dir(settings: ExperimentSettings, task_id: str) -> Path:
+    """Where method ps2 finds the task's trained policy; a clear error when it is not there."""
+    folder = Path(settings.ps2_models_dir) / task_id / "ps2"
+    if not (folder / "checkpoint.zip").is_file():
+        raise ExperimentError(f"method ps2: no trained PS2 policy for {task_id} at {folder}; train one "
+                              f"(`python -m pls_core.shield.ps2 train --task {task_id} --out {folder}`) or "
+                              "point --ps2-models-dir at a folder with <task>/ps2/")
+    return folder
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pls_core.experiment.loop import RunKey, RunRecord, run_optimizer
-from pls_core.experiment.rollouts import Rollouts
+from pls_core.experiment.loop import RunKey, RunRecord, run_fixed_policy, run_optimizer
+from pls_core.experiment.rollouts import PolicyRollouts, Rollouts
 from pls_core.experiment.sweep import run_sweep, save_sweep
 
 
@@ -64,16 +64,50 @@ class RunUnit:
         return self.iterations
 
 
-Unit = SweepUnit | RunUnit
+@dataclass(frozen=True)
+class PolicySpec:
+    """A fixed shielded policy's episodes (PS2 phase II): its trained folder and task."""
+
+    model_dir: Path
+    task_id: str
+
+    def make(self) -> PolicyRollouts:
+        return PolicyRollouts(self.model_dir, self.task_id)
 
 
-def compute(unit: Unit, rollouts: Rollouts, on_progress: Callable[[int], None] | None = None):
+@dataclass(frozen=True)
+class PolicyRunUnit:
+    """A run of a method without targets: the same episode budget and seeds as an optimizer run."""
+
+    rollouts: PolicySpec
+    key: RunKey
+    iterations: int
+    episodes_per_evaluation: int
+    fingerprint: dict
+    path: Path
+
+    def label(self) -> str:
+        return self.key.label()
+
+    @property
+    def size(self) -> int:  # iterations, for progress
+        return self.iterations
+
+
+Unit = SweepUnit | RunUnit | PolicyRunUnit
+
+
+def compute(unit: Unit, rollouts, on_progress: Callable[[int], None] | None = None):
     """The sweep's dict or the run's RunRecord; `on_progress(n)` after each batch (sweep: episodes) or
     iteration (run)."""
+    on_iteration = None if on_progress is None else (lambda _row: on_progress(1))
+    if isinstance(unit, PolicyRunUnit):
+        return run_fixed_policy(rollouts, unit.key, unit.iterations, unit.episodes_per_evaluation,
+                                unit.fingerprint, on_iteration=on_iteration)
     if isinstance(unit, SweepUnit):
         return run_sweep(rollouts, list(unit.targets), unit.episodes, unit.fingerprint, on_batch=on_progress)
     return run_optimizer(rollouts, unit.config, unit.key, unit.iterations, unit.fingerprint,
-                         on_iteration=None if on_progress is None else (lambda _row: on_progress(1)))
+                         on_iteration=on_iteration)
 
 
 def store(unit: Unit, result) -> None:
@@ -90,8 +124,11 @@ def outcome(unit: Unit, result) -> str:
         return f"{unit.label()}: {len(unit.targets)} targets x {unit.episodes} episodes"
     record: RunRecord = result
     final = record.final
-    what = (f"halted after {final['halted_after']} evaluations ({final['note']})" if final.get("halted")
-            else f"final R={final['target'][0]:.0f} G={final['target'][1]:.1f} -> reward "
-                 f"{final['reward_mean']:.1f}, cost {final['cost_mean']:.1f}")
+    if final.get("halted"):
+        what = f"halted after {final['halted_after']} evaluations ({final['note']})"
+    else:
+        where = "" if final["target"] is None else \
+            f"R={final['target'][0]:.0f} G={final['target'][1]:.1f} -> "
+        what = f"final {where}reward {final['reward_mean']:.1f}, cost {final['cost_mean']:.1f}"
     return (f"{unit.label()}: {what}; unsafe search episodes {record.unsafe_episodes}/"
             f"{len(record.episodes)}; {record.wall_time_s:.0f} s")

@@ -230,31 +230,50 @@ def train(task_id: str, out_dir: Path, steps: int, seed: int = 0, horizon: int |
     return checkpoint
 
 
-def evaluate(model_dir: Path, episodes: int, seed: int = 1_000_000) -> list[dict]:
-    """Deterministic episodes of a trained phase II policy, behind the layer and the runtime shield."""
-    import torch
-    from stable_baselines3 import SAC
+class PS2Policy:
+    """A trained phase II policy behind its layer and the runtime shield, on an env of its own: what
+    `evaluate` and `pls experiment --methods ps2` run (deterministic actions)."""
 
-    torch.set_num_threads(1)
-    manifest = json.loads((model_dir / MANIFEST).read_text())
-    policy, buffer = sb3_classes()
-    model = SAC.load(model_dir / CHECKPOINT, device="cpu",
-                     custom_objects={"policy_class": policy, "replay_buffer_class": buffer})
-    env = make_layered_env(manifest["task_id"], manifest.get("horizon"))
-    rows = []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode)
+    def __init__(self, model_dir: Path):
+        import torch
+        from stable_baselines3 import SAC
+
+        torch.set_num_threads(1)
+        model_dir = Path(model_dir)
+        if not (model_dir / MANIFEST).is_file() or not (model_dir / CHECKPOINT).is_file():
+            raise ShieldError(f"{model_dir} holds no trained PS2 policy ({MANIFEST} and {CHECKPOINT}); train "
+                              "one with `python -m pls_core.shield.ps2 train --task <task> --out <folder>`")
+        self.manifest = json.loads((model_dir / MANIFEST).read_text())
+        self.task_id = self.manifest["task_id"]
+        policy, buffer = sb3_classes()
+        self.model = SAC.load(model_dir / CHECKPOINT, device="cpu",
+                              custom_objects={"policy_class": policy, "replay_buffer_class": buffer})
+        self.env = make_layered_env(self.task_id, self.manifest.get("horizon"))
+
+    def episode(self, seed: int) -> dict:
+        """One episode reset with `seed`: reward and cost returns, steps with cost, interventions, length."""
+        obs, _ = self.env.reset(seed=seed)
         totals, length, done = np.zeros(4), 0, False
         while not done:
-            action, _ = model.predict(obs, deterministic=True)
-            obs, reward, terminated, truncated, info = env.step(action)
+            action, _ = self.model.predict(obs, deterministic=True)
+            obs, reward, terminated, truncated, info = self.env.step(action)
             totals += (reward, info["cost"], info["cost"] > 0, info["intervened"])
             length += 1
             done = terminated or truncated
-        rows.append({"reward": totals[0], "cost": totals[1], "cost_steps": int(totals[2]),
-                     "interventions": int(totals[3]), "length": length})
-    env.close()
-    return rows
+        return {"reward": float(totals[0]), "cost": float(totals[1]), "cost_steps": int(totals[2]),
+                "interventions": int(totals[3]), "length": length}
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def evaluate(model_dir: Path, episodes: int, seed: int = 1_000_000) -> list[dict]:
+    """Deterministic episodes of a trained phase II policy, behind the layer and the runtime shield."""
+    policy = PS2Policy(model_dir)
+    try:
+        return [policy.episode(seed + i) for i in range(episodes)]
+    finally:
+        policy.close()
 
 
 def main(argv=None) -> int:
