@@ -47,21 +47,25 @@ class SweepUnit:
         return len(self.targets) * self.episodes
 
 
+class _Run:
+    """What every run unit says of itself: its key's label, and its iterations as progress."""
+
+    def label(self) -> str:
+        return self.key.label()
+
+    @property
+    def size(self) -> int:
+        return self.iterations
+
+
 @dataclass(frozen=True)
-class RunUnit:
+class RunUnit(_Run):
     rollouts: RolloutSpec
     key: RunKey
     config: object  # OptimizerConfig
     iterations: int
     fingerprint: dict
     path: Path
-
-    def label(self) -> str:
-        return self.key.label()
-
-    @property
-    def size(self) -> int:  # iterations, for progress
-        return self.iterations
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,7 @@ class PolicySpec:
 
 
 @dataclass(frozen=True)
-class PolicyRunUnit:
+class PolicyRunUnit(_Run):
     """A run of a method without targets: the same episode budget and seeds as an optimizer run."""
 
     rollouts: PolicySpec
@@ -85,13 +89,6 @@ class PolicyRunUnit:
     episodes_per_evaluation: int
     fingerprint: dict
     path: Path
-
-    def label(self) -> str:
-        return self.key.label()
-
-    @property
-    def size(self) -> int:  # iterations, for progress
-        return self.iterations
 
 
 Unit = SweepUnit | RunUnit | PolicyRunUnit

@@ -32,45 +32,42 @@ class AdmissibilityCheck:
         self.sim, self.safe_set, self.backup = sim, safe_set, backup
         self.horizon, self.target_exit = int(horizon), target_exit
 
-    def __call__(self, state: SimState, action: np.ndarray) -> CheckResult:
+    def _speeds(self, state: SimState, action: np.ndarray, target_exit: bool):
+        """The rollout from `state`: the candidate's control step, then the backup's, yielding each step's
+        speed (the caller stops it); with target_exit it ends, yielding None, once the backup has reached
+        its target set."""
         sim, safe = self.sim, self.safe_set
         sim.load(state)
         data = sim.data
         before = safe.position(data)
-        top = -np.inf
         u = np.clip(action, sim.ctrl_low, sim.ctrl_high)
         for k in range(self.horizon + 1):
             if k > 0:
-                if self.target_exit and safe.in_target(data):
-                    return CheckResult(True, k, None, top)
+                if target_exit and safe.in_target(data):
+                    yield None
+                    return
                 u = self.backup(data)
             sim.step(u)
             after = safe.position(data)
-            speed = safe.step_speed(before, after)
-            top = max(top, speed)
-            if not safe.safe(speed):
-                return CheckResult(False, k + 1, k, top)
+            yield safe.step_speed(before, after)
             before = after
+
+    def __call__(self, state: SimState, action: np.ndarray) -> CheckResult:
+        top = -np.inf
+        for k, speed in enumerate(self._speeds(state, action, self.target_exit)):
+            if speed is None:  # the backup reached its target set
+                return CheckResult(True, k, None, top)
+            top = max(top, speed)
+            if not self.safe_set.safe(speed):
+                return CheckResult(False, k + 1, k, top)
         return CheckResult(True, self.horizon + 1, None, top)
 
     def margin(self, state: SimState, action: np.ndarray) -> float:
-        """Threshold minus the largest step speed of the same rollout run to its end (no early stop): a
-        continuous admissibility margin, >= 0 exactly when the action is admissible (without target_exit).
-        What PS2's linearised control-invariant layer differentiates (pls_core.shield.ps2)."""
-        sim, safe = self.sim, self.safe_set
-        sim.load(state)
-        data = sim.data
-        before = safe.position(data)
-        top = -np.inf
-        u = np.clip(action, sim.ctrl_low, sim.ctrl_high)
-        for k in range(self.horizon + 1):
-            if k > 0:
-                u = self.backup(data)
-            sim.step(u)
-            after = safe.position(data)
-            top = max(top, safe.step_speed(before, after))
-            before = after
-        return safe.threshold - top
+        """Threshold minus the largest step speed of the same rollout run to its end (no early stop, no
+        target exit): a continuous admissibility margin, >= 0 exactly when the action is admissible
+        (without target_exit). What PS2's linearised control-invariant layer differentiates
+        (pls_core.shield.ps2)."""
+        return self.safe_set.threshold - max(self._speeds(state, action, target_exit=False))
 
     def backup_action(self, state: SimState) -> np.ndarray:
         """The backup policy's action at `state` (what the safeguards move toward)."""
