@@ -136,11 +136,19 @@ def test_cli_refuses_bad_counts(bad, tmp_path, capsys):
 def test_experiment_runs_ps2_as_a_method_on_the_search_budget(tmp_path):
     """`pls experiment --methods ps2`: the trained policy's episodes on an optimizer run's seeds and
     budget, scored in the same table; a missing policy is refused with the command that trains it."""
+    import hashlib
+    import json
+
     from pls_core.experiment.harness import run_experiment
     from pls_core.experiment.loop import RunKey, RunRecord
     from pls_core.experiment.settings import ExperimentError, ExperimentSettings, SweepSettings
+    from pls_core.shield.ps2 import ship
 
-    train(CHEETAH, tmp_path / "ps2" / CHEETAH / "ps2", steps=40, learning_starts=20, net_arch=(16, 16))
+    train(CHEETAH, tmp_path / "trained", steps=40, learning_starts=20, net_arch=(16, 16))
+    shipped = ship(tmp_path / "trained", episodes=1, dest_root=tmp_path / "ps2")
+    manifest = json.loads((shipped / "manifest.json").read_text())
+    assert manifest["sha256"] == hashlib.sha256((shipped / CHECKPOINT).read_bytes()).hexdigest()
+    assert manifest["evaluation"]["summary"]["cost_steps"]["mean"] == 0 and "--steps 40" in manifest["command"]
     settings = ExperimentSettings(tasks=(CHEETAH,), thresholds=(20.0,), methods=("ps2",), seeds=1,
                                   episodes_per_evaluation=1, iterations=1, sweep=SweepSettings(2, 2, 1),
                                   ps2_models_dir=tmp_path / "ps2")

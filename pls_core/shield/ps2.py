@@ -225,6 +225,7 @@ def train(task_id: str, out_dir: Path, steps: int, seed: int = 0, horizon: int |
                 "steps": int(model.num_timesteps), "seed": seed, "horizon": horizon,
                 "net_arch": list(net_arch),
                 "learning_starts": learning_starts, "fd_step": FD_STEP}
+    manifest["command"] = train_command(manifest)
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1))
     venv.close()
     return checkpoint
@@ -267,6 +268,48 @@ class PS2Policy:
         self.env.close()
 
 
+def train_command(manifest: dict) -> str:
+    """The command that trains the policy a manifest describes (from its own fields)."""
+    horizon = "" if manifest.get("horizon") is None else f" --horizon {manifest['horizon']}"
+    return (f"OMP_NUM_THREADS=1 python -m pls_core.shield.ps2 train --task {manifest['task_id']} "
+            f"--out <folder> --steps {manifest['steps']} --seed {manifest['seed']} --learning-starts "
+            f"{manifest['learning_starts']}{horizon}")
+
+
+def ship(model_dir: Path, episodes: int, dest_root: Path | None = None) -> Path:
+    """Copy a trained policy into the package (pls_core/shields/<task>/ps2/, where `pls experiment
+    --methods ps2` finds it) with a manifest: how it was trained, its hash, and its evaluation."""
+    import hashlib
+    import shutil
+
+    from pls_core.experiment.provenance import provenance
+    from pls_core.normalise import dsrl_normalised_reward
+    from pls_core.shield.backup import shield_dir
+
+    manifest = json.loads((model_dir / MANIFEST).read_text())
+    dest = (Path(dest_root) / manifest["task_id"] if dest_root else shield_dir(manifest["task_id"])) / "ps2"
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(model_dir / CHECKPOINT, dest / CHECKPOINT)
+    (dest / MANIFEST).write_text(json.dumps(manifest, indent=1))  # evaluate reads it beside the checkpoint
+    rows = evaluate(dest, episodes)
+    summary = {key: {"mean": float(np.mean([r[key] for r in rows])),
+                     "std": float(np.std([r[key] for r in rows]))}
+               for key in ("reward", "cost", "cost_steps", "interventions", "length")}
+    summary["reward_dsrl"] = dsrl_normalised_reward(summary["reward"]["mean"], manifest["task_id"])
+    manifest.update({
+        "command": train_command(manifest), "file": CHECKPOINT,
+        "sha256": hashlib.sha256((dest / CHECKPOINT).read_bytes()).hexdigest(),
+        "evaluation": {"episodes": episodes, "seeds": f"1000000..{1_000_000 + episodes - 1}",
+                       "deterministic": True, "behind": "the layer and the exact runtime shield",
+                       "summary": summary, "per_episode": rows,
+                       "command": f"python -m pls_core.shield.ps2 ship --model <folder> "
+                                  f"--episodes {episodes}"},
+        "provenance": provenance(),
+    })
+    (dest / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    return dest
+
+
 def evaluate(model_dir: Path, episodes: int, seed: int = 1_000_000) -> list[dict]:
     """Deterministic episodes of a trained phase II policy, behind the layer and the runtime shield."""
     policy = PS2Policy(model_dir)
@@ -291,6 +334,10 @@ def main(argv=None) -> int:
     e = sub.add_parser("evaluate", help="deterministic episodes of a trained policy behind the shield")
     e.add_argument("--model", type=Path, required=True)
     e.add_argument("--episodes", type=int, default=10)
+    h = sub.add_parser("ship", help="copy a trained policy into pls_core/shields/<task>/ps2/ with its "
+                       "manifest and evaluation")
+    h.add_argument("--model", type=Path, required=True)
+    h.add_argument("--episodes", type=int, default=10)
     args = parser.parse_args(argv)
     if args.command == "train":
         if args.steps < 1 or args.checkpoint_every < 1 or args.learning_starts < 0:
@@ -301,6 +348,11 @@ def main(argv=None) -> int:
     if not (args.model / MANIFEST).is_file():
         parser.error(f"{args.model} holds no {MANIFEST}: train it first "
                      "(python -m pls_core.shield.ps2 train)")
+    if args.episodes < 1:
+        parser.error("--episodes must be >= 1")
+    if args.command == "ship":
+        print(f"shipped: {ship(args.model, args.episodes)}")
+        return 0
     rows = evaluate(args.model, args.episodes)
     for key in ("reward", "cost", "cost_steps", "interventions", "length"):
         values = np.array([r[key] for r in rows], float)
