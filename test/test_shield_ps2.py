@@ -148,7 +148,8 @@ def test_experiment_runs_ps2_as_a_method_on_the_search_budget(tmp_path):
     shipped = ship(tmp_path / "trained", episodes=1, dest_root=tmp_path / "ps2")
     manifest = json.loads((shipped / "manifest.json").read_text())
     assert manifest["sha256"] == hashlib.sha256((shipped / CHECKPOINT).read_bytes()).hexdigest()
-    assert manifest["evaluation"]["summary"]["cost_steps"]["mean"] == 0 and "--steps 40" in manifest["command"]
+    assert manifest["evaluation"]["summary"]["cost_steps"]["mean"] == 0
+    assert "--steps 40" in manifest["command"]
     settings = ExperimentSettings(tasks=(CHEETAH,), thresholds=(20.0,), methods=("ps2",), seeds=1,
                                   episodes_per_evaluation=1, iterations=1, sweep=SweepSettings(2, 2, 1),
                                   ps2_models_dir=tmp_path / "ps2")
