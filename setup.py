@@ -17,7 +17,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11",
     packages=find_packages(include=["pls_core", "pls_core.*", "pls_ros", "pls_ros.*"]),
-    package_data={"pls_core": ["models/*/*", "shields/*/*", "shields/*/ps2/*", "task_specs/*.yaml", "py.typed"]},
+    package_data={"pls_core": ["models/*/*", "shields/*/*", "shields/*/ps2/*", "task_specs/*.yaml",
+                               "py.typed"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
