@@ -125,8 +125,9 @@ def ps2_model_dir(settings: ExperimentSettings, task_id: str) -> Path:
     folder = Path(settings.ps2_models_dir) / task_id / "ps2"
     if not (folder / "checkpoint.zip").is_file():
         raise ExperimentError(f"method ps2: no trained PS2 policy for {task_id} at {folder}; train one "
-                              f"(`python -m pls_core.shield.ps2 train --task {task_id} --out {folder}`) or "
-                              "point --ps2-models-dir at a folder with <task>/ps2/")
+                              f"(`python -m pls_core.shield.ps2 train --task {task_id} --out runs/ps2`, then "
+                              "`python -m pls_core.shield.ps2 ship --model runs/ps2`) or point "
+                              "--ps2-models-dir at a folder with <task>/ps2/")
     return folder
 
 
