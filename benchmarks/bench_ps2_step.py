@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_shield import bench_task  # noqa: E402
 
 from pls_core.shield.backup import shield_dir  # noqa: E402
-from pls_core.shield.ps2 import PS2Policy, layer_params  # noqa: E402
+from pls_core.shield.layer import layer_params  # noqa: E402
+from pls_core.shield.ps2 import PS2Policy  # noqa: E402
 from pls_core.shield.shield import ShieldConfig  # noqa: E402
 from pls_core.shield.sim import SimState  # noqa: E402
 

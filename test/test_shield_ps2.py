@@ -6,17 +6,8 @@ import pytest
 import torch
 
 from pls_core.envs import make_env
-from pls_core.shield.ps2 import (
-    CHECKPOINT,
-    REPLAY,
-    LayeredEnv,
-    layer_fraction,
-    layer_params,
-    layer_torch,
-    sb3_classes,
-    split_observation,
-    train,
-)
+from pls_core.shield.layer import layer_fraction, layer_params, layer_torch, split_observation
+from pls_core.shield.ps2 import CHECKPOINT, REPLAY, LayeredEnv, sb3_classes, train
 from pls_core.shield.shield import Shield, ShieldConfig
 from pls_core.shield.sim import SimState
 

@@ -8,7 +8,7 @@ import numpy as np
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.sac.policies import Actor, SACPolicy
 
-from pls_core.shield.ps2 import layer_torch, split_observation
+from pls_core.shield.layer import layer_torch, split_observation
 
 
 class CILActor(Actor):
