@@ -474,8 +474,9 @@ class Driver:
             return
         if self.awaiting_since is not None:
             waited = now - self.awaiting_since
-            if waited >= self.args.supervisor_wait_s or not self.supervisor_expected():
-                why = ("no supervisor publishes status" if not self.supervisor_expected() else
+            expected = self.supervisor_expected()
+            if waited >= self.args.supervisor_wait_s or not expected:
+                why = ("no supervisor publishes status" if not expected else
                        f"no status acknowledged it within {self.args.supervisor_wait_s:g} s")
                 self.log.warning(f"going on without the supervisor's acknowledgement of episode "
                                  f"{self.episodes_done - 1}'s result: {why}")
