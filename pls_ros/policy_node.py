@@ -5,7 +5,8 @@
   obs/act defaults), they are taken from the model contract: any task's model runs without extra flags.
   Every Observation is still checked against the model's obs_dim.
 * Targets: follows the latest TargetReturn, applied when an episode starts (step 0), never mid-episode.
-  Step 0 sent again (a lockstep retry) after a new target arrived starts the episode over with that one.
+  The same step sent again (a lockstep retry) gets the answer that step got, also when the watchdog has
+  published a fallback since; step 0 sent again after a new target arrived starts the episode over with it.
   Without a target, or after joining an episode in the middle, it answers with the fallback action.
 * Halt: a PHASE_HALTED TargetReturn (the episode data refute the supervisor's seed set: no target is
   safe) drops the target at once, mid-episode too, and every action is the fallback action until a new
@@ -185,7 +186,8 @@ class PolicyNode(ReleasingLifecycleNode):
         self._ignore_logged: dict[str, float] = {}  # kind of ignored observation -> when last logged
         self.pending: tuple[Observation, int] | None = None  # newest unprocessed observation (timer mode)
         self.last_obs: tuple[Observation, int] | None = None  # newest observation seen, with receipt time
-        self.last_action: Action | None = None
+        self.last_action: Action | None = None  # newest Action published, watchdog fallbacks included
+        self.step_answer: Action | None = None  # newest answer to an observation (never a watchdog fallback)
 
         self.action_pub = self.create_publisher(Action, qos.ACTION_TOPIC, qos.CONTROL_QOS)
         self.status_pub = self.create_publisher(PolicyStatus, qos.POLICY_STATUS_TOPIC, qos.POLICY_STATUS_QOS)
@@ -419,7 +421,7 @@ class PolicyNode(ReleasingLifecycleNode):
             # the old one; nothing has been applied yet): start over with the new target. Otherwise the
             # same observation again (lockstep retry): the same answer.
             if not (msg.step == 0 and self.target is not None and self.target != f.target):
-                self.republish(received)
+                self.answer_retry(msg, received)
                 return
             self.get_logger().info(f"episode {msg.episode}: step 0 sent again after the new target "
                                    f"{self.target} arrived; starting the episode over with it")
@@ -502,7 +504,17 @@ class PolicyNode(ReleasingLifecycleNode):
                                              f"{self.p['stale_after_periods']:g} control periods)")
             self.publish_fallback(msg.episode, msg.step, reason, None)
         elif self.last_action is not None:
-            self.republish(None)
+            self.republish(self.last_action, None)
+
+    def answer_retry(self, msg: Observation, received: int) -> None:
+        """The same observation again: the answer this step got, not a watchdog fallback published since
+        (the retry shows the robot side is alive; the fallback's "none for N ms" no longer holds)."""
+        answer = self.step_answer
+        if answer is None or (answer.episode, answer.step) != (msg.episode, msg.step):
+            answer = self.last_action
+        if not answer.fallback and self.state is State.FALLBACK:
+            self.state = State.RUNNING
+        self.republish(answer, received)
 
     # --- outputs --------------------------------------------------------------------------------------
 
@@ -519,6 +531,7 @@ class PolicyNode(ReleasingLifecycleNode):
         self.action_pub.publish(out)
         self.last_action = out
         if received is not None:
+            self.step_answer = out
             self.latencies_ms.append((self.now_ns() - received) / 1e6)
 
     def publish_fallback(self, episode: int, step: int, reason: str, received: int | None) -> None:
@@ -527,12 +540,12 @@ class PolicyNode(ReleasingLifecycleNode):
         self.get_logger().warning(f"fallback action: {reason}", throttle_duration_sec=2.0)
         self.publish_action(episode, step, self.fallback, reason, received, fallback=True)
 
-    def republish(self, received: int | None) -> None:
-        out = self.last_action
+    def republish(self, out: Action, received: int | None) -> None:
         out.header.stamp = self.get_clock().now().to_msg()
         if out.fallback:
             self.fallback_count += 1
         self.action_pub.publish(out)
+        self.last_action = out
         if received is not None:
             self.latencies_ms.append((self.now_ns() - received) / 1e6)
 

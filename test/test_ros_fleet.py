@@ -274,7 +274,8 @@ def test_pls_robot_fleet_serves_each_driver_on_its_own_topics(ros_env, tmp_path,
         statuses = {k: [] for k in range(ROBOTS)}
         observe, report = [], []
         for k in range(ROBOTS):
-            node.create_subscription(Action, f"/arm{k}/action", actions[k].append, qos.CONTROL_QOS)
+            node.create_subscription(Action, f"/arm{k}/action", actions[k].append,
+                                     qos.ACTION_SUBSCRIPTION_QOS)
             node.create_subscription(SupervisorStatus, G.robot_topic(G.SUPERVISOR_STATUS, k),
                                      statuses[k].append, qos.SUPERVISOR_STATUS_QOS)
             observe.append(node.create_publisher(Observation, f"/arm{k}/observation", qos.CONTROL_QOS))

@@ -50,7 +50,7 @@ def test_pls_robot_serves_a_driver_on_its_topics_and_stops_on_sigint(ros_env, tm
         node = rclpy.create_node("pls_test_driver", context=context)
         actions: list = []
         statuses: list = []
-        node.create_subscription(Action, DRIVER["action_topic"], actions.append, qos.CONTROL_QOS)
+        node.create_subscription(Action, DRIVER["action_topic"], actions.append, qos.ACTION_SUBSCRIPTION_QOS)
         node.create_subscription(SupervisorStatus, G.SUPERVISOR_STATUS, statuses.append,
                                  qos.SUPERVISOR_STATUS_QOS)
         obs_pub = node.create_publisher(Observation, DRIVER["observation_topic"], qos.CONTROL_QOS)

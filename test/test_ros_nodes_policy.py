@@ -284,6 +284,12 @@ def test_observation_trigger_targets_only_at_episode_start_and_contract_fallback
         assert not new.fallback and (new.target_reward_return, new.target_cost_return) == (500.0, 2.0)
         again = ask(probe, observation(1, 0))  # the same observation again (lockstep retry): same answer
         assert list(again.action) == list(new.action) and not again.fallback
+        # Silence: the watchdog falls back. The retry that follows gets the step's own answer back, not
+        # that fallback (the robot side is alive again; a depth-1 reader may have missed the answer).
+        since = len(probe.messages("action"))
+        wait_until(lambda: answer(probe, 1, 0, since=since, fallback=True), 10, "the watchdog's fallback")
+        retried = ask(probe, observation(1, 0), fallback=False)
+        assert list(retried.action) == list(new.action)
 
         short = ask(probe, observation(1, 1, values=[0.0] * 5))
         assert short.fallback and "expects [17]" in short.reason
