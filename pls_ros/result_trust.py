@@ -5,8 +5,9 @@ sim graph sets /pls_sim; on a robot, the driver's node name), every result is ch
 counted: the GID of the writer that sent it (rclpy's MessageInfo) is looked up among the topic's
 publishers in the ROS graph, and the result is taken only when that writer belongs to the trusted node.
 Anything else is dropped and logged. Node names travel in discovery data (ros_discovery_info), which can
-arrive a little after a new writer's first sample: an unknown writer's results wait (in order, up to
-`UNKNOWN_WAIT_S`) for the graph to name it. This is a check against mistakes and casual interference, not
+arrive a little after a new writer's first sample (the graph lists the writer meanwhile, under rmw's
+placeholder node name): an unnamed writer's results wait (in order, up to `UNKNOWN_WAIT_S`) for the graph
+to name it. This is a check against mistakes and casual interference, not
 cryptographic authentication: a process that names its own node /pls_sim passes. docs/ros.md says more.
 """
 
@@ -16,6 +17,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+# What rmw reports as the node of a writer whose participant's node list has not arrived yet.
+UNKNOWN_NODE_NAME = "_NODE_NAME_UNKNOWN_"
 UNKNOWN_WAIT_S = 5.0  # how long a result from a writer the graph does not name yet may wait
 DROP_LOG_PERIOD_S = 2.0
 
@@ -48,8 +51,9 @@ class TrustedResults:
     def writer_name(self, gid: bytes) -> str | None:
         if gid not in self.names:
             for endpoint in self.node.get_publishers_info_by_topic(self.topic):
-                self.names[bytes(endpoint.endpoint_gid)] = full_name(endpoint.node_namespace,
-                                                                     endpoint.node_name)
+                if endpoint.node_name != UNKNOWN_NODE_NAME:  # named later: ask again then, do not cache
+                    self.names[bytes(endpoint.endpoint_gid)] = full_name(endpoint.node_namespace,
+                                                                         endpoint.node_name)
         return self.names.get(gid)
 
     def flush(self) -> None:

@@ -425,7 +425,10 @@ def test_counts_only_the_trusted_publisher_s_results(ros_env, probe, optimizer_y
                           r"published by /pls_sim are counted")
         genuine = sim.publisher(EpisodeResult, qos.EPISODE_RESULT_TOPIC, qos.EPISODE_RESULT_QOS)
         genuine.publish(result(1, t0))
-        status = wait_status(probe, lambda s: s.episodes_at_current_target == 1, "the trusted result")
+        try:
+            status = wait_status(probe, lambda s: s.episodes_at_current_target == 1, "the trusted result")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{node.output()[-3000:]}") from None
         assert stamp_ns(status.last_result_stamp) == episode_id(result(1, t0))
         assert node.stop() == 0
         episodes, rejections = stored(store)
@@ -496,3 +499,29 @@ def test_managed_node_transitions_over_dds(ros_env, probe, optimizer_yaml, tmp_p
         node.kill()
         if bad is not None:
             bad.kill()
+
+
+def test_a_result_waits_while_the_graph_names_its_writer_with_rmw_s_placeholder():
+    """A new writer is listed for a moment under rmw's placeholder node name, before its node list arrives
+    (measured: about 80 ms on this machine). A result sent in that moment waits for the real name; it is
+    neither dropped nor is the placeholder remembered. The graph is a stand-in here: the real one cannot be
+    held in that moment on demand (the DDS test above meets it only by chance)."""
+    from types import SimpleNamespace
+
+    from pls_ros.result_trust import UNKNOWN_NODE_NAME, TrustedResults
+
+    gid = bytes(range(16))
+    graph = {"namespace": "_NODE_NAMESPACE_UNKNOWN_", "name": UNKNOWN_NODE_NAME}
+    node = SimpleNamespace(
+        create_timer=lambda *_: None,
+        get_logger=lambda: SimpleNamespace(warning=lambda *_: None),
+        get_publishers_info_by_topic=lambda _topic: [SimpleNamespace(
+            endpoint_gid=list(gid), node_namespace=graph["namespace"], node_name=graph["name"])])
+    delivered = []
+    trust = TrustedResults(node, "/pls/episode_result", "pls_sim", delivered.append)
+    msg = SimpleNamespace(episode=0)
+    trust.on_message(msg, {"publisher_gid": {"data": gid}})
+    assert delivered == [] and trust.dropped == 0  # waits: the writer is not named yet
+    graph.update(namespace="/", name="pls_sim")
+    trust.flush()
+    assert delivered == [msg] and trust.dropped == 0
