@@ -108,9 +108,10 @@ def train_policy(task_id: str, recipe: BehaviourRecipe, seed: int, out_dir: Path
     _set_threads(threads)
     if progress:  # a spawned worker starts with unconfigured logging
         logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from pls_core.collect.training_log import TrainingLog
+    from pls_core.collect.training_log import TrainingLog, without_log_files
 
     model, steps, seconds = _new_model(task_id, recipe, seed, out_dir)
+    without_log_files(model)
     partial = partial_dir(out_dir, recipe.name)
     progress_log = TrainingLog(f"{task_id} {recipe.name}", recipe.timesteps)
     while steps < recipe.timesteps:

@@ -366,6 +366,7 @@ def train_budget_policy(task_id: str, recipe: LagrangianRecipe, seed: int, out_d
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import VecNormalize
 
+    from pls_core.collect.training_log import without_log_files
     from pls_core.tasks import get_task
 
     torch.set_num_threads(1)
@@ -394,6 +395,7 @@ def train_budget_policy(task_id: str, recipe: LagrangianRecipe, seed: int, out_d
                     device="cpu",
                     policy_kwargs={"net_arch": list(recipe.net_arch), "log_std_init": recipe.log_std_init},
                     verbose=0)
+    without_log_files(model)
     callback = _callback_class()(budget_env, f"{task_id} {name}",
                                  warmup_steps=int(recipe.multiplier_warmup * recipe.timesteps))
     while steps < recipe.timesteps:

@@ -12,6 +12,15 @@ from stable_baselines3.common.callbacks import BaseCallback
 log = logging.getLogger(__name__)
 
 
+def without_log_files(model):
+    """`model` with an SB3 logger that writes nothing: by default each learn() call of a model at verbose 0
+    makes an empty /tmp/SB3-<date> folder, one per checkpoint chunk. Progress goes through TrainingLog."""
+    from stable_baselines3.common.logger import Logger
+
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    return model
+
+
 class TrainingLog(BaseCallback):
     """Every tenth of the budget: steps, wall time and the raw reward/cost of recent episodes."""
 

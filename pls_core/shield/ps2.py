@@ -139,6 +139,8 @@ def train(task_id: str, out_dir: Path, steps: int, seed: int = 0, horizon: int |
     from stable_baselines3 import SAC
     from stable_baselines3.common.vec_env import DummyVecEnv
 
+    from pls_core.collect.training_log import without_log_files
+
     torch.set_num_threads(1)
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint, replay = out_dir / CHECKPOINT, out_dir / REPLAY
@@ -154,6 +156,7 @@ def train(task_id: str, out_dir: Path, steps: int, seed: int = 0, horizon: int |
         model = SAC(policy, venv, learning_starts=learning_starts, buffer_size=buffer_size or max(steps, 1),
                     replay_buffer_class=buffer, policy_kwargs={"net_arch": list(net_arch)}, seed=seed,
                     device="cpu", verbose=0)
+    without_log_files(model)
     log = episode_logger(out_dir / PROGRESS)
     started = time.perf_counter()
     while model.num_timesteps < steps:

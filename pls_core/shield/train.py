@@ -165,6 +165,7 @@ def main(argv=None) -> int:
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
+    from pls_core.collect.training_log import without_log_files
     from pls_core.envs import make_env
 
     torch.set_num_threads(1)
@@ -183,6 +184,7 @@ def main(argv=None) -> int:
     ppo = PPO("MlpPolicy", venv, n_steps=256, batch_size=256, n_epochs=10, gamma=args.gamma,
               learning_rate=3e-4, ent_coef=0.0, seed=args.seed, verbose=0, device="cpu",
               policy_kwargs=dict(net_arch=[64, 64], log_std_init=-0.5))
+    without_log_files(ppo)
     ppo.learn(total_timesteps=args.steps, callback=WallClockLimit(args.max_minutes * 60.0))
     sim = ShieldSim(copy_model_of(base_model), frame_skip)
     backup = to_numpy_backup(ppo, venv, safe_set.planar, sim.ctrl_low, sim.ctrl_high)
