@@ -90,19 +90,22 @@ def test_cluster_stores_the_serial_results_and_a_killed_worker_loses_no_run(clus
 def test_embedded_ray_resumes_after_the_driver_is_killed(serial, tmp_path):
     """Killed (SIGKILL, its Ray processes with it) once a run is stored, then rerun: the stored units are
     kept and the rest computed, to the serial path's results."""
-    out = tmp_path / "embedded"
-    proc = subprocess.Popen(experiment_args(out, "--workers", "2"), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True, env=ENV)
-    deadline = time.monotonic() + 300
-    while proc.poll() is None and time.monotonic() < deadline:
-        if (out / "runs").is_dir() and any((out / "runs").rglob("seed*.json")):
+    for attempt in range(3):  # on a loaded machine every run may be stored before this poller wakes: again
+        out = tmp_path / f"embedded{attempt}"
+        proc = subprocess.Popen(experiment_args(out, "--workers", "2"), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True, env=ENV)
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < deadline:
+            if (out / "runs").is_dir() and any((out / "runs").rglob("seed*.json")):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the experiment finished before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        first = stored(out)
+        if len([k for k in first if k.startswith("runs/")]) < 4:
             break
-        time.sleep(0.1)
-    assert proc.poll() is None, "the experiment finished before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=60)
-    first = stored(out)
-    assert 0 < len([k for k in first if k.startswith("runs/")]) < 4
+    assert 0 < len([k for k in first if k.startswith("runs/")]) < 4, "every run was stored before the kill"
     result = subprocess.run(experiment_args(out, "--workers", "2"), capture_output=True, text=True,
                             env=ENV, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
