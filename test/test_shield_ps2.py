@@ -101,6 +101,33 @@ def test_training_through_the_layer_resumes_and_acts_inside_the_layer(tmp_path):
     assert np.all(linear[margin > 0] >= -1e-4)
 
 
+def test_a_task_input_actor_ignores_the_layer_parameters_and_runs_behind_the_shield_alone(tmp_path):
+    """actor_input task: the actor reads the task observation only, so at run time the exact shield takes
+    the layer's place and no layer parameters are computed; a layer-input actor cannot run that way."""
+    from pls_core.shield.ps2 import PS2Policy, evaluate
+    from pls_core.shield.safe_set import ShieldError
+
+    small = {"learning_starts": 30, "net_arch": (16, 16), "buffer_size": 100}
+    train(CHEETAH, tmp_path / "task", steps=60, **small)
+    policy = PS2Policy(tmp_path / "task")
+    assert (policy.actor_input, policy.runtime) == ("task", "shield")
+    obs, _ = policy.env.reset(seed=0)
+    assert obs.shape == (17,)  # no layer parameters at run time
+    other = np.concatenate([obs, np.random.default_rng(0).normal(size=13).astype(np.float32)])
+    with torch.no_grad():
+        raw = policy.model.actor.raw_action(torch.as_tensor(obs[None]))
+        assert torch.equal(raw, policy.model.actor.raw_action(torch.as_tensor(other[None])))
+    policy.close()
+    row = evaluate(tmp_path / "task", 1)[0]
+    assert row["length"] == 1000 and row["cost_steps"] == 0
+    assert evaluate(tmp_path / "task", 1, runtime="layer")[0]["cost_steps"] == 0  # as trained, also runs
+
+    train(CHEETAH, tmp_path / "layer", steps=40, actor_input="layer", learning_starts=20, net_arch=(16, 16))
+    assert PS2Policy(tmp_path / "layer").runtime == "layer"
+    with pytest.raises(ShieldError, match="reads layer"):
+        PS2Policy(tmp_path / "layer", runtime="shield")
+
+
 def test_replay_buffer_keeps_the_executed_action():
     import gymnasium as gym
 

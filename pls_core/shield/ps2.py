@@ -21,6 +21,12 @@ The layer's parameters (a_b, m_b, g) are computed once per state (nu + 1 rollout
 observation, so stable-baselines3's SAC trains with its own loop: `CILActor` applies the layer to its
 squashed action when acting and in the actor update, and `ExecutedActionBuffer` stores the executed action.
 
+What the actor reads (`actor_input`): `task` (the default), the task observation alone; `layer`, also the
+layer's parameters. A task-input actor needs the parameters only for the layer, that is for its gradient
+in training: at run time the exact shield takes the layer's place (its bisection along the same segment
+toward a_b is what the layer linearises), so a step costs the actor and one shield verdict, as a shielded
+CDT step does, instead of nu + 1 more rollouts.
+
     python -m pls_core.shield.ps2 train --task SafetyHalfCheetahVelocity-v1 --steps 100000 --out runs/ps2_hc
     python -m pls_core.shield.ps2 evaluate --model runs/ps2_hc --episodes 10
 """
@@ -50,23 +56,26 @@ MANIFEST = "manifest.json"
 class LayeredEnv(gym.Wrapper):
     """A Safety-Gymnasium velocity env behind the shield, in Gymnasium's API (for stable-baselines3).
 
-    Observation: the task's, then the layer's parameters at that state (a_b, m_b, g). Action: what the
-    policy's layer gave; the runtime shield certifies it (or moves it toward a_b) before the env steps.
+    Observation: the task's, then the layer's parameters at that state (a_b, m_b, g); the task's alone with
+    `observe_layer=False` (a task-input actor at run time). Action: what the policy's layer gave; the
+    runtime shield certifies it (or moves it toward a_b) before the env steps.
     info: cost, executed_action, intervened."""
 
-    def __init__(self, env, shield: Shield):
+    def __init__(self, env, shield: Shield, observe_layer: bool = True):
         super().__init__(env)
         if not (np.allclose(shield.low, -1.0) and np.allclose(shield.high, 1.0)):
             raise ShieldError("PS2's layer works in the policy's squashed action space [-1, 1]; this task's "
                               f"actuator range is {shield.low}..{shield.high}")
-        self.shield = shield
+        self.shield, self.observe_layer = shield, observe_layer
         self.obs_dim = int(env.observation_space.shape[0])
         self.nu = int(shield.low.size)
-        size = self.obs_dim + 2 * self.nu + 1
+        size = self.obs_dim + (2 * self.nu + 1 if observe_layer else 0)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (size,), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (self.nu,), np.float32)
 
     def _observe(self, obs) -> np.ndarray:
+        if not self.observe_layer:
+            return np.asarray(obs, np.float32)
         params = layer_params(self.shield, SimState.from_env(self.env))
         return np.concatenate([np.asarray(obs, np.float32), params.flat()])
 
@@ -90,11 +99,16 @@ def sb3_classes():
     return CILPolicy, ExecutedActionBuffer
 
 
-def make_layered_env(task_id: str, horizon: int | None = None) -> LayeredEnv:
+ACTOR_INPUTS = ("task", "layer")
+RUNTIMES = {"layer": "the linearised layer, then the exact runtime shield",
+            "shield": "the exact runtime shield alone (its bisection in the layer's place)"}
+
+
+def make_layered_env(task_id: str, horizon: int | None = None, observe_layer: bool = True) -> LayeredEnv:
     from pls_core.envs import make_env
 
     env = make_env(task_id)
-    return LayeredEnv(env, Shield.from_env(env, ShieldConfig(horizon=horizon)))
+    return LayeredEnv(env, Shield.from_env(env, ShieldConfig(horizon=horizon)), observe_layer)
 
 
 def episode_logger(path: Path):
@@ -131,16 +145,19 @@ def episode_logger(path: Path):
 
 def train(task_id: str, out_dir: Path, steps: int, seed: int = 0, horizon: int | None = None,
           net_arch: tuple[int, ...] = (128, 128), learning_starts: int = 5000,
-          checkpoint_every: int = 10_000, buffer_size: int | None = None) -> Path:
+          checkpoint_every: int = 10_000, buffer_size: int | None = None, actor_input: str = "task") -> Path:
     """SAC through the layer for `steps` env steps, checkpointed (policy and replay buffer) every
     `checkpoint_every`; an existing checkpoint in `out_dir` is resumed (its replay buffer keeps the size
-    it was made with: `buffer_size`, default `steps`). Returns the checkpoint."""
+    it was made with: `buffer_size`, default `steps`, and its `actor_input`). Returns the checkpoint."""
     import torch
     from stable_baselines3 import SAC
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     from pls_core.collect.training_log import without_log_files
+    from pls_core.shield.ps2_sb3 import TaskObservation
 
+    if actor_input not in ACTOR_INPUTS:
+        raise ShieldError(f"actor_input {actor_input!r}: choose one of {', '.join(ACTOR_INPUTS)}")
     torch.set_num_threads(1)
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint, replay = out_dir / CHECKPOINT, out_dir / REPLAY
@@ -151,11 +168,16 @@ def train(task_id: str, out_dir: Path, steps: int, seed: int = 0, horizon: int |
                                                                              "replay_buffer_class": buffer})
         if replay.exists():
             model.load_replay_buffer(replay)
+        actor_input = read_actor_input(model)
     else:
         venv.seed(seed)
+        policy_kwargs = {"net_arch": list(net_arch)}
+        if actor_input == "task":
+            policy_kwargs.update(features_extractor_class=TaskObservation,
+                                 features_extractor_kwargs={"obs_dim": venv.envs[0].obs_dim})
         model = SAC(policy, venv, learning_starts=learning_starts, buffer_size=buffer_size or max(steps, 1),
-                    replay_buffer_class=buffer, policy_kwargs={"net_arch": list(net_arch)}, seed=seed,
-                    device="cpu", verbose=0)
+                    replay_buffer_class=buffer, policy_kwargs=policy_kwargs, seed=seed, device="cpu",
+                    verbose=0)
     without_log_files(model)
     log = episode_logger(out_dir / PROGRESS)
     started = time.perf_counter()
@@ -171,7 +193,7 @@ def train(task_id: str, out_dir: Path, steps: int, seed: int = 0, horizon: int |
               flush=True)
     manifest = {"task_id": task_id, "algorithm": "SAC (stable-baselines3) through the linearised layer",
                 "steps": int(model.num_timesteps), "seed": seed, "horizon": horizon,
-                "net_arch": list(net_arch),
+                "net_arch": list(net_arch), "actor_input": actor_input,
                 "learning_starts": learning_starts, "fd_step": FD_STEP}
     manifest["command"] = train_command(manifest)
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1))
@@ -179,11 +201,22 @@ def train(task_id: str, out_dir: Path, steps: int, seed: int = 0, horizon: int |
     return checkpoint
 
 
-class PS2Policy:
-    """A trained phase II policy behind its layer and the runtime shield, on an env of its own: what
-    `evaluate` and `pls experiment --methods ps2` run (deterministic actions)."""
+def read_actor_input(model) -> str:
+    """What a trained model's actor reads: "task" when its features stop at the task observation."""
+    from pls_core.shield.ps2_sb3 import TaskObservation
 
-    def __init__(self, model_dir: Path):
+    return "task" if isinstance(model.actor.features_extractor, TaskObservation) else "layer"
+
+
+class PS2Policy:
+    """A trained phase II policy behind the runtime shield, on an env of its own: what `evaluate` and `pls
+    experiment --methods ps2` run (deterministic actions).
+
+    `runtime`: "layer" applies the linearised layer before the shield, as in training (it needs the layer's
+    parameters at every state); "shield" gives the raw action to the exact shield, whose bisection toward
+    a_b takes the layer's place (a task-input actor only); "auto" picks "shield" where it can."""
+
+    def __init__(self, model_dir: Path, runtime: str = "auto"):
         import torch
         from stable_baselines3 import SAC
 
@@ -197,15 +230,35 @@ class PS2Policy:
         policy, buffer = sb3_classes()
         self.model = SAC.load(model_dir / CHECKPOINT, device="cpu",
                               custom_objects={"policy_class": policy, "replay_buffer_class": buffer})
-        self.env = make_layered_env(self.task_id, self.manifest.get("horizon"))
+        self.actor_input = read_actor_input(self.model)
+        if runtime == "auto":
+            runtime = self.default_runtime(self.actor_input)
+        if runtime not in ("layer", "shield") or (runtime == "shield" and self.actor_input != "task"):
+            raise ShieldError(f"runtime {runtime!r}: choose layer, or shield for an actor on the task "
+                              f"observation (this one reads {self.actor_input})")
+        self.runtime = runtime
+        self.env = make_layered_env(self.task_id, self.manifest.get("horizon"),
+                                    observe_layer=runtime == "layer")
+
+    @staticmethod
+    def default_runtime(actor_input: str) -> str:
+        return "shield" if actor_input == "task" else "layer"
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """The deterministic action handed to the runtime shield."""
+        if self.runtime == "layer":
+            return self.model.predict(obs, deterministic=True)[0]
+        import torch
+
+        with torch.no_grad():
+            return self.model.actor.raw_action(torch.as_tensor(obs[None])).numpy()[0]
 
     def episode(self, seed: int) -> dict:
         """One episode reset with `seed`: reward and cost returns, steps with cost, interventions, length."""
         obs, _ = self.env.reset(seed=seed)
         totals, length, done = np.zeros(4), 0, False
         while not done:
-            action, _ = self.model.predict(obs, deterministic=True)
-            obs, reward, terminated, truncated, info = self.env.step(action)
+            obs, reward, terminated, truncated, info = self.env.step(self.act(obs))
             totals += (reward, info["cost"], info["cost"] > 0, info["intervened"])
             length += 1
             done = terminated or truncated
@@ -221,7 +274,7 @@ def train_command(manifest: dict) -> str:
     horizon = "" if manifest.get("horizon") is None else f" --horizon {manifest['horizon']}"
     return (f"OMP_NUM_THREADS=1 python -m pls_core.shield.ps2 train --task {manifest['task_id']} "
             f"--out <folder> --steps {manifest['steps']} --seed {manifest['seed']} --learning-starts "
-            f"{manifest['learning_starts']}{horizon}")
+            f"{manifest['learning_starts']}{horizon} --actor-input {manifest.get('actor_input', 'layer')}")
 
 
 def ship(model_dir: Path, episodes: int, dest_root: Path | None = None) -> Path:
@@ -240,6 +293,7 @@ def ship(model_dir: Path, episodes: int, dest_root: Path | None = None) -> Path:
     shutil.copyfile(model_dir / CHECKPOINT, dest / CHECKPOINT)
     (dest / MANIFEST).write_text(json.dumps(manifest, indent=1))  # evaluate reads it beside the checkpoint
     rows = evaluate(dest, episodes)
+    runtime = PS2Policy.default_runtime(manifest.get("actor_input", "layer"))
     summary = {key: {"mean": float(np.mean([r[key] for r in rows])),
                      "std": float(np.std([r[key] for r in rows]))}
                for key in ("reward", "cost", "cost_steps", "interventions", "length")}
@@ -248,7 +302,8 @@ def ship(model_dir: Path, episodes: int, dest_root: Path | None = None) -> Path:
         "command": train_command(manifest), "file": CHECKPOINT,
         "sha256": hashlib.sha256((dest / CHECKPOINT).read_bytes()).hexdigest(),
         "evaluation": {"episodes": episodes, "seeds": f"1000000..{1_000_000 + episodes - 1}",
-                       "deterministic": True, "behind": "the layer and the exact runtime shield",
+                       "deterministic": True, "runtime": runtime,
+                       "behind": RUNTIMES[runtime],
                        "summary": summary, "per_episode": rows,
                        "command": f"python -m pls_core.shield.ps2 ship --model <folder> "
                                   f"--episodes {episodes}"},
@@ -258,9 +313,9 @@ def ship(model_dir: Path, episodes: int, dest_root: Path | None = None) -> Path:
     return dest
 
 
-def evaluate(model_dir: Path, episodes: int, seed: int = 1_000_000) -> list[dict]:
-    """Deterministic episodes of a trained phase II policy, behind the layer and the runtime shield."""
-    policy = PS2Policy(model_dir)
+def evaluate(model_dir: Path, episodes: int, seed: int = 1_000_000, runtime: str = "auto") -> list[dict]:
+    """Deterministic episodes of a trained phase II policy behind the runtime shield (`PS2Policy`)."""
+    policy = PS2Policy(model_dir, runtime)
     try:
         return [policy.episode(seed + i) for i in range(episodes)]
     finally:
@@ -279,9 +334,13 @@ def main(argv=None) -> int:
     t.add_argument("--horizon", type=int, default=None, help="backup steps (default: the task's shield)")
     t.add_argument("--learning-starts", type=int, default=5000)
     t.add_argument("--checkpoint-every", type=int, default=10_000)
+    t.add_argument("--actor-input", choices=ACTOR_INPUTS, default="task",
+                   help="what the actor reads: the task observation, or also the layer's parameters")
     e = sub.add_parser("evaluate", help="deterministic episodes of a trained policy behind the shield")
     e.add_argument("--model", type=Path, required=True)
     e.add_argument("--episodes", type=int, default=10)
+    e.add_argument("--runtime", choices=("auto", *RUNTIMES), default="auto",
+                   help="layer: as trained; shield: the exact shield in the layer's place (task-input actor)")
     h = sub.add_parser("ship", help="copy a trained policy into pls_core/shields/<task>/ps2/ with its "
                        "manifest and evaluation")
     h.add_argument("--model", type=Path, required=True)
@@ -291,7 +350,7 @@ def main(argv=None) -> int:
         if args.steps < 1 or args.checkpoint_every < 1 or args.learning_starts < 0:
             parser.error("--steps and --checkpoint-every must be >= 1, --learning-starts >= 0")
         train(args.task, args.out, args.steps, args.seed, args.horizon, learning_starts=args.learning_starts,
-              checkpoint_every=args.checkpoint_every)
+              checkpoint_every=args.checkpoint_every, actor_input=args.actor_input)
         return 0
     if not (args.model / MANIFEST).is_file():
         parser.error(f"{args.model} holds no {MANIFEST}: train it first "
@@ -301,7 +360,10 @@ def main(argv=None) -> int:
     if args.command == "ship":
         print(f"shipped: {ship(args.model, args.episodes)}")
         return 0
-    rows = evaluate(args.model, args.episodes)
+    try:
+        rows = evaluate(args.model, args.episodes, runtime=args.runtime)
+    except ShieldError as exc:
+        parser.error(str(exc))
     for key in ("reward", "cost", "cost_steps", "interventions", "length"):
         values = np.array([r[key] for r in rows], float)
         print(f"{key:14s} {values.mean():10.2f} +- {values.std():.2f}")

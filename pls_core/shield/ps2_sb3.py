@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.sac.policies import Actor, SACPolicy
 
 from pls_core.shield.layer import layer_torch, split_observation
@@ -25,6 +26,11 @@ class CILActor(Actor):
     def forward(self, obs, deterministic: bool = False):
         return self._layer(obs, super().forward(obs, deterministic))
 
+    def raw_action(self, obs, deterministic: bool = True):
+        """The squashed action before the layer: what an actor on the task observation proposes at run time,
+        where the exact shield takes the layer's place."""
+        return super().forward(obs, deterministic)
+
     def action_log_prob(self, obs):
         raw, log_prob = super().action_log_prob(obs)
         return self._layer(obs, raw), log_prob
@@ -34,6 +40,19 @@ class CILPolicy(SACPolicy):
     def make_actor(self, features_extractor=None):
         kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
         return CILActor(**kwargs).to(self.device)
+
+
+class TaskObservation(BaseFeaturesExtractor):
+    """The layered env's observation less the layer's parameters: an actor (and critic) on this one needs
+    no layer parameters to act, so at run time they are computed only during training (`actor_input:
+    task`). Also takes the task observation alone."""
+
+    def __init__(self, observation_space, obs_dim: int):
+        super().__init__(observation_space, features_dim=obs_dim)
+        self.obs_dim = obs_dim
+
+    def forward(self, observations):
+        return observations[..., :self.obs_dim].float()
 
 
 class ExecutedActionBuffer(ReplayBuffer):
