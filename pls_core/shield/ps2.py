@@ -51,6 +51,7 @@ CHECKPOINT = "checkpoint.zip"
 REPLAY = "replay.pkl"
 PROGRESS = "episodes.csv"
 MANIFEST = "manifest.json"
+EVALUATION_SEED = 1_000_000  # evaluation episodes reset with seeds from here on
 
 
 class LayeredEnv(gym.Wrapper):
@@ -232,17 +233,13 @@ class PS2Policy:
                               custom_objects={"policy_class": policy, "replay_buffer_class": buffer})
         self.actor_input = read_actor_input(self.model)
         if runtime == "auto":
-            runtime = self.default_runtime(self.actor_input)
-        if runtime not in ("layer", "shield") or (runtime == "shield" and self.actor_input != "task"):
+            runtime = "shield" if self.actor_input == "task" else "layer"
+        if runtime not in RUNTIMES or (runtime == "shield" and self.actor_input != "task"):
             raise ShieldError(f"runtime {runtime!r}: choose layer, or shield for an actor on the task "
                               f"observation (this one reads {self.actor_input})")
         self.runtime = runtime
         self.env = make_layered_env(self.task_id, self.manifest.get("horizon"),
                                     observe_layer=runtime == "layer")
-
-    @staticmethod
-    def default_runtime(actor_input: str) -> str:
-        return "shield" if actor_input == "task" else "layer"
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """The deterministic action handed to the runtime shield."""
@@ -264,6 +261,10 @@ class PS2Policy:
             done = terminated or truncated
         return {"reward": float(totals[0]), "cost": float(totals[1]), "cost_steps": int(totals[2]),
                 "interventions": int(totals[3]), "length": length}
+
+    def evaluate(self, episodes: int, seed: int = EVALUATION_SEED) -> list[dict]:
+        """`episodes` episodes, reset with seeds `seed`, `seed` + 1, ..."""
+        return [self.episode(seed + i) for i in range(episodes)]
 
     def close(self) -> None:
         self.env.close()
@@ -292,8 +293,11 @@ def ship(model_dir: Path, episodes: int, dest_root: Path | None = None) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(model_dir / CHECKPOINT, dest / CHECKPOINT)
     (dest / MANIFEST).write_text(json.dumps(manifest, indent=1))  # evaluate reads it beside the checkpoint
-    rows = evaluate(dest, episodes)
-    runtime = PS2Policy.default_runtime(manifest.get("actor_input", "layer"))
+    policy = PS2Policy(dest)
+    try:
+        rows, runtime = policy.evaluate(episodes), policy.runtime
+    finally:
+        policy.close()
     summary = {key: {"mean": float(np.mean([r[key] for r in rows])),
                      "std": float(np.std([r[key] for r in rows]))}
                for key in ("reward", "cost", "cost_steps", "interventions", "length")}
@@ -301,7 +305,8 @@ def ship(model_dir: Path, episodes: int, dest_root: Path | None = None) -> Path:
     manifest.update({
         "command": train_command(manifest), "file": CHECKPOINT,
         "sha256": hashlib.sha256((dest / CHECKPOINT).read_bytes()).hexdigest(),
-        "evaluation": {"episodes": episodes, "seeds": f"1000000..{1_000_000 + episodes - 1}",
+        "evaluation": {"episodes": episodes,
+                       "seeds": f"{EVALUATION_SEED}..{EVALUATION_SEED + episodes - 1}",
                        "deterministic": True, "runtime": runtime,
                        "behind": RUNTIMES[runtime],
                        "summary": summary, "per_episode": rows,
@@ -313,11 +318,12 @@ def ship(model_dir: Path, episodes: int, dest_root: Path | None = None) -> Path:
     return dest
 
 
-def evaluate(model_dir: Path, episodes: int, seed: int = 1_000_000, runtime: str = "auto") -> list[dict]:
+def evaluate(model_dir: Path, episodes: int, seed: int = EVALUATION_SEED,
+             runtime: str = "auto") -> list[dict]:
     """Deterministic episodes of a trained phase II policy behind the runtime shield (`PS2Policy`)."""
     policy = PS2Policy(model_dir, runtime)
     try:
-        return [policy.episode(seed + i) for i in range(episodes)]
+        return policy.evaluate(episodes, seed)
     finally:
         policy.close()
 
