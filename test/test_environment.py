@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -73,3 +76,20 @@ def test_navigation_task_renders_offscreen(monkeypatch):
     frame = env.render()
     env.close()
     assert frame.ndim == 3 and frame.shape[2] == 3 and frame.std() > 0
+
+
+def test_swimmer_model_fix_is_written_once_and_never_in_place():
+    """Ray workers create Swimmers at once: a rewrite in place let one read an empty model file."""
+    from pls_core.compat.safety_gymnasium import fixed_model_file
+
+    env = make_env("SafetySwimmerVelocity-v1", seed=0)
+    loaded = Path(env.unwrapped.fullpath)
+    env.close()
+    assert loaded.name.startswith("swimmer-") and 'collision="predefined"' not in loaded.read_text()
+    inode = loaded.stat().st_ino
+    make_env("SafetySwimmerVelocity-v1", seed=1).close()
+    assert loaded.stat().st_ino == inode, "a second Swimmer rewrote the shared model file"
+    other = fixed_model_file("pls-test.xml", f"<mujoco model='{os.getpid()}'/>")
+    assert other != loaded and other.read_text() == f"<mujoco model='{os.getpid()}'/>"
+    assert not list(loaded.parent.glob(f"*.{os.getpid()}.tmp")), "a scratch file was left behind"
+    other.unlink()

@@ -18,8 +18,10 @@ Each patch checks that the code it replaces is still there, so a fixed upstream 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import inspect
+import os
 import sys
 import tempfile
 import textwrap
@@ -74,18 +76,32 @@ def _patch_swimmer_xml() -> None:
     from gymnasium.envs.mujoco import mujoco_env
 
     original = mujoco_env.MujocoEnv._initialize_simulation
-    cache = Path(tempfile.gettempdir()) / "pls-compat-xml"
 
     def initialize_simulation(self, *args, **kwargs):
         text = Path(self.fullpath).read_text()
         if 'collision="predefined"' in text:
-            cache.mkdir(exist_ok=True)
-            fixed = cache / Path(self.fullpath).name
-            fixed.write_text(text.replace('collision="predefined"', ""))
-            self.fullpath = str(fixed)
+            self.fullpath = str(fixed_model_file(Path(self.fullpath).name,
+                                                 text.replace('collision="predefined"', "")))
         return original(self, *args, **kwargs)
 
     mujoco_env.MujocoEnv._initialize_simulation = initialize_simulation
+
+
+def fixed_model_file(name: str, text: str) -> Path:
+    """The corrected model, stored once under a name that carries its content's hash.
+
+    Many processes (Ray workers, test workers) create environments at once: a file is never rewritten in
+    place, so none of them can read a half-written one, and a different text gets a different name.
+    """
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    stem, _, suffix = name.rpartition(".")
+    path = Path(tempfile.gettempdir()) / "pls-compat-xml" / f"{stem}-{digest}.{suffix}"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        scratch.write_text(text)
+        os.replace(scratch, path)
+    return path
 
 
 def _patch_marker_geoms() -> None:
