@@ -93,6 +93,11 @@ def test_cli_train_export_evaluate_end_to_end(tmp_path):
         "eval_every=12",
     )
     assert (tmp_path / "run" / "eval.csv").read_text().count("\n") == 1 + 3  # header + 3 eval targets
+    # The in-training export carries what `pls export` records, so it can be shipped as it is.
+    from pls_core.runtime import ModelContract
+
+    recorded = ModelContract.from_onnx(tmp_path / "run" / "eval_policy.onnx").train_config
+    assert (recorded["preset"], recorded["step"], recorded["seed"]) == ("tiny", 12, 0)
     out = pls(
         "export", "--checkpoint", str(tmp_path / "run" / "checkpoint.pt"), "--out", str(tmp_path / "p.onnx")
     )

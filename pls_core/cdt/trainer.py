@@ -362,7 +362,8 @@ def _evaluate_in_env(model, config, state, sampler, out_dir: Path, step: int, se
     from pls_core.runtime import PolicyRunner
 
     policy_path = out_dir / "eval_policy.onnx"
-    export_model(model, config, state["facts"], policy_path, extra_config={"step": step, "seed": seed})
+    export_model(model, config, state["facts"], policy_path,
+                 extra_config={"preset": state["preset"], "seed": seed, "step": step})  # as `pls export`
     best_reward = float(sampler.reward_returns.max())
     targets = [(best_reward, cost) for cost in config.eval_costs]
     runner = PolicyRunner(policy_path, num_envs=len(targets) * config.eval_episodes)
