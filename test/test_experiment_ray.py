@@ -46,16 +46,33 @@ def stored(out: Path) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A one-node Ray cluster on loopback, in a short private folder (AF_UNIX paths stay < 107 bytes)."""
+    """A one-node Ray cluster on loopback, in a short private folder (AF_UNIX paths stay < 107 bytes), in a
+    session of its own: (address, session id). Only that session's processes are ever signalled, so a
+    Ray the developer runs beside the tests (an experiment, a training) is left alone; `ray stop` would
+    stop every Ray of this user on the machine."""
     folder = tempfile.mkdtemp(prefix="pls-ray-test-")
     port = 20000 + os.getpid() % 20000
-    start = [RAY, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
-             f"--temp-dir={folder}", "--include-dashboard=false", "--disable-usage-stats"]
-    subprocess.run(start, check=True, env=ENV, capture_output=True, timeout=120)
+    address = f"127.0.0.1:{port}"
+    start = [RAY, "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
+             "--num-cpus=2", f"--temp-dir={folder}", "--include-dashboard=false", "--disable-usage-stats"]
+    head = subprocess.Popen(start, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     try:
-        yield f"127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while subprocess.run([RAY, "status", f"--address={address}"], env=ENV, capture_output=True,
+                             timeout=60).returncode != 0:
+            assert head.poll() is None, f"`ray start --head` exited with {head.returncode}"
+            assert time.monotonic() < deadline, f"the Ray head at {address} did not come up within 120 s"
+            time.sleep(1)
+        yield address, head.pid
     finally:
-        subprocess.run([RAY, "stop", "--force"], env=ENV, capture_output=True, timeout=120)
+        os.killpg(head.pid, signal.SIGTERM)  # the head and its services: the workers go with the raylet
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait(timeout=30)
+        subprocess.run(["pkill", "-9", "-s", str(head.pid)], capture_output=True)  # any worker left over
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -71,14 +88,17 @@ def test_cluster_stores_the_serial_results_and_a_killed_worker_loses_no_run(clus
     assert len([k for k in serial if k.startswith("runs/")]) == 4
     assert any(k.startswith("sweep/") for k in serial)
     out = tmp_path / "ray"
-    proc = subprocess.Popen(experiment_args(out, "--address", cluster), stdout=subprocess.PIPE,
+    address, session = cluster
+    proc = subprocess.Popen(experiment_args(out, "--address", address), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=ENV)
-    # Kill one worker while it computes a unit (its process title names the task), once one run is stored.
+    # Kill one of the cluster's workers while it computes a unit (its process title names the task), once
+    # one run is stored; the cluster's workers run in its session (their own process groups).
     killed = False
     deadline = time.monotonic() + 300
     while proc.poll() is None and time.monotonic() < deadline and not killed:
         if (out / "runs").is_dir() and any((out / "runs").rglob("seed*.json")):
-            found = subprocess.run(["pkill", "-9", "-f", "ray::_compute_in_worker"], capture_output=True)
+            found = subprocess.run(["pkill", "-9", "-s", str(session), "-f", "ray::_compute_in_worker"],
+                                   capture_output=True)
             killed = found.returncode == 0
         time.sleep(0.2)
     output, _ = proc.communicate(timeout=600)
