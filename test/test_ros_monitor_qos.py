@@ -25,6 +25,8 @@ pub = node.create_publisher(TargetReturn, qos.TARGET_RETURN_TOPIC, qos.TARGET_RE
 deadline = time.monotonic() + 60
 while pub.get_subscription_count() < 2 and time.monotonic() < deadline:
     rclpy.spin_once(node, timeout_sec=0.05)
+print("matched", flush=True)
+sys.stdin.readline()  # the readers have matched this writer too
 for i in range(int(sys.argv[1])):
     pub.publish(TargetReturn(iteration=i))
 pub.wait_for_all_acked(rclpy.duration.Duration(seconds=10))
@@ -48,12 +50,23 @@ def test_monitor_qos_keeps_a_burst_that_depth_one_loses(ros_env):
         node = rclpy.create_node("pls_test_monitors", context=context)
         got: dict[str, list[int]] = {"monitor": [], "depth1": []}
         topic = qos.TARGET_RETURN_TOPIC
-        node.create_subscription(TargetReturn, topic, lambda m: got["monitor"].append(m.iteration),
-                                 monitor_qos(topic))
-        node.create_subscription(TargetReturn, topic, lambda m: got["depth1"].append(m.iteration),
-                                 qos_for(topic))
+        subscriptions = [
+            node.create_subscription(TargetReturn, topic, lambda m: got["monitor"].append(m.iteration),
+                                     monitor_qos(topic)),
+            node.create_subscription(TargetReturn, topic, lambda m: got["depth1"].append(m.iteration),
+                                     qos_for(topic)),
+        ]
         talker = subprocess.Popen([sys.executable, "-c", TALKER, str(BURST)], env=ros_env,
-                                  stdout=subprocess.PIPE, text=True)
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert talker.stdout.readline().strip() == "matched", "the talker saw no two readers within 60 s"
+        # Discovery is not symmetric: a reader that has not matched the writer yet drops its samples and
+        # then gets only the latched last one. Wait (DDS threads match without spinning) until both have.
+        deadline = time.monotonic() + 30
+        while any(sub.get_publisher_count() < 1 for sub in subscriptions):
+            assert time.monotonic() < deadline, "the readers did not match the talker within 30 s"
+            time.sleep(0.05)
+        talker.stdin.write("go\n")
+        talker.stdin.flush()
         # Do not spin while the burst arrives: the readers hold what their history depth allows.
         assert talker.stdout.readline().strip() == "sent"
         deadline = time.monotonic() + 5
