@@ -25,7 +25,7 @@ pub = node.create_publisher(TargetReturn, qos.TARGET_RETURN_TOPIC, qos.TARGET_RE
 deadline = time.monotonic() + 60
 while pub.get_subscription_count() < 2 and time.monotonic() < deadline:
     rclpy.spin_once(node, timeout_sec=0.05)
-print("matched", flush=True)
+print("matched" if pub.get_subscription_count() >= 2 else "unmatched", flush=True)
 sys.stdin.readline()  # the readers have matched this writer too
 for i in range(int(sys.argv[1])):
     pub.publish(TargetReturn(iteration=i))
