@@ -13,7 +13,7 @@ from pls_core.collect.behaviour import ensure_policies, policies_sha256, read_ma
 from pls_core.collect.budget_recipes import BUDGET_RECIPES
 from pls_core.collect.episodes import plan_budget_episodes, plan_episodes
 from pls_core.collect.grid_filter import GridSpec
-from pls_core.collect.pipeline import collect_dataset
+from pls_core.collect.pipeline import DEFAULT_BEHAVIOUR_ROOT, collect_dataset
 from pls_core.collect.recipes import get_recipe
 from pls_core.collect.rollout import rollout
 from pls_core.dataset import load_dataset
@@ -73,6 +73,25 @@ def test_other_seed_gives_other_data(first_run, tmp_path):
     root, _, ds = first_run
     other = collect_dataset(TASK, tmp_path / "other.hdf5", seed=8, behaviour_root=root, workers=1, **TINY)
     assert other.sha256 != ds.sha256
+
+
+def test_sac_recipe_collects_from_the_committed_sac_policies(tmp_path):
+    """`behaviour="sac"` rolls out the fixed-penalty SAC pair (the recipe of the models shipped before the
+    budget recipes) from the saved policies, without training anything."""
+    import shutil
+
+    folder = tmp_path / TASK
+    folder.mkdir()
+    for name in ("fast.zip", "safe.zip", "manifest.json"):
+        shutil.copy2(DEFAULT_BEHAVIOUR_ROOT / TASK / name, folder / name)
+    stamps = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    ds = collect_dataset(TASK, tmp_path / "sac.hdf5", seed=0, behaviour_root=tmp_path, workers=1,
+                         behaviour="sac", **TINY)
+    assert ds.attrs["behaviour"] == "sac"
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.name in stamps} == stamps
+    assert not (folder / "budget.zip").exists()
+    _, _, lengths = ds.episode_returns()
+    np.testing.assert_array_equal(lengths, [30] * 4)
 
 
 def test_safe_policy_fine_tuned_from_fast(tmp_path):

@@ -110,6 +110,8 @@ def test_train_refuses_an_unwritable_out(blocker):
     (("--task", "NoSuch-v0"), ("unknown task 'NoSuch-v0'", "SafetyHopperVelocity-v1",
                                "task description YAML")),
     (("--workers", "-1"), ("--workers -1",)),
+    (("--behaviour", "ppo"), ("--behaviour ppo", "budget, sac")),
+    (("--task", "SafetyCarCircle1-v0", "--behaviour", "budget"), ("no budget-conditioned", "(sac)")),
 ])
 def test_collect_refuses_bad_options_before_training_anything(tmp_path, args, phrases):
     out = tmp_path / "data" / "x.hdf5"

@@ -1,7 +1,9 @@
 """`pls collect` end to end: behaviour policies -> perturbed rollouts -> grid filter -> DSRL HDF5 file.
 
 Tasks in pls_core.collect.budget_recipes use one budget-conditioned PPO-Lagrangian policy whose episodes
-each hold their own cost budget; the others the per-segment mix of two fixed-penalty SAC policies."""
+each hold their own cost budget; the others the per-segment mix of two fixed-penalty SAC policies. The
+velocity tasks keep their SAC recipe too (`behaviour="sac"`): the datasets of models shipped before the
+budget recipes came from it."""
 
 from __future__ import annotations
 
@@ -27,9 +29,26 @@ log = logging.getLogger(__name__)
 DEFAULT_BEHAVIOUR_ROOT = Path(__file__).resolve().parents[2] / "behaviour"
 
 
-def default_grid(task_id: str) -> GridSpec:
+BEHAVIOURS = ("auto", "budget", "sac")
+
+
+def resolve_behaviour(task_id: str, behaviour: str = "auto") -> str:
+    """Which behaviour recipe collects `task_id`: "budget" (one budget-conditioned PPO-Lagrangian policy)
+    or "sac" (two fixed-penalty SAC policies mixed per segment); "auto" is the budget recipe where the task
+    has one. ValueError names the choices when the task has no such recipe."""
+    if behaviour not in BEHAVIOURS:
+        raise ValueError(f"unknown behaviour {behaviour!r}; choose one of {', '.join(BEHAVIOURS)}")
+    if behaviour == "auto":
+        return "budget" if task_id in BUDGET_RECIPES else "sac"
+    if behaviour == "budget" and task_id not in BUDGET_RECIPES:
+        raise ValueError(f"{task_id} has no budget-conditioned behaviour recipe (those that do: "
+                         f"{', '.join(sorted(BUDGET_RECIPES))}); use the SAC recipe (sac)")
+    return behaviour
+
+
+def default_grid(task_id: str, behaviour: str = "auto") -> GridSpec:
     """The grid filter of the task's recipe."""
-    return BUDGET_RECIPES[task_id].grid if task_id in BUDGET_RECIPES else GridSpec()
+    return BUDGET_RECIPES[task_id].grid if resolve_behaviour(task_id, behaviour) == "budget" else GridSpec()
 
 
 def episode_table_path(out: Path) -> Path:
@@ -65,17 +84,20 @@ def collect_dataset(
     command: str = "",
     progress: bool = True,
     address: str | None = None,
+    behaviour: str = "auto",
 ) -> OfflineDataset:
     """Generate, filter and save a dataset; the same seed and saved policies give the same sha256.
 
     `grid` defaults to the task's recipe's (budget recipes keep more per cell and only finished episodes).
     Trainings and rollouts run in this process with one worker, else as Ray tasks (pls_core.parallel):
-    on an embedded Ray with `workers` CPUs, or on the cluster at `address`."""
+    on an embedded Ray with `workers` CPUs, or on the cluster at `address`. `behaviour` picks the
+    recipe (resolve_behaviour)."""
     spec = get_task(task_id)
     timings = {}
 
     start = time.perf_counter()
-    if task_id in BUDGET_RECIPES:  # one budget-conditioned PPO-Lagrangian policy
+    behaviour = resolve_behaviour(task_id, behaviour)
+    if behaviour == "budget":  # one budget-conditioned PPO-Lagrangian policy
         budget = BUDGET_RECIPES[task_id]
         folder = ensure_budget_policy(task_id, budget.policy, POLICY_NAME, behaviour_root, seed,
                                       retrain=retrain, timestep_scale=timestep_scale, command=command)
@@ -92,7 +114,7 @@ def collect_dataset(
         actor = ActorSpec("mix", str(folder), tuple(recipe.rollout_policies))
     timings["behaviour_s"] = time.perf_counter() - start
 
-    grid = grid or default_grid(task_id)
+    grid = grid or default_grid(task_id, behaviour)
     start = time.perf_counter()
     raw = rollout(task_id, folder, plans, seed, workers=workers, episode_len=episode_len, progress=progress,
                   actor=actor, address=address)
@@ -113,6 +135,7 @@ def collect_dataset(
             "generator_command": command,
             "raw_episodes": len(raw),
             "grid": grid.describe(),
+            "behaviour": behaviour,
             "behaviour_policies": str(folder),
             "behaviour_sha256": policies_sha256(folder),
         },

@@ -35,7 +35,8 @@ def _exit_on_sigterm(signum, _frame) -> None:
     raise SystemExit(128 + signum)
 
 
-def _check_options(task: str, out: Path, counts: dict[str, int | None], train_scale: float) -> None:
+def _check_options(task: str, out: Path, counts: dict[str, int | None], train_scale: float,
+                   behaviour: str) -> None:
     """Refuse bad options before any behaviour training or rollout starts (UserError, exit 2)."""
     import math
 
@@ -46,6 +47,12 @@ def _check_options(task: str, out: Path, counts: dict[str, int | None], train_sc
         get_recipe(task)
     except KeyError as exc:
         raise UserError(f"--task {task}: {exc.args[0]}") from None
+    from pls_core.collect.pipeline import resolve_behaviour
+
+    try:
+        resolve_behaviour(task, behaviour)
+    except ValueError as exc:
+        raise UserError(f"--behaviour {behaviour}: {exc}") from None
     for option, value in counts.items():
         hint = " (leave --episodes out for the task's default)" if option == "--episodes" else ""
         require(value is None or value >= 1, f"{option} {value}: must be at least 1{hint}")
@@ -64,6 +71,10 @@ def collect(
     address: Annotated[str | None, Opt(help="Run the trainings and rollouts on the Ray cluster at this "
                                             "address (host:port, or auto); its workers must find the "
                                             "behaviour folder at the same path.")] = None,
+    behaviour: Annotated[str, Opt(help="Behaviour recipe: budget (one budget-conditioned PPO-Lagrangian "
+                                        "policy), sac (two fixed-penalty SAC policies mixed per segment, "
+                                        "the recipe of the models shipped before it), or auto (budget where "
+                                        "the task has one).")] = "auto",
     retrain: Annotated[bool, Opt(help="Train behaviour policies even if saved ones exist.")] = False,
     behaviour_dir: Annotated[Path | None, Opt(help="Saved behaviour policies' root.")] = None,
     episode_len: Annotated[int | None, Opt(help="Cut episodes at this many steps.")] = None,
@@ -82,7 +93,7 @@ def collect(
     workers = workers or os.cpu_count() or 1
     counts = {"--episodes": episodes, "--workers": workers, "--episode-len": episode_len,
               "--cost-bins": cost_bins, "--reward-bins": reward_bins, "--per-cell": per_cell}
-    _check_options(task, out, counts, train_scale)
+    _check_options(task, out, counts, train_scale, behaviour)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     # A kill (timeout, scheduler) unwinds like Ctrl-C, so the worker pools stop with us instead of
     # training on as orphans that a rerun would race for the same checkpoint files.
@@ -93,14 +104,14 @@ def collect(
     from pls_core.dataset import dataset_summary
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    grid = default_grid(task)
+    grid = default_grid(task, behaviour)
     overrides = {"cost_bins": cost_bins, "reward_bins": reward_bins, "per_cell": per_cell,
                  "drop_falls": drop_falls}
     grid = dataclasses.replace(grid, **{k: v for k, v in overrides.items() if v is not None})
     ds = collect_dataset(
         task, out, seed=seed, episodes=episodes, workers=workers, address=address, retrain=retrain,
         behaviour_root=behaviour_dir or DEFAULT_BEHAVIOUR_ROOT,
-        grid=grid, episode_len=episode_len, timestep_scale=train_scale,
+        grid=grid, episode_len=episode_len, timestep_scale=train_scale, behaviour=behaviour,
         command=_command_line({**{k: v for k, v in ctx.params.items() if k != "address"},
                                **dataclasses.asdict(grid)}), progress=progress,
     )
