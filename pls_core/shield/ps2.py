@@ -269,6 +269,21 @@ class PS2Policy:
     def close(self) -> None:
         self.env.close()
 
+    def __enter__(self) -> PS2Policy:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+EPISODE_KEYS = ("reward", "cost", "cost_steps", "interventions", "length")
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Mean and sd over episodes of each of PS2Policy.episode's figures."""
+    columns = {key: np.array([r[key] for r in rows], float) for key in EPISODE_KEYS}
+    return {key: {"mean": float(v.mean()), "std": float(v.std())} for key, v in columns.items()}
+
 
 def train_command(manifest: dict) -> str:
     """The command that trains the policy a manifest describes (from its own fields)."""
@@ -293,14 +308,9 @@ def ship(model_dir: Path, episodes: int, dest_root: Path | None = None) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(model_dir / CHECKPOINT, dest / CHECKPOINT)
     (dest / MANIFEST).write_text(json.dumps(manifest, indent=1))  # evaluate reads it beside the checkpoint
-    policy = PS2Policy(dest)
-    try:
+    with PS2Policy(dest) as policy:
         rows, runtime = policy.evaluate(episodes), policy.runtime
-    finally:
-        policy.close()
-    summary = {key: {"mean": float(np.mean([r[key] for r in rows])),
-                     "std": float(np.std([r[key] for r in rows]))}
-               for key in ("reward", "cost", "cost_steps", "interventions", "length")}
+    summary = summarise(rows)
     summary["reward_dsrl"] = dsrl_normalised_reward(summary["reward"]["mean"], manifest["task_id"])
     manifest.update({
         "command": train_command(manifest), "file": CHECKPOINT,
@@ -321,11 +331,8 @@ def ship(model_dir: Path, episodes: int, dest_root: Path | None = None) -> Path:
 def evaluate(model_dir: Path, episodes: int, seed: int = EVALUATION_SEED,
              runtime: str = "auto") -> list[dict]:
     """Deterministic episodes of a trained phase II policy behind the runtime shield (`PS2Policy`)."""
-    policy = PS2Policy(model_dir, runtime)
-    try:
+    with PS2Policy(model_dir, runtime) as policy:
         return policy.evaluate(episodes, seed)
-    finally:
-        policy.close()
 
 
 def main(argv=None) -> int:
@@ -370,9 +377,8 @@ def main(argv=None) -> int:
         rows = evaluate(args.model, args.episodes, runtime=args.runtime)
     except ShieldError as exc:
         parser.error(str(exc))
-    for key in ("reward", "cost", "cost_steps", "interventions", "length"):
-        values = np.array([r[key] for r in rows], float)
-        print(f"{key:14s} {values.mean():10.2f} +- {values.std():.2f}")
+    for key, stats in summarise(rows).items():
+        print(f"{key:14s} {stats['mean']:10.2f} +- {stats['std']:.2f}")
     print(json.dumps(rows))
     return 0
 
