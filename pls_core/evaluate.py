@@ -4,7 +4,7 @@ This is the measurement behind the paper's Figure 2 (CDT's actual cost can sit a
 requested G) and the reason PLS tunes z online. Output: a table (terminal and markdown), heatmaps of the
 actual reward and cost returns over the grid, and the raw per-episode results as JSON. Normalised reward
 is given on two scales (pls_core.normalise): our dataset's range and DSRL's (the paper's), "n/a" where
-DSRL has no constants for the task.
+DSRL has no constants for the task. Per target R, `cost_following` says whether the cost follows G.
 """
 
 from __future__ import annotations
@@ -87,6 +87,43 @@ def summarise(results: list[EpisodeResult], targets, reward_range, threshold: fl
             )
         )
     return summaries
+
+
+def cost_tolerance(target_cost: float) -> float:
+    """How far a mean episode cost may sit from its target G and still count as following it: max(5,
+    G / 2) (issue 28's rule: a few cost units at small G, half of G beyond)."""
+    return max(5.0, 0.5 * target_cost)
+
+
+def cost_following(summaries: list[TargetSummary]) -> list[dict]:
+    """Per target R (over two or more G): does the mean cost rise with G (strictly, in G's order), and does
+    it lie within cost_tolerance(G) of every G > 0? A model that follows G lets PLS trade cost for reward;
+    one whose cost ignores G leaves it nothing to tune."""
+    verdicts = []
+    for reward in sorted({s.target_reward for s in summaries}):
+        row = sorted((s for s in summaries if s.target_reward == reward), key=lambda s: s.target_cost)
+        if len(row) < 2:
+            continue
+        costs = [s.cost_mean for s in row]
+        rises = all(b > a for a, b in zip(costs, costs[1:], strict=False))
+        misses = [s.target_cost for s in row
+                  if s.target_cost > 0 and abs(s.cost_mean - s.target_cost) > cost_tolerance(s.target_cost)]
+        verdicts.append({"target_reward": reward, "target_costs": [s.target_cost for s in row],
+                         "cost_means": costs, "rises": rises, "outside_tolerance_at": misses,
+                         "follows": rises and not misses})
+    return verdicts
+
+
+def describe_following(verdict: dict) -> str:
+    """One line for the terminal and table.md."""
+    costs = " / ".join(f"{c:.1f}" for c in verdict["cost_means"])
+    targets = " / ".join(f"{g:g}" for g in verdict["target_costs"])
+    why = [] if verdict["rises"] else ["does not rise with G"]
+    if verdict["outside_tolerance_at"]:
+        misses = ", ".join(f"{g:g}" for g in verdict["outside_tolerance_at"])
+        why.append(f"outside max(5, G/2) of G at G = {misses}")
+    return (f"R = {verdict['target_reward']:g}: cost {costs} at G = {targets}: "
+            + ("follows G" if verdict["follows"] else "does not follow G (" + "; ".join(why) + ")"))
 
 
 COLUMNS = (
@@ -198,11 +235,14 @@ def write_report(
                 **provenance,
                 "threshold": threshold,
                 "summaries": [asdict(s) for s in summaries],
+                "cost_following": cost_following(summaries),
                 "episodes": [asdict(r) for r in results],
             },
             indent=2,
         )
     )
-    paths["markdown"].write_text(f"## {title}\n\n" + markdown_table(summaries) + f"\n{SCALES_NOTE}\n")
+    following = "".join(f"- {describe_following(v)}\n" for v in cost_following(summaries))
+    paths["markdown"].write_text(f"## {title}\n\n" + markdown_table(summaries) + f"\n{SCALES_NOTE}\n"
+                                 + (f"\nCost following:\n{following}" if following else ""))
     plot_heatmaps(summaries, threshold, paths["heatmaps"], title)
     return paths

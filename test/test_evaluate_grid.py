@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from test_cdt_support import tiny_artifacts
 
-from pls_core.evaluate import evaluate_grid, markdown_table, write_report
+from pls_core.evaluate import TargetSummary, cost_following, evaluate_grid, markdown_table, write_report
 from pls_core.normalise import normalised_cost, normalised_reward
 from pls_core.rollout import run_episodes
 from pls_core.runtime import PolicyRunner
@@ -26,6 +26,31 @@ def test_dsrl_normalisation():
     assert normalised_cost(2.0, 0.0) == pytest.approx(3.0)
     with pytest.raises(ValueError):
         normalised_reward(1.0, 5.0, 5.0)
+
+
+def _row(reward: float, costs: dict[float, float]) -> list[TargetSummary]:
+    return [TargetSummary(reward, g, 20, 1000.0, 10.0, c, 5.0, 0.5, c / 20, 0.4) for g, c in costs.items()]
+
+
+@pytest.mark.parametrize(("costs", "rises", "misses"), [
+    ({0: 9.7, 10: 12.8, 20: 19.1, 40: 23.4}, True, []),  # within max(5, G/2) at 10, 20, 40
+    ({0: 13.0, 10: 16.8, 20: 13.4, 40: 29.1}, False, [10.0]),  # not rising; 6.8 from 10
+    ({0: 5.2, 10: 6.4, 20: 6.9, 40: 7.9}, True, [20.0, 40.0]),  # rising, far below G
+    ({0: 0.0, 10: 4.0, 20: 20.0, 40: 40.0}, True, [10.0]),  # 6 from 10 is outside max(5, 5)
+])
+def test_cost_following_rule(costs, rises, misses):
+    (verdict,) = cost_following(_row(1500.0, costs))
+    assert (verdict["rises"], verdict["outside_tolerance_at"]) == (rises, misses)
+    assert verdict["follows"] == (rises and not misses)
+
+
+def test_cost_following_is_judged_per_target_reward_in_g_order():
+    summaries = (_row(1500.0, {40: 30.0, 0: 1.0, 10: 9.0}) + _row(1400.0, {0: 3.0, 10: 2.0})
+                 + _row(1300.0, {0: 1.0}))
+    verdicts = cost_following(summaries)
+    assert [v["target_reward"] for v in verdicts] == [1400.0, 1500.0]  # one G alone says nothing
+    assert [v["follows"] for v in verdicts] == [False, True]
+    assert verdicts[1]["target_costs"] == [0.0, 10.0, 40.0]
 
 
 def test_episodes_are_reproducible_and_do_not_depend_on_batching():
@@ -59,7 +84,9 @@ def test_grid_report_summarises_every_target(tmp_path):
     table = markdown_table(summaries)
     assert table.count("\n") == 2 + 4 and "| norm. reward (ours) | norm. reward (DSRL) |" in table
     assert f"| {summaries[0].dsrl_reward:.3f} |" in table
-    assert json.loads(paths["json"].read_text())["threshold"] == 20.0
+    report = json.loads(paths["json"].read_text())
+    assert report["threshold"] == 20.0 and len(report["cost_following"]) == 2  # one per target R
+    assert "Cost following:" in paths["markdown"].read_text()
     assert paths["heatmaps"].stat().st_size > 1000
 
 

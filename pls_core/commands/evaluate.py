@@ -47,7 +47,7 @@ def evaluate(
     """Run the policy at every target and report actual returns and DSRL-normalised scores."""
     from rich.console import Console
 
-    from pls_core.evaluate import evaluate_grid, rich_table, write_report
+    from pls_core.evaluate import cost_following, describe_following, evaluate_grid, rich_table, write_report
 
     reward_targets, cost_targets = _floats(rewards, "--rewards"), _floats(costs, "--costs")
     require(episodes >= 1, f"--episodes {episodes}: run at least 1 episode per target")
@@ -78,6 +78,8 @@ def evaluate(
     )
     title = f"{model.name}: actual vs target returns (b = {threshold:g})"
     console.print(rich_table(summaries, title))
+    for verdict in cost_following(summaries):
+        console.print(describe_following(verdict), highlight=False)
     report = write_report(
         report_dir, summaries, results, threshold, title, provenance
     )
