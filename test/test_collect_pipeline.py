@@ -75,9 +75,11 @@ def test_other_seed_gives_other_data(first_run, tmp_path):
     assert other.sha256 != ds.sha256
 
 
-def test_sac_recipe_collects_from_the_committed_sac_policies(tmp_path):
+@pytest.mark.parametrize("behaviour", ["sac", "sac-budget"])
+def test_sac_recipes_collect_from_the_committed_sac_policies(tmp_path, behaviour):
     """`behaviour="sac"` rolls out the fixed-penalty SAC pair (the recipe of the models shipped before the
-    budget recipes) from the saved policies, without training anything."""
+    budget recipes) from the saved policies, without training anything; "sac-budget" switches the same pair
+    by each episode's budget."""
     import shutil
 
     folder = tmp_path / TASK
@@ -86,12 +88,36 @@ def test_sac_recipe_collects_from_the_committed_sac_policies(tmp_path):
         shutil.copy2(DEFAULT_BEHAVIOUR_ROOT / TASK / name, folder / name)
     stamps = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     ds = collect_dataset(TASK, tmp_path / "sac.hdf5", seed=0, behaviour_root=tmp_path, workers=1,
-                         behaviour="sac", **TINY)
-    assert ds.attrs["behaviour"] == "sac"
+                         behaviour=behaviour, **TINY)
+    assert ds.attrs["behaviour"] == behaviour
     assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.name in stamps} == stamps
     assert not (folder / "budget.zip").exists()
     _, _, lengths = ds.episode_returns()
     np.testing.assert_array_equal(lengths, [30] * 4)
+
+
+def test_spend_actor_switches_to_the_cautious_policy_once_the_budget_is_spent():
+    from pls_core.collect.behaviour import load_policies
+    from pls_core.collect.episodes import EpisodePlan
+    from pls_core.collect.rollout import SpendActor
+
+    policies = load_policies(DEFAULT_BEHAVIOUR_ROOT / TASK)
+    actor = SpendActor(policies["fast"], policies["safe"])
+    plans = [EpisodePlan(0, 1, 0.0, 1.0, 0.0, budget=2.0), EpisodePlan(1, 2, 0.0, 1.0, 0.0, budget=0.0)]
+    obs = np.random.default_rng(0).standard_normal((2, 17)).astype(np.float32)
+    fast = policies["fast"].policy.predict(obs, deterministic=True)[0]
+    safe = policies["safe"].policy.predict(obs, deterministic=True)[0]
+    assert not np.allclose(fast, safe)
+    chosen = []
+    for t in range(4):
+        actions = actor.act(obs, plans, None, t)
+        assert np.array_equal(actions[1], safe[1])  # a zero budget never goes fast
+        chosen.append("fast" if np.array_equal(actions[0], fast[0]) else "safe")
+        actor.record_cost(0, 1.0)
+        actor.record_cost(1, 0.0)
+    assert chosen == ["fast", "fast", "safe", "safe"]  # cost 1 per step, budget 2
+    actor.act(obs, plans, None, 0)  # a new episode starts with nothing spent
+    assert actor.spent == {0: 0.0, 1: 0.0}
 
 
 def test_safe_policy_fine_tuned_from_fast(tmp_path):

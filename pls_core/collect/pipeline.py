@@ -3,7 +3,8 @@
 Tasks in pls_core.collect.budget_recipes use one budget-conditioned PPO-Lagrangian policy whose episodes
 each hold their own cost budget; the others the per-segment mix of two fixed-penalty SAC policies. The
 velocity tasks keep their SAC recipe too (`behaviour="sac"`): the datasets of models shipped before the
-budget recipes came from it."""
+budget recipes came from it. `behaviour="sac-budget"` drives the same SAC pair by a budget per episode
+instead: the quicker policy until the episode has spent it, then the cautious one."""
 
 from __future__ import annotations
 
@@ -29,13 +30,14 @@ log = logging.getLogger(__name__)
 DEFAULT_BEHAVIOUR_ROOT = Path(__file__).resolve().parents[2] / "behaviour"
 
 
-BEHAVIOURS = ("auto", "budget", "sac")
+BEHAVIOURS = ("auto", "budget", "sac", "sac-budget")
 
 
 def resolve_behaviour(task_id: str, behaviour: str = "auto") -> str:
-    """Which behaviour recipe collects `task_id`: "budget" (one budget-conditioned PPO-Lagrangian policy)
-    or "sac" (two fixed-penalty SAC policies mixed per segment); "auto" is the budget recipe where the task
-    has one. ValueError names the choices when the task has no such recipe."""
+    """Which behaviour recipe collects `task_id`: "budget" (one budget-conditioned PPO-Lagrangian policy),
+    "sac" (two fixed-penalty SAC policies mixed per segment) or "sac-budget" (the SAC pair switched once an
+    episode's budget is spent); "auto" is the budget recipe where the task has one. ValueError names the
+    choices when the task has no such recipe."""
     if behaviour not in BEHAVIOURS:
         raise ValueError(f"unknown behaviour {behaviour!r}; choose one of {', '.join(BEHAVIOURS)}")
     if behaviour == "auto":
@@ -104,14 +106,19 @@ def collect_dataset(
         plans = plan_budget_episodes(episodes or budget.episodes, seed, budget.max_budget,
                                      budget.max_action_noise, budget.min_throttle)
         actor = ActorSpec("budget", str(folder), (POLICY_NAME,), budget.policy.budget_scale)
-    else:  # two fixed-penalty SAC policies, mixed per segment
+    else:  # two fixed-penalty SAC policies, mixed per segment or switched by the budget left
         recipe = get_recipe(task_id)
         folder = ensure_policies(recipe, behaviour_root, seed, retrain=retrain, workers=workers,
                                  progress=progress, timestep_scale=timestep_scale, command=command,
                                  address=address)
-        plans = plan_episodes(episodes or recipe.episodes, seed, recipe.max_fast_share,
-                              recipe.max_action_noise, recipe.min_throttle)
-        actor = ActorSpec("mix", str(folder), tuple(recipe.rollout_policies))
+        if behaviour == "sac":
+            plans = plan_episodes(episodes or recipe.episodes, seed, recipe.max_fast_share,
+                                  recipe.max_action_noise, recipe.min_throttle)
+        else:  # budgets over the task's whole cost range, throttle and noise as the SAC recipe's
+            plans = plan_budget_episodes(episodes or recipe.episodes, seed, spec.max_cost,
+                                         recipe.max_action_noise, recipe.min_throttle)
+        kind = "mix" if behaviour == "sac" else "spend"
+        actor = ActorSpec(kind, str(folder), tuple(recipe.rollout_policies))
     timings["behaviour_s"] = time.perf_counter() - start
 
     grid = grid or default_grid(task_id, behaviour)

@@ -2,7 +2,8 @@
 
 Each worker steps a chunk of episodes in lockstep so that one batched policy call serves them all (a
 single-observation SB3 call costs more than the physics step). What acts is an actor: the per-segment mix
-of two fixed-penalty policies, or one budget-conditioned policy holding each episode's own budget.
+of two fixed-penalty policies, the same pair switched by the budget an episode has left, or one
+budget-conditioned policy holding each episode's own budget.
 Chunks are fixed by plan order, so results are identical whatever the number of workers.
 """
 
@@ -28,7 +29,8 @@ class ActorSpec:
     """What acts in the rollouts, as a picklable description a worker builds its actor from.
 
     kind "mix": two saved SAC policies `names` = (quicker, more cautious), switched per segment with the
-    plan's `fast_share`; kind "budget": the budget-conditioned policy `names[0]` (pls_core.collect.lagrangian)
+    plan's `fast_share`; kind "spend": the same pair, the quicker one until the episode has spent the plan's
+    `budget`; kind "budget": the budget-conditioned policy `names[0]` (pls_core.collect.lagrangian)
     holding each plan's `budget`, whose top budget is `budget_scale`.
     """
 
@@ -55,6 +57,30 @@ class MixActor:
         return np.where(pick, fast_actions, safe_actions)
 
 
+class SpendActor:
+    """The quicker policy while the episode's cost so far is below its plan's budget, then the cautious one.
+
+    Which policy acts then follows from what the data will carry: the quicker one exactly while the cost
+    still to come exceeds what the cautious one adds, so a model conditioned on the cost-to-go can learn
+    when to go fast. The per-segment random mix gives it no such signal (its episode's cost-to-go says
+    little about which policy acts next)."""
+
+    def __init__(self, fast, safe):
+        self.fast, self.safe = fast, safe
+        self.spent: dict[int, float] = {}
+
+    def act(self, obs, plans, rngs, t):
+        if t == 0:
+            self.spent.update({plan.index: 0.0 for plan in plans})
+        fast_actions, _ = self.fast.policy.predict(obs, deterministic=True)
+        safe_actions, _ = self.safe.policy.predict(obs, deterministic=True)
+        pick = np.array([self.spent[plan.index] < plan.budget for plan in plans])[:, None]
+        return np.where(pick, fast_actions, safe_actions)
+
+    def record_cost(self, index: int, cost: float) -> None:
+        self.spent[index] += float(cost)
+
+
 class BudgetActor:
     """One budget-conditioned policy, each episode holding its own plan's budget."""
 
@@ -66,12 +92,12 @@ class BudgetActor:
 
 
 def make_actor(spec: ActorSpec):
-    if spec.kind == "mix":
+    if spec.kind in ("mix", "spend"):
         from pls_core.collect.behaviour import load_policies
 
         policies = load_policies(Path(spec.folder))
         fast_name, safe_name = spec.names
-        return MixActor(policies[fast_name], policies[safe_name])
+        return (MixActor if spec.kind == "mix" else SpendActor)(policies[fast_name], policies[safe_name])
     if spec.kind == "budget":
         from pls_core.collect.budget_policy import BudgetPolicy
 
@@ -121,7 +147,11 @@ def run_episodes(envs: list, actor, plans: list[EpisodePlan], seed: int,
             perturbed.append(np.clip(plans[i].throttle * actions[row] + noise, low, high))
         return perturbed
 
+    record_cost = getattr(actor, "record_cost", None)  # actors that act on the cost spent so far
+
     def record(i, obs, action, next_obs, reward, cost, terminated, truncated):
+        if record_cost is not None:
+            record_cost(plans[i].index, cost)
         values = (obs, next_obs, action, reward, cost, terminated, truncated and not terminated)
         for key, value in zip(DSRL_KEYS, values, strict=True):
             steps[i][key].append(value)

@@ -73,8 +73,9 @@ def collect(
                                             "behaviour folder at the same path.")] = None,
     behaviour: Annotated[str, Opt(help="Behaviour recipe: budget (one budget-conditioned PPO-Lagrangian "
                                         "policy), sac (two fixed-penalty SAC policies mixed per segment, "
-                                        "the recipe of the models shipped before it), or auto (budget where "
-                                        "the task has one).")] = "auto",
+                                        "the recipe of the models shipped before it), sac-budget (the same "
+                                        "pair, the quicker one until the episode's budget is spent), or "
+                                        "auto (budget where the task has one).")] = "auto",
     retrain: Annotated[bool, Opt(help="Train behaviour policies even if saved ones exist.")] = False,
     behaviour_dir: Annotated[Path | None, Opt(help="Saved behaviour policies' root.")] = None,
     episode_len: Annotated[int | None, Opt(help="Cut episodes at this many steps.")] = None,
