@@ -229,19 +229,20 @@ def write_report(
         "markdown": out_dir / "table.md",
         "heatmaps": out_dir / "heatmaps.png",
     }
+    verdicts = cost_following(summaries)
     paths["json"].write_text(
         json.dumps(
             {
                 **provenance,
                 "threshold": threshold,
                 "summaries": [asdict(s) for s in summaries],
-                "cost_following": cost_following(summaries),
+                "cost_following": verdicts,
                 "episodes": [asdict(r) for r in results],
             },
             indent=2,
         )
     )
-    following = "".join(f"- {describe_following(v)}\n" for v in cost_following(summaries))
+    following = "".join(f"- {describe_following(v)}\n" for v in verdicts)
     paths["markdown"].write_text(f"## {title}\n\n" + markdown_table(summaries) + f"\n{SCALES_NOTE}\n"
                                  + (f"\nCost following:\n{following}" if following else ""))
     plot_heatmaps(summaries, threshold, paths["heatmaps"], title)

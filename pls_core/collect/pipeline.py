@@ -114,10 +114,11 @@ def collect_dataset(
         if behaviour == "sac":
             plans = plan_episodes(episodes or recipe.episodes, seed, recipe.max_fast_share,
                                   recipe.max_action_noise, recipe.min_throttle)
+            kind = "mix"
         else:  # budgets over the task's whole cost range, throttle and noise as the SAC recipe's
             plans = plan_budget_episodes(episodes or recipe.episodes, seed, spec.max_cost,
                                          recipe.max_action_noise, recipe.min_throttle)
-        kind = "mix" if behaviour == "sac" else "spend"
+            kind = "spend"
         actor = ActorSpec(kind, str(folder), tuple(recipe.rollout_policies))
     timings["behaviour_s"] = time.perf_counter() - start
 

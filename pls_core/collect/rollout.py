@@ -40,24 +40,37 @@ class ActorSpec:
     budget_scale: float = 1.0
 
 
-class MixActor:
-    """The quicker policy with probability fast_share per SEGMENT_STEPS segment, else the cautious one."""
+class PairActor:
+    """Two saved policies, (quicker, more cautious); a subclass's `use_fast` picks one per episode."""
 
     def __init__(self, fast, safe):
         self.fast, self.safe = fast, safe
-        self.use_fast: dict[int, bool] = {}
+
+    def use_fast(self, plans, rngs, t) -> list[bool]:
+        raise NotImplementedError
 
     def act(self, obs, plans, rngs, t):
-        if t % SEGMENT_STEPS == 0:
-            for plan, rng in zip(plans, rngs, strict=True):
-                self.use_fast[plan.index] = rng.uniform() < plan.fast_share
+        pick = np.array(self.use_fast(plans, rngs, t))[:, None]
         fast_actions, _ = self.fast.policy.predict(obs, deterministic=True)
         safe_actions, _ = self.safe.policy.predict(obs, deterministic=True)
-        pick = np.array([self.use_fast[plan.index] for plan in plans])[:, None]
         return np.where(pick, fast_actions, safe_actions)
 
 
-class SpendActor:
+class MixActor(PairActor):
+    """The quicker policy with probability fast_share per SEGMENT_STEPS segment, else the cautious one."""
+
+    def __init__(self, fast, safe):
+        super().__init__(fast, safe)
+        self.segment_fast: dict[int, bool] = {}
+
+    def use_fast(self, plans, rngs, t):
+        if t % SEGMENT_STEPS == 0:
+            for plan, rng in zip(plans, rngs, strict=True):
+                self.segment_fast[plan.index] = rng.uniform() < plan.fast_share
+        return [self.segment_fast[plan.index] for plan in plans]
+
+
+class SpendActor(PairActor):
     """The quicker policy while the episode's cost so far is below its plan's budget, then the cautious one.
 
     Which policy acts then follows from what the data will carry: the quicker one exactly while the cost
@@ -66,16 +79,13 @@ class SpendActor:
     little about which policy acts next)."""
 
     def __init__(self, fast, safe):
-        self.fast, self.safe = fast, safe
+        super().__init__(fast, safe)
         self.spent: dict[int, float] = {}
 
-    def act(self, obs, plans, rngs, t):
+    def use_fast(self, plans, rngs, t):
         if t == 0:
             self.spent.update({plan.index: 0.0 for plan in plans})
-        fast_actions, _ = self.fast.policy.predict(obs, deterministic=True)
-        safe_actions, _ = self.safe.policy.predict(obs, deterministic=True)
-        pick = np.array([self.spent[plan.index] < plan.budget for plan in plans])[:, None]
-        return np.where(pick, fast_actions, safe_actions)
+        return [self.spent[plan.index] < plan.budget for plan in plans]
 
     def record_cost(self, index: int, cost: float) -> None:
         self.spent[index] += float(cost)
