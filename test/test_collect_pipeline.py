@@ -75,11 +75,11 @@ def test_other_seed_gives_other_data(first_run, tmp_path):
     assert other.sha256 != ds.sha256
 
 
-@pytest.mark.parametrize("behaviour", ["sac", "sac-budget"])
+@pytest.mark.parametrize("behaviour", ["sac", "sac-budget", "sac-pace"])
 def test_sac_recipes_collect_from_the_committed_sac_policies(tmp_path, behaviour):
     """`behaviour="sac"` rolls out the fixed-penalty SAC pair (the recipe of the models shipped before the
     budget recipes) from the saved policies, without training anything; "sac-budget" switches the same pair
-    by each episode's budget."""
+    by each episode's budget, "sac-pace" blends it."""
     import shutil
 
     folder = tmp_path / TASK
@@ -116,6 +116,37 @@ def test_spend_actor_switches_to_the_cautious_policy_once_the_budget_is_spent():
         actor.record_cost(0, 1.0)
         actor.record_cost(1, 0.0)
     assert chosen == ["fast", "fast", "safe", "safe"]  # cost 1 per step, budget 2
+    actor.act(obs, plans, None, 0)  # a new episode starts with nothing spent
+    assert actor.spent == {0: 0.0, 1: 0.0}
+
+
+def test_pace_actor_blends_toward_the_quicker_policy_as_the_episode_lags_its_budget():
+    from pls_core.collect.behaviour import load_policies
+    from pls_core.collect.episodes import EpisodePlan
+    from pls_core.collect.rollout import PaceActor
+
+    policies = load_policies(DEFAULT_BEHAVIOUR_ROOT / TASK)
+    actor = PaceActor(policies["fast"], policies["safe"], episode_len=100)
+    plans = [EpisodePlan(0, 1, 0.0, 1.0, 0.0, budget=100.0), EpisodePlan(1, 2, 0.0, 1.0, 0.0, budget=0.0)]
+    obs = np.random.default_rng(0).standard_normal((2, 17)).astype(np.float32)
+    fast = policies["fast"].policy.predict(obs, deterministic=True)[0]
+    safe = policies["safe"].policy.predict(obs, deterministic=True)[0]
+    weights = []
+    for t in range(3):
+        actions = actor.act(obs, plans, None, t)
+        np.testing.assert_allclose(actions[1], safe[1], atol=1e-6)  # a zero budget is the cautious policy
+        # actions[0] = w * fast + (1 - w) * safe: read w back along the segment between the two
+        w = np.dot(actions[0] - safe[0], fast[0] - safe[0]) / np.dot(fast[0] - safe[0], fast[0] - safe[0])
+        np.testing.assert_allclose(actions[0], w * fast[0] + (1 - w) * safe[0], atol=1e-5)
+        weights.append(round(float(w), 4))
+        actor.record_cost(0, [0.0, 0.0, 5.0][t])
+    # pace = 100 * (t + 25) / 100: w = 0.2 * (pace - spent), clipped to [0, 1]
+    assert weights == [1.0, 1.0, 1.0]
+    actor.record_cost(0, 30.0)  # 35 spent by step 3, where the pace allows 28: cautious again
+    np.testing.assert_allclose(actor.act(obs, plans, None, 3)[0], safe[0], atol=1e-6)
+    assert actor.fast_weight(plans, 3).tolist() == [0.0, 0.0]
+    actor.spent[0] = 27.0
+    np.testing.assert_allclose(actor.fast_weight(plans, 3), [0.2, 0.0])
     actor.act(obs, plans, None, 0)  # a new episode starts with nothing spent
     assert actor.spent == {0: 0.0, 1: 0.0}
 

@@ -4,7 +4,8 @@ Tasks in pls_core.collect.budget_recipes use one budget-conditioned PPO-Lagrangi
 each hold their own cost budget; the others the per-segment mix of two fixed-penalty SAC policies. The
 velocity tasks keep their SAC recipe too (`behaviour="sac"`): the datasets of models shipped before the
 budget recipes came from it. `behaviour="sac-budget"` drives the same SAC pair by a budget per episode
-instead: the quicker policy until the episode has spent it, then the cautious one."""
+instead: the quicker policy until the episode has spent it, then the cautious one; `behaviour="sac-pace"`
+blends the pair so that each episode spends its budget at an even rate."""
 
 from __future__ import annotations
 
@@ -30,14 +31,14 @@ log = logging.getLogger(__name__)
 DEFAULT_BEHAVIOUR_ROOT = Path(__file__).resolve().parents[2] / "behaviour"
 
 
-BEHAVIOURS = ("auto", "budget", "sac", "sac-budget")
+BEHAVIOURS = ("auto", "budget", "sac", "sac-budget", "sac-pace")
 
 
 def resolve_behaviour(task_id: str, behaviour: str = "auto") -> str:
     """Which behaviour recipe collects `task_id`: "budget" (one budget-conditioned PPO-Lagrangian policy),
-    "sac" (two fixed-penalty SAC policies mixed per segment) or "sac-budget" (the SAC pair switched once an
-    episode's budget is spent); "auto" is the budget recipe where the task has one. ValueError names the
-    choices when the task has no such recipe."""
+    "sac" (two fixed-penalty SAC policies mixed per segment), "sac-budget" (the SAC pair switched once an
+    episode's budget is spent) or "sac-pace" (the SAC pair blended to spend it evenly); "auto" is the
+    budget recipe where the task has one. ValueError names the choices when the task has no such recipe."""
     if behaviour not in BEHAVIOURS:
         raise ValueError(f"unknown behaviour {behaviour!r}; choose one of {', '.join(BEHAVIOURS)}")
     if behaviour == "auto":
@@ -118,8 +119,9 @@ def collect_dataset(
         else:  # budgets over the task's whole cost range, throttle and noise as the SAC recipe's
             plans = plan_budget_episodes(episodes or recipe.episodes, seed, spec.max_cost,
                                          recipe.max_action_noise, recipe.min_throttle)
-            kind = "spend"
-        actor = ActorSpec(kind, str(folder), tuple(recipe.rollout_policies))
+            kind = "spend" if behaviour == "sac-budget" else "pace"
+        actor = ActorSpec(kind, str(folder), tuple(recipe.rollout_policies),
+                          episode_len=episode_len or spec.episode_len)
     timings["behaviour_s"] = time.perf_counter() - start
 
     grid = grid or default_grid(task_id, behaviour)

@@ -30,7 +30,8 @@ class ActorSpec:
 
     kind "mix": two saved SAC policies `names` = (quicker, more cautious), switched per segment with the
     plan's `fast_share`; kind "spend": the same pair, the quicker one until the episode has spent the plan's
-    `budget`; kind "budget": the budget-conditioned policy `names[0]` (pls_core.collect.lagrangian)
+    `budget`; kind "pace": the same pair blended to spend the plan's `budget` evenly over `episode_len`
+    steps; kind "budget": the budget-conditioned policy `names[0]` (pls_core.collect.lagrangian)
     holding each plan's `budget`, whose top budget is `budget_scale`.
     """
 
@@ -38,6 +39,7 @@ class ActorSpec:
     folder: str
     names: tuple[str, ...]
     budget_scale: float = 1.0
+    episode_len: int = 1000
 
 
 class PairActor:
@@ -91,6 +93,36 @@ class SpendActor(PairActor):
         self.spent[index] += float(cost)
 
 
+class PaceActor(SpendActor):
+    """The pair blended, a = w * quicker + (1 - w) * cautious, with w set each step by how far the
+    episode's cost so far lags a steady spending of its budget:
+    w = clip(GAIN * (budget * (t + LEAD) / T - spent), 0, 1).
+
+    A budget is thus spent at an even rate over the episode rather than in one burst at its start, so every
+    step's action varies smoothly with the cost-to-go and the time left, which is what a model conditioned
+    on them can imitate; a zero budget is the cautious policy throughout."""
+
+    GAIN = 0.2  # w = 1 once the episode lags its pace by 5 cost units
+    LEAD = 25  # steps of spending allowed ahead of the even pace (one mixing segment)
+
+    def __init__(self, fast, safe, episode_len: int):
+        super().__init__(fast, safe)
+        self.episode_len = episode_len
+
+    def fast_weight(self, plans, t) -> np.ndarray:
+        pace = np.array([plan.budget for plan in plans]) * min(1.0, (t + self.LEAD) / self.episode_len)
+        spent = np.array([self.spent[plan.index] for plan in plans])
+        return np.clip(self.GAIN * (pace - spent), 0.0, 1.0)
+
+    def act(self, obs, plans, rngs, t):
+        if t == 0:
+            self.spent.update({plan.index: 0.0 for plan in plans})
+        w = self.fast_weight(plans, t)[:, None]
+        fast_actions, _ = self.fast.policy.predict(obs, deterministic=True)
+        safe_actions, _ = self.safe.policy.predict(obs, deterministic=True)
+        return w * fast_actions + (1.0 - w) * safe_actions
+
+
 class BudgetActor:
     """One budget-conditioned policy, each episode holding its own plan's budget."""
 
@@ -102,12 +134,14 @@ class BudgetActor:
 
 
 def make_actor(spec: ActorSpec):
-    if spec.kind in ("mix", "spend"):
+    if spec.kind in ("mix", "spend", "pace"):
         from pls_core.collect.behaviour import load_policies
 
         policies = load_policies(Path(spec.folder))
-        fast_name, safe_name = spec.names
-        return (MixActor if spec.kind == "mix" else SpendActor)(policies[fast_name], policies[safe_name])
+        fast, safe = (policies[name] for name in spec.names)
+        if spec.kind == "pace":
+            return PaceActor(fast, safe, spec.episode_len)
+        return (MixActor if spec.kind == "mix" else SpendActor)(fast, safe)
     if spec.kind == "budget":
         from pls_core.collect.budget_policy import BudgetPolicy
 

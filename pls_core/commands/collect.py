@@ -74,7 +74,9 @@ def collect(
     behaviour: Annotated[str, Opt(help="Behaviour recipe: budget (one budget-conditioned PPO-Lagrangian "
                                         "policy), sac (two fixed-penalty SAC policies mixed per segment, "
                                         "the recipe of the models shipped before it), sac-budget (the same "
-                                        "pair, the quicker one until the episode's budget is spent), or "
+                                        "pair, the quicker one until the episode's budget is spent), "
+                                        "sac-pace (the same pair blended to spend the budget at an "
+                                        "even rate), or "
                                         "auto (budget where the task has one).")] = "auto",
     retrain: Annotated[bool, Opt(help="Train behaviour policies even if saved ones exist.")] = False,
     behaviour_dir: Annotated[Path | None, Opt(help="Saved behaviour policies' root.")] = None,
