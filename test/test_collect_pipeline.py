@@ -96,6 +96,26 @@ def test_sac_recipes_collect_from_the_committed_sac_policies(tmp_path, behaviour
     np.testing.assert_array_equal(lengths, [30] * 4)
 
 
+def test_perturbation_overrides_reach_every_planned_episode(tmp_path):
+    """--min-throttle 1 --max-action-noise 0: every episode at full strength without noise (the recipe
+    throttles two thirds of them and perturbs half)."""
+    import csv
+    import shutil
+
+    from pls_core.collect.pipeline import episode_table_path
+
+    folder = tmp_path / TASK
+    folder.mkdir()
+    for name in ("fast.zip", "safe.zip", "manifest.json"):
+        shutil.copy2(DEFAULT_BEHAVIOUR_ROOT / TASK / name, folder / name)
+    out = tmp_path / "pace.hdf5"
+    collect_dataset(TASK, out, seed=0, behaviour_root=tmp_path, workers=1, behaviour="sac-pace",
+                    min_throttle=1.0, max_action_noise=0.0, **{**TINY, "episodes": 8})
+    rows = list(csv.DictReader(episode_table_path(out).open()))
+    assert len(rows) == 8
+    assert {float(r["throttle"]) for r in rows} == {1.0} and {float(r["action_noise"]) for r in rows} == {0.0}
+
+
 def test_spend_actor_switches_to_the_cautious_policy_once_the_budget_is_spent():
     from pls_core.collect.behaviour import load_policies
     from pls_core.collect.episodes import EpisodePlan

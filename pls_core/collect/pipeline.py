@@ -73,6 +73,12 @@ def write_episode_table(path: Path, plans, raw: list[dict], costs: np.ndarray, r
     path.write_text("\n".join(lines) + "\n")
 
 
+def _perturbations(recipe, min_throttle: float | None, max_action_noise: float | None) -> tuple[float, float]:
+    """The episodes' (max_action_noise, min_throttle): the recipe's unless overridden."""
+    return (recipe.max_action_noise if max_action_noise is None else max_action_noise,
+            recipe.min_throttle if min_throttle is None else min_throttle)
+
+
 def collect_dataset(
     task_id: str,
     out: Path,
@@ -88,13 +94,15 @@ def collect_dataset(
     progress: bool = True,
     address: str | None = None,
     behaviour: str = "auto",
+    min_throttle: float | None = None,
+    max_action_noise: float | None = None,
 ) -> OfflineDataset:
     """Generate, filter and save a dataset; the same seed and saved policies give the same sha256.
 
     `grid` defaults to the task's recipe's (budget recipes keep more per cell and only finished episodes).
     Trainings and rollouts run in this process with one worker, else as Ray tasks (pls_core.parallel):
     on an embedded Ray with `workers` CPUs, or on the cluster at `address`. `behaviour` picks the
-    recipe (resolve_behaviour)."""
+    recipe (resolve_behaviour); `min_throttle` and `max_action_noise` override its episodes' perturbations."""
     spec = get_task(task_id)
     timings = {}
 
@@ -105,7 +113,7 @@ def collect_dataset(
         folder = ensure_budget_policy(task_id, budget.policy, POLICY_NAME, behaviour_root, seed,
                                       retrain=retrain, timestep_scale=timestep_scale, command=command)
         plans = plan_budget_episodes(episodes or budget.episodes, seed, budget.max_budget,
-                                     budget.max_action_noise, budget.min_throttle)
+                                     *_perturbations(budget, min_throttle, max_action_noise))
         actor = ActorSpec("budget", str(folder), (POLICY_NAME,), budget.policy.budget_scale)
     else:  # two fixed-penalty SAC policies, mixed per segment or switched by the budget left
         recipe = get_recipe(task_id)
@@ -114,11 +122,11 @@ def collect_dataset(
                                  address=address)
         if behaviour == "sac":
             plans = plan_episodes(episodes or recipe.episodes, seed, recipe.max_fast_share,
-                                  recipe.max_action_noise, recipe.min_throttle)
+                                  *_perturbations(recipe, min_throttle, max_action_noise))
             kind = "mix"
         else:  # budgets over the task's whole cost range, throttle and noise as the SAC recipe's
             plans = plan_budget_episodes(episodes or recipe.episodes, seed, spec.max_cost,
-                                         recipe.max_action_noise, recipe.min_throttle)
+                                         *_perturbations(recipe, min_throttle, max_action_noise))
             kind = "spend" if behaviour == "sac-budget" else "pace"
         actor = ActorSpec(kind, str(folder), tuple(recipe.rollout_policies),
                           episode_len=episode_len or spec.episode_len)

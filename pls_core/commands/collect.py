@@ -36,7 +36,7 @@ def _exit_on_sigterm(signum, _frame) -> None:
 
 
 def _check_options(task: str, out: Path, counts: dict[str, int | None], train_scale: float,
-                   behaviour: str) -> None:
+                   behaviour: str, min_throttle: float | None, max_action_noise: float | None) -> None:
     """Refuse bad options before any behaviour training or rollout starts (UserError, exit 2)."""
     import math
 
@@ -57,6 +57,10 @@ def _check_options(task: str, out: Path, counts: dict[str, int | None], train_sc
         hint = " (leave --episodes out for the task's default)" if option == "--episodes" else ""
         require(value is None or value >= 1, f"{option} {value}: must be at least 1{hint}")
     require(math.isfinite(train_scale) and train_scale > 0, f"--train-scale {train_scale:g}: must be > 0")
+    require(min_throttle is None or (math.isfinite(min_throttle) and 0 < min_throttle <= 1),
+            f"--min-throttle {min_throttle}: must be in (0, 1] (1 runs every episode at full strength)")
+    require(max_action_noise is None or (math.isfinite(max_action_noise) and 0 <= max_action_noise <= 1),
+            f"--max-action-noise {max_action_noise}: must be in [0, 1] (0 adds no noise)")
     check_writable_file(out, "--out")
 
 
@@ -89,6 +93,12 @@ def collect(
                                              "velocity tasks, 2 otherwise].")] = None,
     drop_falls: Annotated[bool | None, Opt(help="Keep only episodes that ran to their time limit [default: "
                                                 "the recipe's: yes for the velocity tasks].")] = None,
+    min_throttle: Annotated[float | None, Opt(help="Lowest action scale of the two thirds of episodes that "
+                                                   "are throttled (1: none is) [default: the recipe's].")
+                            ] = None,
+    max_action_noise: Annotated[float | None, Opt(help="Largest action noise of the half of episodes that "
+                                                       "are perturbed (0: none is) [default: the recipe's].")
+                                ] = None,
     train_scale: Annotated[float, Opt(help="Scale the behaviour training budget (smoke tests).")] = 1.0,
     progress: Annotated[bool, Opt(help="Show progress bars.")] = True,
 ) -> None:
@@ -96,7 +106,7 @@ def collect(
     workers = workers or os.cpu_count() or 1
     counts = {"--episodes": episodes, "--workers": workers, "--episode-len": episode_len,
               "--cost-bins": cost_bins, "--reward-bins": reward_bins, "--per-cell": per_cell}
-    _check_options(task, out, counts, train_scale, behaviour)
+    _check_options(task, out, counts, train_scale, behaviour, min_throttle, max_action_noise)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     # A kill (timeout, scheduler) unwinds like Ctrl-C, so the worker pools stop with us instead of
     # training on as orphans that a rerun would race for the same checkpoint files.
@@ -115,6 +125,7 @@ def collect(
         task, out, seed=seed, episodes=episodes, workers=workers, address=address, retrain=retrain,
         behaviour_root=behaviour_dir or DEFAULT_BEHAVIOUR_ROOT,
         grid=grid, episode_len=episode_len, timestep_scale=train_scale, behaviour=behaviour,
+        min_throttle=min_throttle, max_action_noise=max_action_noise,
         command=_command_line({**{k: v for k, v in ctx.params.items() if k != "address"},
                                **dataclasses.asdict(grid)}), progress=progress,
     )
