@@ -126,6 +126,50 @@ def describe_following(verdict: dict) -> str:
             + ("follows G" if verdict["follows"] else "does not follow G (" + "; ".join(why) + ")"))
 
 
+def seed_box_targets(contract, threshold: float) -> list[tuple[float, float]]:
+    """The corners (R, G) of the seed box Z0 that the optimiser builds for this model and b (the same
+    OptimizerConfig.for_model_stats the nodes use with `config:=""`)."""
+    from pls_core.safeopt.config import OptimizerConfig
+
+    stats = contract.dataset_stats
+    config = (OptimizerConfig.for_model_stats(contract.task_id, stats, threshold) if stats
+              else OptimizerConfig.for_task(contract.task_id, threshold))
+    (r_lo, r_hi), (g_lo, g_hi) = config.seed_reward_range, config.seed_cost_range
+    return [(float(r), float(g)) for r in (r_lo, r_hi) for g in (g_lo, g_hi)]
+
+
+def seed_box_check(results: list[EpisodeResult], corners: list[tuple[float, float]],
+                   threshold: float) -> dict:
+    """Does the model keep the seed box safe? PLS starts from Z0 without evidence (the paper's Assumption
+    7: known safe), so a model whose mean episode cost exceeds b at a corner of the box makes the search
+    unsafe from its first episode, and one close to b there leaves it no room to grow its safe set."""
+    rows = []
+    for reward, cost in corners:
+        spent = [r.cost_return for r in results if (r.target_reward, r.target_cost) == (reward, cost)]
+        n = max(1, len(spent))
+        rows.append({"target_reward": reward, "target_cost": cost, "episodes": len(spent),
+                     "cost_mean": float(sum(spent) / n) if spent else float("nan"),
+                     "share_above_b": float(sum(c > threshold for c in spent) / n) if spent else 1.0})
+    return {"threshold": threshold, "corners": rows,
+            "holds": all(row["episodes"] and row["cost_mean"] <= threshold for row in rows),
+            "max_share_above_b": max(row["share_above_b"] for row in rows)}
+
+
+def describe_seed_box(check: dict) -> str:
+    """One line for the terminal and table.md: the verdict on the mean (the certificate's quantity), and
+    how often single episodes cross b there (each one an unsafe episode of the search)."""
+    corners = "; ".join(f"({c['target_reward']:.0f}, {c['target_cost']:g}): {c['cost_mean']:.1f}, "
+                        f"{100 * c['share_above_b']:.0f} % of episodes above b" for c in check["corners"])
+    if not check["holds"]:
+        verdict = "NOT safe: PLS would start above b; retrain, or collect more low-cost data"
+    elif check["max_share_above_b"] > 0:
+        verdict = (f"safe on average, but up to {100 * check['max_share_above_b']:.0f} % of single episodes "
+                   "cross b there, each an unsafe episode of the search")
+    else:
+        verdict = "safe"
+    return f"seed box Z0 at b = {check['threshold']:g}, mean cost per corner {corners}: {verdict}"
+
+
 COLUMNS = (
     "target R",
     "target G",
@@ -220,6 +264,7 @@ def write_report(
     threshold: float,
     title: str,
     provenance: dict,
+    seed_box: dict | None = None,
 ) -> dict[str, Path]:
     """results.json (everything), table.md and heatmaps.png in out_dir."""
     out_dir = Path(out_dir)
@@ -237,6 +282,7 @@ def write_report(
                 "threshold": threshold,
                 "summaries": [asdict(s) for s in summaries],
                 "cost_following": verdicts,
+                **({"seed_box": seed_box} if seed_box else {}),
                 "episodes": [asdict(r) for r in results],
             },
             indent=2,
@@ -244,6 +290,7 @@ def write_report(
     )
     following = "".join(f"- {describe_following(v)}\n" for v in verdicts)
     paths["markdown"].write_text(f"## {title}\n\n" + markdown_table(summaries) + f"\n{SCALES_NOTE}\n"
-                                 + (f"\nCost following:\n{following}" if following else ""))
+                                 + (f"\nCost following:\n{following}" if following else "")
+                                 + (f"\n- {describe_seed_box(seed_box)}\n" if seed_box else ""))
     plot_heatmaps(summaries, threshold, paths["heatmaps"], title)
     return paths

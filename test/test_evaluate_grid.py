@@ -53,6 +53,27 @@ def test_cost_following_is_judged_per_target_reward_in_g_order():
     assert verdicts[1]["target_costs"] == [0.0, 10.0, 40.0]
 
 
+def test_seed_box_check_fails_when_any_corner_spends_more_than_b_on_average():
+    from pls_core.evaluate import describe_seed_box, seed_box_check
+    from pls_core.rollout import EpisodeResult
+
+    corners = [(1000.0, 0.0), (1000.0, 5.0), (1200.0, 0.0), (1200.0, 5.0)]
+
+    def results(costs_at_last_corner):
+        safe = [EpisodeResult(r, g, 900.0, 3.0, 1000, i) for r, g in corners[:3] for i in range(2)]
+        last = [EpisodeResult(1200.0, 5.0, 900.0, c, 1000, i) for i, c in enumerate(costs_at_last_corner)]
+        return safe + last
+
+    check = seed_box_check(results([10.0, 30.0]), corners, 20.0)  # mean 20: within b, half the episodes above
+    assert check["holds"] and check["corners"][3]["share_above_b"] == 0.5
+    assert "50 % of episodes above b" in describe_seed_box(check)
+    assert "safe on average, but up to 50 % of single episodes" in describe_seed_box(check)
+    assert describe_seed_box(seed_box_check(results([10.0]), corners, 20.0)).endswith(": safe")
+    check = seed_box_check(results([12.0, 30.0]), corners, 20.0)  # mean 21
+    assert not check["holds"] and "NOT safe" in describe_seed_box(check)
+    assert not seed_box_check(results([]), corners, 20.0)["holds"]  # a corner that was not run is not safe
+
+
 def test_episodes_are_reproducible_and_do_not_depend_on_batching():
     targets = [(300.0, 0.0), (300.0, 40.0)]
     one_at_a_time = run_episodes(PolicyRunner(tiny_artifacts().onnx, num_envs=1), TASK, targets, 2, seed=5)
@@ -129,8 +150,9 @@ def test_cli_train_export_evaluate_end_to_end(tmp_path):
         "export", "--checkpoint", str(tmp_path / "run" / "checkpoint.pt"), "--out", str(tmp_path / "p.onnx")
     )
     assert "max |onnxruntime - torch|" in out
-    pls(
+    stdout = pls(
         "evaluate",
+        "--seed-box",
         "--model",
         str(tmp_path / "p.onnx"),
         "--dataset",
@@ -150,3 +172,14 @@ def test_cli_train_export_evaluate_end_to_end(tmp_path):
     assert [s["target_cost"] for s in report["summaries"]] == [0.0, 20.0]
     assert np.isfinite(report["summaries"][0]["normalised_reward"])
     assert np.isfinite(report["summaries"][0]["dsrl_reward"])  # the task has DSRL constants
+    # --seed-box: the four corners of the optimiser's Z0 for this model and b, run beside the grid
+    from pls_core.evaluate import seed_box_targets
+
+    corners = seed_box_targets(ModelContract.from_onnx(tmp_path / "p.onnx"), 20.0)
+    box = report["seed_box"]
+    assert [(c["target_reward"], c["target_cost"]) for c in box["corners"]] == corners
+    assert len(set(corners)) == 4
+    assert all(c["episodes"] == 1 for c in box["corners"])
+    assert box["holds"] == all(c["cost_mean"] <= 20.0 for c in box["corners"])
+    assert "seed box Z0 at b = 20" in stdout
+    assert "seed box Z0" in (tmp_path / "report" / "table.md").read_text()

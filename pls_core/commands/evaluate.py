@@ -42,12 +42,25 @@ def evaluate(
     out: Annotated[
         Path | None, typer.Option(help="Report folder (default: eval_<model> next to it).")
     ] = None,
+    seed_box: Annotated[bool, typer.Option(help="Also run the corners of the seed box Z0 that PLS starts "
+                                                 "from for this model and --threshold, and say whether "
+                                                 "their mean cost stays within b.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Run the policy at every target and report actual returns and DSRL-normalised scores."""
     from rich.console import Console
 
-    from pls_core.evaluate import cost_following, describe_following, evaluate_grid, rich_table, write_report
+    from pls_core.evaluate import (
+        cost_following,
+        describe_following,
+        describe_seed_box,
+        evaluate_grid,
+        rich_table,
+        seed_box_check,
+        seed_box_targets,
+        write_report,
+    )
+    from pls_core.runtime import ModelContract
 
     reward_targets, cost_targets = _floats(rewards, "--rewards"), _floats(costs, "--costs")
     require(episodes >= 1, f"--episodes {episodes}: run at least 1 episode per target")
@@ -57,11 +70,10 @@ def evaluate(
     report_dir = check_writable_folder(out or model.parent / f"eval_{model.stem}", "--out")
     console = Console()
     reward_range, provenance = None, {"model": str(model), "seed": seed, "episodes_per_target": episodes}
+    contract = ModelContract.from_onnx(model)
     if dataset is not None:
         from pls_core.dataset import load_dataset
-        from pls_core.runtime import ModelContract
 
-        contract = ModelContract.from_onnx(model)
         returns, _, _ = load_dataset(dataset, contract.obs_dim, contract.act_dim).episode_returns()
         reward_range = (float(returns.min()), float(returns.max()))
         provenance["dataset"] = str(dataset)
@@ -76,13 +88,21 @@ def evaluate(
         num_envs=num_envs,
         progress=progress,
     )
+    check = None
+    if seed_box:
+        corners = seed_box_targets(contract, threshold)  # {R_lo, R_hi} x {G_lo, G_hi}
+        box_summaries, box_results = evaluate_grid(
+            model, sorted({r for r, _ in corners}), sorted({g for _, g in corners}), episodes, threshold,
+            reward_range=reward_range, seed=seed, num_envs=num_envs)
+        check = seed_box_check(box_results, corners, threshold)
+        console.print(rich_table(box_summaries, "the seed box's corners"))
     title = f"{model.name}: actual vs target returns (b = {threshold:g})"
     console.print(rich_table(summaries, title))
     for verdict in cost_following(summaries):
         console.print(describe_following(verdict), highlight=False)
-    report = write_report(
-        report_dir, summaries, results, threshold, title, provenance
-    )
+    if check:
+        console.print(describe_seed_box(check), highlight=False)
+    report = write_report(report_dir, summaries, results, threshold, title, provenance, seed_box=check)
     typer.echo("report: " + ", ".join(str(p) for p in report.values()))
 
 
