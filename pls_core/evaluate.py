@@ -131,9 +131,7 @@ def seed_box_targets(contract, threshold: float) -> list[tuple[float, float]]:
     OptimizerConfig.for_model_stats the nodes use with `config:=""`)."""
     from pls_core.safeopt.config import OptimizerConfig
 
-    stats = contract.dataset_stats
-    config = (OptimizerConfig.for_model_stats(contract.task_id, stats, threshold) if stats
-              else OptimizerConfig.for_task(contract.task_id, threshold))
+    config = OptimizerConfig.for_model_stats(contract.task_id, contract.dataset_stats, threshold)
     (r_lo, r_hi), (g_lo, g_hi) = config.seed_reward_range, config.seed_cost_range
     return [(float(r), float(g)) for r in (r_lo, r_hi) for g in (g_lo, g_hi)]
 
@@ -145,11 +143,11 @@ def seed_box_check(results: list[EpisodeResult], corners: list[tuple[float, floa
     unsafe from its first episode, and one close to b there leaves it no room to grow its safe set."""
     rows = []
     for reward, cost in corners:
-        spent = [r.cost_return for r in results if (r.target_reward, r.target_cost) == (reward, cost)]
-        n = max(1, len(spent))
+        spent = np.array([r.cost_return for r in results
+                          if (r.target_reward, r.target_cost) == (reward, cost)])
         rows.append({"target_reward": reward, "target_cost": cost, "episodes": len(spent),
-                     "cost_mean": float(sum(spent) / n) if spent else float("nan"),
-                     "share_above_b": float(sum(c > threshold for c in spent) / n) if spent else 1.0})
+                     "cost_mean": float(spent.mean()) if len(spent) else float("nan"),
+                     "share_above_b": float(np.mean(spent > threshold)) if len(spent) else 1.0})
     return {"threshold": threshold, "corners": rows,
             "holds": all(row["episodes"] and row["cost_mean"] <= threshold for row in rows),
             "max_share_above_b": max(row["share_above_b"] for row in rows)}
