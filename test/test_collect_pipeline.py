@@ -164,9 +164,9 @@ def test_pace_actor_blends_toward_the_quicker_policy_as_the_episode_lags_its_bud
     assert weights == [1.0, 1.0, 1.0]
     actor.record_cost(0, 30.0)  # 35 spent by step 3, where the pace allows 28: cautious again
     np.testing.assert_allclose(actor.act(obs, plans, None, 3)[0], safe[0], atol=1e-6)
-    assert actor.fast_weight(plans, 3).tolist() == [0.0, 0.0]
+    assert actor.fast_weight(plans, None, 3).tolist() == [0.0, 0.0]
     actor.spent[0] = 27.0
-    np.testing.assert_allclose(actor.fast_weight(plans, 3), [0.2, 0.0])
+    np.testing.assert_allclose(actor.fast_weight(plans, None, 3), [0.2, 0.0])
     actor.act(obs, plans, None, 0)  # a new episode starts with nothing spent
     assert actor.spent == {0: 0.0, 1: 0.0}
 

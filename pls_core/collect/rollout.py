@@ -43,19 +43,29 @@ class ActorSpec:
 
 
 class PairActor:
-    """Two saved policies, (quicker, more cautious); a subclass's `use_fast` picks one per episode."""
+    """Two saved policies, (quicker, more cautious), acting by a per-episode weight of the quicker one.
+
+    A subclass's `fast_weight` gives the weights each step: booleans pick one policy per episode, floats
+    in [0, 1] blend the two actions; `start` resets its per-episode state at the first step."""
 
     def __init__(self, fast, safe):
         self.fast, self.safe = fast, safe
 
-    def use_fast(self, plans, rngs, t) -> list[bool]:
+    def start(self, plans) -> None:
+        """Called at step 0 of a chunk of episodes, before their first weights."""
+
+    def fast_weight(self, plans, rngs, t) -> np.ndarray:
         raise NotImplementedError
 
     def act(self, obs, plans, rngs, t):
-        pick = np.array(self.use_fast(plans, rngs, t))[:, None]
+        if t == 0:
+            self.start(plans)
+        weight = np.asarray(self.fast_weight(plans, rngs, t))[:, None]
         fast_actions, _ = self.fast.policy.predict(obs, deterministic=True)
         safe_actions, _ = self.safe.policy.predict(obs, deterministic=True)
-        return np.where(pick, fast_actions, safe_actions)
+        if weight.dtype == bool:  # a pick keeps the chosen policy's action bit for bit
+            return np.where(weight, fast_actions, safe_actions)
+        return weight * fast_actions + (1.0 - weight) * safe_actions
 
 
 class MixActor(PairActor):
@@ -65,11 +75,11 @@ class MixActor(PairActor):
         super().__init__(fast, safe)
         self.segment_fast: dict[int, bool] = {}
 
-    def use_fast(self, plans, rngs, t):
+    def fast_weight(self, plans, rngs, t):
         if t % SEGMENT_STEPS == 0:
             for plan, rng in zip(plans, rngs, strict=True):
                 self.segment_fast[plan.index] = rng.uniform() < plan.fast_share
-        return [self.segment_fast[plan.index] for plan in plans]
+        return np.array([self.segment_fast[plan.index] for plan in plans], dtype=bool)
 
 
 class SpendActor(PairActor):
@@ -84,10 +94,11 @@ class SpendActor(PairActor):
         super().__init__(fast, safe)
         self.spent: dict[int, float] = {}
 
-    def use_fast(self, plans, rngs, t):
-        if t == 0:
-            self.spent.update({plan.index: 0.0 for plan in plans})
-        return [self.spent[plan.index] < plan.budget for plan in plans]
+    def start(self, plans):
+        self.spent.update({plan.index: 0.0 for plan in plans})
+
+    def fast_weight(self, plans, rngs, t):
+        return np.array([self.spent[plan.index] < plan.budget for plan in plans], dtype=bool)
 
     def record_cost(self, index: int, cost: float) -> None:
         self.spent[index] += float(cost)
@@ -109,18 +120,10 @@ class PaceActor(SpendActor):
         super().__init__(fast, safe)
         self.episode_len = episode_len
 
-    def fast_weight(self, plans, t) -> np.ndarray:
+    def fast_weight(self, plans, rngs, t):
         pace = np.array([plan.budget for plan in plans]) * min(1.0, (t + self.LEAD) / self.episode_len)
         spent = np.array([self.spent[plan.index] for plan in plans])
         return np.clip(self.GAIN * (pace - spent), 0.0, 1.0)
-
-    def act(self, obs, plans, rngs, t):
-        if t == 0:
-            self.spent.update({plan.index: 0.0 for plan in plans})
-        w = self.fast_weight(plans, t)[:, None]
-        fast_actions, _ = self.fast.policy.predict(obs, deterministic=True)
-        safe_actions, _ = self.safe.policy.predict(obs, deterministic=True)
-        return w * fast_actions + (1.0 - w) * safe_actions
 
 
 class BudgetActor:
