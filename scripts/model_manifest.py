@@ -2,10 +2,15 @@
 
 Reads the ONNX file (hash, contract), the training run folder (config.json; wall time from <run>.start /
 <run>.end epoch files written by the training command line, when present) and a `pls evaluate` report
-(<eval>/summary.json or results.json). Usage:
+(<eval>/summary.json or results.json), and the seed-box check of `pls evaluate --seed-box`: the four
+corners of the box Z0 that PLS starts from must be safe on average at b, the promise the optimiser builds
+on, so every shipped model carries it. Usage:
 
     python scripts/model_manifest.py --task T --run runs/hopper-cpu --eval <eval folder> \
-        --collect-command "pls collect ..." --train-command "..." --evaluate-command "..."
+        --collect-command "pls collect ..." --train-command "..." --evaluate-command "..." \
+        --seed-box-eval <folder> --seed-box-command "pls evaluate ... --seed-box"
+
+`--only-seed-box` adds or replaces that check in an existing manifest and leaves the rest as it is.
 """
 
 from __future__ import annotations
@@ -31,18 +36,52 @@ def _evaluation(eval_dir: Path) -> dict:
                      "`pls evaluate --out` wrote")
 
 
+def _seed_box(eval_dir: Path, command: str, onnx_path: Path) -> dict:
+    """The seed-box check of a `pls evaluate --seed-box` report on `onnx_path`, with its command."""
+    report = _evaluation(eval_dir)
+    if not report.get("seed_box"):
+        raise SystemExit(f"{eval_dir} holds no seed-box check; "
+                         f"run `pls evaluate --seed-box --out {eval_dir}`")
+    evaluated = Path(report["model"])
+    if not evaluated.is_file() or evaluated.read_bytes() != onnx_path.read_bytes():
+        raise SystemExit(f"{eval_dir} evaluated {evaluated}, not the file {onnx_path} holds; "
+                         "rerun it on that file")
+    return {"command": command, "seed": report["seed"], "model": report["model"], **report["seed_box"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", required=True)
-    parser.add_argument("--run", type=Path, required=True)
-    parser.add_argument("--eval", type=Path, required=True)
+    parser.add_argument("--run", type=Path)
+    parser.add_argument("--eval", type=Path)
     parser.add_argument("--collect-command", default=None, help="default: the dataset's generator_command")
-    parser.add_argument("--train-command", required=True)
-    parser.add_argument("--evaluate-command", required=True)
+    parser.add_argument("--train-command")
+    parser.add_argument("--evaluate-command")
+    parser.add_argument("--seed-box-eval", type=Path, required=True,
+                        help="the folder `pls evaluate --seed-box --out` wrote for the shipped file")
+    parser.add_argument("--seed-box-command", required=True)
+    parser.add_argument("--only-seed-box", action="store_true",
+                        help="only add or replace the seed-box check in the existing manifest")
     parser.add_argument("--machine", default="2-core Intel Xeon VM, 1 torch thread per job, no GPU")
     args = parser.parse_args()
 
     onnx_path = shipped_model_path(args.task)
+    out = onnx_path.parent / "manifest.json"
+    seed_box = _seed_box(args.seed_box_eval, args.seed_box_command, onnx_path)
+    sha = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+    if args.only_seed_box:
+        manifest = json.loads(out.read_text())
+        if manifest["onnx_sha256"] != sha:
+            raise SystemExit(f"{out} describes another file than {onnx_path}; write the whole manifest")
+        manifest["seed_box"] = seed_box
+        out.write_text(json.dumps(manifest, indent=2) + "\n")
+        print(f"updated the seed-box check in {out}")
+        return
+    needed = ("run", "eval", "train_command", "evaluate_command")
+    missing = [name for name in needed if not getattr(args, name)]
+    if missing:
+        parser.error("a whole manifest needs " + ", ".join("--" + m.replace("_", "-") for m in missing))
+
     contract = ModelContract.from_onnx(onnx_path)
     train = json.loads((args.run / "config.json").read_text())
     dataset_path = Path(train["dataset"])
@@ -55,7 +94,7 @@ def main() -> None:
     manifest = {
         "task_id": args.task,
         "file": onnx_path.name,
-        "onnx_sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
+        "onnx_sha256": sha,
         "onnx_bytes": onnx_path.stat().st_size,
         "commands": [collect, args.train_command,
                      f"pls export --checkpoint {args.run}/checkpoint.pt --out {onnx_rel}",
@@ -75,8 +114,8 @@ def main() -> None:
                      "config": train["config"]},
         "export": {"onnxruntime": onnxruntime.__version__, "python": platform.python_version()},
         "evaluation": _evaluation(args.eval),
+        "seed_box": seed_box,
     }
-    out = onnx_path.parent / "manifest.json"
     out.write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"wrote {out}")
 

@@ -63,12 +63,29 @@ def test_shipped_manifest_commands_run_with_todays_cli(task):
     import re
     import shlex
 
-    commands = json.loads((shipped_model_path(task).parent / "manifest.json").read_text())["commands"]
+    manifest = json.loads((shipped_model_path(task).parent / "manifest.json").read_text())
+    commands = manifest["commands"] + [manifest["seed_box"]["command"]]
     words = [shlex.split(c) for c in commands if re.match(r"(\w+=\S+ )*pls ", c)]
     pls_words = [w[w.index("pls") + 1:] for w in words]
     assert pls_words and pls_words[0][0] == "collect"
     for args in pls_words:
         _parse_pls_command(list(args))
+
+
+@pytest.mark.parametrize("task", SHIPPED)
+def test_shipped_manifest_keeps_its_seed_box_safe(task):
+    """Every shipped model carries its `pls evaluate --seed-box` check, run on the box the optimiser
+    builds from this file's contract at b = 20, and the box is safe on average there: PLS starts from it
+    without evidence."""
+    from pls_core.evaluate import seed_box_targets
+
+    path = shipped_model_path(task)
+    check = json.loads((path.parent / "manifest.json").read_text())["seed_box"]
+    assert check["threshold"] == 20.0 and check["holds"]
+    corners = [(c["target_reward"], c["target_cost"]) for c in check["corners"]]
+    np.testing.assert_allclose(corners, seed_box_targets(ModelContract.from_onnx(path), 20.0))
+    assert all(c["cost_mean"] <= 20.0 and c["episodes"] >= 20 for c in check["corners"])
+    assert check["max_share_above_b"] == max(c["share_above_b"] for c in check["corners"])
 
 
 def test_shipped_model_drives_the_cheetah_forward():
