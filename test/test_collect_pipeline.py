@@ -116,6 +116,27 @@ def test_perturbation_overrides_reach_every_planned_episode(tmp_path):
     assert {float(r["throttle"]) for r in rows} == {1.0} and {float(r["action_noise"]) for r in rows} == {0.0}
 
 
+def test_perturb_steps_limit_throttle_and_noise_to_the_episode_start():
+    """With perturb_steps = 5 a throttled, noisy episode acts as its behaviour policy alone from step 5 on:
+    each later action is the policy's own at the recorded observation; the first five are not."""
+    from pls_core.collect.behaviour import load_policies
+    from pls_core.collect.episodes import EpisodePlan
+    from pls_core.collect.rollout import MixActor, run_episodes
+    from pls_core.envs import make_env
+
+    policies = load_policies(DEFAULT_BEHAVIOUR_ROOT / TASK)
+    actor = MixActor(policies["fast"], policies["safe"])
+    plan = EpisodePlan(0, 3, fast_share=0.0, throttle=0.5, action_noise=0.3)  # the cautious policy only
+    env = make_env(TASK)
+    try:
+        episode = run_episodes([env], actor, [plan], seed=0, episode_len=12, perturb_steps=5)[0]
+    finally:
+        env.close()
+    own, _ = policies["safe"].policy.predict(episode["observations"], deterministic=True)
+    close = [np.allclose(a, b, atol=1e-6) for a, b in zip(episode["actions"], own, strict=True)]
+    assert close == [False] * 5 + [True] * 7
+
+
 def test_spend_actor_switches_to_the_cautious_policy_once_the_budget_is_spent():
     from pls_core.collect.behaviour import load_policies
     from pls_core.collect.episodes import EpisodePlan

@@ -114,6 +114,7 @@ def test_train_refuses_an_unwritable_out(blocker):
     (("--task", "SafetyCarCircle1-v0", "--behaviour", "budget"), ("no budget-conditioned", "(sac)")),
     (("--min-throttle", "0"), ("--min-throttle 0.0", "(0, 1]")),
     (("--max-action-noise", "1.5"), ("--max-action-noise 1.5", "[0, 1]")),
+    (("--perturb-steps", "0"), ("--perturb-steps 0", "at least 1")),
 ])
 def test_collect_refuses_bad_options_before_training_anything(tmp_path, args, phrases):
     out = tmp_path / "data" / "x.hdf5"

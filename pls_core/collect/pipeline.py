@@ -96,13 +96,15 @@ def collect_dataset(
     behaviour: str = "auto",
     min_throttle: float | None = None,
     max_action_noise: float | None = None,
+    perturb_steps: int | None = None,
 ) -> OfflineDataset:
     """Generate, filter and save a dataset; the same seed and saved policies give the same sha256.
 
     `grid` defaults to the task's recipe's (budget recipes keep more per cell and only finished episodes).
     Trainings and rollouts run in this process with one worker, else as Ray tasks (pls_core.parallel):
     on an embedded Ray with `workers` CPUs, or on the cluster at `address`. `behaviour` picks the
-    recipe (resolve_behaviour); `min_throttle` and `max_action_noise` override its episodes' perturbations."""
+    recipe (resolve_behaviour); `min_throttle` and `max_action_noise` override its episodes' perturbations,
+    and `perturb_steps` limits them to each episode's first steps (rollout.run_episodes)."""
     spec = get_task(task_id)
     timings = {}
 
@@ -135,7 +137,7 @@ def collect_dataset(
     grid = grid or default_grid(task_id, behaviour)
     start = time.perf_counter()
     raw = rollout(task_id, folder, plans, seed, workers=workers, episode_len=episode_len, progress=progress,
-                  actor=actor, address=address)
+                  actor=actor, address=address, perturb_steps=perturb_steps)
     timings["rollout_s"] = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -153,7 +153,8 @@ def make_actor(spec: ActorSpec):
 
 
 def _worker_for(settings: tuple) -> dict:
-    """This process's envs and actor for `settings` (task_id, actor spec, seed, episode_len), built on
+    """This process's envs and actor for `settings` (task_id, actor spec, seed, episode_len,
+    perturb_steps), built on
     its first chunk and reused for the next ones (a Ray worker runs many chunks)."""
     if _worker.get("settings") != settings:
         import torch
@@ -162,9 +163,10 @@ def _worker_for(settings: tuple) -> dict:
 
         torch.set_num_threads(1)
         _release_worker()
-        task_id, spec, seed, episode_len = settings
+        task_id, spec, seed, episode_len, perturb_steps = settings
         _worker.update(settings=settings, envs=[make_env(task_id) for _ in range(CHUNK_EPISODES)],
-                       actor=make_actor(spec), seed=seed, episode_len=episode_len)
+                       actor=make_actor(spec), seed=seed, episode_len=episode_len,
+                       perturb_steps=perturb_steps)
     return _worker
 
 
@@ -176,11 +178,14 @@ def _release_worker() -> None:
 
 
 def run_episodes(envs: list, actor, plans: list[EpisodePlan], seed: int,
-                 episode_len: int | None = None) -> list[dict]:
+                 episode_len: int | None = None, perturb_steps: int | None = None) -> list[dict]:
     """The plans' episodes as DSRL arrays, one env each; an `episode_len` cut marks a timeout.
 
     Every episode draws from its own plan's stream: the actor's draws first each step, then the action
     noise; the actor's actions are scaled by the plan's throttle, noised and clipped to the action bounds.
+    With `perturb_steps`, throttle and noise act only on an episode's first that many steps (no noise is
+    drawn after them): varied starts and the recoveries from them, then the actor's own behaviour, so the
+    episode's cost still follows what the actor was asked for.
     """
     rngs = [plan.rng(seed) for plan in plans]
     low, high = envs[0].action_space.low, envs[0].action_space.high
@@ -188,6 +193,8 @@ def run_episodes(envs: list, actor, plans: list[EpisodePlan], seed: int,
 
     def act(obs, active, t):
         actions = actor.act(obs[active], [plans[i] for i in active], [rngs[i] for i in active], t)
+        if perturb_steps is not None and t >= perturb_steps:
+            return list(np.clip(actions, low, high))
         perturbed = []
         for row, i in enumerate(active):
             noise = plans[i].action_noise * rngs[i].standard_normal(actions[row].shape)
@@ -211,7 +218,7 @@ def run_episodes(envs: list, actor, plans: list[EpisodePlan], seed: int,
 def _run_chunk(job: tuple[tuple, list[EpisodePlan]]) -> list[tuple[int, dict]]:
     settings, plans = job
     w = _worker_for(settings)
-    episodes = run_episodes(w["envs"], w["actor"], plans, w["seed"], w["episode_len"])
+    episodes = run_episodes(w["envs"], w["actor"], plans, w["seed"], w["episode_len"], w["perturb_steps"])
     return [(plan.index, arrays) for plan, arrays in zip(plans, episodes, strict=True)]
 
 
@@ -219,16 +226,17 @@ def rollout(
     task_id: str, policy_folder: Path, plans: list[EpisodePlan], seed: int, workers: int = 2,
     episode_len: int | None = None, progress: bool = True,
     policy_names: tuple[str, str] = DEFAULT_POLICY_PAIR, actor: ActorSpec | None = None,
-    address: str | None = None,
+    address: str | None = None, perturb_steps: int | None = None,
 ) -> list[dict]:
     """All planned episodes, in plan order: in this process with one worker, else chunks of
     CHUNK_EPISODES as Ray tasks (embedded on `workers` CPUs, or the cluster at `address`). The actor is
     `actor`, or by default the mix of the saved policies `policy_names` (the (fast, safe) roles) in
-    `policy_folder`, which a cluster's workers must find at the same path."""
+    `policy_folder`, which a cluster's workers must find at the same path. `perturb_steps`: see
+    run_episodes."""
     from pls_core.parallel import run_unordered
 
     actor = actor or ActorSpec("mix", str(policy_folder), tuple(policy_names))
-    settings = (task_id, actor, seed, episode_len)
+    settings = (task_id, actor, seed, episode_len, perturb_steps)
     chunks = [(settings, plans[k:k + CHUNK_EPISODES]) for k in range(0, len(plans), CHUNK_EPISODES)]
     results: dict[int, dict] = {}
     try:

@@ -99,13 +99,17 @@ def collect(
     max_action_noise: Annotated[float | None, Opt(help="Largest action noise of the half of episodes that "
                                                        "are perturbed (0: none is) [default: the recipe's].")
                                 ] = None,
+    perturb_steps: Annotated[int | None, Opt(help="Throttle and noise act only on each episode's first "
+                                                  "this many steps, then the behaviour runs unperturbed "
+                                                  "[default: the whole episode].")] = None,
     train_scale: Annotated[float, Opt(help="Scale the behaviour training budget (smoke tests).")] = 1.0,
     progress: Annotated[bool, Opt(help="Show progress bars.")] = True,
 ) -> None:
     """Behaviour policies of graded safety -> perturbed rollouts -> (cost, reward) grid filter -> HDF5."""
     workers = workers or os.cpu_count() or 1
     counts = {"--episodes": episodes, "--workers": workers, "--episode-len": episode_len,
-              "--cost-bins": cost_bins, "--reward-bins": reward_bins, "--per-cell": per_cell}
+              "--cost-bins": cost_bins, "--reward-bins": reward_bins, "--per-cell": per_cell,
+              "--perturb-steps": perturb_steps}
     _check_options(task, out, counts, train_scale, behaviour, min_throttle, max_action_noise)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     # A kill (timeout, scheduler) unwinds like Ctrl-C, so the worker pools stop with us instead of
@@ -125,7 +129,7 @@ def collect(
         task, out, seed=seed, episodes=episodes, workers=workers, address=address, retrain=retrain,
         behaviour_root=behaviour_dir or DEFAULT_BEHAVIOUR_ROOT,
         grid=grid, episode_len=episode_len, timestep_scale=train_scale, behaviour=behaviour,
-        min_throttle=min_throttle, max_action_noise=max_action_noise,
+        min_throttle=min_throttle, max_action_noise=max_action_noise, perturb_steps=perturb_steps,
         command=_command_line({**{k: v for k, v in ctx.params.items() if k != "address"},
                                **dataclasses.asdict(grid)}), progress=progress,
     )
