@@ -154,8 +154,7 @@ def make_actor(spec: ActorSpec):
 
 def _worker_for(settings: tuple) -> dict:
     """This process's envs and actor for `settings` (task_id, actor spec, seed, episode_len,
-    perturb_steps), built on
-    its first chunk and reused for the next ones (a Ray worker runs many chunks)."""
+    perturb_steps), built on its first chunk and reused for the next ones (a Ray worker runs many)."""
     if _worker.get("settings") != settings:
         import torch
 
