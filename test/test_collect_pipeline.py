@@ -137,6 +137,31 @@ def test_perturb_steps_limit_throttle_and_noise_to_the_episode_start():
     assert close == [False] * 5 + [True] * 7
 
 
+def test_intended_action_labels_keep_the_noisy_states_and_record_the_clean_actions():
+    """label_intended (DART): the same noisy episode, step for step, but each recorded action is the
+    behaviour's own at that observation rather than the noised one the env executed."""
+    from pls_core.collect.behaviour import load_policies
+    from pls_core.collect.episodes import EpisodePlan
+    from pls_core.collect.rollout import MixActor, run_episodes
+    from pls_core.envs import make_env
+
+    policies = load_policies(DEFAULT_BEHAVIOUR_ROOT / TASK)
+    plan = EpisodePlan(0, 3, fast_share=0.0, throttle=1.0, action_noise=0.3)  # the cautious policy only
+    episodes = []
+    for label_intended in (False, True):
+        env = make_env(TASK)
+        try:
+            episodes.append(run_episodes([env], MixActor(policies["fast"], policies["safe"]), [plan], seed=0,
+                                         episode_len=12, label_intended=label_intended)[0])
+        finally:
+            env.close()
+    executed, intended = episodes
+    np.testing.assert_array_equal(executed["observations"], intended["observations"])
+    own, _ = policies["safe"].policy.predict(intended["observations"], deterministic=True)
+    np.testing.assert_allclose(intended["actions"], own, atol=1e-5)
+    assert not np.allclose(executed["actions"], own, atol=1e-2)
+
+
 def test_spend_actor_switches_to_the_cautious_policy_once_the_budget_is_spent():
     from pls_core.collect.behaviour import load_policies
     from pls_core.collect.episodes import EpisodePlan

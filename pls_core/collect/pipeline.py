@@ -97,6 +97,7 @@ def collect_dataset(
     min_throttle: float | None = None,
     max_action_noise: float | None = None,
     perturb_steps: int | None = None,
+    label_intended: bool = False,
 ) -> OfflineDataset:
     """Generate, filter and save a dataset; the same seed and saved policies give the same sha256.
 
@@ -104,7 +105,8 @@ def collect_dataset(
     Trainings and rollouts run in this process with one worker, else as Ray tasks (pls_core.parallel):
     on an embedded Ray with `workers` CPUs, or on the cluster at `address`. `behaviour` picks the
     recipe (resolve_behaviour); `min_throttle` and `max_action_noise` override its episodes' perturbations,
-    and `perturb_steps` limits them to each episode's first steps (rollout.run_episodes)."""
+    `perturb_steps` limits them to each episode's first steps, and `label_intended` records the actions
+    the behaviour meant rather than the noised ones executed (rollout.run_episodes)."""
     spec = get_task(task_id)
     timings = {}
 
@@ -137,7 +139,7 @@ def collect_dataset(
     grid = grid or default_grid(task_id, behaviour)
     start = time.perf_counter()
     raw = rollout(task_id, folder, plans, seed, workers=workers, episode_len=episode_len, progress=progress,
-                  actor=actor, address=address, perturb_steps=perturb_steps)
+                  actor=actor, address=address, perturb_steps=perturb_steps, label_intended=label_intended)
     timings["rollout_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -158,6 +160,7 @@ def collect_dataset(
             "behaviour": behaviour,
             "behaviour_policies": str(folder),
             "behaviour_sha256": policies_sha256(folder),
+            "action_labels": "intended (before noise)" if label_intended else "executed",
         },
     )
     save_dataset(out, ds)

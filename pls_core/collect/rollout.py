@@ -154,7 +154,8 @@ def make_actor(spec: ActorSpec):
 
 def _worker_for(settings: tuple) -> dict:
     """This process's envs and actor for `settings` (task_id, actor spec, seed, episode_len,
-    perturb_steps), built on its first chunk and reused for the next ones (a Ray worker runs many)."""
+    perturb_steps, label_intended), built on its first chunk and reused for the next ones (a Ray worker
+    runs many)."""
     if _worker.get("settings") != settings:
         import torch
 
@@ -162,10 +163,10 @@ def _worker_for(settings: tuple) -> dict:
 
         torch.set_num_threads(1)
         _release_worker()
-        task_id, spec, seed, episode_len, perturb_steps = settings
+        task_id, spec, seed, episode_len, perturb_steps, label_intended = settings
         _worker.update(settings=settings, envs=[make_env(task_id) for _ in range(CHUNK_EPISODES)],
                        actor=make_actor(spec), seed=seed, episode_len=episode_len,
-                       perturb_steps=perturb_steps)
+                       perturb_steps=perturb_steps, label_intended=label_intended)
     return _worker
 
 
@@ -177,7 +178,8 @@ def _release_worker() -> None:
 
 
 def run_episodes(envs: list, actor, plans: list[EpisodePlan], seed: int,
-                 episode_len: int | None = None, perturb_steps: int | None = None) -> list[dict]:
+                 episode_len: int | None = None, perturb_steps: int | None = None,
+                 label_intended: bool = False) -> list[dict]:
     """The plans' episodes as DSRL arrays, one env each; an `episode_len` cut marks a timeout.
 
     Every episode draws from its own plan's stream: the actor's draws first each step, then the action
@@ -185,10 +187,15 @@ def run_episodes(envs: list, actor, plans: list[EpisodePlan], seed: int,
     With `perturb_steps`, throttle and noise act only on an episode's first that many steps (no noise is
     drawn after them): varied starts and the recoveries from them, then the actor's own behaviour, so the
     episode's cost still follows what the actor was asked for.
+    With `label_intended`, the data record the action the behaviour meant (throttled, clipped) instead
+    of the noised one the env executed (DART, Laskey et al. 2017): the noise still spreads the visited
+    states, and each of them is labelled with the behaviour's own correction, which a model that imitates
+    the data needs to find its way back when it drifts.
     """
     rngs = [plan.rng(seed) for plan in plans]
     low, high = envs[0].action_space.low, envs[0].action_space.high
     steps = [{key: [] for key in DSRL_KEYS} for _ in plans]
+    intended: dict[int, np.ndarray] = {}  # env index -> this step's action before noise
 
     def act(obs, active, t):
         actions = actor.act(obs[active], [plans[i] for i in active], [rngs[i] for i in active], t)
@@ -198,6 +205,8 @@ def run_episodes(envs: list, actor, plans: list[EpisodePlan], seed: int,
         for row, i in enumerate(active):
             noise = plans[i].action_noise * rngs[i].standard_normal(actions[row].shape)
             perturbed.append(np.clip(plans[i].throttle * actions[row] + noise, low, high))
+            if label_intended:
+                intended[i] = np.clip(plans[i].throttle * actions[row], low, high)
         return perturbed
 
     record_cost = getattr(actor, "record_cost", None)  # actors that act on the cost spent so far
@@ -205,6 +214,8 @@ def run_episodes(envs: list, actor, plans: list[EpisodePlan], seed: int,
     def record(i, obs, action, next_obs, reward, cost, terminated, truncated):
         if record_cost is not None:
             record_cost(plans[i].index, cost)
+        if label_intended:
+            action = intended.pop(i, action)  # unperturbed steps executed what was meant
         values = (obs, next_obs, action, reward, cost, terminated, truncated and not terminated)
         for key, value in zip(DSRL_KEYS, values, strict=True):
             steps[i][key].append(value)
@@ -217,7 +228,8 @@ def run_episodes(envs: list, actor, plans: list[EpisodePlan], seed: int,
 def _run_chunk(job: tuple[tuple, list[EpisodePlan]]) -> list[tuple[int, dict]]:
     settings, plans = job
     w = _worker_for(settings)
-    episodes = run_episodes(w["envs"], w["actor"], plans, w["seed"], w["episode_len"], w["perturb_steps"])
+    episodes = run_episodes(w["envs"], w["actor"], plans, w["seed"], w["episode_len"], w["perturb_steps"],
+                            w["label_intended"])
     return [(plan.index, arrays) for plan, arrays in zip(plans, episodes, strict=True)]
 
 
@@ -225,17 +237,17 @@ def rollout(
     task_id: str, policy_folder: Path, plans: list[EpisodePlan], seed: int, workers: int = 2,
     episode_len: int | None = None, progress: bool = True,
     policy_names: tuple[str, str] = DEFAULT_POLICY_PAIR, actor: ActorSpec | None = None,
-    address: str | None = None, perturb_steps: int | None = None,
+    address: str | None = None, perturb_steps: int | None = None, label_intended: bool = False,
 ) -> list[dict]:
     """All planned episodes, in plan order: in this process with one worker, else chunks of
     CHUNK_EPISODES as Ray tasks (embedded on `workers` CPUs, or the cluster at `address`). The actor is
     `actor`, or by default the mix of the saved policies `policy_names` (the (fast, safe) roles) in
-    `policy_folder`, which a cluster's workers must find at the same path. `perturb_steps`: see
-    run_episodes."""
+    `policy_folder`, which a cluster's workers must find at the same path. `perturb_steps`,
+    `label_intended`: see run_episodes."""
     from pls_core.parallel import run_unordered
 
     actor = actor or ActorSpec("mix", str(policy_folder), tuple(policy_names))
-    settings = (task_id, actor, seed, episode_len, perturb_steps)
+    settings = (task_id, actor, seed, episode_len, perturb_steps, label_intended)
     chunks = [(settings, plans[k:k + CHUNK_EPISODES]) for k in range(0, len(plans), CHUNK_EPISODES)]
     results: dict[int, dict] = {}
     try:

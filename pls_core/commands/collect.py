@@ -102,6 +102,8 @@ def collect(
     perturb_steps: Annotated[int | None, Opt(help="Throttle and noise act only on each episode's first "
                                                   "this many steps, then the behaviour runs unperturbed "
                                                   "[default: the whole episode].")] = None,
+    label_intended: Annotated[bool, Opt(help="Record the action the behaviour meant, not the noised one the "
+                                             "env executed (DART): noisy states, clean labels.")] = False,
     train_scale: Annotated[float, Opt(help="Scale the behaviour training budget (smoke tests).")] = 1.0,
     progress: Annotated[bool, Opt(help="Show progress bars.")] = True,
 ) -> None:
@@ -130,8 +132,9 @@ def collect(
         behaviour_root=behaviour_dir or DEFAULT_BEHAVIOUR_ROOT,
         grid=grid, episode_len=episode_len, timestep_scale=train_scale, behaviour=behaviour,
         min_throttle=min_throttle, max_action_noise=max_action_noise, perturb_steps=perturb_steps,
+        label_intended=label_intended, progress=progress,
         command=_command_line({**{k: v for k, v in ctx.params.items() if k != "address"},
-                               **dataclasses.asdict(grid)}), progress=progress,
+                               **dataclasses.asdict(grid)}),
     )
     report = {**dataset_summary(ds), "timings_s": ds.attrs["timings"], "out": str(out)}
     typer.echo(json.dumps(report, indent=2))
