@@ -62,10 +62,16 @@ def main() -> None:
     parser.add_argument("--seed-box-command", required=True)
     parser.add_argument("--only-seed-box", action="store_true",
                         help="only add or replace the seed-box check in the existing manifest")
+    parser.add_argument("--onnx", type=Path, default=None,
+                        help="the model file the manifest goes beside [default: the task's shipped one]; "
+                             "e.g. a candidate under candidates/<task>/")
+    parser.add_argument("--filter-command", default=None,
+                        help="the `pls dataset filter` command between collect and train")
+    parser.add_argument("--note", default=None, help="what the model is and is not (kept as 'note')")
     parser.add_argument("--machine", default="2-core Intel Xeon VM, 1 torch thread per job, no GPU")
     args = parser.parse_args()
 
-    onnx_path = shipped_model_path(args.task)
+    onnx_path = (args.onnx or shipped_model_path(args.task)).resolve()
     out = onnx_path.parent / "manifest.json"
     seed_box = _seed_box(args.seed_box_eval, args.seed_box_command, onnx_path)
     sha = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
@@ -96,7 +102,7 @@ def main() -> None:
         "file": onnx_path.name,
         "onnx_sha256": sha,
         "onnx_bytes": onnx_path.stat().st_size,
-        "commands": [collect, args.train_command,
+        "commands": [collect, *([args.filter_command] if args.filter_command else []), args.train_command,
                      f"pls export --checkpoint {args.run}/checkpoint.pt --out {onnx_rel}",
                      args.evaluate_command],
         "dataset": {
@@ -116,6 +122,8 @@ def main() -> None:
         "evaluation": _evaluation(args.eval),
         "seed_box": seed_box,
     }
+    if args.note:
+        manifest["note"] = args.note
     out.write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"wrote {out}")
 
