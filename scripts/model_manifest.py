@@ -36,14 +36,15 @@ def _evaluation(eval_dir: Path) -> dict:
                      "`pls evaluate --out` wrote")
 
 
-def _seed_box(eval_dir: Path, command: str, onnx_path: Path) -> dict:
-    """The seed-box check of a `pls evaluate --seed-box` report on `onnx_path`, with its command."""
+def _seed_box(eval_dir: Path, command: str, onnx_path: Path, onnx_bytes: bytes) -> dict:
+    """The seed-box check of a `pls evaluate --seed-box` report on `onnx_path` (whose contents are
+    `onnx_bytes`), with its command."""
     report = _evaluation(eval_dir)
     if not report.get("seed_box"):
         raise SystemExit(f"{eval_dir} holds no seed-box check; "
                          f"run `pls evaluate --seed-box --out {eval_dir}`")
     evaluated = Path(report["model"])
-    if not evaluated.is_file() or evaluated.read_bytes() != onnx_path.read_bytes():
+    if not evaluated.is_file() or evaluated.read_bytes() != onnx_bytes:
         raise SystemExit(f"{eval_dir} evaluated {evaluated}, not the file {onnx_path} holds; "
                          "rerun it on that file")
     return {"command": command, "seed": report["seed"], "model": report["model"], **report["seed_box"]}
@@ -73,8 +74,9 @@ def main() -> None:
 
     onnx_path = (args.onnx or shipped_model_path(args.task)).resolve()
     out = onnx_path.parent / "manifest.json"
-    seed_box = _seed_box(args.seed_box_eval, args.seed_box_command, onnx_path)
-    sha = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+    onnx_bytes = onnx_path.read_bytes()
+    seed_box = _seed_box(args.seed_box_eval, args.seed_box_command, onnx_path, onnx_bytes)
+    sha = hashlib.sha256(onnx_bytes).hexdigest()
     if args.only_seed_box:
         manifest = json.loads(out.read_text())
         if manifest["onnx_sha256"] != sha:
@@ -101,7 +103,7 @@ def main() -> None:
         "task_id": args.task,
         "file": onnx_path.name,
         "onnx_sha256": sha,
-        "onnx_bytes": onnx_path.stat().st_size,
+        "onnx_bytes": len(onnx_bytes),
         "commands": [collect, *([args.filter_command] if args.filter_command else []), args.train_command,
                      f"pls export --checkpoint {args.run}/checkpoint.pt --out {onnx_rel}",
                      args.evaluate_command],

@@ -203,10 +203,11 @@ def run_episodes(envs: list, actor, plans: list[EpisodePlan], seed: int,
             return list(np.clip(actions, low, high))
         perturbed = []
         for row, i in enumerate(active):
+            throttled = plans[i].throttle * actions[row]
             noise = plans[i].action_noise * rngs[i].standard_normal(actions[row].shape)
-            perturbed.append(np.clip(plans[i].throttle * actions[row] + noise, low, high))
+            perturbed.append(np.clip(throttled + noise, low, high))
             if label_intended:
-                intended[i] = np.clip(plans[i].throttle * actions[row], low, high)
+                intended[i] = np.clip(throttled, low, high)
         return perturbed
 
     record_cost = getattr(actor, "record_cost", None)  # actors that act on the cost spent so far
