@@ -36,6 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from pls_ros import graph as G  # noqa: E402
+from pls_ros import qos as Q  # noqa: E402
 from pls_ros.dds import local_dds_environment, unique_domain_id  # noqa: E402
 from pls_ros.launcher import stop_process  # noqa: E402
 
@@ -50,7 +51,7 @@ from pls_ros import qos
 act_dim = int(sys.argv[1])
 rclpy.init()
 node = rclpy.create_node("pls_bench_responder")
-pub = node.create_publisher(Action, qos.ACTION_TOPIC, qos.CONTROL_QOS)
+pub = node.create_publisher(Action, qos.ACTION_TOPIC, qos.CONTROL_PUBLISHER_QOS)
 zeros = [0.0] * act_dim
 def answer(obs):
     out = Action()
@@ -140,7 +141,8 @@ class Bench:
         self.Observation = Observation
         rclpy.init()
         self.node = rclpy.create_node("pls_bench_robot_side")
-        self.obs_pub = self.node.create_publisher(Observation, qos.OBSERVATION_TOPIC, qos.CONTROL_QOS)
+        self.obs_pub = self.node.create_publisher(Observation, qos.OBSERVATION_TOPIC,
+                                                  qos.CONTROL_PUBLISHER_QOS)
         self.target_pub = self.node.create_publisher(TargetReturn, qos.TARGET_RETURN_TOPIC,
                                                      qos.TARGET_RETURN_QOS)
         self.node.create_subscription(Action, qos.ACTION_TOPIC, self.on_action, qos.CONTROL_QOS)
@@ -289,7 +291,8 @@ def main() -> int:
         obs_dim, act_dim = 17, 6
     print(f"answering process: {answerer}")
     print(f"transport: Fast DDS, ROS_AUTOMATIC_DISCOVERY_RANGE={env.get('ROS_AUTOMATIC_DISCOVERY_RANGE')}, "
-          f"domain {env['ROS_DOMAIN_ID']}, reliable/volatile depth 1 (pls_ros.qos.CONTROL_QOS); "
+          f"domain {env['ROS_DOMAIN_ID']}, reliable/volatile, writers keep {Q.CONTROL_PUBLISHER_HISTORY}, "
+          f"readers 1 (pls_ros.qos); "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start"
           + ("; pinned: this process CPU 0, the answering process CPU 1" if args.pin else ""))
     print(f"{args.ticks} measured ticks per rate after {WARMUP} warm-up ticks; "

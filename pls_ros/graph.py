@@ -92,9 +92,10 @@ def robot_remaps(remaps: list[tuple[str, str]], robot: int) -> list[tuple[str, s
 TOPICS: dict[str, Topic] = {
     t.name: t
     for t in (
-        Topic(OBSERVATION, "pls_interfaces/msg/Observation", "CONTROL_QOS", "pls_sim / robot driver",
+        Topic(OBSERVATION, "pls_interfaces/msg/Observation", "CONTROL_PUBLISHER_QOS",
+              "pls_sim / robot driver",
               "one control-step observation with the reward and cost of the step that led to it"),
-        Topic(ACTION, "pls_interfaces/msg/Action", "CONTROL_QOS", "pls_policy",
+        Topic(ACTION, "pls_interfaces/msg/Action", "CONTROL_PUBLISHER_QOS", "pls_policy",
               "the action answering one observation (or the fallback action)"),
         Topic(EPISODE_RESULT, "pls_interfaces/msg/EpisodeResult", "EPISODE_RESULT_QOS",
               "pls_sim / robot driver",

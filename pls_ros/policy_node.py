@@ -189,7 +189,7 @@ class PolicyNode(ReleasingLifecycleNode):
         self.last_action: Action | None = None  # newest Action published, watchdog fallbacks included
         self.step_answer: Action | None = None  # newest answer to an observation (never a watchdog fallback)
 
-        self.action_pub = self.create_publisher(Action, qos.ACTION_TOPIC, qos.CONTROL_QOS)
+        self.action_pub = self.create_publisher(Action, qos.ACTION_TOPIC, qos.CONTROL_PUBLISHER_QOS)
         self.status_pub = self.create_publisher(PolicyStatus, qos.POLICY_STATUS_TOPIC, qos.POLICY_STATUS_QOS)
         self.entities = [
             self.action_pub, self.status_pub,

@@ -30,6 +30,20 @@ CONTROL_QOS = QoSProfile(
     durability=DurabilityPolicy.VOLATILE,
 )
 
+# The control loop's publishers (Observation, Action): CONTROL_QOS with a deeper writer history. A reliable
+# keep-last-1 writer replaces a sample that a reader has not yet acknowledged with the next one, so a
+# reader starved of CPU for a few steps (a recorder on a loaded machine) loses samples for good. With
+# CONTROL_PUBLISHER_HISTORY samples kept (2 s at 50 Hz) it catches up. Readers that act keep depth 1,
+# so nobody acts on an old sample; the depth is not part of QoS matching. Keep-last never blocks the
+# publisher.
+CONTROL_PUBLISHER_HISTORY = 100
+CONTROL_PUBLISHER_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=CONTROL_PUBLISHER_HISTORY,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+
 # TargetReturn: a latched setpoint. RELIABLE + TRANSIENT_LOCAL depth 1, so a policy node that starts (or
 # restarts) after the supervisor still gets the current verified-safe target at once, and only that one.
 TARGET_RETURN_QOS = QoSProfile(
@@ -69,7 +83,7 @@ POLICY_STATUS_QOS = QoSProfile(
     durability=DurabilityPolicy.VOLATILE,
 )
 
-# The sim's Action subscription keeps a short queue (compatible with CONTROL_QOS publishers): the policy's
+# The sim's Action subscription keeps a short queue (compatible with the control publishers): the policy's
 # watchdog may publish a fallback for a step right after its real answer to that step; with depth 1 the
 # fallback could replace the answer before the sim reads it. The sim reads in order and ignores answers to
 # steps it has already left, and in realtime mode it still applies only the newest.
@@ -82,7 +96,8 @@ ACTION_SUBSCRIPTION_QOS = QoSProfile(
 
 # The recorder (pls_recorder) on Observation and Action: RELIABLE and VOLATILE like the control loop's
 # publishers (a transient-local reader would not match them), but a deep queue, so a recorder that falls
-# behind for a moment (a slow disk, a loaded machine) catches up instead of losing samples. On
+# behind for a moment (a slow disk, a loaded machine) catches up instead of losing samples (within the
+# publishers' own history: CONTROL_PUBLISHER_HISTORY). On
 # EpisodeResult it uses EPISODE_RESULT_QOS: transient local with the robot side's depth, so the results
 # published before it joined are recorded too.
 RECORD_CONTROL_QOS = QoSProfile(

@@ -143,7 +143,7 @@ class SimNode(Node):
         self.fallback = np.clip(np.asarray(fallback, np.float64), self.act_low, self.act_high)
         self.sim_dt = float(getattr(self.env.unwrapped, "dt", 1.0 / self.p["control_rate_hz"]))
 
-        self.obs_pub = self.create_publisher(Observation, qos.OBSERVATION_TOPIC, qos.CONTROL_QOS)
+        self.obs_pub = self.create_publisher(Observation, qos.OBSERVATION_TOPIC, qos.CONTROL_PUBLISHER_QOS)
         self.result_pub = self.create_publisher(EpisodeResult, qos.EPISODE_RESULT_TOPIC,
                                                 qos.EPISODE_RESULT_QOS)
         self.create_subscription(Action, qos.ACTION_TOPIC, self.on_action, qos.ACTION_SUBSCRIPTION_QOS)

@@ -54,8 +54,12 @@ def test_qos_choices():
     assert qos.EPISODE_RESULT_QOS.durability == DurabilityPolicy.TRANSIENT_LOCAL
     assert qos.EPISODE_RESULT_QOS.depth >= 400  # a whole PLS run (~400 episodes) is kept for a restart
     assert qos.CONTROL_QOS.durability == DurabilityPolicy.VOLATILE and qos.CONTROL_QOS.depth == 1
-    for profile in (qos.CONTROL_QOS, qos.TARGET_RETURN_QOS, qos.EPISODE_RESULT_QOS, qos.SUPERVISOR_STATUS_QOS,
-                    qos.POLICY_STATUS_QOS, qos.ACTION_SUBSCRIPTION_QOS, qos.RECORD_CONTROL_QOS):
+    # Control writers keep a history for slow readers; the readers that act keep only the newest.
+    assert qos.CONTROL_PUBLISHER_QOS.durability == DurabilityPolicy.VOLATILE
+    assert qos.CONTROL_PUBLISHER_QOS.depth == qos.CONTROL_PUBLISHER_HISTORY > 1
+    for profile in (qos.CONTROL_QOS, qos.CONTROL_PUBLISHER_QOS, qos.TARGET_RETURN_QOS, qos.EPISODE_RESULT_QOS,
+                    qos.SUPERVISOR_STATUS_QOS, qos.POLICY_STATUS_QOS, qos.ACTION_SUBSCRIPTION_QOS,
+                    qos.RECORD_CONTROL_QOS):
         assert profile.reliability == ReliabilityPolicy.RELIABLE
 
 

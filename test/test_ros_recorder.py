@@ -12,8 +12,10 @@
 from __future__ import annotations
 
 import shlex
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ import yaml
 from test_ros_nodes_support import Launched, NodeProcess, Probe, wait_until
 
 from pls_ros import graph as G
+from pls_ros import qos
 
 REPO = Path(__file__).resolve().parent.parent
 TASK = "SafetyHalfCheetahVelocity-v1"
@@ -77,20 +80,22 @@ def test_a_recorded_sim_run_converts_to_its_episodes(ros_env, tmp_path, model_pa
 
 @pytest.mark.timeout(240)
 def test_the_recorder_records_late_joined_results_and_finalizes_on_sigterm(ros_env, tmp_path):
+    """Results published before the recorder joined are recorded, and so is every observation published
+    by a control writer (qos.CONTROL_PUBLISHER_QOS) while the recorder was frozen (SIGSTOP): they wait in
+    the transport and the writer's history, and the recorder's deep queue (qos.RECORD_CONTROL_QOS) takes
+    them all when it resumes."""
     from diagnostic_msgs.msg import DiagnosticArray
     from mcap.reader import make_reader
     from pls_interfaces.msg import EpisodeResult, Observation
-    from rclpy.qos import QoSProfile
     from rclpy.serialization import deserialize_message
 
-    from pls_ros import diagnostics, qos
+    from pls_ros import diagnostics
 
     probe = Probe("pls_test_driver")
     probe.subscribe("diagnostics", DiagnosticArray, diagnostics.TOPIC, diagnostics.QOS)
     results = probe.publisher(EpisodeResult, G.EPISODE_RESULT, qos.EPISODE_RESULT_QOS)
-    # A queue, so that five observations published at once all reach the recorder (the sim publishes
-    # one per step; a keep-last-1 writer may replace a sample before a reader has it).
-    observations = probe.publisher(Observation, G.OBSERVATION, QoSProfile(depth=10))
+    observations = probe.publisher(Observation, G.OBSERVATION, qos.CONTROL_PUBLISHER_QOS)
+    frozen_steps = qos.CONTROL_PUBLISHER_HISTORY // 2
     sent = []
     for episode in range(3):  # published before the recorder exists
         msg = EpisodeResult(episode=episode, length=10, reward_return=float(episode), reason="time_limit")
@@ -109,16 +114,25 @@ def test_the_recorder_records_late_joined_results_and_finalizes_on_sigterm(ros_e
     try:
         recorder.wait_for_log(r"recording /pls/observation")
         wait_until(lambda: observations.get_subscription_count() >= 1, 60, "the recorder's subscription")
-        for step in range(5):
-            obs = Observation(episode=3, step=step, reward=0.5)
-            obs.observation = [float(step)] * 17
-            observations.publish(obs)
-            sent.append(obs)
-        wait_until(lambda: recorded() == 8, 60, "the recorder to count 3 results and 5 observations")
+        wait_until(lambda: recorded() == 3, 60, "the recorder to count the 3 results")
+        recorder.send(signal.SIGSTOP)  # a recorder starved of CPU: it neither reads nor acknowledges
+        try:
+            for step in range(frozen_steps):  # one step every 10 ms (100 Hz)
+                obs = Observation(episode=3, step=step, reward=0.5)
+                obs.observation = [float(step)] * 17
+                observations.publish(obs)
+                sent.append(obs)
+                time.sleep(0.01)
+        finally:
+            recorder.send(signal.SIGCONT)
+        total = 3 + frozen_steps
+        wait_until(lambda: recorded() == total, 60, f"the recorder to count 3 results and {frozen_steps} "
+                   "observations")
         (status, *_) = [st for array in reversed(probe.messages("diagnostics")) for st in array.status
                         if st.name == "pls_recorder: recording"]
         values = {v.key: v.value for v in status.values}
-        assert (values["episode_results"], values["observations"], values["actions"]) == ("3", "5", "0")
+        assert (values["episode_results"], values["observations"], values["actions"]) == (
+            "3", str(frozen_steps), "0")
         documented = (REPO / "docs" / "ros.md").read_text()
         assert all(f"`{key}`" in documented for key in values), values
         recorder.send(15)  # SIGTERM
@@ -126,11 +140,11 @@ def test_the_recorder_records_late_joined_results_and_finalizes_on_sigterm(ros_e
     finally:
         recorder.stop()
         probe.close()
-    assert "stopped (received SIGTERM): 8 messages" in recorder.output(), recorder.output()[-3000:]
+    assert f"stopped (received SIGTERM): {total} messages" in recorder.output(), recorder.output()[-3000:]
     with open(bag / "late_0.mcap", "rb") as f:
         reader = make_reader(f)
         summary = reader.get_summary()  # finalized: summary, statistics and chunk indexes present
-        assert summary is not None and summary.statistics.message_count == 8
+        assert summary is not None and summary.statistics.message_count == total
         kinds = {G.TOPICS[G.EPISODE_RESULT].type: EpisodeResult, G.TOPICS[G.OBSERVATION].type: Observation}
         got = [deserialize_message(m.data, kinds[s.name]) for s, _, m in reader.iter_messages()]
     # The CDR as it came off the wire (padding bytes may differ from a local serialization): same messages.

@@ -153,15 +153,19 @@ def main(argv: list[str] | None = None) -> int:
                   f"{str(exc).splitlines()[0]}", file=sys.stderr)
             return 2
 
+    # The publisher keeps 100 samples, so a slow reliable reader (a recorder) still gets every action;
+    # the subscriber keeps only the newest observation.
     control_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.VOLATILE)
+    publisher_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
+                               reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
     received: list[str] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _frame: received.append(signal.Signals(signum).name))
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     node = Node(NODE_NAME)
     log = node.get_logger()
-    pub = node.create_publisher(Action, args.action_topic, control_qos)
+    pub = node.create_publisher(Action, args.action_topic, publisher_qos)
     state = {"episode": None, "controller": None, "episodes": 0, "actions": 0, "ignored": 0}
 
     def on_observation(msg: Observation) -> None:

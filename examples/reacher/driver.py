@@ -11,7 +11,7 @@ every step after which either joint's angular speed |qvel| exceeds `--speed-limi
 says how it was measured), else 0; so an episode's cost return counts its fast steps, 0..50.
 
 The contract, as implemented here:
-* Observation on --observation-topic (reliable, volatile, keep last 1), one per step: header.stamp (ROS
+* Observation on --observation-topic (reliable, volatile, keep last 100), one per step: header.stamp (ROS
   time of the measurement), episode (0, 1, ...), step (0 right after reset), the 11 observations, and the
   reward and cost of the step that led to it (0 at step 0).
 * Action on --action-topic (reliable, volatile): an action is applied only for the step it answers
@@ -64,6 +64,7 @@ OBS_SIZE, ACT_SIZE = 11, 2
 DEFAULT_SPEED_LIMIT = 3.0  # rad/s; README.md, "Choosing the speed limit"
 EXIT_OK, EXIT_CRASH, EXIT_USAGE, EXIT_HALTED = 0, 1, 2, 3
 RESULT_HISTORY = 1000
+OBSERVATION_HISTORY = 100  # 2 s of steps at 50 Hz
 NODE_NAME = "reacher_driver"
 
 
@@ -227,8 +228,10 @@ class Driver:
             return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
                               reliability=ReliabilityPolicy.RELIABLE, durability=durability)
 
+        # Keep last OBSERVATION_HISTORY: a reliable keep-last-1 writer replaces a sample that a slow reader
+        # (a recorder on a loaded machine) has not acknowledged yet, and that reader loses it for good.
         self.obs_pub = self.node.create_publisher(Observation, args.observation_topic,
-                                                  profile(1, DurabilityPolicy.VOLATILE))
+                                                  profile(OBSERVATION_HISTORY, DurabilityPolicy.VOLATILE))
         results_qos = profile(RESULT_HISTORY, DurabilityPolicy.TRANSIENT_LOCAL)
         self.result_pub = self.node.create_publisher(EpisodeResult, args.episode_result_topic, results_qos)
         # A short queue (compatible with keep-last-1 publishers): a late fallback for a step must not
