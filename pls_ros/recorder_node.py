@@ -13,6 +13,10 @@ supervisor see, under the names they have in the running graph.
   and a moment's delay loses nothing); reliable, transient local, keep last 1000 on EpisodeResult, so
   results published before the recorder joined are recorded too. The offered QoS of each topic's
   publishers (as discovered) goes into the bag for `ros2 bag play`.
+* Messages the middleware reports lost before the recorder read them (the message_lost event: a
+  publisher's history overwrote them, or they predate the match) are counted per topic, logged and shown
+  on /diagnostics (WARN): the recording misses those steps, and `pls dataset from-bag` will exclude their
+  episodes. Publishers that keep a history (qos.CONTROL_PUBLISHER_QOS) avoid it.
 * On SIGINT/SIGTERM or the graph's stop it keeps taking messages still in flight for `drain_s`, then
   finalizes the MCAP file (summary and statistics) and writes metadata.yaml; every wait is bounded.
 * A folder that already holds files is refused at start (exit 2, the fix named): one bag per folder.
@@ -74,16 +78,18 @@ class RecorderNode(Node):
         self.drain_timeout_s = self.p["drain_s"]
         self._drain_until: float | None = None
         self.counts: dict[str, int] = {}
+        self.lost: dict[str, int] = {}  # per topic: messages the middleware reports lost (message_lost)
         self.types: dict[str, str] = {}
         self.keys: dict[str, str] = {}
         for topic, msg_type, sub_qos, key in RECORDED:
             name = self.resolve_topic_name(topic)  # after the graph's remappings: what the bag calls it
             self.types[name] = G.TOPICS[topic].type
             self.counts[name] = 0
+            self.lost[name] = 0
             self.keys[name] = key
             self.create_subscription(msg_type, topic, self._callback(name, G.TOPICS[topic].qos), sub_qos,
                                      raw=True, event_callbacks=SubscriptionEventCallbacks(
-                                         matched=self._on_matched(name)))
+                                         matched=self._on_matched(name), message_lost=self._on_lost(name)))
         diagnostics.Diagnostics(self, "recording", self.diagnose)
         self.get_logger().info(f"recording {', '.join(self.types)} to {self.bag.folder}")
 
@@ -92,6 +98,16 @@ class RecorderNode(Node):
         def on_matched(info) -> None:
             self.get_logger().info(f"{topic}: {info.current_count} publisher(s) recorded")
         return on_matched
+
+    def _on_lost(self, topic: str):
+        """Count the messages DDS reports lost on a recorded topic, and say so: the bag misses them."""
+        def on_lost(info) -> None:
+            self.lost[topic] = max(self.lost[topic], int(info.total_count))
+            self.get_logger().warning(
+                f"{topic}: {info.total_count_change} message(s) lost before the recorder read them "
+                f"({self.lost[topic]} so far); the recording misses those steps. Publishers of the control "
+                f"topics should keep a history (docs/ros.md, real-robot contract)", throttle_duration_sec=5.0)
+        return on_lost
 
     def _callback(self, topic: str, documented_qos: str):
         def on_message(data: bytes, info) -> None:
@@ -134,9 +150,13 @@ class RecorderNode(Node):
 
     def diagnose(self) -> tuple[int, str, dict]:
         values = {"folder": str(self.bag.folder), "messages": self.bag.message_count,
-                  **{self.keys[topic]: n for topic, n in self.counts.items()}}
+                  **{self.keys[topic]: n for topic, n in self.counts.items()},
+                  **{f"{self.keys[topic]}_lost": n for topic, n in self.lost.items()}}
         if self.bag.closed:
             return diagnostics.WARN, "bag closed", values
+        lost = sum(self.lost.values())
+        if lost:
+            return diagnostics.WARN, f"recording, {lost} message(s) lost before they were read", values
         return diagnostics.OK, "recording", values
 
     # --- stopping (pls_ros.spin) ----------------------------------------------------------------------
@@ -153,6 +173,10 @@ class RecorderNode(Node):
         counts = ", ".join(f"{n} on {topic}" for topic, n in self.counts.items())
         self.get_logger().info(f"stopped ({reason}): {self.bag.message_count} messages ({counts}) in "
                                f"{folder}")
+        lost = ", ".join(f"{n} on {topic}" for topic, n in self.lost.items() if n)
+        if lost:
+            self.get_logger().warning(f"messages lost before they were read: {lost}; `pls dataset from-bag` "
+                                      f"reports the episodes they belong to")
 
 
 main = node_main(RecorderNode, NODE_NAME)

@@ -48,6 +48,7 @@ def test_a_recorded_sim_run_converts_to_its_episodes(ros_env, tmp_path, model_pa
     out = run.text()
     assert "[pls] pls_recorder: exit code 0" in out, out[-5000:]
     assert "[pls_recorder] " in out and "messages (" in out and f"in {bag}" in out, out[-5000:]
+    assert "lost before" not in out, out[-5000:]  # the control writers keep a history: nothing lost
     assert {p.name for p in bag.iterdir()} == {"bag_0.mcap", "metadata.yaml"}
 
     contents = read_bag(bag)
@@ -84,7 +85,7 @@ def test_the_recorder_records_late_joined_results_and_finalizes_on_sigterm(ros_e
     by a control writer (qos.CONTROL_PUBLISHER_QOS) while the recorder was frozen (SIGSTOP): they wait in
     the transport and the writer's history, and the recorder's deep queue (qos.RECORD_CONTROL_QOS) takes
     them all when it resumes."""
-    from diagnostic_msgs.msg import DiagnosticArray
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
     from mcap.reader import make_reader
     from pls_interfaces.msg import EpisodeResult, Observation
     from rclpy.serialization import deserialize_message
@@ -133,6 +134,7 @@ def test_the_recorder_records_late_joined_results_and_finalizes_on_sigterm(ros_e
         values = {v.key: v.value for v in status.values}
         assert (values["episode_results"], values["observations"], values["actions"]) == (
             "3", str(frozen_steps), "0")
+        assert values["observations_lost"] == "0" and status.level == DiagnosticStatus.OK, values
         documented = (REPO / "docs" / "ros.md").read_text()
         assert all(f"`{key}`" in documented for key in values), values
         recorder.send(15)  # SIGTERM
@@ -155,6 +157,58 @@ def test_the_recorder_records_late_joined_results_and_finalizes_on_sigterm(ros_e
     assert again.wait(60) == 2
     assert "cannot start" in again.output() and "not an empty folder" in again.output()
     again.stop()
+
+
+@pytest.mark.timeout(240)
+def test_the_recorder_counts_and_reports_messages_lost_before_it_read_them(ros_env, tmp_path):
+    """A keep-last-1 writer publishing far more than any transport buffer holds while the recorder is
+    frozen: what the middleware reports lost is counted, so received + lost = sent, and the recorder
+    warns on /diagnostics and in its log."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+    from pls_interfaces.msg import Action
+
+    from pls_ros import diagnostics
+
+    sent = 10_000
+    probe = Probe("pls_test_lossy_driver")
+    probe.subscribe("diagnostics", DiagnosticArray, diagnostics.TOPIC, diagnostics.QOS)
+    actions = probe.publisher(Action, G.ACTION, qos.CONTROL_QOS)  # keep last 1
+    recorder = NodeProcess("recorder_node", ros_env, {"output_dir": str(tmp_path / "lossy")},
+                           params_file=REPO / "config" / "recorder.yaml")
+
+    def status():
+        found = [st for array in reversed(probe.messages("diagnostics")) for st in array.status
+                 if st.name == "pls_recorder: recording"]
+        return (found[0].level, {v.key: v.value for v in found[0].values}) if found else (None, {})
+
+    try:
+        recorder.wait_for_log(r"recording /pls/observation")
+        wait_until(lambda: actions.get_subscription_count() >= 1, 60, "the recorder's subscription")
+        wait_until(lambda: status()[0] is not None, 60, "the recorder's diagnostics")
+        recorder.send(signal.SIGSTOP)
+        try:
+            for step in range(sent):
+                msg = Action(episode=0, step=step)
+                msg.action = [0.0] * 6
+                actions.publish(msg)
+        finally:
+            recorder.send(signal.SIGCONT)
+
+        def accounted() -> bool:
+            level, values = status()
+            return bool(values) and int(values["actions"]) + int(values["actions_lost"]) == sent
+
+        wait_until(accounted, 60, f"the recorder to receive or count as lost all {sent} actions")
+        level, values = status()
+        assert int(values["actions_lost"]) > 0 and level == DiagnosticStatus.WARN, values
+        recorder.send(signal.SIGTERM)
+        assert recorder.wait(60) == 0, recorder.output()[-3000:]
+    finally:
+        recorder.stop()
+        probe.close()
+    out = recorder.output()
+    assert "lost before the recorder read them" in out and "messages lost before they were read" in out, \
+        out[-3000:]
 
 
 def dry_run(*args: str) -> list[list[str]]:
