@@ -38,10 +38,10 @@ CONTROL_QOS = QoSProfile(
 # publisher.
 CONTROL_PUBLISHER_HISTORY = 100
 CONTROL_PUBLISHER_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
+    history=CONTROL_QOS.history,
     depth=CONTROL_PUBLISHER_HISTORY,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.VOLATILE,
+    reliability=CONTROL_QOS.reliability,
+    durability=CONTROL_QOS.durability,
 )
 
 # TargetReturn: a latched setpoint. RELIABLE + TRANSIENT_LOCAL depth 1, so a policy node that starts (or

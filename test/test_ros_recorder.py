@@ -79,6 +79,16 @@ def test_a_recorded_sim_run_converts_to_its_episodes(ros_env, tmp_path, model_pa
     assert sum(t["message_count"] for t in topics.values()) == info["message_count"] == len(contents.messages)
 
 
+def recorder_status(probe: Probe):
+    """(level, {key: value}) of the newest `pls_recorder: recording` status the probe heard;
+    (None, {}) before the first."""
+    for array in reversed(probe.messages("diagnostics")):
+        for status in array.status:
+            if status.name == "pls_recorder: recording":
+                return status.level, {v.key: v.value for v in status.values}
+    return None, {}
+
+
 @pytest.mark.timeout(240)
 def test_the_recorder_records_late_joined_results_and_finalizes_on_sigterm(ros_env, tmp_path):
     """Results published before the recorder joined are recorded, and so is every observation published
@@ -108,9 +118,7 @@ def test_the_recorder_records_late_joined_results_and_finalizes_on_sigterm(ros_e
                            params_file=REPO / "config" / "recorder.yaml")
 
     def recorded() -> int:
-        counts = [int(v.value) for array in probe.messages("diagnostics") for status in array.status
-                  if status.name == "pls_recorder: recording" for v in status.values if v.key == "messages"]
-        return counts[-1] if counts else -1
+        return int(recorder_status(probe)[1].get("messages", -1))
 
     try:
         recorder.wait_for_log(r"recording /pls/observation")
@@ -129,12 +137,10 @@ def test_the_recorder_records_late_joined_results_and_finalizes_on_sigterm(ros_e
         total = 3 + frozen_steps
         wait_until(lambda: recorded() == total, 60, f"the recorder to count 3 results and {frozen_steps} "
                    "observations")
-        (status, *_) = [st for array in reversed(probe.messages("diagnostics")) for st in array.status
-                        if st.name == "pls_recorder: recording"]
-        values = {v.key: v.value for v in status.values}
+        level, values = recorder_status(probe)
         assert (values["episode_results"], values["observations"], values["actions"]) == (
             "3", str(frozen_steps), "0")
-        assert values["observations_lost"] == "0" and status.level == DiagnosticStatus.OK, values
+        assert values["observations_lost"] == "0" and level == DiagnosticStatus.OK, values
         documented = (REPO / "docs" / "ros.md").read_text()
         assert all(f"`{key}`" in documented for key in values), values
         recorder.send(15)  # SIGTERM
@@ -176,15 +182,10 @@ def test_the_recorder_counts_and_reports_messages_lost_before_it_read_them(ros_e
     recorder = NodeProcess("recorder_node", ros_env, {"output_dir": str(tmp_path / "lossy")},
                            params_file=REPO / "config" / "recorder.yaml")
 
-    def status():
-        found = [st for array in reversed(probe.messages("diagnostics")) for st in array.status
-                 if st.name == "pls_recorder: recording"]
-        return (found[0].level, {v.key: v.value for v in found[0].values}) if found else (None, {})
-
     try:
         recorder.wait_for_log(r"recording /pls/observation")
         wait_until(lambda: actions.get_subscription_count() >= 1, 60, "the recorder's subscription")
-        wait_until(lambda: status()[0] is not None, 60, "the recorder's diagnostics")
+        wait_until(lambda: recorder_status(probe)[0] is not None, 60, "the recorder's diagnostics")
         recorder.send(signal.SIGSTOP)
         try:
             for step in range(sent):
@@ -195,11 +196,11 @@ def test_the_recorder_counts_and_reports_messages_lost_before_it_read_them(ros_e
             recorder.send(signal.SIGCONT)
 
         def accounted() -> bool:
-            level, values = status()
+            values = recorder_status(probe)[1]
             return bool(values) and int(values["actions"]) + int(values["actions_lost"]) == sent
 
         wait_until(accounted, 60, f"the recorder to receive or count as lost all {sent} actions")
-        level, values = status()
+        level, values = recorder_status(probe)
         assert int(values["actions_lost"]) > 0 and level == DiagnosticStatus.WARN, values
         recorder.send(signal.SIGTERM)
         assert recorder.wait(60) == 0, recorder.output()[-3000:]

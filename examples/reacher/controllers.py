@@ -155,17 +155,17 @@ def main(argv: list[str] | None = None) -> int:
 
     # The publisher keeps 100 samples, so a slow reliable reader (a recorder) still gets every action;
     # the subscriber keeps only the newest observation.
-    control_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.VOLATILE)
-    publisher_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
-                               reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+    def control_qos(depth: int) -> QoSProfile:
+        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+                          reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+
     received: list[str] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _frame: received.append(signal.Signals(signum).name))
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     node = Node(NODE_NAME)
     log = node.get_logger()
-    pub = node.create_publisher(Action, args.action_topic, publisher_qos)
+    pub = node.create_publisher(Action, args.action_topic, control_qos(100))
     state = {"episode": None, "controller": None, "episodes": 0, "actions": 0, "ignored": 0}
 
     def on_observation(msg: Observation) -> None:
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         pub.publish(action)
         state["actions"] += 1
 
-    node.create_subscription(Observation, args.observation_topic, on_observation, control_qos)
+    node.create_subscription(Observation, args.observation_topic, on_observation, control_qos(1))
     what = (f"aggressiveness {args.aggressiveness:g}" if args.aggressiveness is not None
             else f"the {args.controller} controller")
     log.info(f"{what} answers {args.observation_topic} on {args.action_topic}")
