@@ -137,6 +137,34 @@ def test_perturb_steps_limit_throttle_and_noise_to_the_episode_start():
     assert close == [False] * 5 + [True] * 7
 
 
+def test_throttle_steps_slow_the_start_only_and_label_the_unthrottled_actions():
+    """throttle_steps = 5: a throttled episode without noise acts as its policy alone from step 5 on; with
+    noise throughout and intended labels, every recorded action is the policy's own, unthrottled one."""
+    from pls_core.collect.behaviour import load_policies
+    from pls_core.collect.episodes import EpisodePlan
+    from pls_core.collect.rollout import MixActor, run_episodes
+    from pls_core.envs import make_env
+
+    policies = load_policies(DEFAULT_BEHAVIOUR_ROOT / TASK)
+    episodes = []
+    for noise, label_intended in ((0.0, False), (0.3, True)):
+        plan = EpisodePlan(0, 3, fast_share=0.0, throttle=0.5, action_noise=noise)  # the cautious policy
+        env = make_env(TASK)
+        try:
+            episodes.append(run_episodes([env], MixActor(policies["fast"], policies["safe"]), [plan], seed=0,
+                                         episode_len=12, throttle_steps=5, label_intended=label_intended)[0])
+        finally:
+            env.close()
+    for episode in episodes:
+        episode["own"], _ = policies["safe"].policy.predict(episode["observations"], deterministic=True)
+    executed, intended = episodes
+    close = [np.allclose(a, b, atol=1e-6) for a, b in zip(executed["actions"], executed["own"], strict=True)]
+    assert close == [False] * 5 + [True] * 7
+    np.testing.assert_allclose(intended["actions"], np.clip(intended["own"], -1, 1), atol=1e-5)
+    with pytest.raises(ValueError, match="exclude each other"):
+        run_episodes([], None, [plan], seed=0, perturb_steps=5, throttle_steps=5)
+
+
 def test_intended_action_labels_keep_the_noisy_states_and_record_the_clean_actions():
     """label_intended (DART): the same noisy episode, step for step, but each recorded action is the
     behaviour's own at that observation rather than the noised one the env executed."""

@@ -98,6 +98,7 @@ def collect_dataset(
     max_action_noise: float | None = None,
     perturb_steps: int | None = None,
     label_intended: bool = False,
+    throttle_steps: int | None = None,
 ) -> OfflineDataset:
     """Generate, filter and save a dataset; the same seed and saved policies give the same sha256.
 
@@ -105,8 +106,9 @@ def collect_dataset(
     Trainings and rollouts run in this process with one worker, else as Ray tasks (pls_core.parallel):
     on an embedded Ray with `workers` CPUs, or on the cluster at `address`. `behaviour` picks the
     recipe (resolve_behaviour); `min_throttle` and `max_action_noise` override its episodes' perturbations,
-    `perturb_steps` limits them to each episode's first steps, and `label_intended` records the actions
-    the behaviour meant rather than the noised ones executed (rollout.run_episodes)."""
+    `perturb_steps` limits them to each episode's first steps (`throttle_steps` the throttle alone), and
+    `label_intended` records the actions the behaviour meant rather than the noised ones executed
+    (rollout.run_episodes)."""
     spec = get_task(task_id)
     timings = {}
 
@@ -139,7 +141,8 @@ def collect_dataset(
     grid = grid or default_grid(task_id, behaviour)
     start = time.perf_counter()
     raw = rollout(task_id, folder, plans, seed, workers=workers, episode_len=episode_len, progress=progress,
-                  actor=actor, address=address, perturb_steps=perturb_steps, label_intended=label_intended)
+                  actor=actor, address=address, perturb_steps=perturb_steps, label_intended=label_intended,
+                  throttle_steps=throttle_steps)
     timings["rollout_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -160,7 +163,8 @@ def collect_dataset(
             "behaviour": behaviour,
             "behaviour_policies": str(folder),
             "behaviour_sha256": policies_sha256(folder),
-            "action_labels": "intended (before noise)" if label_intended else "executed",
+            "action_labels": ("executed" if not label_intended else "intended (before noise)"
+                              if throttle_steps is None else "intended (before throttle and noise)"),
         },
     )
     save_dataset(out, ds)

@@ -154,8 +154,8 @@ def make_actor(spec: ActorSpec):
 
 def _worker_for(settings: tuple) -> dict:
     """This process's envs and actor for `settings` (task_id, actor spec, seed, episode_len,
-    perturb_steps, label_intended), built on its first chunk and reused for the next ones (a Ray worker
-    runs many)."""
+    perturb_steps, throttle_steps, label_intended), built on its first chunk and reused for the next ones
+    (a Ray worker runs many)."""
     if _worker.get("settings") != settings:
         import torch
 
@@ -163,10 +163,11 @@ def _worker_for(settings: tuple) -> dict:
 
         torch.set_num_threads(1)
         _release_worker()
-        task_id, spec, seed, episode_len, perturb_steps, label_intended = settings
+        task_id, spec, seed, episode_len, perturb_steps, throttle_steps, label_intended = settings
         _worker.update(settings=settings, envs=[make_env(task_id) for _ in range(CHUNK_EPISODES)],
                        actor=make_actor(spec), seed=seed, episode_len=episode_len,
-                       perturb_steps=perturb_steps, label_intended=label_intended)
+                       perturb_steps=perturb_steps, throttle_steps=throttle_steps,
+                       label_intended=label_intended)
     return _worker
 
 
@@ -179,7 +180,7 @@ def _release_worker() -> None:
 
 def run_episodes(envs: list, actor, plans: list[EpisodePlan], seed: int,
                  episode_len: int | None = None, perturb_steps: int | None = None,
-                 label_intended: bool = False) -> list[dict]:
+                 label_intended: bool = False, throttle_steps: int | None = None) -> list[dict]:
     """The plans' episodes as DSRL arrays, one env each; an `episode_len` cut marks a timeout.
 
     Every episode draws from its own plan's stream: the actor's draws first each step, then the action
@@ -191,7 +192,14 @@ def run_episodes(envs: list, actor, plans: list[EpisodePlan], seed: int,
     of the noised one the env executed (DART, Laskey et al. 2017): the noise still spreads the visited
     states, and each of them is labelled with the behaviour's own correction, which a model that imitates
     the data needs to find its way back when it drifts.
+    With `throttle_steps`, the throttle acts only on an episode's first that many steps and the noise on
+    all of them: a slowed start (a gait the behaviour would not choose) to recover from, under noise
+    throughout. The throttle is then a perturbation, not the behaviour's choice, so with `label_intended`
+    the labels are the actor's own, unthrottled actions.
     """
+    if perturb_steps is not None and throttle_steps is not None:
+        raise ValueError("perturb_steps and throttle_steps exclude each other: the first ends the noise "
+                         "with the throttle, the second keeps it")
     rngs = [plan.rng(seed) for plan in plans]
     low, high = envs[0].action_space.low, envs[0].action_space.high
     steps = [{key: [] for key in DSRL_KEYS} for _ in plans]
@@ -202,12 +210,13 @@ def run_episodes(envs: list, actor, plans: list[EpisodePlan], seed: int,
         if perturb_steps is not None and t >= perturb_steps:
             return list(np.clip(actions, low, high))
         perturbed = []
+        throttling = throttle_steps is None or t < throttle_steps
         for row, i in enumerate(active):
-            throttled = plans[i].throttle * actions[row]
+            throttled = (plans[i].throttle if throttling else 1.0) * actions[row]
             noise = plans[i].action_noise * rngs[i].standard_normal(actions[row].shape)
             perturbed.append(np.clip(throttled + noise, low, high))
             if label_intended:
-                intended[i] = np.clip(throttled, low, high)
+                intended[i] = np.clip(actions[row] if throttle_steps is not None else throttled, low, high)
         return perturbed
 
     record_cost = getattr(actor, "record_cost", None)  # actors that act on the cost spent so far
@@ -230,7 +239,7 @@ def _run_chunk(job: tuple[tuple, list[EpisodePlan]]) -> list[tuple[int, dict]]:
     settings, plans = job
     w = _worker_for(settings)
     episodes = run_episodes(w["envs"], w["actor"], plans, w["seed"], w["episode_len"], w["perturb_steps"],
-                            w["label_intended"])
+                            w["label_intended"], w["throttle_steps"])
     return [(plan.index, arrays) for plan, arrays in zip(plans, episodes, strict=True)]
 
 
@@ -239,16 +248,17 @@ def rollout(
     episode_len: int | None = None, progress: bool = True,
     policy_names: tuple[str, str] = DEFAULT_POLICY_PAIR, actor: ActorSpec | None = None,
     address: str | None = None, perturb_steps: int | None = None, label_intended: bool = False,
+    throttle_steps: int | None = None,
 ) -> list[dict]:
     """All planned episodes, in plan order: in this process with one worker, else chunks of
     CHUNK_EPISODES as Ray tasks (embedded on `workers` CPUs, or the cluster at `address`). The actor is
     `actor`, or by default the mix of the saved policies `policy_names` (the (fast, safe) roles) in
     `policy_folder`, which a cluster's workers must find at the same path. `perturb_steps`,
-    `label_intended`: see run_episodes."""
+    `throttle_steps`, `label_intended`: see run_episodes."""
     from pls_core.parallel import run_unordered
 
     actor = actor or ActorSpec("mix", str(policy_folder), tuple(policy_names))
-    settings = (task_id, actor, seed, episode_len, perturb_steps, label_intended)
+    settings = (task_id, actor, seed, episode_len, perturb_steps, throttle_steps, label_intended)
     chunks = [(settings, plans[k:k + CHUNK_EPISODES]) for k in range(0, len(plans), CHUNK_EPISODES)]
     results: dict[int, dict] = {}
     try:

@@ -102,6 +102,10 @@ def collect(
     perturb_steps: Annotated[int | None, Opt(help="Throttle and noise act only on each episode's first "
                                                   "this many steps, then the behaviour runs unperturbed "
                                                   "[default: the whole episode].")] = None,
+    throttle_steps: Annotated[int | None, Opt(help="The throttle acts only on each episode's first this "
+                                                   "many steps (a slowed start to recover from), the noise "
+                                                   "on all; with --label-intended the labels are then the "
+                                                   "behaviour's unthrottled actions.")] = None,
     label_intended: Annotated[bool, Opt(help="Record the action the behaviour meant, not the noised one the "
                                              "env executed (DART): noisy states, clean labels.")] = False,
     train_scale: Annotated[float, Opt(help="Scale the behaviour training budget (smoke tests).")] = 1.0,
@@ -111,8 +115,11 @@ def collect(
     workers = workers or os.cpu_count() or 1
     counts = {"--episodes": episodes, "--workers": workers, "--episode-len": episode_len,
               "--cost-bins": cost_bins, "--reward-bins": reward_bins, "--per-cell": per_cell,
-              "--perturb-steps": perturb_steps}
+              "--perturb-steps": perturb_steps, "--throttle-steps": throttle_steps}
     _check_options(task, out, counts, train_scale, behaviour, min_throttle, max_action_noise)
+    require(perturb_steps is None or throttle_steps is None,
+            "--perturb-steps and --throttle-steps exclude each other: the first ends throttle and noise "
+            "together, the second ends the throttle alone; give one")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     # A kill (timeout, scheduler) unwinds like Ctrl-C, so the worker pools stop with us instead of
     # training on as orphans that a rerun would race for the same checkpoint files.
@@ -132,7 +139,7 @@ def collect(
         behaviour_root=behaviour_dir or DEFAULT_BEHAVIOUR_ROOT,
         grid=grid, episode_len=episode_len, timestep_scale=train_scale, behaviour=behaviour,
         min_throttle=min_throttle, max_action_noise=max_action_noise, perturb_steps=perturb_steps,
-        label_intended=label_intended, progress=progress,
+        throttle_steps=throttle_steps, label_intended=label_intended, progress=progress,
         command=_command_line({**{k: v for k, v in ctx.params.items() if k != "address"},
                                **dataclasses.asdict(grid)}),
     )
