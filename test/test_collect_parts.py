@@ -23,6 +23,28 @@ def test_cost_penalty_wrapper_folds_cost_into_reward_and_keeps_raw_values():
     assert seen_cost  # full-throttle hopping exceeds Hopper's 0.74 m/s limit at some step
 
 
+def test_speed_margin_moves_the_penalty_below_the_limit_and_keeps_the_real_cost():
+    """speed_margin 0.5: penalised wherever the hopper runs faster than half its limit, which happens on
+    steps that cost nothing; info still holds the task's own cost. A task without a limit is refused."""
+    import pytest
+
+    env = CostPenaltyEnv(make_env("SafetyHopperVelocity-v1", seed=0), cost_penalty=3.0, speed_margin=0.5)
+    limit = env.unwrapped._velocity_threshold
+    env.reset(seed=0)
+    margin_only = 0
+    for _ in range(200):
+        _, shaped, terminated, truncated, info = env.step(np.ones(3, dtype=np.float32))
+        faster = info["x_velocity"] > 0.5 * limit
+        assert shaped == info["reward"] - 3.0 * faster
+        assert info["cost"] == float(info["x_velocity"] > limit)
+        margin_only += faster and info["cost"] == 0
+        if terminated or truncated:
+            env.reset()
+    assert margin_only > 0
+    with pytest.raises(ValueError, match="needs a velocity task"):
+        CostPenaltyEnv(make_env("SafetyCarCircle1-v0", seed=0), cost_penalty=1.0, speed_margin=0.9)
+
+
 def test_episode_plans_are_seeded_and_bounded():
     plans = plan_episodes(200, seed=1, max_fast_share=0.5)
     assert plans == plan_episodes(200, seed=1, max_fast_share=0.5)

@@ -81,7 +81,7 @@ def _new_model(task_id: str, recipe: BehaviourRecipe, seed: int, out_dir: Path):
 
     partial = partial_dir(out_dir, recipe.name)
     done = _checkpoint_progress(partial, recipe, seed)  # checked before anything is built
-    env = Monitor(CostPenaltyEnv(make_env(task_id, seed=seed), recipe.cost_penalty))
+    env = Monitor(CostPenaltyEnv(make_env(task_id, seed=seed), recipe.cost_penalty, recipe.speed_margin))
     if done is not None:
         # A session that stopped mid-training: go on from its last chunk, replay buffer included.
         model = SAC.load(partial / "model.zip", env=env, device="cpu")

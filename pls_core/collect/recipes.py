@@ -28,6 +28,8 @@ class BehaviourRecipe:
     learning_starts: int = 5_000
     # Name of a policy of the same task to fine-tune from (a one-step cost-limit curriculum, as DSRL's).
     start_from: str | None = None
+    # Velocity tasks: penalise speed above this share of the limit (CostPenaltyEnv), leaving room below it.
+    speed_margin: float = 1.0
 
 
 @dataclass(frozen=True)
