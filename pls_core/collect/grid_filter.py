@@ -20,11 +20,25 @@ class GridSpec:
     reward_bins: int = 50
     per_cell: int = 2
     drop_falls: bool = False
+    # Drop episodes earning less: a behaviour stuck in a crawl for a whole episode. Such episodes are rare,
+    # so their sparse low-reward cells keep every one, and a model learns the crawl as one of its gaits.
+    min_reward: float | None = None
 
     def describe(self) -> str:
         """As the dataset's `grid` attribute records it."""
         text = f"cost_bins={self.cost_bins} reward_bins={self.reward_bins} per_cell={self.per_cell}"
-        return text + (" drop_falls" if self.drop_falls else "")
+        text += " drop_falls" if self.drop_falls else ""
+        return text + (f" min_reward={self.min_reward:g}" if self.min_reward is not None else "")
+
+    def eligible(self, rewards: np.ndarray, fell: np.ndarray) -> np.ndarray | None:
+        """Which episodes may be kept (None: all): finished ones with drop_falls, and those earning at
+        least min_reward."""
+        mask = np.ones(len(rewards), dtype=bool)
+        if self.drop_falls:
+            mask &= ~fell
+        if self.min_reward is not None:
+            mask &= rewards >= self.min_reward
+        return None if mask.all() else mask
 
 
 def grid_filter(
@@ -59,11 +73,12 @@ def filter_dataset(ds, max_cost: float, grid: GridSpec, seed: int):
 
     slices = ds.episode_slices()
     rewards, costs, _ = ds.episode_returns(slices)
-    eligible = ~ds.episode_terminated(slices) if grid.drop_falls else None
+    eligible = grid.eligible(rewards, ds.episode_terminated(slices))
     kept = grid_filter(costs, rewards, max_cost, grid.cost_bins, grid.reward_bins, grid.per_cell,
                        np.random.default_rng([seed, 1]), eligible)
     if kept.size == 0:
         which = "episode that finished" if grid.drop_falls else "episode"
+        which += f" earning at least {grid.min_reward:g}" if grid.min_reward is not None else ""
         raise ValueError(f"no {which} costs at most {max_cost:g}: nothing to keep")
     arrays = {key: np.concatenate([getattr(ds, key)[slices[i]] for i in kept]) for key in DSRL_KEYS}
     attrs = {**ds.attrs, "grid": grid.describe(), "raw_episodes": len(slices),

@@ -150,7 +150,7 @@ def collect_dataset(
     rewards = np.array([ep["rewards"].sum(dtype=np.float64) for ep in raw])
     fell = np.array([bool(ep["terminals"][-1]) for ep in raw])  # ended by termination, not a time limit
     kept = grid_filter(costs, rewards, spec.max_cost, grid.cost_bins, grid.reward_bins, grid.per_cell,
-                       np.random.default_rng([seed, 1]), ~fell if grid.drop_falls else None)
+                       np.random.default_rng([seed, 1]), grid.eligible(rewards, fell))
     arrays = {key: np.concatenate([raw[i][key] for i in kept]) for key in DSRL_KEYS}
     ds = OfflineDataset(
         **arrays,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shlex
 import signal
@@ -38,7 +39,6 @@ def _exit_on_sigterm(signum, _frame) -> None:
 def _check_options(task: str, out: Path, counts: dict[str, int | None], train_scale: float,
                    behaviour: str, min_throttle: float | None, max_action_noise: float | None) -> None:
     """Refuse bad options before any behaviour training or rollout starts (UserError, exit 2)."""
-    import math
 
     from pls_core.collect.recipes import get_recipe
 
@@ -93,6 +93,8 @@ def collect(
                                              "velocity tasks, 2 otherwise].")] = None,
     drop_falls: Annotated[bool | None, Opt(help="Keep only episodes that ran to their time limit [default: "
                                                 "the recipe's: yes for the velocity tasks].")] = None,
+    min_reward: Annotated[float | None, Opt(help="Drop episodes earning less (a behaviour stuck in a crawl "
+                                                 "all episode long) [default: keep them].")] = None,
     min_throttle: Annotated[float | None, Opt(help="Lowest action scale of the two thirds of episodes that "
                                                    "are throttled (1: none is) [default: the recipe's].")
                             ] = None,
@@ -120,6 +122,7 @@ def collect(
     require(perturb_steps is None or throttle_steps is None,
             "--perturb-steps and --throttle-steps exclude each other: the first ends throttle and noise "
             "together, the second ends the throttle alone; give one")
+    require(min_reward is None or math.isfinite(min_reward), f"--min-reward {min_reward}: must be a number")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     # A kill (timeout, scheduler) unwinds like Ctrl-C, so the worker pools stop with us instead of
     # training on as orphans that a rerun would race for the same checkpoint files.
@@ -132,7 +135,7 @@ def collect(
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     grid = default_grid(task, behaviour)
     overrides = {"cost_bins": cost_bins, "reward_bins": reward_bins, "per_cell": per_cell,
-                 "drop_falls": drop_falls}
+                 "drop_falls": drop_falls, "min_reward": min_reward}
     grid = dataclasses.replace(grid, **{k: v for k, v in overrides.items() if v is not None})
     ds = collect_dataset(
         task, out, seed=seed, episodes=episodes, workers=workers, address=address, retrain=retrain,

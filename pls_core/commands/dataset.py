@@ -46,6 +46,8 @@ def filter_(
     seed: Annotated[int, typer.Option(help="Seeds which episodes of a full cell are kept.")] = 0,
     drop_falls: Annotated[bool, typer.Option(
         help="Keep only episodes that ran to their time limit.")] = False,
+    min_reward: Annotated[float | None, typer.Option(
+        help="Drop episodes earning less (a behaviour stuck in a crawl all episode long).")] = None,
 ) -> None:
     """Thin a dataset's episodes on a (cost, reward) grid, the rule `pls collect` applies to its rollouts.
 
@@ -62,6 +64,7 @@ def filter_(
     for option, value in counts.items():
         require(value >= 1, f"{option} {value}: must be at least 1")
     require(max_cost is None or (math.isfinite(max_cost) and max_cost > 0), "--max-cost must be > 0")
+    require(min_reward is None or math.isfinite(min_reward), f"--min-reward {min_reward}: must be a number")
     check_writable_file(out, "--out")
     ds = load_dataset(file)
     if max_cost is None:
@@ -70,9 +73,11 @@ def filter_(
         except KeyError:
             raise UserError(f"{file}: its task is unknown here; give --max-cost") from None
     try:
-        thinned = filter_dataset(ds, max_cost, GridSpec(cost_bins, reward_bins, per_cell, drop_falls), seed)
+        grid = GridSpec(cost_bins, reward_bins, per_cell, drop_falls, min_reward)
+        thinned = filter_dataset(ds, max_cost, grid, seed)
     except ValueError as exc:
-        raise UserError(f"{file}: {exc}; raise --max-cost") from None
+        raise UserError(f"{file}: {exc}; raise --max-cost"
+                        + (" or lower --min-reward" if min_reward is not None else "")) from None
     save_dataset(out, thinned)
     typer.echo(json.dumps({**dataset_summary(thinned), "out": str(out)}, indent=2))
 
