@@ -213,3 +213,24 @@ def test_cli_filter_thins_whole_episodes_and_records_how(tmp_path):
     assert {(r, c, n) for r, c, n in zip(kept_rewards, kept_costs, kept_lengths, strict=True)} <= originals
     assert thinned.attrs["grid"] == "cost_bins=2 reward_bins=1 per_cell=1"
     assert thinned.attrs["raw_episodes"] == 6
+
+
+def test_cli_filter_min_reward_drops_the_episodes_earning_less(tmp_path):
+    """--min-reward: no kept episode earns less, every one that earns at least it and has a cell to
+    itself is kept, and the file says so; a bound above every episode is refused with the fix."""
+    ds = make_dataset(lengths=(4, 3, 5, 2, 6, 3))
+    save_dataset(tmp_path / "a.hdf5", ds)
+    rewards, costs, _ = ds.episode_returns()
+    bound = float(np.median(rewards))
+    args = ["dataset", "filter", str(tmp_path / "a.hdf5"), "--per-cell", "100",
+            "--max-cost", str(costs.max())]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "b.hdf5"), "--min-reward", str(bound)])
+    assert result.exit_code == 0, result.output
+    thinned = load_dataset(tmp_path / "b.hdf5")
+    assert sorted(thinned.episode_returns()[0]) == sorted(rewards[rewards >= bound])
+    assert thinned.attrs["grid"].endswith(f"min_reward={bound:g}")
+
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "c.hdf5"),
+                                      "--min-reward", str(rewards.max() + 1)])
+    assert result.exit_code == 2 and "lower --min-reward" in result.output
+    assert not (tmp_path / "c.hdf5").exists()
