@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import gymnasium
 
 
@@ -30,5 +32,8 @@ class CostPenaltyEnv(gymnasium.Wrapper):
     def step(self, action):
         obs, reward, cost, terminated, truncated, info = self.env.step(action)
         info = {**info, "reward": float(reward), "cost": float(cost)}
-        penalised = cost if self.penalised_speed is None else info["x_velocity"] > self.penalised_speed
+        if self.penalised_speed is None:
+            penalised = cost
+        else:  # the speed the task's cost measures: planar where it reports y (Ant), forward otherwise
+            penalised = math.hypot(info["x_velocity"], info.get("y_velocity", 0.0)) > self.penalised_speed
         return obs, float(reward) - self.cost_penalty * float(penalised), terminated, truncated, info

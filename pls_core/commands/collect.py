@@ -39,7 +39,6 @@ def _exit_on_sigterm(signum, _frame) -> None:
 def _check_options(task: str, out: Path, counts: dict[str, int | None], train_scale: float,
                    behaviour: str, min_throttle: float | None, max_action_noise: float | None) -> None:
     """Refuse bad options before any behaviour training or rollout starts (UserError, exit 2)."""
-
     from pls_core.collect.recipes import get_recipe
 
     check_task(task, simulated=True)
