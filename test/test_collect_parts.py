@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from pls_core.collect.episodes import plan_episodes
 from pls_core.collect.grid_filter import grid_filter
@@ -26,8 +27,6 @@ def test_cost_penalty_wrapper_folds_cost_into_reward_and_keeps_raw_values():
 def test_speed_margin_moves_the_penalty_below_the_limit_and_keeps_the_real_cost():
     """speed_margin 0.5: penalised wherever the hopper runs faster than half its limit, which happens on
     steps that cost nothing; info still holds the task's own cost. A task without a limit is refused."""
-    import pytest
-
     env = CostPenaltyEnv(make_env("SafetyHopperVelocity-v1", seed=0), cost_penalty=3.0, speed_margin=0.5)
     limit = env.unwrapped._velocity_threshold
     env.reset(seed=0)

@@ -152,6 +152,10 @@ def collect_dataset(
     kept = grid_filter(costs, rewards, spec.max_cost, grid.cost_bins, grid.reward_bins, grid.per_cell,
                        np.random.default_rng([seed, 1]), grid.eligible(rewards, fell))
     arrays = {key: np.concatenate([raw[i][key] for i in kept]) for key in DSRL_KEYS}
+    action_labels = "executed"
+    if label_intended:
+        action_labels = ("intended (before noise)" if throttle_steps is None
+                         else "intended (before throttle and noise)")
     ds = OfflineDataset(
         **arrays,
         attrs={
@@ -163,8 +167,7 @@ def collect_dataset(
             "behaviour": behaviour,
             "behaviour_policies": str(folder),
             "behaviour_sha256": policies_sha256(folder),
-            "action_labels": ("executed" if not label_intended else "intended (before noise)"
-                              if throttle_steps is None else "intended (before throttle and noise)"),
+            "action_labels": action_labels,
         },
     )
     save_dataset(out, ds)
