@@ -124,3 +124,32 @@ def test_relabelling_ceiling_reaches_the_best_return_in_the_data():
     config = preset("tiny").replace(augment_percent=1.0)
     sampler = SequenceSampler(dataset, config, TASK, rng=np.random.default_rng(0))
     assert TASK.relabel_max_reward < 4000 and sampler.relabel_max_reward == 4000
+
+
+def test_cost_window_share_sends_that_share_of_a_costly_trajectory_s_windows_near_its_cost():
+    # Episode 0 costs 1 at step 100 only, episode 1 never: with share 0.5, half of episode 0's windows end
+    # within 10 steps of step 100 (plus the uniform half's 21 / 200), episode 1's stay uniform.
+    n = 200
+    obs = np.concatenate([np.stack([np.full(n, e), np.arange(n)], 1) for e in range(2)]).astype(np.float64)
+    costs = np.zeros(2 * n)
+    costs[100] = 1.0
+    timeouts = np.zeros(2 * n, dtype=bool)
+    timeouts[[n - 1, 2 * n - 1]] = True
+    dataset = OfflineDataset(observations=obs, next_observations=obs, actions=obs[:, :1] * 0.0,
+                             rewards=np.ones(2 * n), costs=costs, terminals=np.zeros(2 * n, dtype=bool),
+                             timeouts=timeouts, attrs={"task_id": TASK.task_id})
+    config = preset("tiny").replace(augment_percent=0.0, cost_sample=False, cost_window_share=0.5)
+    batch = SequenceSampler(dataset, config, TASK, rng=np.random.default_rng(0)).sample(
+        20_000, np.random.default_rng(1))
+    episode, step = batch["states"][:, -1, 0], batch["states"][:, -1, 1]
+    near = np.abs(step - 100) <= 10
+    assert abs(near[episode == 0].mean() - (0.5 + 0.5 * 21 / n)) < 0.02
+    assert abs(near[episode == 1].mean() - 21 / n) < 0.02
+    assert step.min() == 0 and step.max() == n - 1  # every step can still end a window
+
+
+def test_cost_window_share_outside_its_range_is_refused_naming_the_fix():
+    from pls_core.cdt.trainer import _resolve_config
+
+    with pytest.raises(ValueError, match="--set cost_window_share="):
+        _resolve_config(None, "tiny", None, {"cost_window_share": 1.0})

@@ -57,6 +57,12 @@ class CDTConfig:
     cost_sample_offset: float = 70.0
     cost_sample_floor: float = 0.0
     augment_percent: float = 0.2
+    # Where in a trajectory windows end: with share p > 0, a share p of each costly trajectory's windows
+    # end near its cost steps (weight: the per-step costs smoothed over +-10 steps) and the rest anywhere
+    # alike; trajectories without cost stay uniform. OSRL's start_sampling (off by default there), here
+    # with an exact share per trajectory: the states where a budget is spent or kept are rare (a walker
+    # crosses its speed limit in a few percent of its steps), and they are where G must change the action.
+    cost_window_share: float = 0.0
 
     # Bookkeeping.
     num_threads: int = 2  # torch intra-op threads on CPU

@@ -1,7 +1,8 @@
 """Training windows for the CDT, drawn the way the policy sees them at deployment.
 
-A window ends at a uniformly drawn step of a trajectory and holds the K steps up to it; near the episode
-start it is left-padded (padding_mask True, zeros in the slots), exactly like the runtime's context buffer.
+A window ends at a drawn step of a trajectory and holds the K steps up to it; near the episode start it
+is left-padded (padding_mask True, zeros in the slots), exactly like the runtime's context buffer. The end
+step is uniform, or (cost_window_share > 0) drawn partly near the trajectory's cost steps.
 Trajectories are drawn with a cost-dependent weight and include Pareto-relabelled copies (relabel.py).
 """
 
@@ -10,6 +11,25 @@ from __future__ import annotations
 import numpy as np
 
 from pls_core.cdt.relabel import pareto_relabel
+
+COST_WINDOW_RADIUS = 10  # steps either side of a cost step that its weight reaches (OSRL's kernel)
+
+
+def window_end_cdf(costs: np.ndarray, starts: np.ndarray, lengths: np.ndarray, share: float) -> np.ndarray:
+    """Cumulative window-end probability over all steps, each trajectory's summing to 1: a share `share`
+    from its costs smoothed by exp(-d^2 / 10) over |d| <= 10 steps, the rest spread evenly; a trajectory
+    without cost is uniform."""
+    offsets = np.arange(-COST_WINDOW_RADIUS, COST_WINDOW_RADIUS + 1)
+    kernel = np.exp(-(offsets ** 2) / 10.0)
+    weights = np.empty(len(costs), dtype=np.float64)
+    for start, length in zip(starts, lengths, strict=True):
+        near_cost = np.convolve(costs[start : start + length], kernel, mode="same")
+        total = near_cost.sum()
+        if total > 0:
+            weights[start : start + length] = share * near_cost / total + (1.0 - share) / length
+        else:
+            weights[start : start + length] = 1.0 / length
+    return np.cumsum(weights)
 
 
 def reverse_cumsum(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -70,13 +90,15 @@ class SequenceSampler:
         else:
             weights = np.ones(len(entry_cost))
         self.entry_probability = weights / weights.sum()
+        self.window_end_cdf = (window_end_cdf(self.costs, self.starts, self.lengths, config.cost_window_share)
+                               if config.cost_window_share > 0 else None)
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """A batch of left-padded windows: model inputs plus the per-step cost labels (cost > 0)."""
         entries = rng.choice(len(self.entry_episode), size=batch_size, p=self.entry_probability)
         episodes = self.entry_episode[entries]
         starts = self.starts[episodes][:, None]
-        last = starts[:, 0] + (rng.random(batch_size) * self.lengths[episodes]).astype(np.int64)
+        last = self._window_ends(episodes, rng.random(batch_size))
         index = last[:, None] + np.arange(1 - self.context_len, 1)
         pad = index < starts
         index = np.where(pad, starts, index)
@@ -95,6 +117,17 @@ class SequenceSampler:
             "padding_mask": pad,
             "cost_labels": ((self.costs[index] > 0) & real).astype(np.int64),
         }
+
+    def _window_ends(self, episodes: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+        """The dataset index of each window's last step, from one uniform draw per window."""
+        starts, lengths = self.starts[episodes], self.lengths[episodes]
+        if self.window_end_cdf is None:
+            return starts + (uniform * lengths).astype(np.int64)
+        cdf = self.window_end_cdf
+        below = np.where(starts > 0, cdf[np.maximum(starts - 1, 0)], 0.0)
+        mass = cdf[starts + lengths - 1] - below
+        last = np.searchsorted(cdf, below + uniform * mass, side="right")
+        return np.clip(last, starts, starts + lengths - 1)
 
     def observation_stats(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean and std of the observations (std floored so constant features do not blow up)."""

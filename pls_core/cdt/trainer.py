@@ -280,6 +280,10 @@ def _resolve_config(saved, preset_name: str, steps: int | None, overrides: dict)
     if not 0.0 < config.lr_final_ratio <= 1.0:
         raise ValueError(f"lr_final_ratio must be in (0, 1] (1 = constant learning rate), got "
                          f"{config.lr_final_ratio!r}; set it with --set lr_final_ratio=0.05")
+    if not 0.0 <= config.cost_window_share < 1.0:
+        raise ValueError(f"cost_window_share must be in [0, 1) (the share of a costly trajectory's windows "
+                         f"that end near its cost steps; 0 = uniform), got {config.cost_window_share!r}; "
+                         "set it with --set cost_window_share=0.2")
     return config.replace(steps=steps) if steps is not None else config
 
 
