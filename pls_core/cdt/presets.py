@@ -60,8 +60,8 @@ class CDTConfig:
     # Where in a trajectory windows end: with share p > 0, a share p of each costly trajectory's windows
     # end near its cost steps (weight: the per-step costs smoothed over +-10 steps) and the rest anywhere
     # alike; trajectories without cost stay uniform. OSRL's start_sampling (off by default there), here
-    # with an exact share per trajectory: the states where a budget is spent or kept are rare (a walker
-    # crosses its speed limit in a few percent of its steps), and they are where G must change the action.
+    # with an exact share per trajectory: the states where a budget is spent or kept are a minority of
+    # the data, and they are where G must change the action.
     cost_window_share: float = 0.0
 
     # Bookkeeping.
