@@ -130,14 +130,8 @@ def test_cost_window_share_sends_that_share_of_a_costly_trajectory_s_windows_nea
     # Episode 0 costs 1 at step 100 only, episode 1 never: with share 0.5, half of episode 0's windows end
     # within 10 steps of step 100 (plus the uniform half's 21 / 200), episode 1's stay uniform.
     n = 200
-    obs = np.concatenate([np.stack([np.full(n, e), np.arange(n)], 1) for e in range(2)]).astype(np.float64)
-    costs = np.zeros(2 * n)
-    costs[100] = 1.0
-    timeouts = np.zeros(2 * n, dtype=bool)
-    timeouts[[n - 1, 2 * n - 1]] = True
-    dataset = OfflineDataset(observations=obs, next_observations=obs, actions=obs[:, :1] * 0.0,
-                             rewards=np.ones(2 * n), costs=costs, terminals=np.zeros(2 * n, dtype=bool),
-                             timeouts=timeouts, attrs={"task_id": TASK.task_id})
+    dataset = synthetic_dataset(lengths=(n, n), cost_per_step=(0.0, 0.0))
+    dataset.costs[100] = 1.0
     config = preset("tiny").replace(augment_percent=0.0, cost_sample=False, cost_window_share=0.5)
     batch = SequenceSampler(dataset, config, TASK, rng=np.random.default_rng(0)).sample(
         20_000, np.random.default_rng(1))

@@ -16,9 +16,9 @@ COST_WINDOW_RADIUS = 10  # steps either side of a cost step that its weight reac
 
 
 def window_end_cdf(costs: np.ndarray, starts: np.ndarray, lengths: np.ndarray, share: float) -> np.ndarray:
-    """Cumulative window-end probability over all steps, each trajectory's summing to 1: a share `share`
-    from its costs smoothed by exp(-d^2 / 10) over |d| <= 10 steps, the rest spread evenly; a trajectory
-    without cost is uniform."""
+    """Cumulative window-end probability over all steps, led by a 0 (entry i: the mass before step i),
+    each trajectory's summing to 1: a share `share` from its costs smoothed by exp(-d^2 / 10) over
+    |d| <= 10 steps, the rest spread evenly; a trajectory without cost is uniform."""
     offsets = np.arange(-COST_WINDOW_RADIUS, COST_WINDOW_RADIUS + 1)
     kernel = np.exp(-(offsets ** 2) / 10.0)
     weights = np.empty(len(costs), dtype=np.float64)
@@ -29,7 +29,7 @@ def window_end_cdf(costs: np.ndarray, starts: np.ndarray, lengths: np.ndarray, s
             weights[start : start + length] = share * near_cost / total + (1.0 - share) / length
         else:
             weights[start : start + length] = 1.0 / length
-    return np.cumsum(weights)
+    return np.concatenate([[0.0], np.cumsum(weights)])
 
 
 def reverse_cumsum(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -124,9 +124,8 @@ class SequenceSampler:
         if self.window_end_cdf is None:
             return starts + (uniform * lengths).astype(np.int64)
         cdf = self.window_end_cdf
-        below = np.where(starts > 0, cdf[np.maximum(starts - 1, 0)], 0.0)
-        mass = cdf[starts + lengths - 1] - below
-        last = np.searchsorted(cdf, below + uniform * mass, side="right")
+        below = cdf[starts]
+        last = np.searchsorted(cdf, below + uniform * (cdf[starts + lengths] - below), side="right") - 1
         return np.clip(last, starts, starts + lengths - 1)
 
     def observation_stats(self) -> tuple[np.ndarray, np.ndarray]:
