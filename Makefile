@@ -12,10 +12,13 @@ export AMENT_PREFIX_PATH := $(abspath $(VENV))
 export OMP_NUM_THREADS ?= 1
 # pls_core's tests also run under Python 3.12 where one is found (pyenv's shim included), in .venv312:
 # requirements/base.txt less the ROS wheels and colcon, which exist for 3.11 only. There torch 2.13.0 is
-# PyPI's CUDA build (no 3.12 CPU wheel on local disk): about 1.6 GB of downloads and 5.7 GB on disk, once.
+# PyPI's CUDA build (no 3.12 CPU wheel on local disk): about 1.6 GB of downloads and 5.7 GB on disk, once,
+# with a peak near 7.7 GB while it installs. Where the disk has less than TEST312_MIN_FREE_GB free and no
+# finished .venv312 exists yet, the 3.12 run is left out with a line saying so, rather than failing half-installed.
 PYTHON312 ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12; do \
 	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 12); print(sys.executable)' 2>/dev/null && break; done)
 VENV312 := .venv312
+TEST312_MIN_FREE_GB ?= 8
 
 .PHONY: help setup setup312 demo test test312 lint clean-setup
 
@@ -66,9 +69,15 @@ test312:
 ifeq ($(PYTHON312),)
 	@echo "pls_core's tests under Python 3.12: skipped, no python3.12 on this machine (PYTHON312=... to name one)"
 else
-	$(MAKE) --no-print-directory setup312
-	PLS_TESTS=core scripts/netns-run $(VENV312)/bin/python -m pytest test -q -p no:cacheprovider -n 2 \
-		--dist loadfile
+	@free=$$(df -P -k . | awk 'NR == 2 {print int($$4 / 1048576)}'); \
+	if [ ! -f $(VENV312)/.stamps/deps ] && [ "$$free" -lt $(TEST312_MIN_FREE_GB) ]; then \
+		echo "pls_core's tests under Python 3.12: skipped, $$free GB free on this disk and its venv (PyPI's CUDA" \
+			"torch) needs $(TEST312_MIN_FREE_GB) GB while it installs; free space, then run make test312"; \
+	else \
+		$(MAKE) --no-print-directory setup312 && \
+		PLS_TESTS=core scripts/netns-run $(VENV312)/bin/python -m pytest test -q -p no:cacheprovider -n 2 \
+			--dist loadfile; \
+	fi
 endif
 
 setup312: $(VENV312)/.stamps/deps
@@ -76,8 +85,9 @@ setup312: $(VENV312)/.stamps/deps
 $(VENV312)/.stamps/deps: requirements/base.txt requirements/no-deps.txt
 	$(PYTHON312) -m venv $(VENV312)
 	grep -v -E '^(ros-|catkin|colcon)' requirements/base.txt > $(VENV312)/requirements.txt
-	$(VENV312)/bin/python -m pip --disable-pip-version-check -q install -r $(VENV312)/requirements.txt
-	$(VENV312)/bin/python -m pip --disable-pip-version-check -q install --no-deps -r requirements/no-deps.txt
+	$(VENV312)/bin/python -m pip --disable-pip-version-check -q --no-cache-dir install -r $(VENV312)/requirements.txt
+	$(VENV312)/bin/python -m pip --disable-pip-version-check -q --no-cache-dir install --no-deps \
+		-r requirements/no-deps.txt
 	mkdir -p $(VENV312)/.stamps && touch $@
 
 lint: setup

@@ -7,7 +7,9 @@ the tens: "unsafe" counts at a threshold in that range are not trivially zero.
 
 from __future__ import annotations
 
+import atexit
 import functools
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -23,6 +25,7 @@ def models_dir() -> Path:
     from pls_core.export import export_checkpoint
 
     root = Path(tempfile.mkdtemp(prefix="pls-experiment-test-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
     dataset = rollout_dataset(root / "swimmer.hdf5", task=TASK)
     # Random actions make costly episodes, how costly depends on the processor's physics: sample them
     # uniformly, so cost-weighted sampling (none above its offset) cannot depend on it.
