@@ -2,7 +2,8 @@
 
 A window ends at a drawn step of a trajectory and holds the K steps up to it; near the episode start it
 is left-padded (padding_mask True, zeros in the slots), exactly like the runtime's context buffer. The end
-step is uniform, or (cost_window_share > 0) drawn partly near the trajectory's cost steps.
+step is uniform, or drawn partly near the trajectory's cost steps (cost_window_share > 0) and partly in
+its first steps (start_window_share > 0).
 Trajectories are drawn with a cost-dependent weight and include Pareto-relabelled copies (relabel.py).
 """
 
@@ -13,22 +14,28 @@ import numpy as np
 from pls_core.cdt.relabel import pareto_relabel
 
 COST_WINDOW_RADIUS = 10  # steps either side of a cost step that its weight reaches (OSRL's kernel)
+# The start-up from rest: the steps where the runtime's context is still short and a gait is chosen.
+START_WINDOW_STEPS = 50
 
 
-def window_end_cdf(costs: np.ndarray, starts: np.ndarray, lengths: np.ndarray, share: float) -> np.ndarray:
+def window_end_cdf(costs: np.ndarray, starts: np.ndarray, lengths: np.ndarray, share: float,
+                   start_share: float = 0.0) -> np.ndarray:
     """Cumulative window-end probability over all steps, led by a 0 (entry i: the mass before step i),
     each trajectory's summing to 1: a share `share` from its costs smoothed by exp(-d^2 / 10) over
-    |d| <= 10 steps, the rest spread evenly; a trajectory without cost is uniform."""
+    |d| <= 10 steps (a trajectory without cost spreads it evenly), a share `start_share` spread evenly
+    over its first START_WINDOW_STEPS steps, the rest spread evenly over all its steps."""
     offsets = np.arange(-COST_WINDOW_RADIUS, COST_WINDOW_RADIUS + 1)
     kernel = np.exp(-(offsets ** 2) / 10.0)
     weights = np.empty(len(costs), dtype=np.float64)
     for start, length in zip(starts, lengths, strict=True):
         near_cost = np.convolve(costs[start : start + length], kernel, mode="same")
         total = near_cost.sum()
-        if total > 0:
-            weights[start : start + length] = share * near_cost / total + (1.0 - share) / length
-        else:
-            weights[start : start + length] = 1.0 / length
+        cost_share = share if total > 0 else 0.0
+        cost_part = cost_share * near_cost / total if total > 0 else np.zeros(length)
+        head = min(length, START_WINDOW_STEPS)
+        start_part = np.zeros(length)
+        start_part[:head] = start_share / head
+        weights[start : start + length] = cost_part + start_part + (1.0 - cost_share - start_share) / length
     return np.concatenate([[0.0], np.cumsum(weights)])
 
 
@@ -90,8 +97,10 @@ class SequenceSampler:
         else:
             weights = np.ones(len(entry_cost))
         self.entry_probability = weights / weights.sum()
-        self.window_end_cdf = (window_end_cdf(self.costs, self.starts, self.lengths, config.cost_window_share)
-                               if config.cost_window_share > 0 else None)
+        self.window_end_cdf = (
+            window_end_cdf(self.costs, self.starts, self.lengths, config.cost_window_share,
+                           config.start_window_share)
+            if config.cost_window_share > 0 or config.start_window_share > 0 else None)
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """A batch of left-padded windows: model inputs plus the per-step cost labels (cost > 0)."""

@@ -284,6 +284,11 @@ def _resolve_config(saved, preset_name: str, steps: int | None, overrides: dict)
         raise ValueError(f"cost_window_share must be in [0, 1) (the share of a costly trajectory's windows "
                          f"that end near its cost steps; 0 = uniform), got {config.cost_window_share!r}; "
                          "set it with --set cost_window_share=0.2")
+    if not 0.0 <= config.start_window_share < 1.0 - config.cost_window_share:
+        raise ValueError(f"start_window_share must be at least 0 and below 1 - cost_window_share (the share "
+                         f"of each trajectory's windows that end in its first steps; 0 = uniform), got "
+                         f"{config.start_window_share!r} with cost_window_share "
+                         f"{config.cost_window_share!r}; set it with --set start_window_share=0.2")
     return config.replace(steps=steps) if steps is not None else config
 
 
