@@ -14,7 +14,8 @@ export OMP_NUM_THREADS ?= 1
 # requirements/base.txt less the ROS wheels and colcon, which exist for 3.11 only. There torch 2.13.0 is
 # PyPI's CUDA build (no 3.12 CPU wheel on local disk): about 1.6 GB of downloads and 5.7 GB on disk, once,
 # with a peak near 7.7 GB while it installs. Where the disk has less than TEST312_MIN_FREE_GB free and no
-# finished .venv312 exists yet, the 3.12 run is left out with a line saying so, rather than failing half-installed.
+# finished .venv312 exists yet, the 3.12 run is left out with a line saying so rather than failing
+# half-installed.
 PYTHON312 ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12; do \
 	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 12); print(sys.executable)' 2>/dev/null && break; done)
 VENV312 := .venv312

@@ -30,8 +30,7 @@ def window_end_cdf(costs: np.ndarray, starts: np.ndarray, lengths: np.ndarray, s
     for start, length in zip(starts, lengths, strict=True):
         near_cost = np.convolve(costs[start : start + length], kernel, mode="same")
         total = near_cost.sum()
-        cost_share = share if total > 0 else 0.0
-        cost_part = cost_share * near_cost / total if total > 0 else np.zeros(length)
+        cost_share, cost_part = (share, share * near_cost / total) if total > 0 else (0.0, 0.0)
         head = min(length, START_WINDOW_STEPS)
         start_part = np.zeros(length)
         start_part[:head] = start_share / head
