@@ -151,21 +151,20 @@ def test_cost_window_share_outside_its_range_is_refused_naming_the_fix():
 
 def test_start_window_share_sends_that_share_of_every_trajectory_s_windows_to_its_first_steps():
     # Two cost-free episodes of 200 steps: with share 0.3, 0.3 of each one's windows end in its first
-    # START_WINDOW_STEPS steps, plus the uniform rest's 0.7 * 50 / 200; with a cost share beside it, the
-    # costly episode's windows split three ways.
-    from pls_core.cdt.sequences import START_WINDOW_STEPS
-
+    # start_window_steps (here 40) steps, plus the uniform rest's 0.7 * 40 / 200; with a cost share beside
+    # it, the costly episode's windows split three ways.
+    head_steps = 40
     n = 200
     dataset = synthetic_dataset(lengths=(n, n), cost_per_step=(0.0, 0.0))
     dataset.costs[150] = 1.0
     config = preset("tiny").replace(augment_percent=0.0, cost_sample=False, start_window_share=0.3,
-                                    cost_window_share=0.4)
+                                    cost_window_share=0.4, start_window_steps=head_steps)
     batch = SequenceSampler(dataset, config, TASK, rng=np.random.default_rng(0)).sample(
         20_000, np.random.default_rng(1))
     episode, step = batch["states"][:, -1, 0], batch["states"][:, -1, 1]
-    head = step < START_WINDOW_STEPS
-    assert abs(head[episode == 0].mean() - (0.3 + 0.3 * START_WINDOW_STEPS / n)) < 0.02
-    assert abs(head[episode == 1].mean() - (0.3 + 0.7 * START_WINDOW_STEPS / n)) < 0.02
+    head = step < head_steps
+    assert abs(head[episode == 0].mean() - (0.3 + 0.3 * head_steps / n)) < 0.02
+    assert abs(head[episode == 1].mean() - (0.3 + 0.7 * head_steps / n)) < 0.02
     near = np.abs(step - 150) <= 10
     assert abs(near[episode == 0].mean() - (0.4 + 0.3 * 21 / n)) < 0.02
     assert step.min() == 0 and step.max() == n - 1
@@ -178,3 +177,5 @@ def test_start_window_share_beyond_what_the_cost_share_leaves_is_refused_naming_
         _resolve_config(None, "tiny", None, {"start_window_share": 0.5, "cost_window_share": 0.5})
     with pytest.raises(ValueError, match="--set start_window_share="):
         _resolve_config(None, "tiny", None, {"start_window_share": -0.1})
+    with pytest.raises(ValueError, match="--set start_window_steps="):
+        _resolve_config(None, "tiny", None, {"start_window_share": 0.2, "start_window_steps": 0})

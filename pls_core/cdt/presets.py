@@ -63,10 +63,11 @@ class CDTConfig:
     # with an exact share per trajectory: the states where a budget is spent or kept are a minority of
     # the data, and they are where G must change the action.
     cost_window_share: float = 0.0
-    # A share of every trajectory's windows end in its first START_WINDOW_STEPS (50) steps: the start-up
-    # from rest, a twentieth of a 1,000-step episode under uniform draws, where a walker's gait is chosen
-    # from a short context.
+    # A share of every trajectory's windows end in its first start_window_steps steps: the start-up
+    # from rest, a twentieth of a 1,000-step episode under uniform draws (at 50 steps), where a walker's
+    # gait is chosen and where its falls begin.
     start_window_share: float = 0.0
+    start_window_steps: int = 50
 
     # Bookkeeping.
     num_threads: int = 2  # torch intra-op threads on CPU

@@ -14,16 +14,14 @@ import numpy as np
 from pls_core.cdt.relabel import pareto_relabel
 
 COST_WINDOW_RADIUS = 10  # steps either side of a cost step that its weight reaches (OSRL's kernel)
-# The start-up from rest: the steps where the runtime's context is still short and a gait is chosen.
-START_WINDOW_STEPS = 50
 
 
 def window_end_cdf(costs: np.ndarray, starts: np.ndarray, lengths: np.ndarray, share: float,
-                   start_share: float = 0.0) -> np.ndarray:
+                   start_share: float = 0.0, start_steps: int = 50) -> np.ndarray:
     """Cumulative window-end probability over all steps, led by a 0 (entry i: the mass before step i),
     each trajectory's summing to 1: a share `share` from its costs smoothed by exp(-d^2 / 10) over
     |d| <= 10 steps (a trajectory without cost spreads it evenly), a share `start_share` spread evenly
-    over its first START_WINDOW_STEPS steps, the rest spread evenly over all its steps."""
+    over its first `start_steps` steps, the rest spread evenly over all its steps."""
     offsets = np.arange(-COST_WINDOW_RADIUS, COST_WINDOW_RADIUS + 1)
     kernel = np.exp(-(offsets ** 2) / 10.0)
     weights = np.empty(len(costs), dtype=np.float64)
@@ -31,7 +29,7 @@ def window_end_cdf(costs: np.ndarray, starts: np.ndarray, lengths: np.ndarray, s
         near_cost = np.convolve(costs[start : start + length], kernel, mode="same")
         total = near_cost.sum()
         cost_share, cost_part = (share, share * near_cost / total) if total > 0 else (0.0, 0.0)
-        head = min(length, START_WINDOW_STEPS)
+        head = min(length, start_steps)
         start_part = np.zeros(length)
         start_part[:head] = start_share / head
         weights[start : start + length] = cost_part + start_part + (1.0 - cost_share - start_share) / length
@@ -98,7 +96,7 @@ class SequenceSampler:
         self.entry_probability = weights / weights.sum()
         self.window_end_cdf = (
             window_end_cdf(self.costs, self.starts, self.lengths, config.cost_window_share,
-                           config.start_window_share)
+                           config.start_window_share, config.start_window_steps)
             if config.cost_window_share > 0 or config.start_window_share > 0 else None)
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:

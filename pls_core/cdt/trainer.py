@@ -289,6 +289,10 @@ def _resolve_config(saved, preset_name: str, steps: int | None, overrides: dict)
                          f"of each trajectory's windows that end in its first steps; 0 = uniform), got "
                          f"{config.start_window_share!r} with cost_window_share "
                          f"{config.cost_window_share!r}; set it with --set start_window_share=0.2")
+    if config.start_window_steps < 1:
+        raise ValueError(f"start_window_steps must be at least 1 (how many of a trajectory's first steps "
+                         f"start_window_share covers), got {config.start_window_steps!r}; set it with "
+                         "--set start_window_steps=50")
     return config.replace(steps=steps) if steps is not None else config
 
 
