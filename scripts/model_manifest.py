@@ -11,6 +11,8 @@ on, so every shipped model carries it. Usage:
         --seed-box-eval <folder> --seed-box-command "pls evaluate ... --seed-box"
 
 `--only-seed-box` adds or replaces that check in an existing manifest and leaves the rest as it is.
+`--replaces-why "..."` records the model the new file replaces (the sha256 its old manifest names) and
+why, so a shipped model's history stays readable beside it.
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ def main() -> None:
     parser.add_argument("--filter-command", default=None,
                         help="the `pls dataset filter` command between collect and train")
     parser.add_argument("--note", default=None, help="what the model is and is not (kept as 'note')")
+    parser.add_argument("--replaces-why", default=None,
+                        help="why this file replaces the one the existing manifest describes (kept as "
+                             "'replaces' with that file's sha256)")
     parser.add_argument("--machine", default="2-core Intel Xeon VM, 1 torch thread per job, no GPU")
     args = parser.parse_args()
 
@@ -89,6 +94,14 @@ def main() -> None:
     missing = [name for name in needed if not getattr(args, name)]
     if missing:
         parser.error("a whole manifest needs " + ", ".join("--" + m.replace("_", "-") for m in missing))
+
+    replaces = None
+    if args.replaces_why:
+        old = json.loads(out.read_text()) if out.is_file() else {}
+        if old.get("onnx_sha256") in (None, sha):
+            raise SystemExit(f"--replaces-why: {out} does not describe another model to replace (it is "
+                             "missing or already describes this file); leave --replaces-why out")
+        replaces = {"onnx_sha256": old["onnx_sha256"], "why": args.replaces_why}
 
     contract = ModelContract.from_onnx(onnx_path)
     train = json.loads((args.run / "config.json").read_text())
@@ -122,6 +135,7 @@ def main() -> None:
                      "config": train["config"]},
         "export": {"onnxruntime": onnxruntime.__version__, "python": platform.python_version()},
         "evaluation": _evaluation(args.eval),
+        **({"replaces": replaces} if replaces else {}),
         "seed_box": seed_box,
     }
     if args.note:
