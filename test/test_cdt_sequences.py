@@ -177,5 +177,10 @@ def test_start_window_share_beyond_what_the_cost_share_leaves_is_refused_naming_
         _resolve_config(None, "tiny", None, {"start_window_share": 0.5, "cost_window_share": 0.5})
     with pytest.raises(ValueError, match="--set start_window_share="):
         _resolve_config(None, "tiny", None, {"start_window_share": -0.1})
+
+
+def test_start_window_steps_below_one_is_refused_naming_the_fix():
+    from pls_core.cdt.trainer import _resolve_config
+
     with pytest.raises(ValueError, match="--set start_window_steps="):
         _resolve_config(None, "tiny", None, {"start_window_share": 0.2, "start_window_steps": 0})

@@ -17,7 +17,7 @@ COST_WINDOW_RADIUS = 10  # steps either side of a cost step that its weight reac
 
 
 def window_end_cdf(costs: np.ndarray, starts: np.ndarray, lengths: np.ndarray, share: float,
-                   start_share: float = 0.0, start_steps: int = 50) -> np.ndarray:
+                   start_share: float, start_steps: int) -> np.ndarray:
     """Cumulative window-end probability over all steps, led by a 0 (entry i: the mass before step i),
     each trajectory's summing to 1: a share `share` from its costs smoothed by exp(-d^2 / 10) over
     |d| <= 10 steps (a trajectory without cost spreads it evenly), a share `start_share` spread evenly
